@@ -1,0 +1,23 @@
+"""Facts about this build of af2 and the runtime it is loaded into."""
+from __future__ import annotations
+
+import torch
+
+
+def build_info() -> dict:
+    """How af2's compiled core was built, and what the runtime offers.
+
+    Keys: version, torch_version (built against), torch_runtime, cuda (CUDA kernels compiled),
+    cuda_archs, cuda_version (toolkit of the build's torch), cuda_available (a device is usable
+    now), compiler, openmp (the _OPENMP date, '' without OpenMP), num_threads, vector_isa,
+    float16_native (fp16 conversions in hardware on the CPU path).
+    """
+    from af2 import _C
+
+    info = dict(_C._build_info)
+    info["torch_runtime"] = torch.__version__
+    info["cuda_available"] = bool(info["cuda"]) and torch.cuda.is_available()
+    info["num_threads"] = torch.get_num_threads()
+    order = ["version", "torch_version", "torch_runtime", "cuda", "cuda_archs", "cuda_version",
+             "cuda_available", "compiler", "openmp", "num_threads", "vector_isa", "float16_native"]
+    return {k: info[k] for k in order}

@@ -1,0 +1,64 @@
+"""Plain-PyTorch twins of af2's fused ops: the test oracle and the benchmark baseline.
+
+They follow the eager code that other AF2/Flamingo codebases run (e.g. HF-style RoPE with
+``rotate_half`` and cos/sin tables built per call), with the exact semantics of DESIGN.md.
+Pass float64 inputs to get the float64 oracle.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+
+__all__ = ["rope_positions", "rope_theta", "rope_windowed"]
+
+
+def rope_positions(B: int, S: int, window_size: int, window_offsets: Optional[torch.Tensor],
+                   device=None) -> torch.Tensor:
+    """(B, S) int64 positions: window_offsets[b, s // window_size] + s % window_size."""
+    s = torch.arange(S, device=device)
+    if window_offsets is None:
+        return s.expand(B, S)
+    w = s // window_size
+    return window_offsets.to(device=device, dtype=torch.int64)[:, w] + (s % window_size)
+
+
+def rope_theta(base: float, rotary_dim: int, device=None) -> torch.Tensor:
+    """(rotary_dim/2,) float32 frequencies base^(-2i/rotary_dim), computed in float64 and rounded."""
+    i = torch.arange(0, rotary_dim, 2, dtype=torch.float64, device=device)
+    return (float(base) ** (-i / rotary_dim)).to(torch.float32)
+
+
+def _rotate_half(x: torch.Tensor) -> torch.Tensor:
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat((-x2, x1), dim=-1)
+
+
+def _rotate_every_two(x: torch.Tensor) -> torch.Tensor:
+    x1, x2 = x[..., 0::2], x[..., 1::2]
+    return torch.stack((-x2, x1), dim=-1).flatten(-2)
+
+
+def rope_windowed(x: torch.Tensor, *, window_size: int, window_offsets: Optional[torch.Tensor] = None,
+                  base: float = 4096.0, rotary_dim: Optional[int] = None,
+                  interleaved: bool = False) -> torch.Tensor:
+    """Eager twin of :func:`af2.ops.rope_windowed`: x (B, S, H, D) -> (B, S, H, D).
+
+    Angles are formed in float32 (as the op specifies); cos/sin are evaluated in float64 for
+    float64 input and in float32 otherwise, then cast to x's dtype (HF style).
+    """
+    B, S, H, D = x.shape
+    rd = D if rotary_dim is None else rotary_dim
+    pos = rope_positions(B, S, window_size, window_offsets, device=x.device)
+    angles = pos.to(torch.float32)[..., None] * rope_theta(base, rd, device=x.device)  # (B, S, rd/2)
+    if interleaved:
+        angles = angles.repeat_interleave(2, dim=-1)
+    else:
+        angles = torch.cat((angles, angles), dim=-1)  # (B, S, rd)
+    compute = torch.float64 if x.dtype == torch.float64 else torch.float32
+    cos = angles.to(compute).cos().to(x.dtype)[:, :, None, :]
+    sin = angles.to(compute).sin().to(x.dtype)[:, :, None, :]
+    x_rot, x_pass = x[..., :rd], x[..., rd:]
+    rotate = _rotate_every_two if interleaved else _rotate_half
+    out = x_rot * cos + rotate(x_rot) * sin
+    return torch.cat((out, x_pass), dim=-1) if rd < D else out

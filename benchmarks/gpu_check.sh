@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# GPU check: one prepared run on a GPU machine, from the repository root.
+#
+#   AF2_COMMIT=<sha of the checked-out commit> bash benchmarks/gpu_check.sh
+#
+# 1. builds af2 against the machine's torch with the CUDA kernels (TORCH_CUDA_ARCH_LIST,
+#    default 9.0a), installing any wheels in benchmarks/wheels/ first (Liger-Kernel for the
+#    RoPE comparison: `pip download --no-deps -d benchmarks/wheels liger-kernel` beforehand);
+# 2. runs the test suite (CUDA parametrisations included) and the pytest-benchmark suite;
+# 3. runs benchmarks/report.py, which writes the results JSON.
+# Logs and results go under $OUT (default ./gpu_out); a table of step results is printed last.
+set -u
+OUT=${OUT:-$PWD/gpu_out}
+mkdir -p "$OUT"
+export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0a} AF2_BUILD_CUDA=1 MAX_JOBS=${MAX_JOBS:-16}
+PY=${PYTHON:-python3}
+SUMMARY=()
+status=0
+
+step() {  # step NAME TIMEOUT_S CMD...: run, log to $OUT/NAME.log, show its tail
+  local name=$1 limit=$2 t0=$SECONDS rc
+  shift 2
+  echo "== $name: $*"
+  timeout "$limit" "$@" > "$OUT/$name.log" 2>&1
+  rc=$?
+  tail -n "${TAIL:-12}" "$OUT/$name.log"
+  SUMMARY+=("$(printf '%-8s rc=%-3s %4ss' "$name" "$rc" "$((SECONDS - t0))")")
+  [ "$rc" -eq 0 ] || status=1
+  return "$rc"
+}
+
+nvidia-smi > "$OUT/nvidia-smi.txt" 2>&1
+if compgen -G "benchmarks/wheels/*.whl" > /dev/null; then
+  step wheels 120 "$PY" -m pip install --no-deps --no-index benchmarks/wheels/*.whl
+fi
+if step build 400 "$PY" -m pip install --no-build-isolation --no-deps -v -e .; then
+  step info 60 "$PY" -m af2 info
+  step tests 300 "$PY" -m pytest tests -q -x -p no:cacheprovider -rs
+  step bench 240 "$PY" -m pytest benchmarks -q -p no:cacheprovider
+  step report 240 "$PY" benchmarks/report.py --out "$OUT/results"
+fi
+echo "== summary"
+printf '%s\n' "${SUMMARY[@]}"
+exit "$status"

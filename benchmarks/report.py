@@ -1,0 +1,243 @@
+"""Benchmark report: times af2's ops against their baselines on this machine's device and
+writes benchmarks/results/<device>-<date>.json (format in DESIGN.md).
+
+  python benchmarks/report.py [--ops rope] [--out benchmarks/results] [--quick]
+
+On a GPU it measures the device's copy bandwidth and bf16 matmul rate in the same run (the
+ceilings), times with CUDA events (median of many runs after warm-up) and records peak memory.
+On the CPU it times with perf_counter and reports the same figures except peak memory.
+Liger-Kernel's RoPE is timed too when `liger_kernel` is importable (plain RoPE case).
+The commit comes from `git rev-parse HEAD` or the AF2_COMMIT environment variable.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import af2  # noqa: E402
+from af2 import reference as R  # noqa: E402
+from af2.ops import rope_windowed, rope_windowed_qk  # noqa: E402
+
+
+# ---- timing ------------------------------------------------------------------------------
+
+def time_ms(fn, device: torch.device, warmup: int = 3, reps: int = 20) -> float:
+    """Median wall time of fn() in ms (CUDA events on a GPU)."""
+    for _ in range(warmup):
+        fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        times = []
+        for _ in range(reps):
+            a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            a.record()
+            fn()
+            b.record()
+            b.synchronize()
+            times.append(a.elapsed_time(b))
+        return statistics.median(times)
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t) * 1e3)
+    return statistics.median(times)
+
+
+def peak_mem_mb(fn, device: torch.device):
+    if device.type != "cuda":
+        return None
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    base = torch.cuda.memory_allocated()
+    fn()
+    torch.cuda.synchronize()
+    return (torch.cuda.max_memory_allocated() - base) / 2**20
+
+
+def ceilings(device: torch.device, quick: bool) -> dict:
+    n = (1 << 28) if device.type == "cuda" else (1 << 25)  # 512 MiB / 64 MiB of bf16
+    src = torch.randn(n, device=device).to(torch.bfloat16)
+    dst = torch.empty_like(src)
+    ms = time_ms(lambda: dst.copy_(src), device, reps=10 if quick else 20)
+    out = {"copy_GBps": round(2 * src.numel() * 2 / ms / 1e6, 1)}
+    if device.type == "cuda":
+        m = 8192
+        a = torch.randn(m, m, device=device, dtype=torch.bfloat16)
+        b = torch.randn(m, m, device=device, dtype=torch.bfloat16)
+        ms = time_ms(lambda: a @ b, device, reps=10)
+        out["bf16_matmul_TFLOPs"] = round(2 * m**3 / ms / 1e9, 1)
+    else:
+        m = 1024
+        a, b = torch.randn(m, m), torch.randn(m, m)
+        ms = time_ms(lambda: a @ b, device, reps=10)
+        out["fp32_matmul_TFLOPs"] = round(2 * m**3 / ms / 1e9, 3)
+    return out
+
+
+# ---- rope -----------------------------------------------------------------------------------
+
+ROPE_SHAPES = {"af2": dict(B=8, S=1920, H=8, D=256, rotary_dim=128, window_size=64),
+               "small": dict(B=2, S=192, H=8, D=64, rotary_dim=64, window_size=64)}
+
+
+def _fwd_bwd(fn, x, g):
+    def run():
+        y = fn(x)
+        torch.autograd.grad(y, x, g)
+    return run
+
+
+def rope_results(device: torch.device, ceil: dict, quick: bool) -> list:
+    dtypes = [torch.bfloat16] if device.type == "cuda" else [torch.float32, torch.bfloat16]
+    results = []
+    for name, shp in ROPE_SHAPES.items():
+        B, S, H, D, rd, ws = (shp[k] for k in ("B", "S", "H", "D", "rotary_dim", "window_size"))
+        for dtype in dtypes:
+            x = torch.randn(B, S, H, D, device=device, dtype=dtype, requires_grad=True)
+            g = torch.randn_like(x)
+            ours = lambda t: rope_windowed(t, window_size=ws, rotary_dim=rd)
+            eager = lambda t: R.rope_windowed(t, window_size=ws, rotary_dim=rd)
+            for mode in ("fwd", "fwd+bwd"):
+                if mode == "fwd":
+                    f_ours, f_eager = (lambda: ours(x.detach())), (lambda: eager(x.detach()))
+                else:
+                    f_ours, f_eager = _fwd_bwd(ours, x, g), _fwd_bwd(eager, x, g)
+                reps = 10 if quick else (30 if device.type == "cuda" else 10)
+                ms = time_ms(f_ours, device, reps=reps)
+                base_ms = time_ms(f_eager, device, reps=reps)
+                nbytes = 2 * x.numel() * x.element_size() * (2 if mode == "fwd+bwd" else 1)
+                gbps = nbytes / ms / 1e6
+                results.append({
+                    "op": "rope_windowed", "mode": mode, "dtype": str(dtype)[6:], "shape": {**shp, "name": name},
+                    "ms": round(ms, 4), "peak_mem_MB": peak_mem_mb(f_ours, device),
+                    "baseline": "eager", "baseline_ms": round(base_ms, 4),
+                    "baseline_peak_mem_MB": peak_mem_mb(f_eager, device),
+                    "ratio": round(base_ms / ms, 2), "target": 3.0,
+                    "achieved": f"{gbps:.0f} GB/s = {100 * gbps / ceil['copy_GBps']:.0f}% of measured copy bandwidth",
+                })
+    results += liger_rope_results(device, ceil, quick)
+    return results
+
+
+def liger_rope_results(device: torch.device, ceil: dict, quick: bool) -> list:
+    """Plain RoPE (no offsets, full rotary) on q and k: af2's one-launch qk op vs Liger's."""
+    if device.type != "cuda":
+        return []
+    try:
+        from liger_kernel.ops.rope import LigerRopeFunction
+    except ImportError:
+        print("liger_kernel not importable: skipping the Liger comparison", file=sys.stderr)
+        return []
+    B, S, Hq, Hk, D = 8, 1920, 8, 8, 128
+    shp = dict(B=B, S=S, Hq=Hq, Hk=Hk, D=D, rotary_dim=D, window_size=S)
+    q = torch.randn(B, S, Hq, D, device=device, dtype=torch.bfloat16)
+    k = torch.randn(B, S, Hk, D, device=device, dtype=torch.bfloat16)
+    # Liger takes (B, H, S, D) views and cos/sin tables (1, S, D), built once outside the timing.
+    theta = R.rope_theta(4096.0, D, device=device)
+    ang = torch.arange(S, device=device, dtype=torch.float32)[:, None] * theta
+    ang = torch.cat((ang, ang), dim=-1)[None]
+    cos, sin = ang.cos().to(torch.bfloat16), ang.sin().to(torch.bfloat16)
+    ql, kl = q.clone().transpose(1, 2), k.clone().transpose(1, 2)
+    ours = lambda: rope_windowed_qk(q, k, window_size=S, base=4096.0)
+    liger = lambda: LigerRopeFunction.apply(ql, kl, cos, sin)
+    # Correctness of the comparison itself: Liger (in place) on fresh copies equals ours.
+    qc, kc = q.clone().transpose(1, 2), k.clone().transpose(1, 2)
+    lq, lk = LigerRopeFunction.apply(qc, kc, cos, sin)
+    oq, ok = ours()
+    err = max((lq.transpose(1, 2).float() - oq.float()).abs().max().item(),
+              (lk.transpose(1, 2).float() - ok.float()).abs().max().item())
+    reps = 10 if quick else 50
+    ms, base_ms = time_ms(ours, device, reps=reps), time_ms(liger, device, reps=reps)
+    nbytes = 2 * (q.numel() + k.numel()) * 2
+    gbps = nbytes / ms / 1e6
+    return [{
+        "op": "rope_windowed_qk", "mode": "fwd", "dtype": "bfloat16", "shape": shp,
+        "ms": round(ms, 4), "peak_mem_MB": peak_mem_mb(ours, device),
+        "baseline": "liger_kernel LigerRopeFunction (in place, precomputed cos/sin)",
+        "baseline_ms": round(base_ms, 4), "ratio": round(base_ms / ms, 2), "target": 1.0,
+        "max_abs_diff_vs_baseline": err,
+        "achieved": f"{gbps:.0f} GB/s = {100 * gbps / ceil['copy_GBps']:.0f}% of measured copy bandwidth",
+    }]
+
+
+# ---- main -----------------------------------------------------------------------------------
+
+OPS = {"rope": rope_results}
+
+
+def git_commit() -> str:
+    env = os.environ.get("AF2_COMMIT")
+    if env:
+        return env
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"CPU {line.split(':', 1)[1].strip()} x{torch.get_num_threads()} threads"
+    except OSError:
+        pass
+    return f"CPU x{torch.get_num_threads()} threads"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--ops", nargs="+", default=list(OPS), choices=list(OPS))
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    ap.add_argument("--quick", action="store_true", help="fewer repetitions")
+    args = ap.parse_args(argv)
+
+    info = af2.build_info()
+    device = torch.device("cuda" if info["cuda_available"] else "cpu")
+    torch.manual_seed(0)
+    ceil = ceilings(device, args.quick)
+    results = []
+    for op in args.ops:
+        results += OPS[op](device, ceil, args.quick)
+    name = device_name(device)
+    today = dt.date.today().isoformat()
+    report = {"device": name, "torch": torch.__version__, "cuda": torch.version.cuda or "",
+              "commit": git_commit(), "date": today, "build": info, "ceilings": ceil, "results": results}
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-")
+    path = out_dir / f"{slug}-{today}.json"
+    n = 2
+    while path.exists():  # results are evidence: never overwrite one
+        path = out_dir / f"{slug}-{today}-{n}.json"
+        n += 1
+    path.write_text(json.dumps(report, indent=1) + "\n")
+
+    print(f"device: {name}; ceilings: {ceil}")
+    print(f"{'op':<18}{'mode':<9}{'dtype':<10}{'shape':<8}{'ms':>10}{'baseline':>12}{'ratio':>8}{'target':>8}  achieved")
+    for r in results:
+        print(f"{r['op']:<18}{r['mode']:<9}{r['dtype']:<10}{str(r['shape'].get('name', '-')):<8}"
+              f"{r['ms']:>10.3f}{r['baseline_ms']:>12.3f}{r['ratio']:>8.2f}{r['target']:>8.1f}  {r['achieved']}")
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,26 @@
+// CPU registration of the windowed RoPE ops: checks (rope_args.h), allocation, kernel call.
+#include <torch/library.h>
+
+#include "bindings/rope_args.h"
+
+namespace af2::bind {
+namespace {
+
+void run_cpu(const RopeCall& call) {
+  const auto ts = rope_tensors(call);
+  const int rc = rope_windowed_cpu(call.dtype, call.params, ts.data(), static_cast<int>(ts.size()));
+  TORCH_CHECK_VALUE(rc != 1, "rope_windowed: window_offsets must be >= 0, got a negative offset in "
+                    "window_offsets of sizes ", call.offsets.sizes());
+  TORCH_CHECK_VALUE(rc != 2, "rope_windowed: positions must stay below 2^24 (exact in float32); "
+                    "window_offsets (sizes ", call.offsets.defined() ? call.offsets.sizes() : at::IntArrayRef{},
+                    ") or S = ", call.params.S, " give a larger one");
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(af2, CPU, m) {
+  m.impl("rope_windowed", &rope_windowed_op<run_cpu>);
+  m.impl("rope_windowed_qk", &rope_windowed_qk_op<run_cpu>);
+}
+
+}  // namespace af2::bind
