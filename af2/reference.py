@@ -10,7 +10,8 @@ from typing import Optional
 
 import torch
 
-__all__ = ["rope_positions", "rope_theta", "rope_windowed"]
+__all__ = ["gated_residual", "media_attention_mask", "media_cross_attention", "rope_positions", "rope_theta",
+           "rope_windowed"]
 
 
 def rope_positions(B: int, S: int, window_size: int, window_offsets: Optional[torch.Tensor],
@@ -62,3 +63,32 @@ def rope_windowed(x: torch.Tensor, *, window_size: int, window_offsets: Optional
     rotate = _rotate_every_two if interleaved else _rotate_half
     out = x_rot * cos + rotate(x_rot) * sin
     return torch.cat((out, x_pass), dim=-1) if rd < D else out
+
+
+def media_attention_mask(key_start: torch.Tensor, key_end: torch.Tensor, Lk: int,
+                         key_padding_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """(B, Lq, Lk) bool: True where query i may attend key j (the dense mask eager code builds)."""
+    j = torch.arange(Lk, device=key_start.device)
+    mask = (j >= key_start[..., None].long()) & (j < key_end[..., None].long())
+    if key_padding_mask is not None:
+        mask = mask & key_padding_mask[:, None, :]
+    return mask
+
+
+def media_cross_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, key_start: torch.Tensor,
+                          key_end: torch.Tensor, key_padding_mask: Optional[torch.Tensor] = None,
+                          scale: Optional[float] = None) -> torch.Tensor:
+    """Eager twin of :func:`af2.ops.media_cross_attention`: a dense (B, H, Lq, Lk) masked softmax,
+    as open_flamingo / AF2 compute it, with empty rows giving exactly 0 (and no NaN gradient)."""
+    scale = q.shape[-1] ** -0.5 if scale is None else scale
+    mask = media_attention_mask(key_start, key_end, k.shape[1], key_padding_mask)[:, None]  # (B, 1, Lq, Lk)
+    has_key = mask.any(dim=-1, keepdim=True)
+    scores = torch.einsum("bqhd,bkhd->bhqk", q, k) * scale
+    scores = scores.masked_fill(~mask, float("-inf")).masked_fill(~has_key, 0.0)
+    attn = scores.softmax(dim=-1) * has_key
+    return torch.einsum("bhqk,bkhd->bqhd", attn, v)
+
+
+def gated_residual(x: torch.Tensor, y: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
+    """Eager twin of :func:`af2.ops.gated_residual`: ``x + tanh(gate) * y``."""
+    return x + gate.tanh().to(x.dtype) * y

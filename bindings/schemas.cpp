@@ -9,4 +9,16 @@ TORCH_LIBRARY(af2, m) {
         "int rotary_dim, bool interleaved, bool inverse) -> Tensor");
   m.def("rope_windowed_qk(Tensor q, Tensor k, int window_size, Tensor? window_offsets, "
         "float base, int rotary_dim, bool interleaved, bool inverse) -> (Tensor, Tensor)");
+
+  // Media cross-attention (DESIGN.md). Returns (out, lse); lse (B, H, Lq) float32 (float64 for
+  // float64 inputs) feeds the backward, +inf for a query with no key.
+  m.def("media_cross_attention(Tensor q, Tensor k, Tensor v, Tensor key_start, Tensor key_end, "
+        "Tensor? key_padding_mask, float scale) -> (Tensor, Tensor)");
+  m.def("media_cross_attention_backward(Tensor grad_out, Tensor q, Tensor k, Tensor v, Tensor out, "
+        "Tensor lse, Tensor key_start, Tensor key_end, Tensor? key_padding_mask, float scale) "
+        "-> (Tensor, Tensor, Tensor)");
+
+  // Tanh-gated residual x + tanh(gate) * y; the backward returns (grad_y, grad_gate).
+  m.def("gated_residual(Tensor x, Tensor y, Tensor gate) -> Tensor");
+  m.def("gated_residual_backward(Tensor grad, Tensor y, Tensor gate) -> (Tensor, Tensor)");
 }

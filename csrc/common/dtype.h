@@ -64,16 +64,23 @@ inline fp16_t fp16_from_float(float f) {
 }
 #endif
 
-// Generic load/store used by templated kernels: compute in float, store in T.
-inline float load_f(float v) { return v; }
-inline float load_f(fp16_t v) { return to_float(v); }
-inline float load_f(bf16_t v) { return to_float(v); }
-inline double load_f(double v) { return v; }
-
+// Store a float as T (rounding to nearest even for 16-bit types).
 template <typename T> inline T store_f(float v);
 template <> inline float store_f<float>(float v) { return v; }
 template <> inline fp16_t store_f<fp16_t>(float v) { return fp16_from_float(v); }
 template <> inline bf16_t store_f<bf16_t>(float v) { return bf16_from_float(v); }
 template <> inline double store_f<double>(float v) { return v; }
+
+// Kernel-side conversions: the compute ("accumulate") type of a storage type is float for
+// 16/32-bit storage and double for float64 (the gradcheck path).
+template <typename T> struct AccOf { using type = float; };
+template <> struct AccOf<double> { using type = double; };
+
+inline float cvt_in(float v) { return v; }
+inline float cvt_in(fp16_t v) { return to_float(v); }
+inline float cvt_in(bf16_t v) { return to_float(v); }
+inline double cvt_in(double v) { return v; }
+template <typename T, typename A> inline T cvt_out(A v) { return store_f<T>(static_cast<float>(v)); }
+template <> inline double cvt_out<double, double>(double v) { return v; }
 
 }  // namespace af2

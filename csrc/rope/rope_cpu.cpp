@@ -19,17 +19,6 @@
 namespace af2 {
 namespace {
 
-// Compute type: float for 16/32-bit inputs, double for float64 (the gradcheck path).
-template <typename T> struct AccOf { using type = float; };
-template <> struct AccOf<double> { using type = double; };
-
-inline float cvt_in(float v) { return v; }
-inline float cvt_in(fp16_t v) { return to_float(v); }
-inline float cvt_in(bf16_t v) { return to_float(v); }
-inline double cvt_in(double v) { return v; }
-template <typename T, typename A> inline T cvt_out(A v) { return store_f<T>(static_cast<float>(v)); }
-template <> inline double cvt_out<double, double>(double v) { return v; }
-
 template <typename T, typename A>
 inline void rotate_row(const T* __restrict in, T* __restrict out, const A* __restrict c,
                        const A* __restrict s, int64_t rd, int64_t D, bool interleaved) {

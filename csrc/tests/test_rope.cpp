@@ -51,7 +51,7 @@ void run_case(const Case& c, double tol, const char* name) {
   std::vector<double> xd(n), yd;
   for (int64_t i = 0; i < n; ++i) {
     x[i] = store_f<T>(normal(rng));
-    xd[i] = load_f(x[i]);
+    xd[i] = cvt_in(x[i]);
   }
   std::vector<int64_t> off(c.B * c.W);
   for (int64_t b = 0; b < c.B; ++b)
@@ -69,7 +69,7 @@ void run_case(const Case& c, double tol, const char* name) {
   AF2_EXPECT(rope_windowed_cpu(dtype_of<T>(), p, ts, 2) == 0, "%s: unexpected error code", name);
   double worst = 0;
   for (int64_t i = 0; i < n; ++i) {
-    worst = std::fmax(worst, std::fabs(load_f(y[i]) - yd[i]) / (1.0 + std::fabs(yd[i])));
+    worst = std::fmax(worst, std::fabs(cvt_in(y[i]) - yd[i]) / (1.0 + std::fabs(yd[i])));
     AF2_EXPECT(std::memcmp(&y[i], &k_out[i], sizeof(T)) == 0, "%s: q and k outputs differ at %lld", name,
                (long long)i);
     if (worst > tol) break;

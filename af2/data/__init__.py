@@ -1,0 +1,12 @@
+"""af2.data: audio I/O, manifests, windowing, dynamic batching, collation, synthetic data.
+
+Modules: :mod:`~af2.data.manifest` (JSONL manifests), :mod:`~af2.data.audio` (reading any
+format to 16 kHz mono), :mod:`~af2.data.windows` (10-s windows), :mod:`~af2.data.dataset`,
+:mod:`~af2.data.batching` (window-budget batches sharded over ranks),
+:mod:`~af2.data.collator`, :mod:`~af2.data.loader` (all of it wired together),
+:mod:`~af2.data.synth` (synthetic AudioSkills and long scenes) and
+:mod:`~af2.data.negatives` (rule-based hard-negative captions).
+"""
+from af2.data.skills import SKILLS
+
+__all__ = ["SKILLS"]

@@ -1,0 +1,120 @@
+"""Batches of model inputs from :class:`~af2.data.dataset.AudioItem` records.
+
+For each sample the text is ``<audio>{prompt}<SEP>{answer}<|endofchunk|>{eos}``, tokenised
+piece by piece so the answer's span is exact. Output of ``collator(items)``:
+
+=====================  ===============  ===============================================
+key                    shape / type     meaning
+=====================  ===============  ===============================================
+input_ids              (B, S) int64     right-padded with the pad id
+attention_mask         (B, S) bool      True on real tokens
+labels                 (B, S) int64     token ids on the answer (and, by default, on
+                                        ``<|endofchunk|>`` and eos, as the public AF2
+                                        code trains), -100 everywhere else
+media_locations        (B, S) bool      True at the ``<audio>`` token
+audio_windows          (B, W, L) f32    10-s windows, zero-padded (L = 160000)
+audio_window_mask      (B, W) bool      True on windows holding real audio
+num_windows            (B,) int64       real windows per sample
+truncated              (B,) bool        the sample's audio was longer than max_windows
+ids, indices, skills,  lists (B)        per-sample manifest fields
+prompts, answers
+skipped                list             :class:`Skipped` records of this batch
+=====================  ===============  ===============================================
+
+``W`` is the batch's largest window count (``trim_windows=True``) or ``max_windows``.
+Unusable samples (bad audio, or longer than ``max_length`` tokens) are dropped from the
+batch and listed in ``skipped``; a batch may therefore have ``B = 0``.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from af2.data.dataset import AudioItem
+from af2.data.report import Skipped
+from af2.data.tokens import AUDIO_TOKEN, EOC_TOKEN
+from af2.data.windows import split_windows, stack_windows, window_length
+
+IGNORE_INDEX = -100
+
+
+def _token_id(tokenizer, token: str | None, what: str) -> int:
+    tid = tokenizer.convert_tokens_to_ids(token) if token is not None else None
+    if tid is None or tid == tokenizer.unk_token_id:
+        raise ValueError(f"tokenizer has no {what} token {token!r}; call af2.data.tokens.add_special_tokens")
+    return int(tid)
+
+
+class AF2Collator:
+    """Tokenise, mask labels to the answer, and window the audio of a list of items."""
+
+    def __init__(self, tokenizer, *, max_windows: int, sample_rate: int = 16000, window_seconds: float = 10.0,
+                 max_length: int | None = None, supervise_end_tokens: bool = True, trim_windows: bool = True):
+        self.tokenizer = tokenizer
+        self.max_windows = max_windows
+        self.sample_rate = sample_rate
+        self.window_seconds = window_seconds
+        self.max_length = max_length
+        self.supervise_end_tokens = supervise_end_tokens
+        self.trim_windows = trim_windows
+        self.audio_id = _token_id(tokenizer, AUDIO_TOKEN, "audio")
+        self.eoc_id = _token_id(tokenizer, EOC_TOKEN, "end-of-chunk")
+        self.sep_id = _token_id(tokenizer, tokenizer.sep_token, "sep")
+        self.eos_id = _token_id(tokenizer, tokenizer.eos_token, "eos")
+        self.pad_id = _token_id(tokenizer, tokenizer.pad_token, "pad")
+
+    def _text(self, text: str) -> list[int]:
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def encode(self, prompt: str, answer: str) -> tuple[list[int], list[int]]:
+        """Token ids and labels of one sample (two lists of equal length)."""
+        p, a = self._text(prompt), self._text(answer)
+        ids = [self.audio_id, *p, self.sep_id, *a, self.eoc_id, self.eos_id]
+        end = [self.eoc_id, self.eos_id] if self.supervise_end_tokens else [IGNORE_INDEX, IGNORE_INDEX]
+        labels = [IGNORE_INDEX] * (len(p) + 2) + a + end
+        return ids, labels
+
+    def __call__(self, items: Sequence[AudioItem | Skipped]) -> dict:
+        skipped = [it for it in items if isinstance(it, Skipped)]
+        kept, texts = [], []
+        for it in items:
+            if isinstance(it, Skipped):
+                continue
+            ids, labels = self.encode(it.sample.prompt, it.sample.answer)
+            if self.max_length is not None and len(ids) > self.max_length:
+                skipped.append(Skipped(it.index, it.sample.id, str(it.sample.audio), "too_long",
+                                       f"{len(ids)} tokens > max_length {self.max_length}"))
+                continue
+            kept.append(it)
+            texts.append((ids, labels))
+        return self._assemble(kept, texts, skipped)
+
+    def _assemble(self, kept: list[AudioItem], texts: list, skipped: list[Skipped]) -> dict:
+        b = len(kept)
+        s = max((len(ids) for ids, _ in texts), default=0)
+        input_ids = torch.full((b, s), self.pad_id, dtype=torch.int64)
+        labels = torch.full((b, s), IGNORE_INDEX, dtype=torch.int64)
+        attention = torch.zeros((b, s), dtype=torch.bool)
+        for row, (ids, lab) in enumerate(texts):
+            input_ids[row, :len(ids)] = torch.tensor(ids)
+            labels[row, :len(lab)] = torch.tensor(lab)
+            attention[row, :len(ids)] = True
+        if kept:
+            wins = [split_windows(it.wave, sample_rate=self.sample_rate, window_seconds=self.window_seconds,
+                                  max_windows=self.max_windows, name=it.sample.id) for it in kept]
+            batched = stack_windows(wins, trim=self.trim_windows)
+            windows, mask, num = batched.windows, batched.mask, batched.num_windows
+            truncated = batched.truncated | torch.tensor([it.truncated for it in kept])
+        else:
+            length = window_length(self.sample_rate, self.window_seconds)
+            windows, mask = torch.zeros((0, 0, length)), torch.zeros((0, 0), dtype=torch.bool)
+            num, truncated = torch.zeros(0, dtype=torch.int64), torch.zeros(0, dtype=torch.bool)
+        return {
+            "input_ids": input_ids, "attention_mask": attention, "labels": labels,
+            "media_locations": input_ids == self.audio_id,
+            "audio_windows": windows, "audio_window_mask": mask, "num_windows": num, "truncated": truncated,
+            "ids": [it.sample.id for it in kept], "indices": [it.index for it in kept],
+            "skills": [it.sample.skill for it in kept], "prompts": [it.sample.prompt for it in kept],
+            "answers": [it.sample.answer for it in kept], "skipped": skipped,
+        }

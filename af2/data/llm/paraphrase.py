@@ -1,0 +1,41 @@
+"""``paraphrase``: M captions that say exactly what each input caption says (AF-CLAP positives).
+
+Each paraphrase must keep every sound event and count of the caption (``textcheck``) and must
+not be a near-copy of the caption or of another paraphrase (character-trigram Jaccard at or
+above ``--dup-threshold``). A caption gets a line only with M usable paraphrases; otherwise it
+is rejected. Output: the input record unchanged, plus ``paraphrases`` and ``provenance``.
+"""
+from __future__ import annotations
+
+from af2.data.llm import checks
+from af2.data.llm.base import Outcome, Pipeline, Record, add_field_argument, caption_of, keep_valid
+
+SCHEMA = {"type": "object", "required": ["paraphrases"],
+          "properties": {"paraphrases": {"type": "array", "items": {"type": "string"}}}}
+
+
+class Paraphrase(Pipeline):
+    name = "paraphrase"
+    help = "M paraphrases of each caption (AF-CLAP positives)"
+
+    @classmethod
+    def add_arguments(cls, parser) -> None:
+        parser.add_argument("--m", type=int, default=5, help="paraphrases per caption (default 5)")
+        parser.add_argument("--dup-threshold", type=float, default=0.8,
+                            help="trigram similarity at which a paraphrase counts as a copy (default 0.8)")
+        add_field_argument(parser)
+
+    def process(self, record: Record) -> Outcome:
+        key, caption = caption_of(self.args, record.data)
+        m, threshold = self.args.m, self.args.dup_threshold
+
+        def check(value):
+            texts = [t.strip() for t in value["paraphrases"]]
+            return keep_valid(texts, lambda t, kept: checks.paraphrase_problems(caption, t, kept, threshold),
+                              "paraphrase", need=m)
+
+        result = self.ask(check, SCHEMA, caption=caption, count=m)
+        if not result.ok:
+            return self.rejected(result)
+        return Outcome([{**record.data, "paraphrases": result.value,
+                         "provenance": self.provenance(record, result, field=key)}])

@@ -1,0 +1,71 @@
+"""What the loader skipped and why, per epoch.
+
+The dataset never raises on a bad sample: it returns a :class:`Skipped` record that the
+collator passes along in ``batch["skipped"]``; the loader adds every batch to a
+:class:`LoadReport` (in the main process, so workers' findings are not lost) and logs its
+summary at the end of each epoch.
+"""
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+
+log = logging.getLogger("af2.data")
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A sample that could not be used: dataset ``index``, ``id``, audio ``path``,
+    a stable ``kind`` (e.g. ``missing``, ``corrupt``, ``too_long``) and the ``reason``."""
+
+    index: int
+    id: str
+    path: str
+    kind: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"[{self.kind}] {self.id} ({self.path}): {self.reason}"
+
+
+@dataclass
+class LoadReport:
+    """Counts of one epoch: samples and windows delivered, truncations, skips by kind."""
+
+    epoch: int = 0
+    samples: int = 0
+    windows: int = 0
+    batches: int = 0
+    truncated: list[str] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    manifest_errors: list[str] = field(default_factory=list)
+
+    @property
+    def counts(self) -> Counter:
+        """Skips per kind, e.g. ``Counter({'missing': 2, 'corrupt': 1})``."""
+        return Counter(s.kind for s in self.skipped)
+
+    def add_batch(self, batch: dict) -> None:
+        self.skipped.extend(batch["skipped"])
+        n = len(batch["ids"])
+        if n:
+            self.batches += 1
+            self.samples += n
+            self.windows += int(batch["num_windows"].sum())
+            self.truncated.extend(i for i, t in zip(batch["ids"], batch["truncated"].tolist()) if t)
+
+    def summary(self, max_lines: int = 20) -> str:
+        counts = ", ".join(f"{k}: {v}" for k, v in sorted(self.counts.items())) or "none"
+        lines = [f"epoch {self.epoch}: {self.samples} samples, {self.windows} windows in {self.batches} batches; "
+                 f"skipped {len(self.skipped)} ({counts}); truncated {len(self.truncated)}; "
+                 f"bad manifest lines {len(self.manifest_errors)}"]
+        details = [str(s) for s in self.skipped] + [f"[manifest] {e}" for e in self.manifest_errors]
+        lines += [f"  {d}" for d in details[:max_lines]]
+        if len(details) > max_lines:
+            lines.append(f"  ... and {len(details) - max_lines} more")
+        return "\n".join(lines)
+
+    def log(self, logger: logging.Logger = log) -> None:
+        level = logging.WARNING if self.skipped or self.manifest_errors else logging.INFO
+        logger.log(level, "data report, %s", self.summary())

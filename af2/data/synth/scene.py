@@ -1,0 +1,107 @@
+"""Scenes (events placed on a timeline over background noise) and question records.
+
+A generator builds a :class:`Scene`, places events with :meth:`Scene.add` or
+:meth:`Scene.sequence`, renders it to a waveform and attaches :class:`QA` records; the
+pair is a :class:`Clip`. Question records carry the skill, a question-type tag, the text,
+the exact answer and, for multiple-choice questions, the choices.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from af2.data.synth.events import SR, background
+
+MC_PROBABILITY = 0.5
+
+
+@dataclass
+class Placed:
+    """An event on the timeline: label, onset/offset (s) and peak gain."""
+
+    label: str
+    onset: float
+    offset: float
+    gain: float
+
+
+@dataclass
+class QA:
+    skill: str
+    qtype: str
+    prompt: str
+    answer: str
+    choices: list[str] | None = None
+
+
+@dataclass
+class Clip:
+    """A rendered waveform ``(T,)`` float32 at 16 kHz and its questions."""
+
+    audio: np.ndarray
+    questions: list[QA]
+    meta: dict = field(default_factory=dict)
+
+
+class Scene:
+    """A timeline of ``duration`` seconds (grown on demand) over stationary noise."""
+
+    def __init__(self, rng: np.random.Generator, *, noise_level: float = 0.003, noise_kind: str = "pink"):
+        self.rng = rng
+        self.noise_level = noise_level
+        self.noise_kind = noise_kind
+        self.events: list[Placed] = []
+        self._parts: list[tuple[int, np.ndarray]] = []
+
+    def add(self, label: str, signal: np.ndarray, onset: float, gain: float = 0.5) -> Placed:
+        placed = Placed(label, round(onset, 4), round(onset + len(signal) / SR, 4), gain)
+        self._parts.append((int(round(onset * SR)), signal * gain))
+        self.events.append(placed)
+        return placed
+
+    @property
+    def end(self) -> float:
+        return max((e.offset for e in self.events), default=0.0)
+
+    def sequence(self, items: Sequence[tuple[str, np.ndarray, float]], *, start: float,
+                 gaps: tuple[float, float]) -> list[Placed]:
+        """Place (label, signal, gain) items one after another with random gaps."""
+        t, out = start, []
+        for label, sig, gain in items:
+            out.append(self.add(label, sig, t, gain))
+            t = out[-1].offset + self.rng.uniform(*gaps)
+        return out
+
+    def render(self, *, tail: float = 0.5, min_duration: float = 0.0) -> np.ndarray:
+        n = int(round(max(self.end + tail, min_duration) * SR))
+        x = background(n, self.rng, self.noise_level, self.noise_kind).astype(np.float64)
+        for pos, sig in self._parts:
+            x[pos:pos + len(sig)] += sig[: n - pos]
+        peak = np.max(np.abs(x))
+        if peak > 0.99:
+            x *= 0.99 / peak
+        return x.astype(np.float32)
+
+
+def qa(skill: str, qtype: str, question: str, answer: str, rng: np.random.Generator,
+       options: Sequence[str] | None = None, n_choices: int = 4) -> QA:
+    """A question, open-ended or (half the time, when ``options`` are given) multiple choice.
+
+    Multiple choice lists ``answer`` among up to ``n_choices - 1`` other options, shuffled,
+    in the prompt; the answer stays the choice's text.
+    """
+    others = [o for o in dict.fromkeys(options or []) if o != answer]
+    if not others or rng.random() >= MC_PROBABILITY:
+        return QA(skill, qtype, question, answer)
+    picked = [others[k] for k in rng.permutation(len(others))[: n_choices - 1]]
+    choices = [answer, *picked]
+    choices = [choices[k] for k in rng.permutation(len(choices))]
+    listed = "\n".join(f"({chr(65 + k)}) {c}" for k, c in enumerate(choices))
+    return QA(skill, qtype, f"{question}\nChoose one:\n{listed}", answer, choices)
+
+
+def number_options(answer: int, low: int = 0, high: int = 20) -> list[str]:
+    """Nearby numbers as multiple-choice distractors."""
+    return [str(v) for v in range(max(low, answer - 3), min(high, answer + 3) + 1)]

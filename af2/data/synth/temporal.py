@@ -1,0 +1,43 @@
+"""Temporal reasoning and grounding over a sequence of 3-5 distinct events.
+
+Question types: ``temporal.after`` (what comes right after X), ``temporal.before``,
+``temporal.first_of_two`` (which of X and Y comes first), ``temporal.onset`` (when does X
+start; answer to 0.1 s).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from af2.data.skills import TEMPORAL_REASONING
+from af2.data.synth.catalog import SEQUENCE_LABELS, make_event
+from af2.data.synth.scene import Clip, Scene, qa
+
+QTYPES = ("after", "before", "first_of_two", "onset")
+
+
+def make(rng: np.random.Generator, ctx) -> Clip:
+    k = int(rng.integers(3, 6))
+    labels = [SEQUENCE_LABELS[j] for j in rng.permutation(len(SEQUENCE_LABELS))[:k]]
+    scene = Scene(rng)
+    placed = scene.sequence([(lab, make_event(lab, rng), rng.uniform(0.4, 0.6)) for lab in labels],
+                            start=rng.uniform(0.3, 1.5), gaps=(0.5, 1.2))
+    qtype = QTYPES[int(rng.integers(len(QTYPES)))]
+    names = [f"the {lab}" for lab in labels]
+    if qtype == "after":
+        i = int(rng.integers(k - 1))
+        q = qa(TEMPORAL_REASONING, "temporal.after", f"Which sound comes right after {names[i]}?", names[i + 1],
+               rng, [n for n in names if n != names[i]])
+    elif qtype == "before":
+        i = int(rng.integers(1, k))
+        q = qa(TEMPORAL_REASONING, "temporal.before", f"Which sound comes right before {names[i]}?", names[i - 1],
+               rng, [n for n in names if n != names[i]])
+    elif qtype == "first_of_two":
+        i, j = sorted(rng.choice(k, 2, replace=False))
+        pair = [names[i], names[j]] if rng.integers(2) else [names[j], names[i]]
+        q = qa(TEMPORAL_REASONING, "temporal.first_of_two", f"Which is heard first, {pair[0]} or {pair[1]}?",
+               names[i], rng, pair)
+    else:
+        i = int(rng.integers(k))
+        q = qa(TEMPORAL_REASONING, "temporal.onset", f"When does {names[i]} start, in seconds from the beginning?",
+               f"{placed[i].onset:.1f} seconds", rng)
+    return Clip(scene.render(), [q])

@@ -1,0 +1,55 @@
+"""AF2's special tokens, the sample text format, and a tiny offline tokenizer for tests.
+
+Sample format (AF2 public code): ``<audio>{prompt}<SEP>{answer}<|endofchunk|>{eos}``.
+:func:`add_special_tokens` adds ``<audio>``, ``<|endofchunk|>``, ``<SEP>`` (as the
+tokenizer's ``sep_token``) and a pad token (``<PAD>`` when the tokenizer has none), as the
+public AF2 factory does, and returns how many were new (resize the LLM embeddings by it).
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+AUDIO_TOKEN = "<audio>"
+EOC_TOKEN = "<|endofchunk|>"
+SEP_TOKEN = "<SEP>"
+PAD_TOKEN = "<PAD>"
+
+
+def format_sample(prompt: str, answer: str, eos_token: str) -> str:
+    """The AF2 training text of one sample."""
+    return f"{AUDIO_TOKEN}{prompt}{SEP_TOKEN}{answer}{EOC_TOKEN}{eos_token}"
+
+
+def add_special_tokens(tokenizer) -> int:
+    """Add AF2's special tokens to a transformers tokenizer; returns the number added."""
+    added = tokenizer.add_special_tokens({"additional_special_tokens": [AUDIO_TOKEN, EOC_TOKEN]})
+    if tokenizer.sep_token is None:
+        added += tokenizer.add_special_tokens({"sep_token": SEP_TOKEN})
+    if tokenizer.pad_token is None:
+        added += tokenizer.add_special_tokens({"pad_token": PAD_TOKEN})
+    return added
+
+
+def tiny_tokenizer(corpus: Iterable[str] | None = None, *, vocab_size: int = 400):
+    """Train a small byte-level BPE tokenizer in memory (no download) with AF2's tokens.
+
+    For tests and benchmarks only. Returns a ``PreTrainedTokenizerFast`` whose eos token
+    is ``</s>``, with ``<audio>``, ``<|endofchunk|>``, ``<SEP>`` and ``<PAD>`` added.
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    texts = list(corpus) if corpus is not None else [
+        "How many beeps are there? 3. Which sound is louder, the first or the second?",
+        "What happened right after the siren? The doorbell rang. The tempo is 120 BPM.",
+        "Which instrument plays? piano flute violin clarinet organ. The note is A4.",
+    ]
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["</s>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(texts, trainer=trainer)
+    wrapped = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="</s>")
+    add_special_tokens(wrapped)
+    return wrapped

@@ -1,0 +1,130 @@
+"""Non-overlapping fixed-length windows, as AF2's audio encoder consumes them.
+
+A waveform ``(T,)`` at 16 kHz is cut into ``W = ceil(T / L)`` windows of ``L = 160000``
+samples (10 s); the last one is zero-padded. At most ``max_windows`` are kept (3 = 30 s,
+9 = 1.5 min, 30 = 5 min); audio past that is dropped, ``truncated`` is set and a warning
+is logged, so truncation is never silent. Windows are padded up to ``max_windows`` with
+zero windows whose mask is False.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Windows:
+    """One waveform's windows.
+
+    windows: ``(W_max, L)`` float32, zero-padded; mask: ``(W_max,)`` bool, True where the
+    window holds real audio; ``num_windows`` real windows; ``truncated`` if audio was cut.
+    """
+
+    windows: torch.Tensor
+    mask: torch.Tensor
+    num_windows: int
+    truncated: bool
+
+
+@dataclass
+class BatchedWindows:
+    """Several waveforms' windows: windows ``(B, W, L)``, mask ``(B, W)`` bool,
+    num_windows ``(B,)`` int64, truncated ``(B,)`` bool."""
+
+    windows: torch.Tensor
+    mask: torch.Tensor
+    num_windows: torch.Tensor
+    truncated: torch.Tensor
+
+
+def window_length(sample_rate: int = 16000, window_seconds: float = 10.0) -> int:
+    """Samples per window, ``L = sample_rate * window_seconds`` (must be whole)."""
+    length = sample_rate * window_seconds
+    if length <= 0 or length != int(length):
+        raise ValueError(f"sample_rate * window_seconds must be a positive whole number, got {length}")
+    return int(length)
+
+
+def count_windows(duration_seconds: float, *, window_seconds: float = 10.0, max_windows: int) -> int:
+    """Windows a clip of ``duration_seconds`` occupies: ``clamp(ceil(d / 10 s), 1, max_windows)``."""
+    if max_windows < 1:
+        raise ValueError(f"max_windows must be >= 1, got {max_windows}")
+    return max(1, min(max_windows, math.ceil(duration_seconds / window_seconds - 1e-9)))
+
+
+def split_windows(
+    wave: torch.Tensor,
+    *,
+    sample_rate: int = 16000,
+    window_seconds: float = 10.0,
+    max_windows: int,
+    name: str | None = None,
+) -> Windows:
+    """Cut ``wave`` ``(T,)`` into ``(max_windows, L)`` zero-padded windows plus a mask.
+
+    ``T`` must be > 0. If ``T > max_windows * L`` the tail is dropped, ``truncated`` is
+    True and a warning naming ``name`` (if given) is logged.
+    """
+    if wave.dim() != 1:
+        raise ValueError(f"wave must be 1-D (T,), got shape {tuple(wave.shape)}")
+    if wave.numel() == 0:
+        raise ValueError("wave is empty (T = 0)")
+    if max_windows < 1:
+        raise ValueError(f"max_windows must be >= 1, got {max_windows}")
+    length = window_length(sample_rate, window_seconds)
+    total = wave.numel()
+    num = math.ceil(total / length)
+    truncated = num > max_windows
+    if truncated:
+        log.warning("audio%s is %.1f s long; keeping the first %d window(s) (%.1f s) and dropping %.1f s",
+                    f" {name}" if name else "", total / sample_rate, max_windows,
+                    max_windows * length / sample_rate, (total - max_windows * length) / sample_rate)
+        num = max_windows
+    out = torch.zeros(max_windows * length, dtype=torch.float32)
+    kept = min(total, num * length)
+    out[:kept] = wave[:kept].to(torch.float32)
+    mask = torch.zeros(max_windows, dtype=torch.bool)
+    mask[:num] = True
+    return Windows(out.view(max_windows, length), mask, num, truncated)
+
+
+def stack_windows(items: Sequence[Windows], *, trim: bool = True) -> BatchedWindows:
+    """Stack per-sample :class:`Windows` into ``(B, W, L)``.
+
+    With ``trim`` (default) ``W`` is the batch's largest ``num_windows`` (windows that are
+    padding for every sample are dropped); otherwise ``W`` is the common ``W_max``.
+    """
+    if not items:
+        raise ValueError("stack_windows needs at least one item")
+    shapes = {tuple(w.windows.shape) for w in items}
+    if len(shapes) != 1:
+        raise ValueError(f"all items must share (W_max, L); got {sorted(shapes)}")
+    width = max(w.num_windows for w in items) if trim else items[0].windows.shape[0]
+    return BatchedWindows(
+        windows=torch.stack([w.windows[:width] for w in items]),
+        mask=torch.stack([w.mask[:width] for w in items]),
+        num_windows=torch.tensor([w.num_windows for w in items], dtype=torch.int64),
+        truncated=torch.tensor([w.truncated for w in items], dtype=torch.bool),
+    )
+
+
+def split_windows_batch(
+    waves: Sequence[torch.Tensor],
+    *,
+    sample_rate: int = 16000,
+    window_seconds: float = 10.0,
+    max_windows: int,
+    trim: bool = True,
+) -> BatchedWindows:
+    """:func:`split_windows` on each ``(T_i,)`` wave, stacked to ``(B, W, L)`` + ``(B, W)`` masks."""
+    return stack_windows(
+        [split_windows(w, sample_rate=sample_rate, window_seconds=window_seconds, max_windows=max_windows)
+         for w in waves],
+        trim=trim,
+    )

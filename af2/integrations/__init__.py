@@ -1,0 +1,1 @@
+"""Adapters that run af2's fused ops inside other projects' models."""

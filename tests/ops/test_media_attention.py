@@ -1,0 +1,283 @@
+"""af2.ops.media_cross_attention and media_key_ranges against the float64 oracle."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from af2 import reference as R
+from af2.ops import media_cross_attention, media_key_ranges
+from tests.conftest import FLOAT_DTYPES, TOLERANCES
+
+# Attention accumulates over keys and Dh in float32: a little more room than elementwise ops.
+ATTN_TOL = {**TOLERANCES, torch.float32: dict(rtol=2e-5, atol=2e-5)}
+
+
+def make_case(pattern: str, device, dtype=torch.float32, seed=0, H=3, D=16):
+    """(q, k, v, key_start, key_end, key_padding_mask) for a named mask pattern."""
+    g = torch.Generator().manual_seed(seed)
+    B, Lq, T, n = 3, 41, 3, 23  # Lk = 69: not a multiple of any tile
+    loc = torch.zeros(B, Lq, dtype=torch.bool)
+    counts = torch.full((B, T), n)
+    pad = None
+    immediate = True
+    if pattern == "text_before_media":
+        loc[:, 20] = True                      # tokens 0..19 see nothing
+    elif pattern in ("immediate", "all_previous"):
+        loc[:, [0, 15, 30]] = True
+        immediate = pattern == "immediate"
+    elif pattern == "padded_windows":
+        loc[:, [2, 25]] = True
+        counts = torch.tensor([[23, 10, 23], [5, 23, 0], [23, 23, 23]])
+        pad = torch.arange(n)[None, None, :] < counts[:, :, None]
+        pad = pad.reshape(B, T * n)
+    elif pattern == "decode":
+        Lq = 1
+        loc = torch.zeros(B, 1, dtype=torch.bool)
+        loc[:2, 0] = True                      # batch 2 sees no media
+    elif pattern == "empty_ranges":
+        loc[:, 10] = True
+        counts = torch.zeros(B, T, dtype=torch.long)  # media with no valid token
+    elif pattern == "mixed":
+        loc[0, 30] = True                      # mostly text before media
+        loc[1, [0, 5, 6]] = True               # back-to-back media
+        counts = torch.tensor([[23, 23, 23], [1, 0, 17], [23, 23, 23]])
+        pad = torch.rand(B, T * n, generator=g) > 0.3
+        immediate = False
+    else:
+        raise ValueError(pattern)
+    ks, ke = media_key_ranges(loc, counts, immediate, slot_size=n)
+    Lk = T * n
+    mk = lambda L: torch.randn(B, L, H, D, generator=g).to(dtype).to(device)
+    q, k, v = mk(Lq), mk(Lk), mk(Lk)
+    return q, k, v, ks.to(device), ke.to(device), None if pad is None else pad.to(device)
+
+
+PATTERNS = ["text_before_media", "immediate", "all_previous", "padded_windows", "decode", "empty_ranges", "mixed"]
+
+
+def _oracle(q, k, v, ks, ke, pad, scale=None):
+    return R.media_cross_attention(q.double(), k.double(), v.double(), key_start=ks, key_end=ke,
+                                   key_padding_mask=pad, scale=scale)
+
+
+def test_oracle_matches_open_flamingo_semantics():
+    """The eager oracle: a plain softmax over exactly the allowed keys, zero rows elsewhere."""
+    q, k, v, ks, ke, pad = make_case("padded_windows", "cpu", torch.float64)
+    out = R.media_cross_attention(q, k, v, key_start=ks, key_end=ke, key_padding_mask=pad)
+    for b in range(q.shape[0]):
+        for i in range(q.shape[1]):
+            keys = [j for j in range(ks[b, i], ke[b, i]) if pad is None or pad[b, j]]
+            for h in range(q.shape[2]):
+                if not keys:
+                    assert torch.equal(out[b, i, h], torch.zeros_like(out[b, i, h]))
+                    continue
+                s = torch.stack([q[b, i, h] @ k[b, j, h] for j in keys]) * q.shape[-1] ** -0.5
+                ref = (s.softmax(0)[:, None] * v[b, keys, h]).sum(0)
+                torch.testing.assert_close(out[b, i, h], ref)
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=str)
+@pytest.mark.parametrize("pattern", PATTERNS)
+def test_forward_matches_oracle(device, dtype, pattern):
+    q, k, v, ks, ke, pad = make_case(pattern, device, dtype)
+    out = media_cross_attention(q, k, v, key_start=ks, key_end=ke, key_padding_mask=pad)
+    assert out.shape == q.shape and out.dtype == dtype
+    torch.testing.assert_close(out.double(), _oracle(q, k, v, ks, ke, pad), **ATTN_TOL[dtype])
+    empty = (ke <= ks).to(device)
+    if pad is not None:  # a range may hold only padded keys
+        j = torch.arange(k.shape[1], device=device)
+        inside = (j >= ks[..., None]) & (j < ke[..., None]) & pad[:, None, :]
+        empty = ~inside.any(-1)
+    assert torch.equal(out[empty], torch.zeros_like(out[empty])), "queries with no key must output exactly 0"
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=str)
+@pytest.mark.parametrize("pattern", ["immediate", "padded_windows", "mixed", "decode"])
+def test_gradients_match_oracle(device, dtype, pattern):
+    q, k, v, ks, ke, pad = make_case(pattern, device, dtype, seed=1)
+    q, k, v = (t.requires_grad_() for t in (q, k, v))
+    out = media_cross_attention(q, k, v, key_start=ks, key_end=ke, key_padding_mask=pad, scale=0.3)
+    g = torch.randn_like(out)
+    grads = torch.autograd.grad(out, (q, k, v), g)
+    q64, k64, v64 = (t.detach().double().requires_grad_() for t in (q, k, v))
+    ref = _oracle(q64, k64, v64, ks, ke, pad, scale=0.3)
+    refs = torch.autograd.grad(ref, (q64, k64, v64), g.double())
+    tol = {torch.float16: dict(rtol=2e-3, atol=2e-3), torch.bfloat16: dict(rtol=2e-2, atol=2e-2)}.get(dtype, ATTN_TOL[dtype])
+    for name, a, b in zip("qkv", grads, refs):
+        torch.testing.assert_close(a.double(), b, **tol, msg=lambda m: f"grad {name}: {m}")
+
+
+def test_empty_queries_get_zero_gradient(device):
+    q, k, v, ks, ke, pad = make_case("text_before_media", device, torch.float64)
+    q.requires_grad_()
+    out = media_cross_attention(q, k, v, key_start=ks, key_end=ke)
+    (grad,) = torch.autograd.grad(out.sum(), q)
+    assert torch.equal(grad[:, :20], torch.zeros_like(grad[:, :20]))
+    assert not torch.isnan(grad).any()
+
+
+def test_gradcheck_float64(device):
+    q, k, v, ks, ke, pad = make_case("mixed", device, torch.float64, H=2, D=4)
+    q, k, v = (t[:, :9].clone().requires_grad_() if t is q else t.clone().requires_grad_() for t in (q, k, v))
+    ks, ke = ks[:, :9].contiguous(), ke[:, :9].contiguous()
+    f = lambda a, b, c: media_cross_attention(a, b, c, key_start=ks, key_end=ke, key_padding_mask=pad)
+    assert torch.autograd.gradcheck(f, (q, k, v))
+
+
+def test_non_contiguous_kv_views(device):
+    """k, v as views of one fused projection (what the block passes), q transposed."""
+    torch.manual_seed(0)
+    B, Lq, Lk, H, D = 2, 9, 30, 2, 8
+    kv = torch.randn(B, Lk, 2, H, D, device=device)
+    q = torch.randn(B, H, Lq, D, device=device).transpose(1, 2)
+    ks = torch.zeros(B, Lq, dtype=torch.int32, device=device)
+    ke = torch.full((B, Lq), Lk, dtype=torch.int32, device=device)
+    out = media_cross_attention(q, kv[:, :, 0], kv[:, :, 1], key_start=ks, key_end=ke)
+    ref = media_cross_attention(q.contiguous(), kv[:, :, 0].contiguous(), kv[:, :, 1].contiguous(),
+                                key_start=ks, key_end=ke)
+    torch.testing.assert_close(out, ref)
+
+
+def test_int64_ranges_accepted(device):
+    q, k, v, ks, ke, pad = make_case("immediate", device)
+    a = media_cross_attention(q, k, v, key_start=ks, key_end=ke)
+    b = media_cross_attention(q, k, v, key_start=ks.long(), key_end=ke.long())
+    assert torch.equal(a, b)
+
+
+def test_opcheck(device):
+    q, k, v, ks, ke, pad = make_case("mixed", device, H=2, D=8)
+    q, k, v = (t.requires_grad_() for t in (q, k, v))
+    torch.library.opcheck(torch.ops.af2.media_cross_attention.default, (q, k, v, ks, ke, pad, 0.35))
+    torch.library.opcheck(torch.ops.af2.media_cross_attention.default, (q, k, v, ks, ke, None, 0.35))
+    out, lse = torch.ops.af2.media_cross_attention(q, k, v, ks, ke, pad, 0.35)
+    torch.library.opcheck(torch.ops.af2.media_cross_attention_backward.default,
+                          (torch.randn_like(out), q.detach(), k.detach(), v.detach(), out.detach(), lse, ks, ke, pad, 0.35))
+
+
+def test_torch_compile_fullgraph(device):
+    torch._dynamo.reset()
+    q, k, v, ks, ke, pad = make_case("padded_windows", device, H=2, D=8)
+    q, k, v = (t.requires_grad_() for t in (q, k, v))
+
+    def f(q, k, v):
+        o = media_cross_attention(q * 2, k, v, key_start=ks, key_end=ke, key_padding_mask=pad)
+        return (o.square()).sum()
+
+    compiled = torch.compile(f, fullgraph=True, backend="aot_eager" if device.type == "cpu" else "inductor")
+    out, ref = compiled(q, k, v), f(q, k, v)
+    torch.testing.assert_close(out, ref)
+    for a, b in zip(torch.autograd.grad(out, (q, k, v)), torch.autograd.grad(ref, (q, k, v))):
+        torch.testing.assert_close(a, b)
+
+
+# ---- media_key_ranges ---------------------------------------------------------------------
+
+def test_media_key_ranges_immediate_and_all():
+    loc = torch.tensor([[False, True, False, False, True, False]])
+    ks, ke = media_key_ranges(loc, 4)
+    assert ks.tolist() == [[0, 0, 0, 0, 4, 4]] and ke.tolist() == [[0, 4, 4, 4, 8, 8]]
+    ks, ke = media_key_ranges(loc, 4, only_attend_immediate_media=False)
+    assert ks.tolist() == [[0] * 6] and ke.tolist() == [[0, 4, 4, 4, 8, 8]]
+    assert ks.dtype == torch.int32
+
+
+def test_media_key_ranges_per_media_counts_exclude_padding():
+    loc = torch.tensor([[True, False, True, False], [False, True, False, False]])
+    counts = torch.tensor([[3, 1], [2, 5]])
+    ks, ke = media_key_ranges(loc, counts, slot_size=5)
+    assert ks.tolist() == [[0, 0, 5, 5], [0, 0, 0, 0]]
+    assert ke.tolist() == [[3, 3, 6, 6], [0, 2, 2, 2]]
+
+
+def test_media_key_ranges_bad_input():
+    loc = torch.tensor([[True, True, True]])
+    with pytest.raises(ValueError, match=r"3 <audio> tokens but tokens_per_media holds counts for only T = 2"):
+        media_key_ranges(loc, torch.tensor([[1, 2]]), slot_size=2)
+    with pytest.raises(ValueError, match="slot_size is required"):
+        media_key_ranges(loc, torch.tensor([[1, 2, 3]]))
+    with pytest.raises(ValueError, match=r"media_locations must be \(B, Lq\) bool, got torch.int64"):
+        media_key_ranges(loc.long(), 4)
+
+
+# ---- bad input ------------------------------------------------------------------------------
+
+def _bad(device):
+    q, k, v, ks, ke, pad = make_case("immediate", device, H=2, D=8)
+    return [
+        (r"k and v must be \(B, Lk, H, Dh\) with q's B, H and Dh, got q \[3, 41, 2, 8\] and k \[3, 69, 3, 8\]",
+         lambda: media_cross_attention(q, torch.cat([k, k[:, :, :1]], 2), torch.cat([v, v[:, :, :1]], 2),
+                                       key_start=ks, key_end=ke)),
+        (r"k and v must be \(B, Lk, H, Dh\) with q's B, H and Dh, got q \[3, 41, 2, 8\] and k \[3, 69, 2, 4\]",
+         lambda: media_cross_attention(q, k[..., :4], v[..., :4], key_start=ks, key_end=ke)),
+        (r"k and v must have the same sizes, got k \[3, 69, 2, 8\] and v \[3, 68, 2, 8\]",
+         lambda: media_cross_attention(q, k, v[:, :68], key_start=ks, key_end=ke)),
+        (r"k has dtype Half but q has Float", lambda: media_cross_attention(q, k.half(), v, key_start=ks, key_end=ke)),
+        (r"q must be float32, float16, bfloat16 or float64, got Int",
+         lambda: media_cross_attention(q.int(), k, v, key_start=ks, key_end=ke)),
+        (r"key_start must be \(B, Lq\) = \(3, 41\), got sizes \[3, 40\]",
+         lambda: media_cross_attention(q, k, v, key_start=ks[:, :40], key_end=ke)),
+        (r"key_end must be int32, got Float", lambda: media_cross_attention(q, k, v, key_start=ks, key_end=ke.float())),
+        (r"key_padding_mask must be \(B, Lk\) = \(3, 69\), got sizes \[3, 60\]",
+         lambda: media_cross_attention(q, k, v, key_start=ks, key_end=ke,
+                                       key_padding_mask=torch.ones(3, 60, dtype=torch.bool, device=device))),
+        (r"q must be \(B, L, H, Dh\), got 3 dims", lambda: media_cross_attention(q[0], k, v, key_start=ks, key_end=ke)),
+    ]
+
+
+@pytest.mark.parametrize("idx", range(9))
+def test_bad_input_is_named(device, idx):
+    pattern, call = _bad(device)[idx]
+    with pytest.raises(ValueError, match=pattern):
+        call()
+
+
+def test_out_of_bounds_ranges_cpu():
+    q, k, v, ks, ke, pad = make_case("immediate", "cpu", H=2, D=8)
+    bad_end = ke.clone()
+    bad_end[1, 7] = 70
+    with pytest.raises(ValueError, match=r"0 <= key_start <= key_end <= Lk = 69, got key_start\[1, 7\] = \d+ and key_end\[1, 7\] = 70"):
+        media_cross_attention(q, k, v, key_start=ks, key_end=bad_end)
+    bad_start = ks.clone()
+    bad_start[0, 3] = 5
+    bad_start[0, 3] = ke[0, 3] + 1
+    with pytest.raises(ValueError, match=r"key_start\[0, 3\] = \d+ and key_end\[0, 3\]"):
+        media_cross_attention(q, k, v, key_start=bad_start, key_end=ke)
+    neg = ks.clone()
+    neg[2, 0] = -1
+    with pytest.raises(ValueError, match=r"key_start\[2, 0\] = -1"):
+        media_cross_attention(q, k, v, key_start=neg, key_end=ke)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_device_mismatch_is_named():
+    q, k, v, ks, ke, pad = make_case("immediate", "cuda", H=2, D=8)
+    with pytest.raises(ValueError, match=r"k is on cpu but q is on cuda"):
+        media_cross_attention(q, k.cpu(), v, key_start=ks, key_end=ke)
+    with pytest.raises(ValueError, match=r"key_start is on cpu but q is on cuda"):
+        media_cross_attention(q, k, v, key_start=ks.cpu(), key_end=ke)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=str)
+@pytest.mark.parametrize("D", [64, 128, 80])
+def test_cuda_tensor_core_shapes(dtype, D):
+    """Head dims 64 and 128 (tensor-core path) and 80 (generic path) at AF2-like sizes."""
+    torch.manual_seed(0)
+    B, Lq, Lk, H = 2, 300, 576, 4
+    q, k, v = (torch.randn(B, L, H, D, device="cuda", dtype=dtype, requires_grad=True) for L in (Lq, Lk, Lk))
+    loc = torch.zeros(B, Lq, dtype=torch.bool, device="cuda")
+    loc[0, [5, 150]] = True
+    loc[1, 0] = True
+    counts = torch.tensor([[288, 100], [200, 288]], device="cuda")
+    ks, ke = media_key_ranges(loc, counts, slot_size=288)
+    pad = (torch.arange(288, device="cuda")[None, None] < counts[..., None]).reshape(B, Lk)
+    out = media_cross_attention(q, k, v, key_start=ks, key_end=ke, key_padding_mask=pad)
+    ref = _oracle(q.detach(), k.detach(), v.detach(), ks, ke, pad)
+    torch.testing.assert_close(out.double(), ref, **ATTN_TOL[dtype])
+    g = torch.randn_like(out)
+    grads = torch.autograd.grad(out, (q, k, v), g)
+    q64, k64, v64 = (t.detach().double().requires_grad_() for t in (q, k, v))
+    refs = torch.autograd.grad(_oracle(q64, k64, v64, ks, ke, pad), (q64, k64, v64), g.double())
+    for a, b in zip(grads, refs):
+        torch.testing.assert_close(a.double(), b, rtol=3e-2, atol=3e-2)
