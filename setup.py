@@ -5,6 +5,7 @@ The source list is sources.txt (shared with CMakeLists.txt and the tests). Envir
                                              and a CUDA toolkit (nvcc) is found; 1 insists.
   TORCH_CUDA_ARCH_LIST                      CUDA archs, default "8.0;9.0a" (sm_80, sm_90a).
   AF2_CPU_ARCH = native (default) | none | <gcc -march value>   vector ISA of the CPU kernels.
+The CUDA kernels also need the CUTLASS/CuTe headers: pip install --no-deps nvidia-cutlass.
   MAX_JOBS                                  parallel compile jobs (ninja).
 Install with the torch already present (no build isolation):
   pip install torch==2.13.0 ninja && pip install --no-build-isolation -e .
@@ -87,6 +88,18 @@ def want_cuda() -> bool:
     return True
 
 
+def cutlass_include() -> str:
+    """CUTLASS/CuTe headers from the nvidia-cutlass wheel (found without importing it)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("cutlass_library")
+    path = Path(spec.submodule_search_locations[0]) / "source" / "include" if spec else None
+    if path is None or not (path / "cute").is_dir():
+        fail("the CUDA kernels need the CUTLASS/CuTe headers of the nvidia-cutlass wheel: "
+             "pip install --no-deps nvidia-cutlass (or build the CPU core with AF2_BUILD_CUDA=0)")
+    return str(path)
+
+
 def cpu_arch_flags() -> list:
     arch = os.environ.get("AF2_CPU_ARCH", "native").strip()
     return [] if arch in ("", "none") else [f"-march={arch}"]
@@ -110,6 +123,7 @@ if with_cuda:
     macros += [("AF2_WITH_CUDA", None), ("AF2_CUDA_ARCHS", f'"{cuda_archs}"'),
                ("AF2_CUDA_VERSION", f'"{torch.version.cuda}"')]
     ext_sources += sources["cuda"] + sources["bind_cuda"]
+    include_dirs.append(cutlass_include())
     nvcc = ["-O3", "-lineinfo", "--expt-relaxed-constexpr"]
     extension = CUDAExtension("af2._C", ext_sources, define_macros=macros,
                               extra_compile_args={"cxx": cxx, "nvcc": nvcc}, **ext_kwargs)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_cuda_compile import _nvcc
+from tests.test_cuda_compile import _nvcc, cutlass_include
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -16,10 +16,11 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.skipif(shutil.which("cmake") is None, reason="cmake not found")
 def test_cmake_build_and_ctest(tmp_path):
     build = tmp_path / "build"
-    cuda = "ON" if _nvcc() else "OFF"
+    cuda = "ON" if _nvcc() and cutlass_include() else "OFF"
     gen = ["-G", "Ninja"] if shutil.which("ninja") else []
     cfg = subprocess.run(["cmake", "-S", str(ROOT), "-B", str(build), *gen, f"-DAF2_CUDA={cuda}",
-                          *([f"-DCMAKE_CUDA_COMPILER={_nvcc()}"] if _nvcc() else [])],
+                          *([f"-DCMAKE_CUDA_COMPILER={_nvcc()}", f"-DAF2_CUTLASS_INCLUDE={cutlass_include()}"]
+                            if cuda == "ON" else [])],
                          capture_output=True, text=True)
     assert cfg.returncode == 0, cfg.stdout[-3000:] + cfg.stderr[-3000:]
     bld = subprocess.run(["cmake", "--build", str(build), "--parallel", "2"], capture_output=True, text=True)

@@ -5,6 +5,7 @@ registers and stack of every kernel are printed in the 'af2 report' section.
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import shutil
@@ -38,15 +39,15 @@ def _listed_cuda_sources():
     return listed
 
 
-def _include_dirs():
-    dirs = [ROOT / "csrc"]
-    try:  # CUTLASS/CuTe headers, when a kernel uses them
-        import cutlass_library
+def cutlass_include():
+    """CUTLASS/CuTe headers of the nvidia-cutlass wheel, or None (found without importing it)."""
+    spec = importlib.util.find_spec("cutlass_library")
+    path = Path(spec.submodule_search_locations[0]) / "source" / "include" if spec else None
+    return path if path is not None and (path / "cute").is_dir() else None
 
-        dirs.append(Path(cutlass_library.__file__).parent / "source" / "include")
-    except ImportError:
-        pass
-    return dirs
+
+def _include_dirs():
+    return [ROOT / "csrc", *([cutlass_include()] if cutlass_include() else [])]
 
 
 def _demangle(names):
@@ -91,6 +92,9 @@ def test_nvcc_compiles_without_spills(cu, arch, tmp_path):
     nvcc = _nvcc()
     if nvcc is None:
         pytest.skip("nvcc not found")
+    if cutlass_include() is None and "cute/" in cu.read_text() + "".join(
+            p.read_text() for p in cu.parent.glob("*.cuh")):
+        pytest.fail("CUTLASS/CuTe headers not found: pip install --no-deps nvidia-cutlass")
     cmd = [nvcc, "-std=c++17", "-O3", "-lineinfo", "--expt-relaxed-constexpr", "-DAF2_WITH_CUDA",
            *[f"-I{d}" for d in _include_dirs()], "-gencode", ARCHS[arch], "-Xptxas", "-v",
            "-c", str(cu), "-o", str(tmp_path / "k.o")]

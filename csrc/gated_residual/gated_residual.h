@@ -19,10 +19,10 @@ double gated_residual_backward_cpu(DType dtype, const void* grad, const void* y,
 // gate is read on the device (a 1-element tensor of gate_dtype), so no host sync is needed.
 int gated_residual_forward_cuda(DType dtype, const void* x, const void* y, const void* gate, DType gate_dtype,
                                 void* out, int64_t n, void* stream);
-// grad_gate_acc: one float on the device, zeroed by the caller; receives sum(grad * y) *
-// (1 - tanh(gate)^2).
+// grad_gate_acc: one double on the device, zeroed by the caller; receives
+// (1 - tanh(gate)^2) * sum(grad * y).
 int gated_residual_backward_cuda(DType dtype, const void* grad, const void* y, const void* gate,
-                                 DType gate_dtype, void* grad_y, float* grad_gate_acc, int64_t n,
+                                 DType gate_dtype, void* grad_y, double* grad_gate_acc, int64_t n,
                                  void* stream);
 #endif
 

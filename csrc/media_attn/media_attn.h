@@ -53,10 +53,9 @@ int media_attn_backward_cpu(DType dtype, const MediaAttnParams& p, const MediaAt
 // CUDA launches; stream is a cudaStream_t. Return a cudaError_t as int (0 = success).
 // The CUDA kernels clamp ranges to [0, Lk] and treat start >= end as empty.
 int media_attn_forward_cuda(DType dtype, const MediaAttnParams& p, const MediaAttnForward& f, void* stream);
-// workspace: float32 scratch of media_attn_backward_workspace(p) elements.
-int64_t media_attn_backward_workspace(const MediaAttnParams& p);
-int media_attn_backward_cuda(DType dtype, const MediaAttnParams& p, const MediaAttnBackward& g,
-                             float* workspace, void* stream);
+// delta: scratch (B, H, Lq) of lse's dtype, receives rowsum(grad_out * out).
+int media_attn_backward_cuda(DType dtype, const MediaAttnParams& p, const MediaAttnBackward& g, void* delta,
+                             void* stream);
 #endif
 
 }  // namespace af2

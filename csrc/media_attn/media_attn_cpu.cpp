@@ -5,19 +5,22 @@
 // How:  forward: OpenMP over (batch, head, block of kQB queries). A task loads its queries
 //       once, takes the union of their key ranges, and walks it in tiles of kKB keys: the tile
 //       of K (transposed) and V is converted to float once and shared by all queries of the
-//       block; scores are a small GEMM vectorised over keys, the online softmax keeps a running
-//       max and sum per query (vectorised exp, common/vexp.h), and P V is vectorised over D.
+//       block; S = Q K^T and acc += P V are register-blocked micro-kernels
+//       (common/microkernels.h), and the online softmax keeps a running max and sum per query
+//       (vectorised exp, common/vexp.h).
 //       Tiles that no query of the block attends are skipped, so the cost follows the keys
 //       actually attended. Backward: OpenMP over (batch, head); each task owns its dK/dV rows
 //       (float accumulators), recomputes P = exp(s - lse) tile by tile, and forms
 //       dV += P^T dO, dP = dO V^T, dS = P (dP - rowsum(dO * O)), dQ += scale dS K,
-//       dK += scale dS^T Q.
-// Assumes: unit stride along D; ranges already checked (media_attn_check_ranges).
+//       dK += scale dS^T Q. The tile products are register-blocked micro-kernels
+//       (common/microkernels.h).
+// Assumes: unit stride along D; 0 <= start <= end <= Lk (checked by the bindings).
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>
 
+#include "common/microkernels.h"
 #include "common/vexp.h"
 #include "media_attn/media_attn.h"
 
@@ -58,24 +61,20 @@ struct RowRange {
   int64_t start, end;  // clamped, start >= end means empty
 };
 
-// Scores S (n x kKB) = Q (n x D) K^T, with K^T given as KT (D x kKB); masked entries -inf.
+// Scores S (n x kKB) = Q (n x D) K^T with K^T given as KT (D x kKB), then masked entries set
+// to -inf: keys past the tile (kb), outside the row's range, or padded.
 template <typename A>
 void tile_scores(const A* Q, const A* KT, int64_t n, int64_t kb, int64_t D, int64_t t0,
                  const RowRange* rr, const uint8_t* pad, A* S) {
+  mk::scores_tile<A, kKB>(Q, KT, n, D, S);
+  uint8_t key_ok[kKB];
+  for (int64_t j = 0; j < kKB; ++j) key_ok[j] = j < kb && (pad == nullptr || pad[t0 + j]);
   for (int64_t r = 0; r < n; ++r) {
     A* s = S + r * kKB;
-    for (int64_t j = 0; j < kKB; ++j) s[j] = 0;
-    for (int64_t d = 0; d < D; ++d) {
-      const A qd = Q[r * D + d];
-      const A* kt = KT + d * kKB;
-#pragma omp simd
-      for (int64_t j = 0; j < kKB; ++j) s[j] += qd * kt[j];
-    }
     const int64_t lo = rr[r].start - t0, hi = rr[r].end - t0;
-    for (int64_t j = 0; j < kKB; ++j) {
-      const bool valid = j < kb && j >= lo && j < hi && (pad == nullptr || pad[t0 + j]);
-      s[j] = valid ? s[j] : -std::numeric_limits<A>::infinity();
-    }
+#pragma omp simd
+    for (int64_t j = 0; j < kKB; ++j)
+      s[j] = (key_ok[j] && j >= lo && j < hi) ? s[j] : -std::numeric_limits<A>::infinity();
   }
 }
 
@@ -119,8 +118,12 @@ void forward(const MediaAttnParams& p, const MediaAttnForward& f) {
         for (int64_t r = 0; r < n; ++r) {
           A* s = S.data() + r * kKB;
           A mx = -inf;
-          for (int64_t j = 0; j < kb; ++j) mx = std::max(mx, s[j]);
-          if (mx == -inf) continue;  // no attended key of this tile
+#pragma omp simd reduction(max : mx)
+          for (int64_t j = 0; j < kKB; ++j) mx = std::max(mx, s[j]);
+          if (mx == -inf) {  // no attended key in this tile: P = 0, state unchanged
+            std::fill(s, s + kKB, A(0));
+            continue;
+          }
           const A m_new = std::max(m[r], mx);
           const A alpha = vexp(m[r] - m_new);
           A sum = 0;
@@ -134,14 +137,9 @@ void forward(const MediaAttnParams& p, const MediaAttnForward& f) {
           A* a = acc.data() + r * D;
 #pragma omp simd
           for (int64_t d = 0; d < D; ++d) a[d] *= alpha;
-          for (int64_t j = 0; j < kb; ++j) {
-            const A pj = s[j];
-            if (pj == A(0)) continue;
-            const A* vj = V.data() + j * D;
-#pragma omp simd
-            for (int64_t d = 0; d < D; ++d) a[d] += pj * vj[d];
-          }
         }
+        // acc += P V for every row (a row with no key in this tile has P = 0).
+        mk::axpy_rows<A>(acc.data(), S.data(), kKB, 1, V.data(), n, kb, D);
       }
       for (int64_t r = 0; r < n; ++r) {
         T* out = row_ptr<T>(f.out, b, i0 + r, h);
@@ -202,51 +200,22 @@ void backward(const MediaAttnParams& p, const MediaAttnBackward& g) {
           load_rows_transposed<T, A>(p.v, b, t0, kb, h, D, VT.data());
           // P = exp(scale q k - lse) (0 where masked); the scale is applied to the scores.
           tile_scores(Q.data(), KT.data(), n, kb, D, t0, rr.data(), pad, P.data());
+          // dP = dO V^T, then dS = scale P (dP - Di).
+          mk::scores_tile<A, kKB>(dO.data(), VT.data(), n, D, dS.data());
           for (int64_t r = 0; r < n; ++r) {
             A* pr = P.data() + r * kKB;
-#pragma omp simd
-            for (int64_t j = 0; j < kKB; ++j) pr[j] = vexp(pr[j] * scale - lse[r]);
-          }
-          // dP = dO V^T (vectorised over keys), then dS = P (dP - Di).
-          for (int64_t r = 0; r < n; ++r) {
             A* ds = dS.data() + r * kKB;
-            for (int64_t j = 0; j < kKB; ++j) ds[j] = 0;
-            for (int64_t d = 0; d < D; ++d) {
-              const A od = dO[r * D + d];
-              const A* vt = VT.data() + d * kKB;
+            const A lr = lse[r], dr = Di[r];
 #pragma omp simd
-              for (int64_t j = 0; j < kKB; ++j) ds[j] += od * vt[j];
-            }
-            const A* pr = P.data() + r * kKB;
-#pragma omp simd
-            for (int64_t j = 0; j < kKB; ++j) ds[j] = pr[j] * (ds[j] - Di[r]);
-          }
-          // dV += P^T dO, dK += scale dS^T Q (rows of this tile), dQ += scale dS K.
-          for (int64_t j = 0; j < kb; ++j) {
-            A* dv = dV.data() + (t0 + j) * D;
-            A* dk = dK.data() + (t0 + j) * D;
-            for (int64_t r = 0; r < n; ++r) {
-              const A pj = P[r * kKB + j], dsj = dS[r * kKB + j] * scale;
-              if (pj == A(0)) continue;
-              const A* go = dO.data() + r * D;
-              const A* qr = Q.data() + r * D;
-#pragma omp simd
-              for (int64_t d = 0; d < D; ++d) {
-                dv[d] += pj * go[d];
-                dk[d] += dsj * qr[d];
-              }
+            for (int64_t j = 0; j < kKB; ++j) {
+              pr[j] = pr[j] == -std::numeric_limits<A>::infinity() ? A(0) : vexp(pr[j] * scale - lr);
+              ds[j] = pr[j] * (ds[j] - dr) * scale;
             }
           }
-          for (int64_t r = 0; r < n; ++r) {
-            A* dq = dQ.data() + r * D;
-            for (int64_t j = 0; j < kb; ++j) {
-              const A dsj = dS[r * kKB + j] * scale;
-              if (dsj == A(0)) continue;
-              const A* kj = K.data() + j * D;
-#pragma omp simd
-              for (int64_t d = 0; d < D; ++d) dq[d] += dsj * kj[d];
-            }
-          }
+          // dV += P^T dO and dK += dS^T Q for the tile's keys; dQ += dS K.
+          mk::axpy_rows<A>(dV.data() + t0 * D, P.data(), 1, kKB, dO.data(), kb, n, D);
+          mk::axpy_rows<A>(dK.data() + t0 * D, dS.data(), 1, kKB, Q.data(), kb, n, D);
+          mk::axpy_rows<A>(dQ.data(), dS.data(), kKB, 1, K.data(), n, kb, D);
         }
         for (int64_t r = 0; r < n; ++r) {
           T* dq = row_ptr<T>(g.dq, b, i0 + r, h);

@@ -1,0 +1,44 @@
+// CUDA registration of media cross-attention: checks (media_attn_args.h), device guard,
+// launches on the current stream. Ranges are clamped in the kernels, not read on the host
+// (that would synchronise every call).
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#include <cuda_runtime.h>
+#include <torch/library.h>
+
+#include "bindings/media_attn_args.h"
+
+namespace af2::bind {
+namespace {
+
+void check_launch(int rc, const char* what, int64_t D) {
+  TORCH_CHECK(rc != static_cast<int>(cudaErrorInvalidValue), "media_cross_attention: head dim ", D,
+              " is not supported on CUDA (at most 256)");
+  TORCH_CHECK(rc == 0, "media_cross_attention: CUDA ", what, " failed: ",
+              cudaGetErrorString(static_cast<cudaError_t>(rc)));
+}
+
+struct CudaBackend {
+  static void forward(const MediaAttnCall& call, MediaAttnForward& f) {
+    const c10::cuda::CUDAGuard guard(call.q.device());
+    check_launch(media_attn_forward_cuda(call.dtype, call.params, f, c10::cuda::getCurrentCUDAStream().stream()),
+                 "forward", call.params.D);
+  }
+  static void backward(const MediaAttnCall& call, MediaAttnBackward& g, const at::Tensor& q) {
+    const c10::cuda::CUDAGuard guard(q.device());
+    const auto& p = call.params;
+    at::Tensor delta = at::empty({p.B, p.H, p.Lq}, q.options().dtype(lse_dtype(q.scalar_type())));
+    check_launch(media_attn_backward_cuda(call.dtype, p, g, delta.mutable_data_ptr(),
+                                          c10::cuda::getCurrentCUDAStream().stream()),
+                 "backward", p.D);
+  }
+};
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(af2, CUDA, m) {
+  m.impl("media_cross_attention", &media_attn_forward_op<CudaBackend>);
+  m.impl("media_cross_attention_backward", &media_attn_backward_op<CudaBackend>);
+}
+
+}  // namespace af2::bind
