@@ -181,6 +181,7 @@ def _decode_mono(f: sf.SoundFile, info: AudioInfo, first: int, stop: int, target
     """Decode frames [first, stop) block by block: mono mixdown, streaming resample."""
     resampler = None if info.sample_rate == target_sr else soxr.ResampleStream(
         info.sample_rate, target_sr, 1, dtype="float32", quality="HQ")
+    mix = np.full(info.channels, 1.0 / info.channels, dtype=np.float32)
     pieces: list[np.ndarray] = []
     pos = first
     if first:
@@ -189,7 +190,7 @@ def _decode_mono(f: sf.SoundFile, info: AudioInfo, first: int, stop: int, target
         want = min(BLOCK_FRAMES, stop - pos)
         block = f.read(want, dtype="float32", always_2d=True)
         got = block.shape[0]
-        mono = block[:, 0] if info.channels == 1 else block.mean(axis=1, dtype=np.float32)
+        mono = block[:, 0] if info.channels == 1 else block @ mix  # channel mean (BLAS)
         bad = ~np.isfinite(mono)
         if bad.any():
             at = (pos + int(np.argmax(bad))) / info.sample_rate

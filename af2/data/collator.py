@@ -34,7 +34,7 @@ import torch
 from af2.data.dataset import AudioItem
 from af2.data.report import Skipped
 from af2.data.tokens import AUDIO_TOKEN, EOC_TOKEN
-from af2.data.windows import split_windows, stack_windows, window_length
+from af2.data.windows import split_windows_batch, window_length
 
 IGNORE_INDEX = -100
 
@@ -101,9 +101,9 @@ class AF2Collator:
             labels[row, :len(lab)] = torch.tensor(lab)
             attention[row, :len(ids)] = True
         if kept:
-            wins = [split_windows(it.wave, sample_rate=self.sample_rate, window_seconds=self.window_seconds,
-                                  max_windows=self.max_windows, name=it.sample.id) for it in kept]
-            batched = stack_windows(wins, trim=self.trim_windows)
+            batched = split_windows_batch([it.wave for it in kept], sample_rate=self.sample_rate,
+                                          window_seconds=self.window_seconds, max_windows=self.max_windows,
+                                          trim=self.trim_windows, names=[it.sample.id for it in kept])
             windows, mask, num = batched.windows, batched.mask, batched.num_windows
             truncated = batched.truncated | torch.tensor([it.truncated for it in kept])
         else:

@@ -32,7 +32,8 @@ class AudioQALoader:
         self.sampler = sampler
         self.log_report = log_report
         self.loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=collator,
-                                 num_workers=num_workers, pin_memory=pin_memory)
+                                 num_workers=num_workers, pin_memory=pin_memory,
+                                 persistent_workers=num_workers > 0)
         self.reports: list[LoadReport] = []
 
     def set_epoch(self, epoch: int) -> None:

@@ -58,6 +58,58 @@ def count_windows(duration_seconds: float, *, window_seconds: float = 10.0, max_
     return max(1, min(max_windows, math.ceil(duration_seconds / window_seconds - 1e-9)))
 
 
+def _check(wave: torch.Tensor, max_windows: int) -> None:
+    if wave.dim() != 1:
+        raise ValueError(f"wave must be 1-D (T,), got shape {tuple(wave.shape)}")
+    if wave.numel() == 0:
+        raise ValueError("wave is empty (T = 0)")
+    if max_windows < 1:
+        raise ValueError(f"max_windows must be >= 1, got {max_windows}")
+
+
+def split_windows_batch(
+    waves: Sequence[torch.Tensor],
+    *,
+    sample_rate: int = 16000,
+    window_seconds: float = 10.0,
+    max_windows: int,
+    trim: bool = True,
+    names: Sequence[str] | None = None,
+) -> BatchedWindows:
+    """Window each ``(T_i,)`` wave into one ``(B, W, L)`` tensor + ``(B, W)`` masks.
+
+    ``W`` is the batch's largest window count (``trim``) or ``max_windows``. Each wave
+    ``T_i > 0``; one longer than ``max_windows * L`` is cut, flagged and logged (with
+    ``names[i]`` if given). The output is allocated once and filled in place.
+    """
+    if not waves:
+        raise ValueError("split_windows_batch needs at least one wave")
+    length = window_length(sample_rate, window_seconds)
+    nums, truncated = [], []
+    for i, wave in enumerate(waves):
+        _check(wave, max_windows)
+        num = math.ceil(wave.numel() / length)
+        if num > max_windows:
+            name = names[i] if names else None
+            log.warning("audio%s is %.1f s long; keeping the first %d window(s) (%.1f s) and dropping %.1f s",
+                        f" {name}" if name else "", wave.numel() / sample_rate, max_windows,
+                        max_windows * length / sample_rate, (wave.numel() - max_windows * length) / sample_rate)
+        nums.append(min(num, max_windows))
+        truncated.append(num > max_windows)
+    width = max(nums) if trim else max_windows
+    out = torch.zeros(len(waves), width * length, dtype=torch.float32)
+    for row, (wave, num) in enumerate(zip(waves, nums)):
+        kept = min(wave.numel(), num * length)
+        out[row, :kept] = wave[:kept]
+    num_t = torch.tensor(nums, dtype=torch.int64)
+    return BatchedWindows(
+        windows=out.view(len(waves), width, length),
+        mask=torch.arange(width)[None, :] < num_t[:, None],
+        num_windows=num_t,
+        truncated=torch.tensor(truncated, dtype=torch.bool),
+    )
+
+
 def split_windows(
     wave: torch.Tensor,
     *,
@@ -71,27 +123,9 @@ def split_windows(
     ``T`` must be > 0. If ``T > max_windows * L`` the tail is dropped, ``truncated`` is
     True and a warning naming ``name`` (if given) is logged.
     """
-    if wave.dim() != 1:
-        raise ValueError(f"wave must be 1-D (T,), got shape {tuple(wave.shape)}")
-    if wave.numel() == 0:
-        raise ValueError("wave is empty (T = 0)")
-    if max_windows < 1:
-        raise ValueError(f"max_windows must be >= 1, got {max_windows}")
-    length = window_length(sample_rate, window_seconds)
-    total = wave.numel()
-    num = math.ceil(total / length)
-    truncated = num > max_windows
-    if truncated:
-        log.warning("audio%s is %.1f s long; keeping the first %d window(s) (%.1f s) and dropping %.1f s",
-                    f" {name}" if name else "", total / sample_rate, max_windows,
-                    max_windows * length / sample_rate, (total - max_windows * length) / sample_rate)
-        num = max_windows
-    out = torch.zeros(max_windows * length, dtype=torch.float32)
-    kept = min(total, num * length)
-    out[:kept] = wave[:kept].to(torch.float32)
-    mask = torch.zeros(max_windows, dtype=torch.bool)
-    mask[:num] = True
-    return Windows(out.view(max_windows, length), mask, num, truncated)
+    b = split_windows_batch([wave], sample_rate=sample_rate, window_seconds=window_seconds,
+                            max_windows=max_windows, trim=False, names=[name] if name else None)
+    return Windows(b.windows[0], b.mask[0], int(b.num_windows[0]), bool(b.truncated[0]))
 
 
 def stack_windows(items: Sequence[Windows], *, trim: bool = True) -> BatchedWindows:
@@ -111,20 +145,4 @@ def stack_windows(items: Sequence[Windows], *, trim: bool = True) -> BatchedWind
         mask=torch.stack([w.mask[:width] for w in items]),
         num_windows=torch.tensor([w.num_windows for w in items], dtype=torch.int64),
         truncated=torch.tensor([w.truncated for w in items], dtype=torch.bool),
-    )
-
-
-def split_windows_batch(
-    waves: Sequence[torch.Tensor],
-    *,
-    sample_rate: int = 16000,
-    window_seconds: float = 10.0,
-    max_windows: int,
-    trim: bool = True,
-) -> BatchedWindows:
-    """:func:`split_windows` on each ``(T_i,)`` wave, stacked to ``(B, W, L)`` + ``(B, W)`` masks."""
-    return stack_windows(
-        [split_windows(w, sample_rate=sample_rate, window_seconds=window_seconds, max_windows=max_windows)
-         for w in waves],
-        trim=trim,
     )

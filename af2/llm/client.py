@@ -21,8 +21,8 @@ from af2.llm.cache import CachedReply, ResponseCache, cache_key
 from af2.llm.config import LLMConfig
 from af2.llm.jsonout import parse_structured
 from af2.llm.ratelimit import RateLimiter
-from af2.llm.retry import (FATAL_STATUS, Backoff, BadResponse, FatalError, RequestRejected,
-                           RetriesExhausted, classify)
+from af2.llm.retry import (FATAL_STATUS, TRANSPORT_ERRORS, Backoff, BadResponse, FatalError,
+                           RequestRejected, RetriesExhausted, classify)
 from af2.llm.templates import PromptTemplate, load_template
 from af2.llm.usage import Usage
 
@@ -136,7 +136,7 @@ class LLMClient:
                     response = self._openai.chat.completions.create(
                         model=self.config.model, messages=messages, **params)
                     reply = _unpack(response, messages)
-                except (openai.APIError, BadResponse) as exc:
+                except TRANSPORT_ERRORS as exc:
                     failure, error_text = classify(exc), str(exc)
                 else:
                     failure = None

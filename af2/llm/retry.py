@@ -9,6 +9,7 @@ for the whole job (wrong key, URL or model); other 4xx reject just the one reque
 from __future__ import annotations
 
 import email.utils
+import json
 import random
 import time
 from dataclasses import dataclass, field
@@ -43,6 +44,9 @@ class BadResponse(Exception):
     """A 200 reply without a usable chat completion (retried like a 5xx)."""
 
 
+TRANSPORT_ERRORS = (openai.APIError, BadResponse, json.JSONDecodeError)  # what classify() sorts
+
+
 @dataclass(frozen=True)
 class Failure:
     retry: bool
@@ -56,7 +60,7 @@ def classify(exc: BaseException) -> Failure:
         return Failure(True, "timeout")
     if isinstance(exc, openai.APIConnectionError):
         return Failure(True, "connection")
-    if isinstance(exc, (BadResponse, openai.APIResponseValidationError)):
+    if isinstance(exc, (BadResponse, openai.APIResponseValidationError, json.JSONDecodeError)):
         return Failure(True, "bad_response")
     if isinstance(exc, openai.APIStatusError):
         status = exc.status_code

@@ -22,7 +22,8 @@ def segments(x: np.ndarray, *, min_gap: float = 0.2, min_dur: float = 0.005) -> 
     """(onset, offset) seconds of sound events: runs of frames above a noise-adaptive
     threshold, merged across gaps shorter than ``min_gap``."""
     env = envelope(x)
-    thresh = max(3.0 * np.percentile(env, 10), 0.05 * env.max())
+    quietest = np.convolve(env, np.ones(10) / 10, "valid").min()  # the quietest 100 ms: background
+    thresh = max(3.0 * quietest, 0.05 * env.max())
     on = np.flatnonzero(env > thresh)
     if not len(on):
         return []
@@ -83,29 +84,40 @@ def harmonics(x: np.ndarray, f0: float, n: int = 9) -> np.ndarray:
 
 def decays(x: np.ndarray) -> bool:
     third = len(x) // 3
-    return np.sqrt(np.mean(x[-third:] ** 2)) < 0.3 * np.sqrt(np.mean(x[:third] ** 2))
+    return np.sqrt(np.mean(x[-third:] ** 2)) < 0.5 * np.sqrt(np.mean(x[:third] ** 2))
 
 
-def voiced_f0(x: np.ndarray) -> float | None:
-    """Autocorrelation f0 in 70-300 Hz of the loudest 50 ms, or None if unvoiced."""
-    n = int(0.05 * SR)
-    if len(x) < n:
-        return None
-    k = int(np.argmax(np.convolve(x ** 2, np.ones(n), "valid")))
-    fr = x[k:k + n] - np.mean(x[k:k + n])
-    ac = np.correlate(fr, fr, "full")[n - 1:]
+def voiced_f0(fr: np.ndarray) -> float | None:
+    """Autocorrelation f0 in 70-300 Hz of a frame, or None if unvoiced."""
+    fr = fr - np.mean(fr)
+    ac = np.correlate(fr, fr, "full")[len(fr) - 1:]
     lo, hi = SR // 300, SR // 70
     lag = lo + int(np.argmax(ac[lo:hi]))
     return SR / lag if ac[lag] > 0.3 * ac[0] else None
 
 
+def is_speech(x: np.ndarray, win: int = 640, hop: int = 320) -> bool:
+    """Voiced speech: most loud 40-ms frames have an f0 in 70-300 Hz and >= 3 harmonics
+    each holding >= 2% of the frame's energy (a pure tone has one)."""
+    frames = [x[i:i + win] for i in range(0, len(x) - win + 1, hop)]
+    energy = np.array([np.sum(fr ** 2) for fr in frames]) if frames else np.zeros(0)
+    loud = [fr for fr, e in zip(frames, energy) if e >= 0.1 * energy.max()]
+    voiced = 0
+    for fr in loud:
+        f0 = voiced_f0(fr)
+        if f0 is not None:
+            h = harmonics(fr, f0, n=int(4000 // f0))
+            voiced += int(np.sum(h / h.sum() > 0.02) >= 3)
+    return bool(loud) and voiced >= 0.3 * len(loud)
+
+
 def classify(x: np.ndarray) -> str:
     """Name a single event from its signal (definitions in af2.data.synth.events' docs)."""
     dur = len(x) / SR
-    if dur < 0.04:
-        return "click"
     if centroid(x) < 400 and dur < 0.25:
         return "thud"
+    if dur < 0.04:
+        return "click"
     if flatness(x) > 0.3:
         return "noise burst"
     track = pitch_track(x)
@@ -120,6 +132,11 @@ def classify(x: np.ndarray) -> str:
         return "doorbell"
     logf = np.log2(track)
     spread = np.percentile(logf, 95) - np.percentile(logf, 5)
+    if spread < 0.05:
+        f0 = dominant_freq(x)
+        return "beep" if harmonics(x, f0)[1:].sum() < 0.02 else "harmonic"
+    if is_speech(x):
+        return "speech"
     if spread > 0.5 and len(track) >= 4:
         d = np.diff(logf)
         if np.mean(d > 0) > 0.85:
@@ -128,11 +145,7 @@ def classify(x: np.ndarray) -> str:
             return "falling chirp"
         if 600 < np.percentile(track, 5) and np.percentile(track, 95) < 1400:
             return "siren"
-    if spread < 0.05:
-        f0 = dominant_freq(x)
-        h = harmonics(x, f0)
-        return "beep" if h[1:].sum() < 0.02 else "harmonic"
-    return "speech" if voiced_f0(x) else "other"
+    return "other"
 
 
 def _two_peaks(f, mag, fa: float, fb: float) -> bool:

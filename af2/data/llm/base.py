@@ -81,12 +81,15 @@ class Pipeline:
                                          check=check, template=self.template)
 
     def provenance(self, record: Record, result: StructuredResult, **extra) -> dict:
+        """Where a line came from; an input's own provenance (a chained job) is kept as ``previous``."""
         when = datetime.fromtimestamp(result.generated_at, timezone.utc)
+        previous = record.data.get("provenance")
         return {"pipeline": self.name, "source_id": record.source_id, "model": self.client.config.model,
                 "template": self.template.name, "template_version": self.template.version_tag,
                 "template_sha256": self.template.sha256,
                 "generated_at": when.isoformat(timespec="seconds").replace("+00:00", "Z"),
-                "llm_calls": len(result.completions), **extra}
+                "llm_calls": len(result.completions), **extra,
+                **({"previous": previous} if isinstance(previous, dict) else {})}
 
     @staticmethod
     def rejected(result: StructuredResult, reasons: list[str] | None = None) -> Outcome:

@@ -26,6 +26,15 @@ def paraphrase_problems(source: str, text: str, accepted: list[str], threshold: 
     return tc.event_change(source, text)
 
 
+def kind_applies(source: str, kind: str) -> bool:
+    """swap_order needs two sound events in the caption, swap_attributes an attribute."""
+    if kind == "swap_order":
+        return tc.event_count(source) >= 2
+    if kind == "swap_attributes":
+        return bool(tc.attributes(source))
+    return kind in NEGATIVE_KINDS
+
+
 def negative_problems(source: str, text: str, kind: str) -> list[str]:
     """A hard negative must be false for the audio in the way its ``kind`` says."""
     if kind not in NEGATIVE_KINDS:
@@ -41,14 +50,13 @@ def negative_problems(source: str, text: str, kind: str) -> list[str]:
         return []
     if set(src) != set(new):
         return [f"{kind} must keep the caption's sound events; " + "; ".join(tc.event_change(source, text))]
+    if not kind_applies(source, kind):
+        return [f"{kind} does not apply: the caption has "
+                + ("fewer than two sound events" if kind == "swap_order" else "no attribute (loud, distant, ...)")]
     if kind == "swap_order":
-        if len(src) < 2:
-            return ["swap_order needs a caption with two or more sound events"]
         if new == src:
             return ["swap_order must change the order of the sound events"]
     elif kind == "swap_attributes":
-        if not tc.attributes(source):
-            return ["swap_attributes needs a caption with an attribute (loud, distant, male...)"]
         if tc.attributes(text) == tc.attributes(source):
             return ["swap_attributes must move or change the attributes"]
     elif tc.count_signature(text) == tc.count_signature(source):

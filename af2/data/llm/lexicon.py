@@ -110,6 +110,11 @@ glass: glass shatter
 beep: beep bleep
 """
 
+# Concepts that make a sound rather than being one ("a dog barks" is one event, not two).
+SOURCES = frozenset("""
+man woman child baby crowd dog cat bird rooster cow horse sheep pig duck frog insect bee
+""".split())
+
 ATTRIBUTES = """
 loud loudly quiet quietly soft softly faint faintly distant far close nearby near
 high low deep shrill sharp muffled clear fast quick quickly slow slowly rapid rapidly

@@ -50,8 +50,8 @@ class LongQA(QuestionPipeline):
             record, self.plan(record, None),
             lambda item: checks.segment_problems(item, segments, min_segments=args.min_segments,
                                                  min_gap=args.min_gap),
-            duration=duration, segments=listed, min_segments=args.min_segments, min_gap_s=args.min_gap,
-            skills=list(SKILLS))
+            duration, {"duration": duration, "segments": listed, "min_segments": args.min_segments,
+                       "min_gap_s": args.min_gap, "skills": list(SKILLS)})
 
     def line_extra(self, record: Record, item: dict) -> dict:
         segments = segments_of(record.data)

@@ -52,16 +52,20 @@ class Negatives(Pipeline):
     def process(self, record: Record) -> Outcome:
         key, caption = caption_of(self.args, record.data)
 
+        kinds = [k for k in self.kinds if checks.kind_applies(caption, k)]
+        if not kinds:
+            return Outcome(reasons=[f"none of the kinds {self.kinds} applies to this caption"])
+
         def issues(item, kept):
             text, kind = item["text"].strip(), item["kind"]
-            if kind not in self.kinds:
+            if kind not in kinds:
                 return [f"kind {kind!r} was not asked for"]
             if any(textcheck.normalize(text) == textcheck.normalize(k["text"]) for k in kept):
                 return ["repeats another negative"]
             return checks.negative_problems(caption, text, kind)
 
         result = self.ask(lambda v: keep_valid(v["negatives"], issues, "negative", need=self.args.n),
-                          SCHEMA, caption=caption, count=self.args.n, kinds=self.kinds)
+                          SCHEMA, caption=caption, count=self.args.n, kinds=kinds)
         merged = [{"text": n["text"].strip(), "kind": n["kind"], "source": "llm"} for n in result.value or []]
         seen = {textcheck.normalize(t) for t in [caption] + [n["text"] for n in merged]}
         rule_reasons: list[str] = []

@@ -35,4 +35,5 @@ class QA(QuestionPipeline):
         data = record.data
         skills = [s for s in self.skills if s != SPEECH_SKILL or data.get("transcript")] or self.skills
         metadata = {k: v for k, v in data.items() if k not in HIDDEN_KEYS}
-        return self.ask_questions(record, self.plan(record, skills), lambda item: [], metadata=metadata)
+        return self.ask_questions(record, self.plan(record, skills), lambda item: [],
+                                  self.duration(data), {"metadata": metadata})

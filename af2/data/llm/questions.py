@@ -51,11 +51,11 @@ class QuestionPipeline(Pipeline):
             plan.append(entry)
         return plan
 
-    def ask_questions(self, record: Record, plan: list[dict], extra_issues, **inputs) -> Outcome:
+    def ask_questions(self, record: Record, plan: list[dict], extra_issues,
+                      duration: float | None, inputs: dict) -> Outcome:
         """Ask for the planned questions; every valid one becomes a manifest line."""
         if not isinstance(record.data.get("audio"), str):
             raise InputError("the record has no 'audio' path")
-        duration = self.duration(record.data)
 
         def issues(pair, kept):
             k, item = pair
@@ -71,7 +71,7 @@ class QuestionPipeline(Pipeline):
                 problems.append(f"{len(plan)} questions were asked for, {len(items)} came")
             return kept, problems
 
-        result = self.ask(check, SCHEMA, questions=plan, **inputs)
+        result = self.ask(check, SCHEMA, **inputs, questions=plan)
         if not result.value:
             return self.rejected(result)
         provenance = self.provenance(record, result, llm_problems=result.problems)

@@ -64,6 +64,13 @@ def events(text: str) -> set[str]:
     return set(event_sequence(text))
 
 
+def event_count(text: str) -> int:
+    """About how many sound events: sources and sounds pair up ("a dog barks" is one)."""
+    found = events(text)
+    sources = len(found & lexicon.SOURCES)
+    return max(sources, len(found) - sources)
+
+
 def attributes(text: str) -> list[str]:
     table = _tables()[1]
     return [stem(w) for w in words(text) if stem(w) in table]

@@ -26,7 +26,7 @@ def make(rng: np.random.Generator, ctx) -> Clip:
     winner = int(rng.integers(2))
     if kind == "louder":
         freq, dur = rng.uniform(400, 1500), rng.uniform(0.4, 0.8)
-        loud, quiet = rng.uniform(0.6, 0.8), 0.0
+        loud = rng.uniform(0.6, 0.8)
         quiet = loud * 10 ** (-rng.uniform(8, 14) / 20)
         gains = (loud, quiet) if winner == 0 else (quiet, loud)
         audio = _pair(rng, ev.beep(freq, dur), ev.beep(freq, dur), gains)

@@ -1,0 +1,7 @@
+"""LLM-assisted data generation: paraphrases, hard negatives, AudioSkills QA, long-audio QA.
+
+Each generator is a subcommand of ``python -m af2.data.llm`` and a ``Pipeline`` class
+(``paraphrase``, ``negatives``, ``qa``, ``longqa`` modules) run by ``jobs.Job`` over a JSONL
+file through the client layer ``af2.llm``. Prompts are versioned files in ``templates/``;
+``checks`` and ``textcheck`` hold the validators.
+"""

@@ -1,0 +1,217 @@
+"""Batch jobs over JSONL input: exactly one result per input record, resumable after a kill.
+
+Every input record has a source id (its ``id``, else a hash of its content). A record is done
+when its id is in the output (``provenance.source_id``) or in the rejects file; a rerun skips
+done records, so an interrupted job resumes where it stopped and nothing is written twice. The
+lines of one record go out in a single ``write`` on an ``O_APPEND`` descriptor, then ``fsync``;
+a torn last line (power loss) is cut off on the next start. Replies are cached before a record
+is written, so a record whose reply arrived but whose line did not costs no request on resume.
+Records that fail transiently (retries exhausted, a refused request) are left pending: the job
+exits 1 and the next run tries them again.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from tqdm import tqdm
+
+from af2.data.llm.base import InputError, Outcome, Pipeline, Record, record_id
+from af2.llm.redact import redact_url
+from af2.llm.retry import FatalError, LLMError
+
+log = logging.getLogger("af2.data.llm")
+
+
+@dataclass
+class JobStats:
+    inputs: int = 0
+    already_done: int = 0
+    ok: int = 0
+    rejected: int = 0
+    failed: int = 0
+    lines_written: int = 0
+    not_started: int = 0
+
+
+def read_records(path: Path) -> tuple[list[Record], list[dict]]:
+    """The input records, and a reject entry for each unreadable or duplicate line."""
+    records, bad, first_line = [], [], {}
+    with open(path, encoding="utf-8") as f:
+        for n, text in enumerate(f, 1):
+            if not text.strip():
+                continue
+            try:
+                data = json.loads(text)
+                if not isinstance(data, dict):
+                    raise ValueError("not a JSON object")
+            except ValueError as err:
+                bad.append({"source_id": f"line-{n}", "input_line": n, "reasons": [f"input: {err}"]})
+                continue
+            sid = record_id(data)
+            if sid in first_line:
+                bad.append({"source_id": f"line-{n}", "input_line": n,
+                            "reasons": [f"input: duplicate id {sid!r} (first on line {first_line[sid]})"]})
+                continue
+            first_line[sid] = n
+            records.append(Record(sid, data, n))
+    return records, bad
+
+
+def done_ids(path: Path) -> set[str]:
+    """Source ids already in a JSONL output; cuts off a torn last line first."""
+    if not path.exists():
+        return set()
+    raw = path.read_bytes()
+    if raw and not raw.endswith(b"\n"):
+        keep = raw.rfind(b"\n") + 1
+        log.warning("%s: cutting off a torn last line (%d bytes)", path, len(raw) - keep)
+        os.truncate(path, keep)
+        raw = raw[:keep]
+    ids = set()
+    for text in raw.decode("utf-8").splitlines():
+        if text.strip():
+            obj = json.loads(text)
+            ids.add(obj.get("provenance", {}).get("source_id") or obj.get("source_id"))
+    return ids
+
+
+class JsonlAppender:
+    """Appends groups of JSON lines atomically enough: one write per group, then fsync."""
+
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._lock = threading.Lock()
+
+    def write(self, objs: list[dict]) -> None:
+        data = "".join(json.dumps(o, ensure_ascii=False) + "\n" for o in objs).encode()
+        with self._lock:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self._fd, view):]
+            os.fsync(self._fd)
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
+def rebase_audio(line: dict, in_dir: Path, out_dir: Path) -> dict:
+    """Rewrite a relative ``audio`` path (relative to the input's folder) for the output's folder."""
+    audio = line.get("audio")
+    if isinstance(audio, str) and audio and not os.path.isabs(audio):
+        line = {**line, "audio": os.path.relpath(os.path.normpath(in_dir / audio), out_dir)}
+    return line
+
+
+class Job:
+    def __init__(self, pipeline: Pipeline, inp: Path, out: Path, *, rejects: Path | None = None,
+                 limit: int | None = None, progress: bool | None = None):
+        self.pipeline, self.inp, self.out = pipeline, Path(inp), Path(out)
+        self.rejects = Path(rejects) if rejects else self.out.with_name(self.out.name + ".rejects.jsonl")
+        self.limit, self.progress = limit, progress
+        self.stats = JobStats()
+        self._lock = threading.Lock()
+        self._halt = threading.Event()  # set by a fatal error: records not yet started are left
+
+    def _reject(self, record: Record, outcome: Outcome) -> dict:
+        pipeline = self.pipeline
+        return {"source_id": record.source_id, "input_line": record.line, "pipeline": pipeline.name,
+                "template": pipeline.template.name, "template_version": pipeline.template.version_tag,
+                "model": pipeline.client.config.model, "reasons": outcome.reasons, "raw": outcome.raw}
+
+    def _work(self, record: Record, out: JsonlAppender, rejects: JsonlAppender) -> bool:
+        """Process one record; False when the job was halted before it started."""
+        if self._halt.is_set():
+            return False
+        try:
+            outcome = self.pipeline.process(record)
+        except InputError as err:
+            outcome = Outcome(reasons=[f"input: {err}"])
+        except FatalError:
+            self._halt.set()
+            raise
+        if outcome.lines:
+            in_dir, out_dir = self.inp.resolve().parent, self.out.resolve().parent
+            out.write([rebase_audio(line, in_dir, out_dir) for line in outcome.lines])
+        else:
+            rejects.write([self._reject(record, outcome)])
+        with self._lock:
+            self.stats.ok += bool(outcome.lines)
+            self.stats.rejected += not outcome.lines
+            self.stats.lines_written += len(outcome.lines)
+        return True
+
+    def run(self) -> JobStats:
+        records, bad = read_records(self.inp)
+        done = done_ids(self.out) | done_ids(self.rejects)
+        todo = [r for r in records if r.source_id not in done]
+        stats = self.stats
+        stats.inputs, stats.already_done = len(records) + len(bad), len(records) - len(todo)
+        if self.limit is not None:
+            stats.not_started, todo = max(0, len(todo) - self.limit), todo[: self.limit]
+        out, rejects = JsonlAppender(self.out), JsonlAppender(self.rejects)
+        new_bad = [b for b in bad if b["source_id"] not in done]
+        stats.already_done += len(bad) - len(new_bad)
+        if new_bad:
+            rejects.write([{**b, "pipeline": self.pipeline.name} for b in new_bad])
+            stats.rejected += len(new_bad)
+        try:
+            self._run_all(todo, out, rejects)
+        finally:
+            out.close()
+            rejects.close()
+        return stats
+
+    def _run_all(self, todo: list[Record], out: JsonlAppender, rejects: JsonlAppender) -> None:
+        workers = max(1, self.pipeline.client.config.concurrency)
+        queue, inflight, fatal = iter(todo), set(), None
+        bar = tqdm(total=len(todo), desc=self.pipeline.name, unit="rec", leave=False,
+                   disable=None if self.progress is None else not self.progress)  # None: on a terminal
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            try:
+                while True:
+                    while fatal is None and len(inflight) < 2 * workers:
+                        record = next(queue, None)
+                        if record is None:
+                            break
+                        inflight.add(pool.submit(self._work, record, out, rejects))
+                    if not inflight:
+                        break
+                    finished, inflight = wait(inflight, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        bar.update()
+                        err = future.exception()
+                        if isinstance(err, FatalError):
+                            fatal = fatal or err
+                        elif isinstance(err, LLMError):
+                            self.stats.failed += 1
+                            log.error("record left pending: %s", err)
+                        elif err is not None:
+                            raise err
+                        elif not future.result():
+                            self.stats.not_started += 1
+            except BaseException:
+                for future in inflight:
+                    future.cancel()
+                raise
+            finally:
+                bar.close()
+        self.stats.not_started += sum(1 for _ in queue)
+        if fatal is not None:
+            raise fatal
+
+    def report(self) -> dict:
+        pipeline = self.pipeline
+        config = pipeline.client.config
+        return {"pipeline": pipeline.name, "input": str(self.inp), "output": str(self.out),
+                "rejects": str(self.rejects), "model": config.model, "base_url": redact_url(config.base_url),
+                "template": pipeline.template.key,
+                "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "records": asdict(self.stats), "usage": pipeline.client.report().to_dict()}

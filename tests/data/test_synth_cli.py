@@ -1,0 +1,91 @@
+"""The synth command line, determinism by seed, and both speech engines."""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import subprocess
+import sys
+
+import pytest
+import soundfile as sf
+
+from af2.data.manifest import load_manifest
+from af2.data.synth import generate, speech
+from af2.data.synth.context import make_speech
+from af2.data.synth.generate import SynthContext
+from tests.data import analysis as A
+
+HAVE_ESPEAK = speech.find_espeak() is not None
+
+
+def _digest(folder) -> str:
+    h = hashlib.sha256()
+    for p in sorted(folder.rglob("*")):
+        if p.is_file():
+            h.update(p.relative_to(folder).as_posix().encode() + p.read_bytes())
+    return h.hexdigest()
+
+
+def test_cli_writes_a_loadable_set(tmp_path):
+    out = tmp_path / "set"
+    run = subprocess.run([sys.executable, "-m", "af2.data.synth", "--out", str(out), "--n", "14", "--seed", "3",
+                          "--n-long", "1", "--long-min", "30", "--long-max", "30", "--quiet"],
+                         capture_output=True, text=True, check=True)
+    meta = json.loads((out / "metadata.json").read_text())
+    assert '"questions": 17' in run.stdout and meta["questions"] == 17
+    samples = load_manifest(out / "manifest.jsonl", strict=True).samples
+    assert len(samples) == 17 and all(s.audio.exists() for s in samples)
+    assert all(v == 2 for k, v in meta["questions_per_skill"].items() if k not in ("counting", "temporal_reasoning",
+                                                                                   "information_extraction"))
+    assert sf.info(out / "long" / "0000.wav").duration == pytest.approx(30.0)
+
+
+def test_same_seed_same_bytes_other_seed_differs(tmp_path):
+    kw = dict(n_long=1, long_seconds=(30.0, 30.0), speech="formant")
+    generate(tmp_path / "a", 14, seed=11, **kw)
+    generate(tmp_path / "b", 14, seed=11, **kw)
+    generate(tmp_path / "c", 14, seed=12, **kw)
+    assert _digest(tmp_path / "a") == _digest(tmp_path / "b") != _digest(tmp_path / "c")
+
+
+def test_fallback_is_detected_and_announced(tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(speech.shutil, "which", lambda name: None)
+    assert speech.find_espeak() is None
+    with caplog.at_level(logging.WARNING):
+        meta = generate(tmp_path, 14, seed=0, n_long=0, speech="auto")
+    assert meta["speech_engine"] == "formant-fallback" and "formant-synthesised" in meta["speech_note"]
+    assert "espeak-ng was not found" in caplog.text
+    speech_samples = [s for s in load_manifest(tmp_path / "manifest.jsonl").samples
+                      if s.skill == "contextual_speech_event_reasoning"]
+    assert speech_samples and all(s.extra["speech_engine"] == "formant-fallback" for s in speech_samples)
+    with pytest.raises(RuntimeError, match="espeak-ng is not installed"):
+        speech.speech_engine("espeak")
+
+
+def _speech_clips(engine, seeds):
+    ctx = SynthContext(speech=engine)
+    import numpy as np
+    return [make_speech(np.random.default_rng([99, s]), ctx) for s in seeds]
+
+
+def test_formant_speech_is_speech_with_the_stated_vowels():
+    engine = speech.speech_engine("formant")
+    for token in engine.vocabulary():
+        x = engine.say(token)
+        assert A.classify(x) == "speech" and A.vowel(x) == token[1:], token
+    for clip in _speech_clips(engine, range(12)):
+        assert clip.meta["speech_engine"] == "formant-fallback"
+        assert "words" not in clip.questions[0].prompt
+
+
+@pytest.mark.skipif(not HAVE_ESPEAK, reason="espeak-ng is not installed (apt-get install espeak-ng)")
+def test_espeak_speech_is_real_voiced_speech():
+    engine = speech.speech_engine("espeak")
+    assert engine.name.startswith("espeak-ng ") and engine.uses_words
+    for word in engine.vocabulary():
+        x = engine.say(word)
+        assert A.classify(x) == "speech", word
+        assert 0.15 < len(x) / 16000 < 1.5
+    assert speech.speech_engine("auto").name == engine.name
+    assert all(c.meta["speech_engine"] == engine.name for c in _speech_clips(engine, range(8)))
