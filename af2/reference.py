@@ -10,7 +10,7 @@ from typing import Optional
 
 import torch
 
-__all__ = ["gated_residual", "media_attention_mask", "media_cross_attention", "rope_positions", "rope_theta",
+__all__ = ["contrastive_loss", "gated_residual", "media_attention_mask", "media_cross_attention", "rope_positions", "rope_theta",
            "rope_windowed"]
 
 
@@ -92,3 +92,22 @@ def media_cross_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, 
 def gated_residual(x: torch.Tensor, y: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
     """Eager twin of :func:`af2.ops.gated_residual`: ``x + tanh(gate) * y``."""
     return x + gate.tanh().to(x.dtype) * y
+
+
+def contrastive_loss(audio: torch.Tensor, text: torch.Tensor, *, logit_scale, hard_negatives=None,
+                     reduction: str = "mean") -> torch.Tensor:
+    """Eager twin of :func:`af2.ops.contrastive_loss`: the full (B, B*M) logits matrix, as
+    CLIP/CLAP code computes it (memory grows with B^2). Same terms and reductions."""
+    B, M, D = text.shape
+    flat = text.reshape(B * M, D)
+    logits = logit_scale * audio @ flat.T                                   # (B, B*M)
+    owner = torch.arange(B, device=audio.device).repeat_interleave(M)      # audio of each text row
+    pos = logits[owner, torch.arange(B * M, device=audio.device)].reshape(B, M)
+    others = logits.masked_fill(owner[None, :] == torch.arange(B, device=audio.device)[:, None], float("-inf"))
+    parts = [pos[..., None], others.logsumexp(dim=-1)[:, None, None].expand(B, M, 1)]
+    if hard_negatives is not None:
+        parts.append(logit_scale * torch.einsum("bd,bmnd->bmn", audio, hard_negatives))
+    a2t = torch.cat(parts, dim=-1).logsumexp(dim=-1) - pos
+    t2a = logits.T.logsumexp(dim=-1).reshape(B, M) - pos
+    terms = torch.stack((a2t, t2a))
+    return terms.mean() if reduction == "mean" else terms

@@ -21,4 +21,13 @@ TORCH_LIBRARY(af2, m) {
   // Tanh-gated residual x + tanh(gate) * y; the backward returns (grad_y, grad_gate).
   m.def("gated_residual(Tensor x, Tensor y, Tensor gate) -> Tensor");
   m.def("gated_residual_backward(Tensor grad, Tensor y, Tensor gate) -> (Tensor, Tensor)");
+
+  // Contrastive loss with M positives and M x N hard negatives (DESIGN.md) over keys audio_all /
+  // text_all (the global batch; local row i is global row i + offset). Returns
+  // (terms (2, B, M), row_lse (B), pair_lse (B, M), col_lse (B, M)), float32 (float64 for float64).
+  m.def("contrastive_loss(Tensor audio, Tensor text, Tensor audio_all, Tensor text_all, "
+        "Tensor? hard_negatives, Tensor logit_scale, int offset) -> (Tensor, Tensor, Tensor, Tensor)");
+  m.def("contrastive_loss_backward(Tensor grad_terms, Tensor audio, Tensor text, Tensor audio_all, "
+        "Tensor text_all, Tensor? hard_negatives, Tensor logit_scale, int offset, Tensor row_lse, "
+        "Tensor pair_lse, Tensor col_lse) -> (Tensor, Tensor, Tensor, Tensor, Tensor, Tensor)");
 }

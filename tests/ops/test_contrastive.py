@@ -1,0 +1,193 @@
+"""af2.ops.contrastive_loss against the float64 reference, CLIP, and the memory bound."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from af2 import reference as R
+from af2.nn import ContrastiveLoss
+from af2.ops import contrastive_loss
+from tests.conftest import FLOAT_DTYPES
+
+# Loss terms are float32 sums of exps over B*M keys: tolerances by input dtype (inputs are the
+# same values in both; bf16/fp16 differ only by float32 accumulation order).
+LOSS_TOL = {torch.float64: dict(rtol=1e-10, atol=1e-10), torch.float32: dict(rtol=1e-5, atol=1e-5),
+            torch.float16: dict(rtol=1e-4, atol=1e-4), torch.bfloat16: dict(rtol=1e-4, atol=1e-4)}
+GRAD_TOL = {torch.float64: dict(rtol=1e-9, atol=1e-10), torch.float32: dict(rtol=1e-4, atol=1e-5),
+            torch.float16: dict(rtol=5e-3, atol=1e-4), torch.bfloat16: dict(rtol=3e-2, atol=3e-4)}
+
+
+def make(B, M, N, D, device="cpu", dtype=torch.float32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    unit = lambda *s: F.normalize(torch.randn(*s, generator=g, dtype=torch.float64), dim=-1).to(device=device, dtype=dtype)
+    return unit(B, D), unit(B, M, D), (unit(B, M, N, D) if N else None)
+
+
+def _ref(audio, text, neg, scale, reduction="mean"):
+    up = lambda t: None if t is None else t.detach().double()
+    return R.contrastive_loss(up(audio), up(text), logit_scale=float(scale), hard_negatives=up(neg), reduction=reduction)
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=str)
+@pytest.mark.parametrize("M,N", [(1, 0), (3, 0), (1, 4), (3, 4)])
+def test_matches_float64_reference(device, dtype, M, N):
+    audio, text, neg = make(37, M, N, 33, device, dtype)
+    terms = contrastive_loss(audio, text, logit_scale=12.5, hard_negatives=neg, reduction="none")
+    assert terms.shape == (2, 37, M)
+    ref = _ref(audio, text, neg, 12.5, "none")
+    torch.testing.assert_close(terms.double(), ref, **LOSS_TOL[dtype])
+    loss = contrastive_loss(audio, text, logit_scale=12.5, hard_negatives=neg)
+    torch.testing.assert_close(loss, terms.mean())
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=str)
+@pytest.mark.parametrize("M,N", [(1, 0), (3, 4)])
+def test_gradients_match_float64_reference(device, dtype, M, N):
+    audio, text, neg = make(29, M, N, 17, device, dtype, seed=1)
+    inputs = [t.requires_grad_() for t in (audio, text, neg) if t is not None]
+    scale_dtype = torch.float64 if dtype == torch.float64 else torch.float32
+    scale = torch.tensor(9.0, device=device, dtype=scale_dtype, requires_grad=True)
+    loss = contrastive_loss(audio, text, logit_scale=scale, hard_negatives=neg)
+    grads = torch.autograd.grad(loss, [*inputs, scale])
+    ref_in = [t.detach().double().requires_grad_() for t in inputs]
+    ref_scale = torch.tensor(9.0, dtype=torch.float64, requires_grad=True)
+    ref = R.contrastive_loss(ref_in[0], ref_in[1], logit_scale=ref_scale,
+                             hard_negatives=ref_in[2] if N else None)
+    refs = torch.autograd.grad(ref, [*ref_in, ref_scale])
+    for name, a, b in zip(["audio", "text", "negatives", "scale"][: len(grads) - 1] + ["scale"], grads, refs):
+        assert a.dtype == (scale_dtype if name == "scale" else dtype)
+        torch.testing.assert_close(a.double(), b, **GRAD_TOL[dtype], msg=lambda m: f"grad {name}: {m}")
+
+
+def test_m1_n0_is_clip_symmetric_infonce(device):
+    audio, text, _ = make(16, 1, 0, 32, device)
+    logits = 20.0 * audio @ text[:, 0].T
+    labels = torch.arange(16, device=device)
+    clip = (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
+    torch.testing.assert_close(contrastive_loss(audio, text, logit_scale=20.0), clip)
+
+
+def test_other_paraphrases_of_the_same_audio_are_not_negatives(device):
+    """Changing a_i's other captions must not change a2t term (i, j) (only positives + others)."""
+    audio, text, _ = make(6, 3, 0, 8, device)
+    terms = contrastive_loss(audio, text, logit_scale=5.0, reduction="none")
+    text2 = text.clone()
+    text2[2, 1] = F.normalize(torch.randn(8, device=device), dim=-1)
+    terms2 = contrastive_loss(audio, text2, logit_scale=5.0, reduction="none")
+    torch.testing.assert_close(terms2[0, 2, 0], terms[0, 2, 0])  # same audio, other paraphrase changed
+    assert not torch.allclose(terms2[0, 3, 0], terms[0, 3, 0])   # another audio sees it as a negative
+
+
+def test_gradcheck_float64(device):
+    audio, text, neg = make(5, 2, 3, 4, device, torch.float64, seed=2)
+    scale = torch.tensor(3.0, dtype=torch.float64, device=device, requires_grad=True)
+    ins = [t.requires_grad_() for t in (audio, text, neg)]
+    f = lambda a, t, h, s: contrastive_loss(a, t, logit_scale=s, hard_negatives=h, reduction="none")
+    assert torch.autograd.gradcheck(f, (*ins, scale))
+
+
+def test_single_row_batch(device):
+    audio, text, neg = make(1, 2, 2, 8, device, torch.float64)
+    terms = contrastive_loss(audio, text, logit_scale=4.0, hard_negatives=neg, reduction="none")
+    torch.testing.assert_close(terms, _ref(audio, text, neg, 4.0, "none"))
+
+
+def test_opcheck(device):
+    audio, text, neg = make(9, 2, 3, 16, device)
+    scale = torch.tensor(7.0, device=device, requires_grad=True)
+    args = [t.requires_grad_() for t in (audio, text)]
+    torch.library.opcheck(torch.ops.af2.contrastive_loss.default,
+                          (args[0], args[1], args[0], args[1], neg.requires_grad_(), scale, 0))
+    torch.library.opcheck(torch.ops.af2.contrastive_loss.default, (args[0], args[1], args[0], args[1], None, scale, 0))
+
+
+def test_torch_compile_fullgraph(device):
+    torch._dynamo.reset()
+    audio, text, neg = make(8, 2, 2, 16, device)
+    w = torch.randn(16, 16, device=device, requires_grad=True)
+    scale = torch.tensor(10.0, device=device)
+
+    def f(a, t, h):
+        return contrastive_loss(F.normalize(a @ w, dim=-1), t, logit_scale=scale, hard_negatives=h)
+
+    compiled = torch.compile(f, fullgraph=True, backend="aot_eager" if device.type == "cpu" else "inductor")
+    out, ref = compiled(audio, text, neg), f(audio, text, neg)
+    torch.testing.assert_close(out, ref)
+    torch.testing.assert_close(torch.autograd.grad(out, w)[0], torch.autograd.grad(ref, w)[0])
+
+
+def test_module_scale_init_clamp_and_grad(device):
+    audio, text, neg = make(8, 2, 1, 16, device)
+    mod = ContrastiveLoss().to(device)
+    torch.testing.assert_close(mod.scale(), torch.tensor(1 / 0.07, device=device))
+    loss = mod(audio, text, neg)
+    loss.backward()
+    assert mod.logit_scale.grad is not None and mod.logit_scale.grad != 0
+    with torch.no_grad():
+        mod.logit_scale.fill_(10.0)
+    torch.testing.assert_close(mod.scale(), torch.tensor(100.0, device=device))
+    mod.clamp_()
+    assert mod.logit_scale.item() == pytest.approx(torch.log(torch.tensor(100.0)).item())
+
+
+def test_bad_input_is_named(device):
+    audio, text, neg = make(4, 2, 3, 8, device)
+    cases = [
+        (r"text must be \(B, M, D\) with audio's B = 4 and D = 8, got sizes \[3, 2, 8\]",
+         lambda: contrastive_loss(audio, text[:3], logit_scale=1.0)),
+        (r"text must be \(B, M, D\) with audio's B = 4 and D = 8, got sizes \[4, 2, 7\]",
+         lambda: contrastive_loss(audio, text[..., :7], logit_scale=1.0)),
+        (r"hard_negatives must be \(B, M, N, D\) = \(4, 2, N, 8\), got sizes \[4, 1, 3, 8\]",
+         lambda: contrastive_loss(audio, text, logit_scale=1.0, hard_negatives=neg[:, :1])),
+        (r"logit_scale must be a scalar, got sizes \[2\]",
+         lambda: contrastive_loss(audio, text, logit_scale=torch.ones(2, device=device))),
+        (r"text has dtype Half but audio has Float", lambda: contrastive_loss(audio, text.half(), logit_scale=1.0)),
+        (r"audio must be float32, float16, bfloat16 or float64, got Long",
+         lambda: contrastive_loss(audio.long(), text.long(), logit_scale=1.0)),
+        (r"audio must be \(B, D\), got sizes \[4, 1, 8\]", lambda: contrastive_loss(audio[:, None], text, logit_scale=1.0)),
+        (r"reduction must be 'mean' or 'none', got 'sum'",
+         lambda: contrastive_loss(audio, text, logit_scale=1.0, reduction="sum")),
+    ]
+    for pattern, call in cases:
+        with pytest.raises(ValueError, match=pattern):
+            call()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_device_mismatch_is_named():
+    audio, text, neg = make(4, 2, 3, 8, "cuda")
+    with pytest.raises(ValueError, match=r"text is on cpu but audio is on cuda"):
+        contrastive_loss(audio, text.cpu(), logit_scale=1.0)
+    with pytest.raises(ValueError, match=r"hard_negatives is on cpu but audio is on cuda"):
+        contrastive_loss(audio, text, logit_scale=1.0, hard_negatives=neg.cpu())
+
+
+def test_peak_memory_is_far_below_the_logits_matrix():
+    """B = 16384, D = 256: forward + backward in a fresh process (the kernel returns freed
+    memory to the OS at once: small mmap threshold), measured by the process's peak RSS."""
+    code = textwrap.dedent("""
+        import torch, torch.nn.functional as F
+        from af2.ops import contrastive_loss
+        def mb(key):
+            return next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith(key)) / 1024
+        B, D = 16384, 256
+        a = F.normalize(torch.randn(B, D), dim=-1).requires_grad_()
+        t = F.normalize(torch.randn(B, 1, D), dim=-1).requires_grad_()
+        open('/proc/self/clear_refs', 'w').write('5')
+        base = mb('VmRSS')
+        contrastive_loss(a, t, logit_scale=10.0).backward()
+        print(mb('VmHWM') - base)
+    """)
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    peak_mb = float(out.stdout.strip().splitlines()[-1])
+    logits_mb = 16384 * 16384 * 4 / 2**20  # one float32 B x B matrix: 1024 MB
+    from tests.conftest import report
+    report(f"contrastive_loss B=16384 D=256 fwd+bwd peak extra memory: {peak_mb:.0f} MB (B^2 logits: {logits_mb:.0f} MB)")
+    assert peak_mb < logits_mb / 5, f"peak extra memory {peak_mb:.0f} MB vs {logits_mb:.0f} MB of logits"
