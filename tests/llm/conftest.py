@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -43,13 +44,31 @@ def make_client(server: ScriptedServer, *, cache_path=None, sleeps: list | None 
 def run_cli(command: str, inp: Path, out: Path, server: ScriptedServer, *extra: str,
             wait: bool = True, **env) -> subprocess.CompletedProcess | subprocess.Popen:
     """``python -m af2.data.llm COMMAND`` against ``server``, the key in the environment."""
-    argv = [sys.executable, "-m", "af2.data.llm", command, "--in", str(inp), "--out", str(out),
+    return run_module(["af2.data.llm", command, "--in", str(inp), "--out", str(out)], server, *extra,
+                      wait=wait, **env)
+
+
+def run_module(argv: list[str], server: ScriptedServer, *extra: str,
+               wait: bool = True, **env) -> subprocess.CompletedProcess | subprocess.Popen:
+    """``python -m ARGV`` with the client flags for ``server`` (tiny backoffs), then ``extra``."""
+    argv = [sys.executable, "-m", *argv,
             "--base-url", server.url, "--backoff-base", "0.001", "--backoff-max", "0.004", *extra]
     environ = {**os.environ, "AF2_LLM_API_KEY": KEY, "AF2_LLM_MODEL": "test-model",
                "PYTHONPATH": str(ROOT), **env}
     if not wait:
         return subprocess.Popen(argv, env=environ, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     return subprocess.run(argv, env=environ, cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+def kill_when_requested(proc: subprocess.Popen, server: ScriptedServer, requests: int) -> None:
+    """SIGKILL ``proc`` once ``server`` has seen ``requests`` requests (it fails if it never does)."""
+    try:
+        assert server.wait_for(requests, timeout=60), proc.communicate(timeout=5)
+        proc.send_signal(signal.SIGKILL)
+        assert proc.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        proc.kill()
+        proc.communicate()
 
 
 def read_jsonl(path: Path) -> list[dict]:

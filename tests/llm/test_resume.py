@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import json
-import signal
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from af2.data.manifest import load_manifest
-from tests.llm.conftest import read_jsonl, run_cli
+from tests.llm.conftest import kill_when_requested, read_jsonl, run_cli
 from tests.llm.fake_llm import well_behaved
 from tests.llm.test_cli import write_input
 
@@ -32,14 +31,8 @@ def test_kill_in_the_middle_then_resume(serve, tmp_path, command, extra, per_rec
     server.hang_after = HELD
     args = [*extra, "--concurrency", "2"]
     proc = run_cli(command, inp, out, server, *args, wait=False)
-    try:
-        # Both workers are blocked on held requests: every answered reply has been handled.
-        assert server.wait_for(HELD + 2, timeout=60), proc.communicate(timeout=5)
-        proc.send_signal(signal.SIGKILL)
-        assert proc.wait(timeout=30) == -signal.SIGKILL
-    finally:
-        proc.kill()
-        proc.communicate()
+    # Both workers are blocked on held requests: every answered reply has been handled.
+    kill_when_requested(proc, server, HELD + 2)
     killed = read_jsonl(out)
     assert source_ids(killed) == Counter({f"k{i}": per_record for i in range(N)
                                           if f"k{i}" in source_ids(killed)})

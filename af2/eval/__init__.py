@@ -1,0 +1,15 @@
+"""Evaluation: metrics of predictions against a manifest, and the LLM judge (LongAudioBench).
+
+Modules: ``normalize`` (text normalisation), ``parsing`` (which option a multiple-choice
+prediction picks), ``inputs`` (prediction files and reference manifests), ``skills`` (groups
+per skill), ``metrics`` (per-sample scores and per-skill tallies), ``fallback`` (scores from
+judge replies that are not JSON), ``judge`` (the judge pipeline on ``af2.llm`` and the batch
+jobs of ``af2.data.llm``), ``judge_summary`` (a judge run read back and summarised) and
+``report`` (the tables). Command line: ``python -m af2.eval score|judge --help``.
+"""
+from af2.eval.metrics import Scores, Tally, score, score_sample
+from af2.eval.normalize import normalize, normalized_match
+from af2.eval.parsing import Choice, parse_choice
+
+__all__ = ["Choice", "Scores", "Tally", "normalize", "normalized_match", "parse_choice", "score",
+           "score_sample"]
