@@ -27,7 +27,8 @@ struct ContrastParams {
   const void* audio_all = nullptr;  // (G, D)
   const void* text_all = nullptr;   // (G, M, D)
   const void* neg = nullptr;        // (B, M, N, D) or null (N = 0)
-  double scale = 1.0;
+  double scale = 1.0;               // CPU: the logit scale
+  const void* scale_device = nullptr;  // CUDA: the logit scale on the device, compute type
 };
 
 // Outputs and statistics are of the compute type: float (double for float64 inputs).

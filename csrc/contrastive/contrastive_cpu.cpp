@@ -3,7 +3,8 @@
 // What: the terms, statistics and gradients of contrastive.h, never forming the (B M) x G
 //       score matrices: memory is O(B (M N + 1) D).
 // How:  every score is a tile of a query block (kRB rows) against a key tile (kKB rows),
-//       computed by the register-blocked micro-kernel mk::scores_tile. Forward: two log-sum-exp
+//       computed by the register-blocked micro-kernel mk::scores_tile; each pass first
+//       converts its keys once into float rows and transposed tiles (Packed, O(B) memory). Forward: two log-sum-exp
 //       passes with an online max/sum (a2t: audio rows against all texts except their own
 //       block; t2a: text rows against all audio), then the hard-negative dots and the per-pair
 //       normalisers, OpenMP over query blocks. Backward: dS for any (query, key) pair follows
@@ -46,13 +47,41 @@ void load_rows_transposed(const T* src, int64_t r0, int64_t n, int64_t D, A* dst
 
 template <typename A> inline A neg_inf() { return -std::numeric_limits<A>::infinity(); }
 
+// A (rows, D) matrix converted to the compute type once per pass: row-major rows for the
+// axpy products, and kKB-row tiles stored transposed (D x kKB) for the score products, so no
+// tile is converted or transposed more than once. O(rows * D) memory.
+template <typename A> struct Packed {
+  std::vector<A> rows, tiles;
+  int64_t n = 0, D = 0;
+  const A* row(int64_t r) const { return rows.data() + r * D; }
+  const A* tile_t(int64_t k0) const { return tiles.data() + (k0 / kKB) * D * kKB; }
+};
+
+template <typename T, typename A>
+Packed<A> pack(const T* src, int64_t n, int64_t D, bool with_tiles) {
+  Packed<A> p;
+  p.n = n;
+  p.D = D;
+  p.rows.resize(static_cast<size_t>(n * D));
+  const int64_t ntiles = (n + kKB - 1) / kKB;
+  if (with_tiles) p.tiles.assign(static_cast<size_t>(ntiles * D * kKB), A(0));
+#pragma omp parallel for schedule(static)
+  for (int64_t t = 0; t < ntiles; ++t) {
+    const int64_t r0 = t * kKB, kb = std::min(kKB, n - r0);
+    load_rows<T, A>(src, r0, kb, D, p.rows.data() + r0 * D);
+    if (with_tiles) load_rows_transposed<T, A>(src, r0, kb, D, p.tiles.data() + t * D * kKB);
+  }
+  return p;
+}
+
 // lse[q] = log sum_{k not in excluded(q)} exp(scale <Q_q, K_k>), -inf when no key is left.
 template <typename T, typename A, typename Excluded>
 void lse_pass(const T* Q, int64_t nq, const T* K, int64_t nk, int64_t D, A scale, Excluded excluded, A* lse) {
   const int64_t blocks = (nq + kRB - 1) / kRB;
+  const Packed<A> keys = pack<T, A>(K, nk, D, true);
 #pragma omp parallel
   {
-    std::vector<A> Qb(kRB * D), KT(D * kKB), S(kRB * kKB), m(kRB), l(kRB);
+    std::vector<A> Qb(kRB * D), S(kRB * kKB), m(kRB), l(kRB);
 #pragma omp for schedule(dynamic, 1)
     for (int64_t blk = 0; blk < blocks; ++blk) {
       const int64_t q0 = blk * kRB, n = std::min(kRB, nq - q0);
@@ -61,8 +90,7 @@ void lse_pass(const T* Q, int64_t nq, const T* K, int64_t nk, int64_t D, A scale
       std::fill(l.begin(), l.end(), A(0));
       for (int64_t k0 = 0; k0 < nk; k0 += kKB) {
         const int64_t kb = std::min(kKB, nk - k0);
-        load_rows_transposed<T, A>(K, k0, kb, D, KT.data());
-        mk::scores_tile<A, kKB>(Qb.data(), KT.data(), n, D, S.data());
+        mk::scores_tile<A, kKB>(Qb.data(), keys.tile_t(k0), n, D, S.data());
         for (int64_t r = 0; r < n; ++r) {
           const auto [lo, hi] = excluded(q0 + r);
           A* s = S.data() + r * kKB;
@@ -86,16 +114,19 @@ void lse_pass(const T* Q, int64_t nq, const T* K, int64_t nk, int64_t D, A scale
   }
 }
 
-// Gradient products of one score family S = scale <Q_q, K_k> with dS = coef(q, k, S):
+// Gradient products of one score family S = scale <Q_q, K_k>. coef(q, k0, kb, row) turns a
+// row of raw dots <Q_q, K_k> (k = k0 .. k0 + kKB) into dS in place (0 for k >= k0 + kb) and
+// returns sum dS <Q_q, K_k> (the logit-scale gradient):
 //   query side: dQ[q] = scale sum_k dS K_k (OpenMP over query blocks), returns sum dS <Q_q, K_k>;
 //   key side:   dK[k] = scale sum_q dS Q_q (OpenMP over key tiles).
 template <typename T, typename A, typename Coef>
 double grad_query_pass(const T* Q, int64_t nq, const T* K, int64_t nk, int64_t D, A scale, Coef coef, A* dQ) {
   const int64_t blocks = (nq + kRB - 1) / kRB;
+  const Packed<A> keys = pack<T, A>(K, nk, D, true);
   double dscale = 0;
 #pragma omp parallel reduction(+ : dscale)
   {
-    std::vector<A> Qb(kRB * D), Kt(kKB * D), KT(D * kKB), S(kRB * kKB), dQb(kRB * D);
+    std::vector<A> Qb(kRB * D), S(kRB * kKB), dQb(kRB * D);
 #pragma omp for schedule(dynamic, 1)
     for (int64_t blk = 0; blk < blocks; ++blk) {
       const int64_t q0 = blk * kRB, n = std::min(kRB, nq - q0);
@@ -103,17 +134,9 @@ double grad_query_pass(const T* Q, int64_t nq, const T* K, int64_t nk, int64_t D
       std::fill(dQb.begin(), dQb.end(), A(0));
       for (int64_t k0 = 0; k0 < nk; k0 += kKB) {
         const int64_t kb = std::min(kKB, nk - k0);
-        load_rows<T, A>(K, k0, kb, D, Kt.data());
-        load_rows_transposed<T, A>(K, k0, kb, D, KT.data());
-        mk::scores_tile<A, kKB>(Qb.data(), KT.data(), n, D, S.data());
-        for (int64_t r = 0; r < n; ++r)
-          for (int64_t j = 0; j < kKB; ++j) {
-            A& s = S[r * kKB + j];
-            const A ds = j < kb ? coef(q0 + r, k0 + j, s * scale) : A(0);
-            dscale += static_cast<double>(ds * s);
-            s = ds;
-          }
-        mk::axpy_rows<A>(dQb.data(), S.data(), kKB, 1, Kt.data(), n, kb, D);
+        mk::scores_tile<A, kKB>(Qb.data(), keys.tile_t(k0), n, D, S.data());
+        for (int64_t r = 0; r < n; ++r) dscale += static_cast<double>(coef(q0 + r, k0, kb, S.data() + r * kKB));
+        mk::axpy_rows<A>(dQb.data(), S.data(), kKB, 1, keys.row(k0), n, kb, D);
       }
       for (int64_t i = 0; i < n * D; ++i) dQ[q0 * D + i] += scale * dQb[i];
     }
@@ -124,24 +147,19 @@ double grad_query_pass(const T* Q, int64_t nq, const T* K, int64_t nk, int64_t D
 template <typename T, typename A, typename Coef>
 void grad_key_pass(const T* Q, int64_t nq, const T* K, int64_t nk, int64_t D, A scale, Coef coef, A* dK) {
   const int64_t tiles = (nk + kKB - 1) / kKB;
+  const Packed<A> keys = pack<T, A>(K, nk, D, true), queries = pack<T, A>(Q, nq, D, false);
 #pragma omp parallel
   {
-    std::vector<A> Qb(kRB * D), KT(D * kKB), S(kRB * kKB), dKt(kKB * D);
+    std::vector<A> S(kRB * kKB), dKt(kKB * D);
 #pragma omp for schedule(dynamic, 1)
     for (int64_t t = 0; t < tiles; ++t) {
       const int64_t k0 = t * kKB, kb = std::min(kKB, nk - k0);
-      load_rows_transposed<T, A>(K, k0, kb, D, KT.data());
       std::fill(dKt.begin(), dKt.end(), A(0));
       for (int64_t q0 = 0; q0 < nq; q0 += kRB) {
         const int64_t n = std::min(kRB, nq - q0);
-        load_rows<T, A>(Q, q0, n, D, Qb.data());
-        mk::scores_tile<A, kKB>(Qb.data(), KT.data(), n, D, S.data());
-        for (int64_t r = 0; r < n; ++r)
-          for (int64_t j = 0; j < kKB; ++j) {
-            A& s = S[r * kKB + j];
-            s = j < kb ? coef(q0 + r, k0 + j, s * scale) : A(0);
-          }
-        mk::axpy_rows<A>(dKt.data(), S.data(), 1, kKB, Qb.data(), kb, n, D);
+        mk::scores_tile<A, kKB>(queries.row(q0), keys.tile_t(k0), n, D, S.data());
+        for (int64_t r = 0; r < n; ++r) coef(q0 + r, k0, kb, S.data() + r * kKB);
+        mk::axpy_rows<A>(dKt.data(), S.data(), 1, kKB, queries.row(q0), kb, n, D);
       }
       for (int64_t i = 0; i < kb * D; ++i) dK[k0 * D + i] += scale * dKt[i];
     }
@@ -218,17 +236,37 @@ void backward(const ContrastParams& p, const ContrastBackward& g) {
       for (int64_t j = 0; j < M; ++j) acc += ga[i * M + j] * std::exp(row_lse[i] - pair_lse[i * M + j]);
     w[i] = acc;
   }
-  auto coef_a2t = [&](int64_t i, int64_t q, A s) -> A {
-    const int64_t owner = q / M;
-    if (owner == i + off) {
-      const int64_t j = q % M;
-      return ga[i * M + j] * (vexp(s - pair_lse[i * M + j]) - A(1));
+  auto coef_a2t = [&](int64_t i, int64_t k0, int64_t kb, A* row) -> A {
+    const int64_t own_lo = (i + off) * M - k0, own_hi = own_lo + M;  // own block, tile-relative
+    const A wi = w[i], rl = row_lse[i];
+    const A* gai = ga + i * M;
+    const A* pli = pair_lse + i * M;
+    A acc = 0;
+#pragma omp simd reduction(+ : acc)
+    for (int64_t j = 0; j < kKB; ++j) {
+      const bool own = j >= own_lo && j < own_hi;
+      const int64_t jj = own ? j - own_lo : 0;
+      const A s = row[j] * scale;
+      const A other = wi * vexp(s - rl);
+      const A mine = gai[jj] * (vexp(s - pli[jj]) - A(1));
+      const A ds = j < kb ? (own ? mine : other) : A(0);
+      acc += ds * row[j];
+      row[j] = ds;
     }
-    return w[i] * vexp(s - row_lse[i]);
+    return acc;
   };
   // t2a: dS(p, k) = g_t[p] (exp(S - col_lse_p) - [k is p's audio])
-  auto coef_t2a = [&](int64_t q, int64_t k, A s) -> A {
-    return gtt[q] * (vexp(s - col_lse[q]) - (k == q / M + off ? A(1) : A(0)));
+  auto coef_t2a = [&](int64_t q, int64_t k0, int64_t kb, A* row) -> A {
+    const int64_t hit = q / M + off - k0;
+    const A gq = gtt[q], cl = col_lse[q];
+    A acc = 0;
+#pragma omp simd reduction(+ : acc)
+    for (int64_t j = 0; j < kKB; ++j) {
+      const A ds = j < kb ? gq * (vexp(row[j] * scale - cl) - (j == hit ? A(1) : A(0))) : A(0);
+      acc += ds * row[j];
+      row[j] = ds;
+    }
+    return acc;
   };
 
   std::vector<A> d_audio(B * D, A(0)), d_text(BM * D, A(0)), d_audio_all(G * D, A(0)), d_text_all(G * M * D, A(0));
