@@ -11,7 +11,9 @@
 //       from the saved log-sum-exps alone, so each of the four gradient products
 //       (d audio, d text_all from a2t; d text, d audio_all from t2a) is one more tiled pass:
 //       query-side passes run OpenMP over query blocks, key-side passes over key tiles, so
-//       every thread owns the rows it writes (no atomics, deterministic).
+//       every thread owns the rows it writes (no atomics, deterministic). With one process
+//       (keys = the local batch) a2t and t2a share every score: one forward pass gives both
+//       log-sum-exps and two backward passes give every gradient.
 // Assumes: contiguous row-major inputs; float accumulation (double for float64 inputs).
 #include <algorithm>
 #include <cmath>
@@ -114,6 +116,66 @@ void lse_pass(const T* Q, int64_t nq, const T* K, int64_t nk, int64_t D, A scale
   }
 }
 
+// Single process (keys = the local batch): one pass over S = scale <a_i, t_q> gives both the
+// a2t row log-sum-exps (without row i's own M captions) and the t2a column log-sum-exps. Each
+// thread keeps running column maxima/sums for the rows it saw; they are merged at the end.
+template <typename T, typename A>
+void lse_rows_and_cols(const T* audio, int64_t B, const T* text, int64_t M, int64_t D, A scale, A* row_lse,
+                       A* col_lse) {
+  const int64_t nk = B * M, blocks = (B + kRB - 1) / kRB;
+  const Packed<A> keys = pack<T, A>(text, nk, D, true);
+  std::vector<A> cm(nk, neg_inf<A>()), cl(nk, A(0));
+#pragma omp parallel
+  {
+    std::vector<A> Qb(kRB * D), S(kRB * kKB), m(kRB), l(kRB), tm(nk, neg_inf<A>()), tl(nk, A(0));
+#pragma omp for schedule(static)
+    for (int64_t blk = 0; blk < blocks; ++blk) {
+      const int64_t q0 = blk * kRB, n = std::min(kRB, B - q0);
+      load_rows<T, A>(audio, q0, n, D, Qb.data());
+      std::fill(m.begin(), m.end(), neg_inf<A>());
+      std::fill(l.begin(), l.end(), A(0));
+      for (int64_t k0 = 0; k0 < nk; k0 += kKB) {
+        const int64_t kb = std::min(kKB, nk - k0);
+        mk::scores_tile<A, kKB>(Qb.data(), keys.tile_t(k0), n, D, S.data());
+        for (int64_t r = 0; r < n; ++r) {
+          A* srow = S.data() + r * kKB;
+          const int64_t own_lo = (q0 + r) * M - k0, own_hi = own_lo + M;
+          A mx = neg_inf<A>();
+          for (int64_t j = 0; j < kb; ++j) {
+            const A sv = srow[j] * scale;
+            srow[j] = sv;
+            // column (t2a) state of text row k0 + j: every audio row counts
+            const int64_t c = k0 + j;
+            if (sv > tm[c]) {
+              tl[c] = tl[c] * vexp(tm[c] - sv) + A(1);
+              tm[c] = sv;
+            } else {
+              tl[c] += vexp(sv - tm[c]);
+            }
+            if (j < own_lo || j >= own_hi) mx = std::max(mx, sv);
+          }
+          if (mx == neg_inf<A>()) continue;
+          const A m_new = std::max(m[r], mx);
+          A sum = 0;
+          for (int64_t j = 0; j < kb; ++j)
+            if (j < own_lo || j >= own_hi) sum += vexp(srow[j] - m_new);
+          l[r] = l[r] * vexp(m[r] - m_new) + sum;
+          m[r] = m_new;
+        }
+      }
+      for (int64_t r = 0; r < n; ++r) row_lse[q0 + r] = l[r] > A(0) ? m[r] + std::log(l[r]) : neg_inf<A>();
+    }
+#pragma omp critical
+    for (int64_t c = 0; c < nk; ++c) {
+      if (tl[c] == A(0)) continue;
+      const A mm = std::max(cm[c], tm[c]);
+      cl[c] = cl[c] * vexp(cm[c] - mm) + tl[c] * vexp(tm[c] - mm);
+      cm[c] = mm;
+    }
+  }
+  for (int64_t c = 0; c < nk; ++c) col_lse[c] = cm[c] + std::log(cl[c]);
+}
+
 // Gradient products of one score family S = scale <Q_q, K_k>. coef(q, k0, kb, row) turns a
 // row of raw dots <Q_q, K_k> (k = k0 .. k0 + kKB) into dS in place (0 for k >= k0 + kb) and
 // returns sum dS <Q_q, K_k> (the logit-scale gradient):
@@ -174,6 +236,11 @@ A dot_row(const T* x, const T* y, int64_t D) {
   return acc;
 }
 
+// The keys are the local tensors themselves (one process): a2t and t2a share every score.
+inline bool single_process(const ContrastParams& p) {
+  return p.offset == 0 && p.G == p.B && p.audio_all == p.audio && p.text_all == p.text;
+}
+
 template <typename T>
 void forward(const ContrastParams& p, const ContrastForward& f) {
   using A = typename AccOf<T>::type;
@@ -186,11 +253,15 @@ void forward(const ContrastParams& p, const ContrastForward& f) {
   auto* pair_lse = static_cast<A*>(f.pair_lse);
   auto* col_lse = static_cast<A*>(f.col_lse);
   const int64_t M = p.M, N = p.N, D = p.D, BM = p.B * p.M;
-  lse_pass<T, A>(audio, p.B, static_cast<const T*>(p.text_all), p.G * M, D, scale,
-                 [&](int64_t i) { return std::pair<int64_t, int64_t>{(i + p.offset) * M, (i + p.offset + 1) * M}; },
-                 row_lse);
-  lse_pass<T, A>(text, BM, static_cast<const T*>(p.audio_all), p.G, D, scale,
-                 [](int64_t) { return std::pair<int64_t, int64_t>{0, 0}; }, col_lse);
+  if (single_process(p)) {
+    lse_rows_and_cols<T, A>(audio, p.B, text, M, D, scale, row_lse, col_lse);
+  } else {
+    lse_pass<T, A>(audio, p.B, static_cast<const T*>(p.text_all), p.G * M, D, scale,
+                   [&](int64_t i) { return std::pair<int64_t, int64_t>{(i + p.offset) * M, (i + p.offset + 1) * M}; },
+                   row_lse);
+    lse_pass<T, A>(text, BM, static_cast<const T*>(p.audio_all), p.G, D, scale,
+                   [](int64_t) { return std::pair<int64_t, int64_t>{0, 0}; }, col_lse);
+  }
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < p.B; ++i) {
     const T* a = audio + i * D;
@@ -270,10 +341,40 @@ void backward(const ContrastParams& p, const ContrastBackward& g) {
   };
 
   std::vector<A> d_audio(B * D, A(0)), d_text(BM * D, A(0)), d_audio_all(G * D, A(0)), d_text_all(G * M * D, A(0));
-  double dscale = grad_query_pass<T, A>(audio, B, text_all, G * M, D, scale, coef_a2t, d_audio.data());
-  grad_key_pass<T, A>(audio, B, text_all, G * M, D, scale, coef_a2t, d_text_all.data());
-  dscale += grad_query_pass<T, A>(text, BM, audio_all, G, D, scale, coef_t2a, d_text.data());
-  grad_key_pass<T, A>(text, BM, audio_all, G, D, scale, coef_t2a, d_audio_all.data());
+  double dscale = 0;
+  if (single_process(p)) {
+    // One score family S(i, q) = s <a_i, t_q> carries both terms: dS = dS_a2t + dS_t2a, so two
+    // passes (audio side, text side) give every gradient; the *_all gradients stay 0 (autograd
+    // adds them to the same tensors).
+    auto coef_both = [&](int64_t i, int64_t k0, int64_t kb, A* row) -> A {
+      const int64_t own_lo = i * M - k0, own_hi = own_lo + M;
+      const A wi = w[i], rl = row_lse[i];
+      const A* gai = ga + i * M;
+      const A* pli = pair_lse + i * M;
+      const A* gtk = gtt + k0;
+      const A* clk = col_lse + k0;
+      A acc = 0;
+#pragma omp simd reduction(+ : acc)
+      for (int64_t j = 0; j < kKB; ++j) {
+        const bool own = j >= own_lo && j < own_hi, in = j < kb;
+        const int64_t jj = own ? j - own_lo : 0, jk = in ? j : 0;
+        const A s = row[j] * scale;
+        const A a2t = own ? gai[jj] * (vexp(s - pli[jj]) - A(1)) : wi * vexp(s - rl);
+        const A t2a = gtk[jk] * (vexp(s - clk[jk]) - (own ? A(1) : A(0)));
+        const A ds = in ? a2t + t2a : A(0);
+        acc += ds * row[j];
+        row[j] = ds;
+      }
+      return acc;
+    };
+    dscale += grad_query_pass<T, A>(audio, B, text, BM, D, scale, coef_both, d_audio.data());
+    grad_key_pass<T, A>(audio, B, text, BM, D, scale, coef_both, d_text.data());
+  } else {
+    dscale += grad_query_pass<T, A>(audio, B, text_all, G * M, D, scale, coef_a2t, d_audio.data());
+    grad_key_pass<T, A>(audio, B, text_all, G * M, D, scale, coef_a2t, d_text_all.data());
+    dscale += grad_query_pass<T, A>(text, BM, audio_all, G, D, scale, coef_t2a, d_text.data());
+    grad_key_pass<T, A>(text, BM, audio_all, G, D, scale, coef_t2a, d_audio_all.data());
+  }
 
   // Hard negatives: dH = g_a exp(S_h - pair_lse); d audio += s dH h; d h = s dH a.
   if (N > 0) {
