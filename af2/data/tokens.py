@@ -20,13 +20,22 @@ def format_sample(prompt: str, answer: str, eos_token: str) -> str:
     return f"{AUDIO_TOKEN}{prompt}{SEP_TOKEN}{answer}{EOC_TOKEN}{eos_token}"
 
 
+#: Added by the AF2 release right after <audio> and <|endofchunk|>, before <SEP>; keeping the
+#: release's order keeps the new tokens' ids (151665-151668 on Qwen2.5) and so imported
+#: embedding rows aligned.
+OFFICIAL_EXTRA_TOKEN = "<|PAD_TOKEN|>"
+
+
 def add_special_tokens(tokenizer) -> int:
-    """Add AF2's special tokens to a transformers tokenizer; returns the number added."""
-    added = tokenizer.add_special_tokens({"additional_special_tokens": [AUDIO_TOKEN, EOC_TOKEN]})
-    if tokenizer.sep_token is None:
-        added += tokenizer.add_special_tokens({"sep_token": SEP_TOKEN})
+    """Add AF2's special tokens to a transformers tokenizer in the AF2 release's order
+    (<audio>, <|endofchunk|>, <|PAD_TOKEN|>, then a pad token if missing, then <SEP>);
+    returns the number added."""
+    added = tokenizer.add_special_tokens(
+        {"additional_special_tokens": [AUDIO_TOKEN, EOC_TOKEN, OFFICIAL_EXTRA_TOKEN]})
     if tokenizer.pad_token is None:
         added += tokenizer.add_special_tokens({"pad_token": PAD_TOKEN})
+    if tokenizer.sep_token is None:
+        added += tokenizer.add_special_tokens({"sep_token": SEP_TOKEN})
     return added
 
 

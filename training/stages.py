@@ -1,0 +1,90 @@
+"""Curriculum stages: reference values, the model, the stage module the engine wraps, trainable sets.
+
+=========  ===========  =================================  ==========  ========
+stage      max windows  trainable                          lr          data
+=========  ===========  =================================  ==========  ========
+clap       3 (30 s)     AF-CLAP (HTSAT, T5, MLPs, scale)   1e-4        captions
+pretrain   3 (30 s)     audio transformation + xattn + emb 1e-4        short QA
+sft        9 (1.5 min)  those + AF-CLAP audio encoder      2e-5        short QA
+long       30 (5 min)   as pretrain (AF-CLAP frozen again) 2e-5        long QA
+=========  ===========  =================================  ==========  ========
+
+The trainable sets are :meth:`af2.model.AudioFlamingo2.trainable_parameters`; the LLM is always
+frozen except its input embeddings.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from af2.model import AF2Config, AudioFlamingo2
+from training.clap import clap_loss
+
+REFERENCE = {"clap": {"max_windows": 3, "lr": 1e-4}, "pretrain": {"max_windows": 3, "lr": 1e-4},
+             "sft": {"max_windows": 9, "lr": 2e-5}, "long": {"max_windows": 30, "lr": 2e-5}}
+
+
+class StageModule(nn.Module):
+    """What the engine wraps: ``forward(batch) -> loss`` for the stage (LM loss, or AF-CLAP's
+    contrastive loss). Its state-dict keys are the model's under ``model.``, in every stage."""
+
+    def __init__(self, model: AudioFlamingo2, cfg: dict):
+        super().__init__()
+        self.model = model
+        self.stage = cfg["stage"]
+        self.m, self.n = cfg["clap"]["positives"], cfg["clap"]["negatives"]
+        self.train()  # build after freezing: frozen modules go to eval mode here
+
+    def train(self, mode: bool = True) -> "StageModule":
+        """Modules whose parameters are all frozen stay in eval mode: a frozen AF-CLAP must not
+        update its BatchNorm running statistics (nor run dropout)."""
+        super().train(mode)
+        if mode:
+            for module in self.model.modules():
+                params = list(module.parameters())
+                if params and not any(p.requires_grad for p in params):
+                    module.eval()
+        return self
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        if self.stage == "clap":
+            return clap_loss(self.model.clap, batch, m=self.m, n=self.n)
+        return self.model(**AudioFlamingo2.batch_inputs(batch)).loss
+
+
+def build_model(cfg: dict) -> AudioFlamingo2:
+    """The model of the config, seeded (every rank and every resume builds the same weights)."""
+    mc = cfg["model"]
+    config = AF2Config.preset(mc["preset"], **mc["overrides"]) if mc["overrides"] else AF2Config.preset(mc["preset"])
+    config.fused = mc["fused"]
+    torch.manual_seed(mc["seed"])
+    model = AudioFlamingo2(config)
+    if model.tokenizer is None:
+        raise ValueError("model: the config resolves no tokenizer (set model.overrides.tokenizer_path)")
+    return model
+
+
+def load_init(model: AudioFlamingo2, init_from: str) -> None:
+    """Stage hand-off: the previous stage's exported weights (``<init_from>/model``, every
+    parameter, fp32 on the CPU) into the plain module, strictly, before the engine is built.
+    (DeepSpeed's ``load_checkpoint(load_module_only=True)`` cannot be used across stages: it
+    restores the saved stage's frozen-parameter fragments by name into the new stage's frozen
+    set, and the sets differ - e.g. AF-CLAP's logit scale is trained in "clap" only.)"""
+    from pathlib import Path
+
+    from safetensors.torch import load_model
+
+    missing, unexpected = load_model(model, str(Path(init_from) / "model" / "model.safetensors"), strict=True)
+    if missing or unexpected:
+        raise RuntimeError(f"init_from {init_from}: missing {missing[:5]}, unexpected {unexpected[:5]}")
+
+
+def freeze_for_stage(model: AudioFlamingo2, cfg: dict) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+    """Set requires_grad for the stage; returns (trainable, frozen)."""
+    trainable = model.set_stage(cfg["stage"])
+    keep = {id(p) for p in trainable}
+    return trainable, [p for p in model.parameters() if id(p) not in keep]
+
+
+def enable_gradient_checkpointing(model: AudioFlamingo2) -> None:
+    model.llm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})

@@ -1,0 +1,186 @@
+"""``python -m training.train --config training/configs/pretrain.yaml [--resume] [--set key=value ...]``
+
+Runs one curriculum stage. The same module runs under ``torchrun`` and ``deepspeed`` (one
+process per rank; the launcher's env gives rank and world size).
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import logging
+import time
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from training import checkpoint as ckpt
+from training.clap import ClapCollator, caption_tokenizer
+from training.config import load_config, parse_overrides
+from training.data import BatchStream, build_loader, write_mixture
+from training.engine import build_engine, setup_distributed
+from training.metrics import MetricsLogger, check_frozen, check_trained, count, digests, grad_norm, write_summary
+from training.stages import StageModule, build_model, enable_gradient_checkpointing, freeze_for_stage, load_init
+
+log = logging.getLogger("training")
+
+
+class NonFiniteLossError(RuntimeError):
+    """More non-finite losses than ``train.max_nonfinite``."""
+
+
+class FrozenWeightsChanged(RuntimeError):
+    """A parameter frozen in this stage changed."""
+
+
+def _all_reduce(values: list[float], op=dist.ReduceOp.SUM) -> list[float]:
+    t = torch.tensor(values, dtype=torch.float64)
+    dist.all_reduce(t, op=op)
+    return t.tolist()
+
+
+def _zero_loss(engine) -> torch.Tensor:
+    """A loss with zero gradient on every trainable parameter (keeps DeepSpeed's gradient
+    accumulation count aligned when a micro-batch is dropped)."""
+    return sum((p * 0).sum() for p in engine.module.parameters() if p.requires_grad)
+
+
+def _export(engine, model, out: Path, rank: int) -> None:
+    """The stage's model as af2's save_pretrained directory. ZeRO-3 weights are gathered first;
+    ZeRO-1/2 keep parameters as views of one flat buffer, which safetensors refuses, so the
+    export writes private copies and the engine's views are put back afterwards."""
+    from training.metrics import _gathered
+
+    params = list(model.parameters())
+    with _gathered(params):
+        if rank == 0:
+            views = [p.data for p in params]
+            try:
+                for p in params:
+                    p.data = p.data.clone()
+                model.save_pretrained(out)
+            finally:
+                for p, v in zip(params, views):
+                    p.data = v
+    dist.barrier()
+
+
+def _train_step(engine, stream, cfg: dict, step: int) -> tuple[list[float], int, bool]:
+    """One optimizer step of ``grad_accum`` micro-batches: (losses, samples, skipped)."""
+    gas = cfg["train"]["grad_accum"]
+    losses, samples, bad = [], 0, False
+    for _ in range(gas):
+        batch = next(stream)
+        samples += len(batch["ids"])
+        loss = engine(batch)
+        if step in cfg["debug"]["nan_loss_steps"]:
+            loss = loss * float("nan")
+        finite = _all_reduce([float(torch.isfinite(loss).all())], dist.ReduceOp.MIN)[0] > 0
+        if finite:
+            losses.append(float(loss.detach()))
+        bad |= not finite
+        if gas == 1 and bad:
+            return losses, samples, True  # no backward, no optimizer step: the step is skipped
+        engine.backward(loss if finite else _zero_loss(engine))
+        engine.step()
+    return losses, samples, bad
+
+
+def run_stage(cfg: dict, *, resume: bool = False) -> dict:
+    """Train one stage; returns its summary (also written to ``<output>/summary.json``)."""
+    rank, world = setup_distributed()
+    out = Path(cfg["output"]["dir"])
+    root = out / "checkpoints"
+    torch.manual_seed(cfg["train"]["seed"])
+    model = build_model(cfg)
+    if cfg["init_from"]:
+        load_init(model, cfg["init_from"])
+    if cfg["deepspeed"]["gradient_checkpointing"]:
+        enable_gradient_checkpointing(model)
+    trainable, frozen = freeze_for_stage(model, cfg)
+    manifest = write_mixture(cfg["data"]["sources"], out / "mixture.jsonl", seed=cfg["data"]["seed"])
+    collator = None
+    if cfg["stage"] == "clap":
+        c = cfg["clap"]
+        collator = ClapCollator(caption_tokenizer(model.config), max_windows=cfg["data"]["max_windows"],
+                                m=c["positives"], n=c["negatives"], max_length=c["max_text_length"],
+                                seed=cfg["data"]["seed"])
+    loader = build_loader(cfg, manifest, model.tokenizer, world=world, rank=rank, collator=collator)
+    engine = build_engine(StageModule(model, cfg), trainable, cfg)
+    ckpt.clean_staging(root)
+    frozen_before, trained_before = digests(engine.module, frozen), digests(engine.module, trainable)
+
+    state = {"step": 0, "epoch": 0, "batch": 0, "skipped": 0, "samples": 0, "loss": None}
+    found = ckpt.find_latest(root) if resume else None
+    if found is not None:
+        state = ckpt.load(engine, found, strict=not cfg["deepspeed"]["exclude_frozen"] or found.name == "final")
+        if rank == 0:
+            log.warning("resumed from %s at step %d", found, state["step"])
+    start_step = state["step"]
+    stream = BatchStream(loader, state["epoch"], state["batch"])
+    tr = cfg["train"]
+    logger = MetricsLogger(out, rank=rank, total=tr["max_steps"], start=start_step, progress=tr["progress"],
+                           tensorboard=cfg["output"]["tensorboard"], desc=cfg["stage"])
+    t_start = time.time()
+    try:
+        while state["step"] < tr["max_steps"]:
+            t0 = time.time()
+            step = state["step"] + 1
+            losses, samples, bad = _train_step(engine, stream, cfg, step)
+            loss_sum, n_loss, samples = _all_reduce([sum(losses), len(losses), samples])
+            state.update(step=step, samples=state["samples"] + int(samples), **stream.position)
+            state["loss"] = loss_sum / n_loss if n_loss else None
+            if bad:
+                state["skipped"] += 1
+                if rank == 0:
+                    log.warning("step %d: non-finite loss, step skipped (%d so far)", step, state["skipped"])
+                if state["skipped"] > tr["max_nonfinite"]:
+                    raise NonFiniteLossError(
+                        f"{state['skipped']} steps with a non-finite loss (train.max_nonfinite="
+                        f"{tr['max_nonfinite']}); last at step {step}. Lower optim.lr or check the data.")
+            dt = time.time() - t0
+            logger.step({"step": step, "loss": state["loss"] if state["loss"] is not None else float("nan"),
+                         "lr": float(engine.get_lr()[0]), "samples": int(samples), "samples_per_s": samples / dt,
+                         "grad_norm": grad_norm(engine), "skipped": state["skipped"], "epoch": state["epoch"],
+                         "time_s": dt})
+            every = tr["checkpoint_every"]
+            if every and step % every == 0 and step < tr["max_steps"]:
+                ckpt.save(engine, root, f"step-{step:08d}", state, exclude_frozen=cfg["deepspeed"]["exclude_frozen"],
+                          keep=tr["keep_checkpoints"])
+        if found is None or found.name != "final":
+            ckpt.save(engine, root, "final", state, exclude_frozen=False)
+    finally:
+        logger.close()
+    changed = check_frozen(frozen_before, digests(engine.module, frozen))
+    if changed:
+        raise FrozenWeightsChanged(f"stage {cfg['stage']}: frozen parameters changed: {changed[:10]}")
+    unchanged = check_trained(trained_before, digests(engine.module, trainable))
+    _export(engine, model, out / "model", rank)
+    summary = {"stage": cfg["stage"], "steps": state["step"], "resumed_at": start_step if found else None,
+               "skipped_steps": state["skipped"], "time_s": round(time.time() - t_start, 3),
+               "final_loss": state["loss"], "samples": state["samples"], "world_size": world,
+               "trainable_params": count(trainable), "frozen_params": count(frozen),
+               "frozen_unchanged": True, "trainable_unchanged": unchanged, "output": str(out)}
+    write_summary(out, summary, rank)
+    if hasattr(engine, "destroy"):
+        engine.destroy()
+    del engine
+    gc.collect()
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m training.train", description=__doc__)
+    p.add_argument("--config", required=True)
+    p.add_argument("--resume", action="store_true", help="continue from the newest complete checkpoint")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    p.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    cfg = load_config(args.config, parse_overrides(args.set))
+    run_stage(cfg, resume=args.resume)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
