@@ -20,7 +20,7 @@ import logging
 import sys
 from pathlib import Path
 
-from af2.data.llm.jobs import Job
+from af2.data.llm.jobs import Job, run_for_cli
 from af2.data.manifest import ManifestValidationError
 from af2.eval.inputs import load_predictions, load_references
 from af2.eval.judge import Judge
@@ -29,7 +29,6 @@ from af2.eval.metrics import score
 from af2.eval.report import judge_table, metrics_table
 from af2.llm import LLMClient, LLMConfig, ResponseCache
 from af2.llm.redact import install, redact
-from af2.llm.retry import FatalError
 
 log = logging.getLogger("af2.eval")
 
@@ -65,23 +64,15 @@ def run_judge(args: argparse.Namespace) -> int:
     client = LLMClient(config, cache=cache)
     job = Job(Judge(args, client, references), args.pred, out, rejects=args.rejects,
               limit=args.limit, progress=args.progress)
-    code = 0
-    try:
-        stats = job.run()
-        code = 1 if stats.failed or stats.not_started else 0
-    except FatalError as err:
-        log.error("stopped: %s", err)
-        code = 2
-    except KeyboardInterrupt:
-        log.error("interrupted: rerun the same command to resume")
-        code = 130
-    finally:
+    summary = None
+
+    def judge_summary() -> dict:
+        nonlocal summary
         summary = summarize(references, predicted, read_jsonl(out), read_jsonl(job.rejects))
-        report = {**job.report(), "references": str(args.ref), "summary": summary.to_dict()}
-        text = redact(json.dumps(report, indent=1, ensure_ascii=False), config.api_key)
-        (args.report or Path(f"{out}.report.json")).write_text(text + "\n", "utf-8")
-        if cache is not None:
-            cache.close()
+        return {"references": str(args.ref), "summary": summary.to_dict()}
+
+    code, _ = run_for_cli(job, report_path=args.report or Path(f"{out}.report.json"), api_key=config.api_key,
+                          cache=cache, extra=judge_summary)
     print(judge_table(summary))
     s = summary.overall
     print(redact(f"judge: {s.scored} scored ({s.fallback} by the fallback parser), {s.rejected} rejected "

@@ -16,6 +16,7 @@
 #include <type_traits>
 
 #include "common/cuda_types.cuh"
+#include "common/warp_rows.cuh"
 #include "contrastive/contrastive.h"
 
 namespace af2 {
@@ -23,51 +24,7 @@ namespace {
 
 constexpr int kWarps = 4;
 
-template <typename A> __device__ __forceinline__ A warp_sum(A x) {
-#pragma unroll
-  for (int off = 16; off > 0; off /= 2) x += __shfl_xor_sync(0xffffffffu, x, off);
-  return x;
-}
-__device__ __forceinline__ float acc_exp(float x) { return __expf(x); }
-__device__ __forceinline__ double acc_exp(double x) { return exp(x); }
-__device__ __forceinline__ float acc_log(float x) { return __logf(x); }
-__device__ __forceinline__ double acc_log(double x) { return log(x); }
 template <typename A> __device__ __forceinline__ A neg_inf() { return -INFINITY; }
-
-template <typename T, typename A, int EPL>
-__device__ __forceinline__ void load_row(const T* row, int64_t D, int lane, A (&r)[EPL]) {
-#pragma unroll
-  for (int u = 0; u < EPL; ++u) {
-    const int64_t d = lane + 32 * u;
-    r[u] = d < D ? static_cast<A>(dev_to_acc(row[d])) : A(0);
-  }
-}
-template <typename T, typename A, int EPL>
-__device__ __forceinline__ A dot_row(const A (&q)[EPL], const T* row, int64_t D, int lane) {
-  A acc = 0;
-#pragma unroll
-  for (int u = 0; u < EPL; ++u) {
-    const int64_t d = lane + 32 * u;
-    if (d < D) acc += q[u] * static_cast<A>(dev_to_acc(row[d]));
-  }
-  return warp_sum(acc);
-}
-template <typename T, typename A, int EPL>
-__device__ __forceinline__ void axpy_row(A (&acc)[EPL], A c, const T* row, int64_t D, int lane) {
-#pragma unroll
-  for (int u = 0; u < EPL; ++u) {
-    const int64_t d = lane + 32 * u;
-    if (d < D) acc[u] += c * static_cast<A>(dev_to_acc(row[d]));
-  }
-}
-template <typename T, typename A, int EPL>
-__device__ __forceinline__ void store_row(T* row, const A (&v)[EPL], A mult, int64_t D, int lane) {
-#pragma unroll
-  for (int u = 0; u < EPL; ++u) {
-    const int64_t d = lane + 32 * u;
-    if (d < D) row[d] = dev_from_acc<T>(v[u] * mult);
-  }
-}
 
 __device__ __forceinline__ int64_t warp_row() { return int64_t(blockIdx.x) * kWarps + threadIdx.x / 32; }
 
@@ -80,12 +37,12 @@ __global__ void lse_kernel(const T* Q, int64_t nq, const T* K, int64_t nk, int64
   if (q >= nq) return;
   const A scale = *scale_p;
   A qr[EPL];
-  load_row<T, A, EPL>(Q + q * D, D, lane, qr);
+  lane_load<T, A, EPL>(Q + q * D, D, lane, qr);
   const int64_t lo = excl_block > 0 ? (q + offset) * excl_block : 0, hi = excl_block > 0 ? lo + excl_block : 0;
   A m = neg_inf<A>(), l = 0;
   for (int64_t k = 0; k < nk; ++k) {
     if (k >= lo && k < hi) continue;
-    const A s = scale * dot_row<T, A, EPL>(qr, K + k * D, D, lane);
+    const A s = scale * lane_dot<T, A, EPL>(qr, K + k * D, D, lane);
     const A m_new = m > s ? m : s;
     l = l * acc_exp(m - m_new) + acc_exp(s - m_new);
     m = m_new;
@@ -102,12 +59,12 @@ __global__ void pairs_kernel(const ContrastParams p, const ContrastForward f) {
   const int64_t i = row / p.M, D = p.D;
   const A scale = *static_cast<const A*>(p.scale_device);
   A a[EPL];
-  load_row<T, A, EPL>(static_cast<const T*>(p.audio) + i * D, D, lane, a);
-  const A pos = scale * dot_row<T, A, EPL>(a, static_cast<const T*>(p.text) + row * D, D, lane);
+  lane_load<T, A, EPL>(static_cast<const T*>(p.audio) + i * D, D, lane, a);
+  const A pos = scale * lane_dot<T, A, EPL>(a, static_cast<const T*>(p.text) + row * D, D, lane);
   const A others = static_cast<const A*>(f.row_lse)[i];
   A m = pos > others ? pos : others, l = acc_exp(pos - m) + (others == neg_inf<A>() ? A(0) : acc_exp(others - m));
   for (int64_t n = 0; n < p.N; ++n) {
-    const A h = scale * dot_row<T, A, EPL>(a, static_cast<const T*>(p.neg) + (row * p.N + n) * D, D, lane);
+    const A h = scale * lane_dot<T, A, EPL>(a, static_cast<const T*>(p.neg) + (row * p.N + n) * D, D, lane);
     const A m_new = m > h ? m : h;
     l = l * acc_exp(m - m_new) + acc_exp(h - m_new);
     m = m_new;
@@ -161,15 +118,15 @@ __global__ void grad_query_kernel(const ContrastParams p, const ContrastBackward
   const T* K = static_cast<const T*>(kA2T ? p.text_all : p.audio_all);
   const A scale = *static_cast<const A*>(p.scale_device);
   A qr[EPL], dq[EPL];
-  load_row<T, A, EPL>(Q + q * D, D, lane, qr);
+  lane_load<T, A, EPL>(Q + q * D, D, lane, qr);
 #pragma unroll
   for (int u = 0; u < EPL; ++u) dq[u] = 0;
   double dscale = 0;
   for (int64_t k = 0; k < nk; ++k) {
-    const A dot = dot_row<T, A, EPL>(qr, K + k * D, D, lane);
+    const A dot = lane_dot<T, A, EPL>(qr, K + k * D, D, lane);
     const A ds = coef<A, kA2T>(p, g, w, q, k, scale * dot);
     dscale += static_cast<double>(ds * dot);
-    axpy_row<T, A, EPL>(dq, ds, K + k * D, D, lane);
+    lane_axpy<T, A, EPL>(dq, ds, K + k * D, D, lane);
   }
   if (kA2T) {  // the hard negatives of audio row q
     const A* ga = static_cast<const A*>(g.grad_terms);
@@ -177,14 +134,14 @@ __global__ void grad_query_kernel(const ContrastParams p, const ContrastBackward
       for (int64_t n = 0; n < p.N; ++n) {
         const int64_t r = (q * p.M + j) * p.N + n;
         const T* h = static_cast<const T*>(p.neg) + r * D;
-        const A hd = dot_row<T, A, EPL>(qr, h, D, lane);
+        const A hd = lane_dot<T, A, EPL>(qr, h, D, lane);
         const A dh = ga[q * p.M + j] * acc_exp(scale * hd - static_cast<const A*>(g.pair_lse)[q * p.M + j]);
         dscale += static_cast<double>(dh * hd);
-        axpy_row<T, A, EPL>(dq, dh, h, D, lane);
-        store_row<T, A, EPL>(static_cast<T*>(g.d_neg) + r * D, qr, scale * dh, D, lane);
+        lane_axpy<T, A, EPL>(dq, dh, h, D, lane);
+        lane_store<T, A, EPL>(static_cast<T*>(g.d_neg) + r * D, qr, scale * dh, D, lane);
       }
   }
-  store_row<T, A, EPL>(static_cast<T*>(kA2T ? g.d_audio : g.d_text) + q * D, dq, scale, D, lane);
+  lane_store<T, A, EPL>(static_cast<T*>(kA2T ? g.d_audio : g.d_text) + q * D, dq, scale, D, lane);
   if (lane == 0) atomicAdd(g.d_scale, dscale);
 }
 
@@ -198,14 +155,14 @@ __global__ void grad_key_kernel(const ContrastParams p, const ContrastBackward g
   const T* K = static_cast<const T*>(kA2T ? p.text_all : p.audio_all);
   const A scale = *static_cast<const A*>(p.scale_device);
   A kr[EPL], dk[EPL];
-  load_row<T, A, EPL>(K + k * D, D, lane, kr);
+  lane_load<T, A, EPL>(K + k * D, D, lane, kr);
 #pragma unroll
   for (int u = 0; u < EPL; ++u) dk[u] = 0;
   for (int64_t q = 0; q < nq; ++q) {
-    const A dot = dot_row<T, A, EPL>(kr, Q + q * D, D, lane);
-    axpy_row<T, A, EPL>(dk, coef<A, kA2T>(p, g, w, q, k, scale * dot), Q + q * D, D, lane);
+    const A dot = lane_dot<T, A, EPL>(kr, Q + q * D, D, lane);
+    lane_axpy<T, A, EPL>(dk, coef<A, kA2T>(p, g, w, q, k, scale * dot), Q + q * D, D, lane);
   }
-  store_row<T, A, EPL>(static_cast<T*>(kA2T ? g.d_text_all : g.d_audio_all) + k * D, dk, scale, D, lane);
+  lane_store<T, A, EPL>(static_cast<T*>(kA2T ? g.d_text_all : g.d_audio_all) + k * D, dk, scale, D, lane);
 }
 
 unsigned warp_blocks(int64_t rows) { return static_cast<unsigned>((rows + kWarps - 1) / kWarps); }

@@ -18,6 +18,7 @@
 #include <type_traits>
 
 #include "common/cuda_types.cuh"
+#include "common/warp_rows.cuh"
 #include "media_attn/media_attn.h"
 #include "media_attn/media_attn_tc.cuh"
 
@@ -25,16 +26,6 @@ namespace af2 {
 namespace {
 
 constexpr int kWarpsPerBlock = 4;
-
-template <typename A> __device__ __forceinline__ A warp_sum(A x) {
-#pragma unroll
-  for (int off = 16; off > 0; off /= 2) x += __shfl_xor_sync(0xffffffffu, x, off);
-  return x;
-}
-__device__ __forceinline__ float acc_exp(float x) { return __expf(x); }
-__device__ __forceinline__ double acc_exp(double x) { return exp(x); }
-__device__ __forceinline__ float acc_log(float x) { return __logf(x); }
-__device__ __forceinline__ double acc_log(double x) { return log(x); }
 
 struct Row {  // one (b, l, h) row of a BLHD tensor
   template <typename T> static __device__ const T* at(const BLHD& t, int64_t b, int64_t l, int64_t h) {
@@ -53,15 +44,6 @@ __device__ __forceinline__ void clamp_range(const MediaAttnParams& p, int64_t b,
 
 // EPL: elements of the head dim per lane (D <= 32 * EPL); lane holds d = lane + 32 u.
 template <typename T, typename A, int EPL>
-__device__ __forceinline__ void load_lane(const T* row, int64_t D, int lane, A (&r)[EPL], A mult = A(1)) {
-#pragma unroll
-  for (int u = 0; u < EPL; ++u) {
-    const int64_t d = lane + 32 * u;
-    r[u] = d < D ? dev_to_acc(row[d]) * mult : A(0);
-  }
-}
-
-template <typename T, typename A, int EPL>
 __global__ void forward_generic(const MediaAttnParams p, const MediaAttnForward f) {
   const int lane = threadIdx.x % 32;
   const int64_t i = int64_t(blockIdx.x) * kWarpsPerBlock + threadIdx.x / 32, h = blockIdx.y, b = blockIdx.z;
@@ -69,14 +51,14 @@ __global__ void forward_generic(const MediaAttnParams p, const MediaAttnForward 
   int64_t s, e;
   clamp_range(p, b, i, s, e);
   A q[EPL], acc[EPL], kr[EPL], vr[EPL];
-  load_lane<T, A, EPL>(Row::at<T>(p.q, b, i, h), p.D, lane, q, static_cast<A>(p.scale));
+  lane_load<T, A, EPL>(Row::at<T>(p.q, b, i, h), p.D, lane, q, static_cast<A>(p.scale));
 #pragma unroll
   for (int u = 0; u < EPL; ++u) acc[u] = A(0);
   A m = -INFINITY, l = A(0);
   for (int64_t j = s; j < e; ++j) {
     if (p.key_padding && !p.key_padding[b * p.Lk + j]) continue;
-    load_lane<T, A, EPL>(Row::at<T>(p.k, b, j, h), p.D, lane, kr);
-    load_lane<T, A, EPL>(Row::at<T>(p.v, b, j, h), p.D, lane, vr);
+    lane_load<T, A, EPL>(Row::at<T>(p.k, b, j, h), p.D, lane, kr);
+    lane_load<T, A, EPL>(Row::at<T>(p.v, b, j, h), p.D, lane, vr);
     A dot = A(0);
 #pragma unroll
     for (int u = 0; u < EPL; ++u) dot += q[u] * kr[u];
@@ -109,9 +91,9 @@ __global__ void backward_query(const MediaAttnParams p, const MediaAttnBackward 
   clamp_range(p, b, i, s, e);
   const A scale = static_cast<A>(p.scale);
   A q[EPL], go[EPL], o[EPL], kr[EPL], vr[EPL], dq[EPL];
-  load_lane<T, A, EPL>(Row::at<T>(p.q, b, i, h), p.D, lane, q);
-  load_lane<T, A, EPL>(Row::at<T>(g.grad_out, b, i, h), p.D, lane, go);
-  load_lane<T, A, EPL>(Row::at<T>(g.out, b, i, h), p.D, lane, o);
+  lane_load<T, A, EPL>(Row::at<T>(p.q, b, i, h), p.D, lane, q);
+  lane_load<T, A, EPL>(Row::at<T>(g.grad_out, b, i, h), p.D, lane, go);
+  lane_load<T, A, EPL>(Row::at<T>(g.out, b, i, h), p.D, lane, o);
   A di = A(0);
 #pragma unroll
   for (int u = 0; u < EPL; ++u) di += go[u] * o[u], dq[u] = A(0);
@@ -121,8 +103,8 @@ __global__ void backward_query(const MediaAttnParams p, const MediaAttnBackward 
   const A lse = static_cast<const A*>(g.lse)[row];
   for (int64_t j = s; j < e; ++j) {
     if (p.key_padding && !p.key_padding[b * p.Lk + j]) continue;
-    load_lane<T, A, EPL>(Row::at<T>(p.k, b, j, h), p.D, lane, kr);
-    load_lane<T, A, EPL>(Row::at<T>(p.v, b, j, h), p.D, lane, vr);
+    lane_load<T, A, EPL>(Row::at<T>(p.k, b, j, h), p.D, lane, kr);
+    lane_load<T, A, EPL>(Row::at<T>(p.v, b, j, h), p.D, lane, vr);
     A dot = A(0), dp = A(0);
 #pragma unroll
     for (int u = 0; u < EPL; ++u) dot += q[u] * kr[u], dp += go[u] * vr[u];
@@ -151,14 +133,14 @@ __global__ void backward_key(const MediaAttnParams p, const MediaAttnBackward g,
 #pragma unroll
   for (int u = 0; u < EPL; ++u) dk[u] = dv[u] = A(0);
   if (p.key_padding == nullptr || p.key_padding[b * p.Lk + j]) {
-    load_lane<T, A, EPL>(Row::at<T>(p.k, b, j, h), p.D, lane, kr);
-    load_lane<T, A, EPL>(Row::at<T>(p.v, b, j, h), p.D, lane, vr);
+    lane_load<T, A, EPL>(Row::at<T>(p.k, b, j, h), p.D, lane, kr);
+    lane_load<T, A, EPL>(Row::at<T>(p.v, b, j, h), p.D, lane, vr);
     for (int64_t i = 0; i < p.Lq; ++i) {
       int64_t s, e;
       clamp_range(p, b, i, s, e);
       if (j < s || j >= e) continue;
-      load_lane<T, A, EPL>(Row::at<T>(p.q, b, i, h), p.D, lane, q);
-      load_lane<T, A, EPL>(Row::at<T>(g.grad_out, b, i, h), p.D, lane, go);
+      lane_load<T, A, EPL>(Row::at<T>(p.q, b, i, h), p.D, lane, q);
+      lane_load<T, A, EPL>(Row::at<T>(g.grad_out, b, i, h), p.D, lane, go);
       A dot = A(0), dp = A(0);
 #pragma unroll
       for (int u = 0; u < EPL; ++u) dot += q[u] * kr[u], dp += go[u] * vr[u];

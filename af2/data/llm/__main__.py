@@ -8,19 +8,17 @@ result, 1 when some are left pending (rerun to resume), 2 on a usage or fatal se
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
 
-from af2.data.llm.jobs import Job
+from af2.data.llm.jobs import Job, run_for_cli
 from af2.data.llm.longqa import LongQA
 from af2.data.llm.negatives import Negatives
 from af2.data.llm.paraphrase import Paraphrase
 from af2.data.llm.qa import QA
 from af2.llm import LLMClient, LLMConfig, ResponseCache
 from af2.llm.redact import install, redact
-from af2.llm.retry import FatalError
 
 PIPELINES = {cls.name: cls for cls in (Paraphrase, Negatives, QA, LongQA)}
 log = logging.getLogger("af2.data.llm")
@@ -64,21 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     client = LLMClient(config, cache=cache)
     job = Job(PIPELINES[args.command](args, client), args.inp, out, rejects=args.rejects,
               limit=args.limit, progress=args.progress)
-    code = 0
-    try:
-        stats = job.run()
-        code = 1 if stats.failed or stats.not_started else 0
-    except FatalError as err:
-        log.error("stopped: %s", err)
-        code = 2
-    except KeyboardInterrupt:
-        log.error("interrupted: rerun the same command to resume")
-        code = 130
-    finally:
-        report = job.report()
-        (args.report or Path(f"{out}.report.json")).write_text(redact(json.dumps(report, indent=1), config.api_key))
-        if cache is not None:
-            cache.close()
+    code, report = run_for_cli(job, report_path=args.report or Path(f"{out}.report.json"), api_key=config.api_key,
+                               cache=cache)
     records = report["records"]
     print(redact(f"{args.command}: {records['ok']} ok, {records['rejected']} rejected, {records['failed']} "
                  f"failed, {records['already_done']} done before, {records['not_started']} not started; "

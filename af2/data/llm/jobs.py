@@ -23,7 +23,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from af2.data.llm.base import InputError, Outcome, Pipeline, Record, record_id
-from af2.llm.redact import redact_url
+from af2.llm.redact import redact, redact_url
 from af2.llm.retry import FatalError, LLMError
 
 log = logging.getLogger("af2.data.llm")
@@ -215,3 +215,28 @@ class Job:
                 "template": pipeline.template.key,
                 "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "records": asdict(self.stats), "usage": pipeline.client.report().to_dict()}
+
+
+def run_for_cli(job: "Job", *, report_path: Path, api_key, cache=None, extra=None) -> tuple[int, dict]:
+    """Run ``job`` as the command-line tools do and return (exit status, report).
+
+    Exit status: 0 every input has a result, 1 some are pending (rerun to resume), 2 a fatal
+    server error (bad key, URL or model), 130 interrupted. The report (``job.report()`` plus
+    ``extra()``) is always written to ``report_path`` with the key redacted, and the cache closed.
+    """
+    code = 0
+    try:
+        stats = job.run()
+        code = 1 if stats.failed or stats.not_started else 0
+    except FatalError as err:
+        log.error("stopped: %s", err)
+        code = 2
+    except KeyboardInterrupt:
+        log.error("interrupted: rerun the same command to resume")
+        code = 130
+    finally:
+        report = {**job.report(), **(extra() if extra else {})}
+        report_path.write_text(redact(json.dumps(report, indent=1, ensure_ascii=False), api_key) + "\n", "utf-8")
+        if cache is not None:
+            cache.close()
+    return code, report
