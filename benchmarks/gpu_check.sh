@@ -36,7 +36,7 @@ fi
 if step build 400 "$PY" -m pip install --no-build-isolation --no-deps -v -e .; then
   step info 60 "$PY" -m af2 info
   step tests 300 "$PY" -m pytest tests/ops tests/nn tests/integrations tests/test_build.py -q -p no:cacheprovider -rs -k "not peak_memory"
-  step bench 240 "$PY" -m pytest benchmarks/test_rope_bench.py benchmarks/test_media_attention_bench.py -q -p no:cacheprovider
+  step bench 300 "$PY" -m pytest benchmarks/test_rope_bench.py benchmarks/test_media_attention_bench.py benchmarks/test_block_bench.py -q -p no:cacheprovider
   step report 240 "$PY" benchmarks/report.py --out "$OUT/results"
 fi
 echo "== summary"
