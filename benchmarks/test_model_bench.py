@@ -82,3 +82,20 @@ def test_stage1_train_step(benchmark, tokenizer, size, audio, impl):
     benchmark.group = f"af2 stage-1 step {size} from {audio} fp32 fwd+bwd {DEVICE.type}"
     benchmark.pedantic(run, warmup_rounds=2, rounds=5 if size == "medium" else 10, iterations=1)
     record(benchmark.group, impl, benchmark)
+
+
+def test_tiny_forward(benchmark, tokenizer):
+    """The tiny preset's inference forward on one 10-s window (issue 5: well under a second)."""
+    model, _ = _step_case("tiny", tokenizer)
+    model.eval()
+    win = model.window_audio([torch.randn(16000 * 10)])
+    ids, mask = model.encode_prompts(["How many beeps are there?"])
+
+    def run():
+        with torch.no_grad():
+            model(input_ids=ids.to(DEVICE), attention_mask=mask.to(DEVICE), audio_windows=win.windows.to(DEVICE),
+                  audio_window_mask=win.mask.to(DEVICE))
+        sync(DEVICE)
+
+    benchmark.group = f"af2 tiny forward, one 10-s window {DEVICE.type}"
+    benchmark.pedantic(run, warmup_rounds=1, rounds=5, iterations=1)
