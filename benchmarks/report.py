@@ -318,6 +318,7 @@ def main(argv=None) -> int:
     ap.add_argument("--ops", nargs="+", default=list(OPS), choices=list(OPS))
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     ap.add_argument("--quick", action="store_true", help="fewer repetitions")
+    ap.add_argument("--note", default="", help="free text stored with the results (e.g. machine load)")
     args = ap.parse_args(argv)
 
     info = af2.build_info()
@@ -330,7 +331,7 @@ def main(argv=None) -> int:
     name = device_name(device)
     today = dt.date.today().isoformat()
     report = {"device": name, "torch": torch.__version__, "cuda": torch.version.cuda or "",
-              "commit": git_commit(), "date": today, "build": info, "ceilings": ceil, "results": results}
+              "commit": git_commit(), "date": today, "note": args.note, "build": info, "ceilings": ceil, "results": results}
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     slug = re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-")
