@@ -340,9 +340,10 @@ void backward(const ContrastParams& p, const ContrastBackward& g) {
     return acc;
   };
 
-  std::vector<A> d_audio(B * D, A(0)), d_text(BM * D, A(0)), d_audio_all(G * D, A(0)), d_text_all(G * M * D, A(0));
+  std::vector<A> d_audio(B * D, A(0)), d_text(BM * D, A(0)), d_audio_all, d_text_all;
   double dscale = 0;
-  if (single_process(p)) {
+  const bool single = single_process(p);
+  if (single) {
     // One score family S(i, q) = s <a_i, t_q> carries both terms: dS = dS_a2t + dS_t2a, so two
     // passes (audio side, text side) give every gradient; the *_all gradients stay 0 (autograd
     // adds them to the same tensors).
@@ -370,6 +371,8 @@ void backward(const ContrastParams& p, const ContrastBackward& g) {
     dscale += grad_query_pass<T, A>(audio, B, text, BM, D, scale, coef_both, d_audio.data());
     grad_key_pass<T, A>(audio, B, text, BM, D, scale, coef_both, d_text.data());
   } else {
+    d_audio_all.assign(G * D, A(0));
+    d_text_all.assign(G * M * D, A(0));
     dscale += grad_query_pass<T, A>(audio, B, text_all, G * M, D, scale, coef_a2t, d_audio.data());
     grad_key_pass<T, A>(audio, B, text_all, G * M, D, scale, coef_a2t, d_text_all.data());
     dscale += grad_query_pass<T, A>(text, BM, audio_all, G, D, scale, coef_t2a, d_text.data());
@@ -404,8 +407,13 @@ void backward(const ContrastParams& p, const ContrastBackward& g) {
   };
   store(d_audio, g.d_audio);
   store(d_text, g.d_text);
-  store(d_audio_all, g.d_audio_all);
-  store(d_text_all, g.d_text_all);
+  if (single) {  // every gradient is in d_audio / d_text already
+    std::fill_n(static_cast<T*>(g.d_audio_all), G * D, cvt_out<T, A>(A(0)));
+    std::fill_n(static_cast<T*>(g.d_text_all), G * M * D, cvt_out<T, A>(A(0)));
+  } else {
+    store(d_audio_all, g.d_audio_all);
+    store(d_text_all, g.d_text_all);
+  }
   *g.d_scale = dscale;
 }
 
