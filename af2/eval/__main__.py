@@ -28,6 +28,7 @@ from af2.eval.judge_summary import read_jsonl, summarize
 from af2.eval.metrics import score
 from af2.eval.report import judge_table, metrics_table
 from af2.llm import LLMClient, LLMConfig, ResponseCache
+from af2.llm.logsetup import configure_cli_logging
 from af2.llm.redact import install, redact
 
 log = logging.getLogger("af2.eval")
@@ -113,11 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
-        for noisy in ("httpx", "httpx2", "openai"):  # one INFO line per request otherwise
-            logging.getLogger(noisy).setLevel(logging.WARNING)
+    configure_cli_logging(args.log_level)
     try:
         return args.run(args)
     except (FileNotFoundError, ManifestValidationError) as err:

@@ -18,6 +18,7 @@ from af2.data.llm.negatives import Negatives
 from af2.data.llm.paraphrase import Paraphrase
 from af2.data.llm.qa import QA
 from af2.llm import LLMClient, LLMConfig, ResponseCache
+from af2.llm.logsetup import configure_cli_logging
 from af2.llm.redact import install, redact
 
 PIPELINES = {cls.name: cls for cls in (Paraphrase, Negatives, QA, LongQA)}
@@ -47,11 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
-        for noisy in ("httpx", "httpx2", "openai"):  # one INFO line per request otherwise
-            logging.getLogger(noisy).setLevel(logging.WARNING)
+    configure_cli_logging(args.log_level)
     config = LLMConfig.from_args(args)
     install(config.api_key)
     if not config.model:
