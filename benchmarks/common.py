@@ -1,4 +1,4 @@
-"""Shared benchmark helpers: device sync, timing-independent bookkeeping of af2 vs baseline."""
+"""Shared benchmark helpers: the device to benchmark on and a device sync."""
 from __future__ import annotations
 
 import torch
@@ -14,8 +14,3 @@ def bench_device() -> torch.device:
 
     return torch.device("cuda" if af2.build_info()["cuda_available"] else "cpu")
 
-
-def rope_bytes(B: int, S: int, H: int, D: int, dtype: torch.dtype, mode: str) -> int:
-    """Fewest bytes an op of this shape must move: x read once and written once per pass."""
-    one_pass = 2 * B * S * H * D * torch.tensor([], dtype=dtype).element_size()
-    return one_pass * (2 if mode == "fwd+bwd" else 1)

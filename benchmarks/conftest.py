@@ -13,6 +13,8 @@ _TARGETS: dict = {}
 
 
 def record(group: str, impl: str, benchmark, target: float | None = None) -> None:
+    if benchmark.stats is None:  # --benchmark-disable: the function ran once, untimed
+        return
     _MEDIANS[group][impl] = benchmark.stats.stats.median
     if target is not None:
         _TARGETS[group] = target
