@@ -68,14 +68,15 @@ def _global_batch(audio: torch.Tensor, text: torch.Tensor, group):
 
 
 def _all_gather_autograd(t: torch.Tensor, group) -> torch.Tensor:
-    """Concatenate every rank's t along dim 0; the backward sums the gradients of all ranks."""
-    try:
-        from torch.distributed._functional_collectives import all_gather_tensor_autograd
-    except ImportError:  # older torch
-        from torch.distributed.nn.functional import all_gather
+    """Concatenate every rank's t along dim 0; the backward sums the gradients of all ranks.
 
-        return torch.cat(all_gather(t, group=group), dim=0)
-    return all_gather_tensor_autograd(t, gather_dim=0, group=group)
+    Uses the synchronous autograd all-gather of torch.distributed.nn: every collective has finished
+    when it returns, so no asynchronous work outlives the step (the functional collectives leave
+    work objects that can abort a gloo process at exit).
+    """
+    from torch.distributed.nn.functional import all_gather
+
+    return torch.cat(all_gather(t, group=group), dim=0)
 
 
 @torch.library.register_fake("af2::contrastive_loss")

@@ -32,6 +32,7 @@ def _worker(rank, port, out):
         loss = contrastive_loss(a, t, logit_scale=scale, hard_negatives=h)
         loss.backward()
         out.put((rank, loss.item(), *(x.grad.numpy().copy() for x in (a, t, h, scale))))
+        dist.barrier()  # no rank tears down while a peer still talks to it
     finally:
         dist.destroy_process_group()
 
