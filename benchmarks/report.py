@@ -182,22 +182,41 @@ def media_attn_results(device: torch.device, ceil: dict, quick: bool) -> list:
         for mode in ("fwd", "fwd+bwd"):
             fns = {n: (f if mode == "fwd" else (lambda f=f: torch.autograd.grad(f(), (q, k, v), g)))
                    for n, f in impls.items()}
+            bases = ["eager", "sdpa_mask", "sdpa_nomask"]
+            if device.type == "cuda" and mode == "fwd+bwd":  # the generic backward, for comparison
+                fns["af2_simt_bwd"] = _with_env("AF2_MEDIA_ATTN_BACKWARD", "simt", fns["af2"])
+                bases.append("af2_simt_bwd")
             reps = 5 if device.type == "cpu" else (10 if quick else 30)
             ms = {n: time_ms(f, device, warmup=2, reps=reps) for n, f in fns.items()}
             mem = {n: _attn_peak_mb(device, shp, dtype, n, mode, fns[n]) for n in ("af2", "eager", "sdpa_mask")}
             flops = 4 * shp["B"] * shp["H"] * shp["Lq"] * (shp["Lk"] // 2) * shp["Dh"] * (3.5 if mode != "fwd" else 1)
-            for base in ("eager", "sdpa_mask", "sdpa_nomask"):
+            for base in bases:
                 results.append({
                     "op": "media_cross_attention", "mode": mode, "dtype": str(dtype)[6:], "shape": {**shp, "name": name},
                     "ms": round(ms["af2"], 4), "peak_mem_MB": mem["af2"], "baseline": base,
                     "baseline_ms": round(ms[base], 4), "baseline_peak_mem_MB": mem.get(base),
                     "ratio": round(ms[base] / ms["af2"], 2),
                     "target": {"eager": 1.5, "sdpa_mask": 1.0 if device.type == "cpu" else 1.5,
-                               "sdpa_nomask": 0.8}[base],
+                               "sdpa_nomask": 0.8, "af2_simt_bwd": 1.0}[base],
                     "achieved": f"{flops / ms['af2'] / 1e6:.1f} GFLOP/s on the attended keys; peak "
                                 f"{mem['af2']} MB vs eager {mem['eager']} MB",
                 })
     return results
+
+
+def _with_env(name: str, value: str, fn):
+    """fn run with the environment variable name set to value (restored afterwards)."""
+    def run():
+        old = os.environ.get(name)
+        os.environ[name] = value
+        try:
+            return fn()
+        finally:
+            if old is None:
+                del os.environ[name]
+            else:
+                os.environ[name] = old
+    return run
 
 
 def _attn_peak_mb(device, shp, dtype, impl, mode, fn):

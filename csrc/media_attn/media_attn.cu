@@ -6,7 +6,9 @@
 //       dims up to 256, unaligned views) runs the generic kernel below: one warp per query,
 //       the head dim split across lanes (coalesced loads), a warp-shuffle dot product per key
 //       and the online softmax in registers.
-//       backward (generic, all dtypes): a query kernel (one warp per query) computes
+//       backward: bf16/fp16 with head dim 64 or 128 and 16-byte aligned operands run the
+//       tensor-core kernels of media_attn_tc_bwd.cuh (unless MediaAttnBackwardPath::kSimt is
+//       asked for). The generic backward (all dtypes): a query kernel (one warp per query) computes
 //       delta = rowsum(dO * O), recomputes p = exp(s - lse) key by key and accumulates dq; then
 //       a key kernel (one warp per key) walks the queries whose range holds that key and
 //       accumulates dk and dv. Only the keys inside each query's range are visited; no
@@ -21,6 +23,7 @@
 #include "common/warp_rows.cuh"
 #include "media_attn/media_attn.h"
 #include "media_attn/media_attn_tc.cuh"
+#include "media_attn/media_attn_tc_bwd.cuh"
 
 namespace af2 {
 namespace {
@@ -230,10 +233,58 @@ cudaError_t forward(const MediaAttnParams& p, const MediaAttnForward& f, cudaStr
   });
 }
 
+// Workspace: Delta (B, H, Lq) in the accumulation type, then (256-byte aligned) the key hull
+// of every query tile of the tensor-core backward, (B, ceil(Lq / 32)) int2 at most.
+constexpr size_t kWorkspaceAlign = 256;
+size_t delta_bytes(DType dtype, const MediaAttnParams& p) {
+  const size_t n = static_cast<size_t>(p.B * p.H * p.Lq) * (dtype == DType::kFloat64 ? 8 : 4);
+  return (n + kWorkspaceAlign - 1) / kWorkspaceAlign * kWorkspaceAlign;
+}
+
+template <typename T, int D>
+cudaError_t launch_tc_backward(const MediaAttnParams& p, const MediaAttnBackward& g, void* workspace,
+                               size_t hull_offset, cudaStream_t stream) {
+  namespace tc = media_attn_tc;
+  constexpr int BMq = tc::BwdCfg<D>::kBMq;
+  tc::BwdArgs a{p.q, p.k, p.v, g.grad_out, g.out, g.dq, g.dk, g.dv,
+                static_cast<const float*>(g.lse), static_cast<float*>(workspace),
+                reinterpret_cast<int2*>(static_cast<unsigned char*>(workspace) + hull_offset),
+                p.key_start, p.key_end, p.key_padding,
+                static_cast<int>(p.Lq), static_cast<int>(p.Lk), static_cast<int>(p.H),
+                static_cast<int>((p.Lq + BMq - 1) / BMq), static_cast<float>(p.scale)};
+  const unsigned H = static_cast<unsigned>(p.H), B = static_cast<unsigned>(p.B);
+  tc::preprocess_kernel<T, D><<<dim3(static_cast<unsigned>(a.nqt), H, B), BMq * 4, 0, stream>>>(a);
+  cudaError_t err = cudaGetLastError();
+  if (err != cudaSuccess) return err;
+
+  constexpr int dq_smem = tc::dq_smem_bytes<D>(), dkdv_smem = tc::dkdv_smem_bytes<D>();
+  auto dq = tc::dq_kernel<T, D>;
+  auto dkdv = tc::dkdv_kernel<T, D>;
+  if ((err = cudaFuncSetAttribute(dq, cudaFuncAttributeMaxDynamicSharedMemorySize, dq_smem)) != cudaSuccess) return err;
+  if ((err = cudaFuncSetAttribute(dkdv, cudaFuncAttributeMaxDynamicSharedMemorySize, dkdv_smem)) != cudaSuccess)
+    return err;
+  dkdv<<<dim3(static_cast<unsigned>((p.Lk + tc::kBN - 1) / tc::kBN), H, B), tc::kThreads, dkdv_smem, stream>>>(a);
+  if ((err = cudaGetLastError()) != cudaSuccess) return err;
+  dq<<<dim3(static_cast<unsigned>((p.Lq + tc::kBM - 1) / tc::kBM), H, B), tc::kThreads, dq_smem, stream>>>(a);
+  return cudaGetLastError();
+}
+
 template <typename HostT>
-cudaError_t backward(const MediaAttnParams& p, const MediaAttnBackward& g, void* delta, cudaStream_t stream) {
+cudaError_t backward(const MediaAttnParams& p, const MediaAttnBackward& g, MediaAttnBackwardPath path,
+                     void* workspace, size_t hull_offset, cudaStream_t stream) {
+  using T = typename DeviceType<HostT>::type;
+  if constexpr (sizeof(T) == 2) {
+    const bool tc_ok = path == MediaAttnBackwardPath::kTensorCore && tc_layout_ok(p.q) && tc_layout_ok(p.k) &&
+                       tc_layout_ok(p.v) && tc_layout_ok(g.grad_out) && tc_layout_ok(g.out) &&
+                       tc_layout_ok(BLHD{g.dq.data, g.dq.sb, g.dq.sl, g.dq.sh}) &&
+                       tc_layout_ok(BLHD{g.dk.data, g.dk.sb, g.dk.sl, g.dk.sh}) &&
+                       tc_layout_ok(BLHD{g.dv.data, g.dv.sb, g.dv.sl, g.dv.sh}) && p.Lq < (int64_t{1} << 31) &&
+                       p.Lk < (int64_t{1} << 31);
+    if (tc_ok && p.D == 64) return launch_tc_backward<T, 64>(p, g, workspace, hull_offset, stream);
+    if (tc_ok && p.D == 128) return launch_tc_backward<T, 128>(p, g, workspace, hull_offset, stream);
+  }
   return by_head_dim<HostT>(p.D, [&](auto t, auto a, auto epl) {
-    return launch_generic_backward<decltype(t), decltype(a), decltype(epl)::value>(p, g, delta, stream);
+    return launch_generic_backward<decltype(t), decltype(a), decltype(epl)::value>(p, g, workspace, stream);
   });
 }
 
@@ -250,14 +301,19 @@ int media_attn_forward_cuda(DType dtype, const MediaAttnParams& p, const MediaAt
   return static_cast<int>(cudaErrorInvalidValue);
 }
 
-int media_attn_backward_cuda(DType dtype, const MediaAttnParams& p, const MediaAttnBackward& g, void* delta,
-                             void* stream) {
+size_t media_attn_backward_cuda_workspace_bytes(DType dtype, const MediaAttnParams& p) {
+  return delta_bytes(dtype, p) + static_cast<size_t>(p.B * ((p.Lq + 31) / 32)) * sizeof(int2);
+}
+
+int media_attn_backward_cuda(DType dtype, const MediaAttnParams& p, const MediaAttnBackward& g,
+                             MediaAttnBackwardPath path, void* workspace, void* stream) {
   const auto st = static_cast<cudaStream_t>(stream);
+  const size_t off = delta_bytes(dtype, p);
   switch (dtype) {
-    case DType::kFloat32: return static_cast<int>(backward<float>(p, g, delta, st));
-    case DType::kFloat16: return static_cast<int>(backward<fp16_t>(p, g, delta, st));
-    case DType::kBFloat16: return static_cast<int>(backward<bf16_t>(p, g, delta, st));
-    case DType::kFloat64: return static_cast<int>(backward<double>(p, g, delta, st));
+    case DType::kFloat32: return static_cast<int>(backward<float>(p, g, path, workspace, off, st));
+    case DType::kFloat16: return static_cast<int>(backward<fp16_t>(p, g, path, workspace, off, st));
+    case DType::kBFloat16: return static_cast<int>(backward<bf16_t>(p, g, path, workspace, off, st));
+    case DType::kFloat64: return static_cast<int>(backward<double>(p, g, path, workspace, off, st));
   }
   return static_cast<int>(cudaErrorInvalidValue);
 }

@@ -10,6 +10,7 @@
 // The backward recomputes the probabilities tile by tile from lse.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 #include "common/dtype.h"
@@ -53,9 +54,15 @@ int media_attn_backward_cpu(DType dtype, const MediaAttnParams& p, const MediaAt
 // CUDA launches; stream is a cudaStream_t. Return a cudaError_t as int (0 = success).
 // The CUDA kernels clamp ranges to [0, Lk] and treat start >= end as empty.
 int media_attn_forward_cuda(DType dtype, const MediaAttnParams& p, const MediaAttnForward& f, void* stream);
-// delta: scratch (B, H, Lq) of lse's dtype, receives rowsum(grad_out * out).
-int media_attn_backward_cuda(DType dtype, const MediaAttnParams& p, const MediaAttnBackward& g, void* delta,
-                             void* stream);
+// Which backward kernels run: kTensorCore (the default) uses the tensor-core kernels of
+// media_attn_tc_bwd.cuh where they apply (bf16 / fp16, head dim 64 or 128, 16-byte aligned
+// operands) and the generic SIMT kernels otherwise; kSimt always uses the generic kernels.
+enum class MediaAttnBackwardPath : int { kTensorCore = 0, kSimt = 1 };
+// Bytes of device scratch the backward needs (Delta = rowsum(grad_out * out) and the
+// per-query-tile key ranges); any 256-byte aligned allocation of this size.
+size_t media_attn_backward_cuda_workspace_bytes(DType dtype, const MediaAttnParams& p);
+int media_attn_backward_cuda(DType dtype, const MediaAttnParams& p, const MediaAttnBackward& g,
+                             MediaAttnBackwardPath path, void* workspace, void* stream);
 #endif
 
 }  // namespace af2

@@ -258,11 +258,127 @@ def test_device_mismatch_is_named():
         media_cross_attention(q, k, v, key_start=ks.cpu(), key_end=ke)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+# ---- CUDA: tensor-core and generic (SIMT) backward ------------------------------------------
+# AF2_MEDIA_ATTN_BACKWARD=tc (default) runs the tensor-core backward for bf16 / fp16 with head dim
+# 64 or 128; =simt forces the generic warp-per-row kernels. Both are checked against float64.
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+BACKWARD_PATHS = ["tc", "simt"]
+# Elementwise tolerances and a bound on ||grad - ref|| / ||ref||: the tensor-core backward rounds
+# P and dS to the input dtype (as FlashAttention-2 does), on top of rounding the gradients.
+TC_GRAD_TOL = {torch.bfloat16: (dict(rtol=3e-2, atol=3e-2), 1e-2), torch.float16: (dict(rtol=5e-3, atol=5e-3), 2e-3)}
+
+
+def _poison_cuda_cache():
+    """Leave NaN-filled blocks in the caching allocator's small and large pools, so that an
+    output element a kernel forgets to write shows up as NaN rather than as a stale value."""
+    bufs = [torch.full((128 * 1024,), float("nan"), device="cuda") for _ in range(32)]
+    bufs.append(torch.full((16 << 20,), float("nan"), device="cuda"))
+    del bufs
+
+
+def _check_grads(q, k, v, ks, ke, pad, dtype, scale=None, seed=0):
+    """Gradients of af2 against the float64 oracle; exact zeros for queries with no key."""
+    q, k, v = (t.detach().requires_grad_() for t in (q, k, v))
+    out = media_cross_attention(q, k, v, key_start=ks, key_end=ke, key_padding_mask=pad, scale=scale)
+    g = torch.randn(out.shape, generator=torch.Generator().manual_seed(seed)).to(out)
+    _poison_cuda_cache()
+    grads = torch.autograd.grad(out, (q, k, v), g)
+    q64, k64, v64 = (t.detach().double().requires_grad_() for t in (q, k, v))
+    refs = torch.autograd.grad(_oracle(q64, k64, v64, ks, ke, pad, scale=scale), (q64, k64, v64), g.double())
+    tol, rel_max = TC_GRAD_TOL[dtype]
+    for name, a, b in zip("qkv", grads, refs):
+        assert not a.isnan().any(), f"grad {name} has NaN (an unwritten or 0 * inf element)"
+        rel = ((a.double() - b).norm() / b.norm().clamp_min(1e-30)).item()
+        assert rel < rel_max, f"grad {name}: relative error {rel:.2e} >= {rel_max:.0e}"
+        torch.testing.assert_close(a.double(), b, **tol, msg=lambda m: f"grad {name}: {m}")
+    j = torch.arange(k.shape[1], device=k.device)
+    inside = (j >= ks[..., None].long()) & (j < ke[..., None].long())
+    if pad is not None:
+        inside &= pad[:, None, :]
+    empty = ~inside.any(-1)  # (B, Lq)
+    assert torch.equal(grads[0][empty], torch.zeros_like(grads[0][empty])), "queries with no key: dq must be 0"
+    attended = inside.any(1)  # (B, Lk): keys no query attends get exactly 0
+    assert torch.equal(grads[1][~attended], torch.zeros_like(grads[1][~attended]))
+    assert torch.equal(grads[2][~attended], torch.zeros_like(grads[2][~attended]))
+
+
+@needs_cuda
+@pytest.mark.parametrize("path", BACKWARD_PATHS)
+@pytest.mark.parametrize("D", [64, 128])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=str)
+@pytest.mark.parametrize("pattern", PATTERNS)
+def test_cuda_backward_paths_match_oracle(monkeypatch, pattern, dtype, D, path):
+    """Every mask pattern (Lq = 41 and Lk = 69 are not tile multiples; decode has Lq = 1)."""
+    monkeypatch.setenv("AF2_MEDIA_ATTN_BACKWARD", path)
+    q, k, v, ks, ke, pad = make_case(pattern, "cuda", dtype, seed=2, H=2, D=D)
+    _check_grads(q, k, v, ks, ke, pad, dtype, scale=0.11, seed=3)
+
+
+@needs_cuda
+@pytest.mark.parametrize("path", BACKWARD_PATHS)
+@pytest.mark.parametrize("D", [64, 128])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=str)
+def test_cuda_backward_random_ranges(monkeypatch, dtype, D, path):
+    """Arbitrary per-query ranges over several query and key tiles, empty rows, a random padding
+    mask and a fully padded key block."""
+    monkeypatch.setenv("AF2_MEDIA_ATTN_BACKWARD", path)
+    gen = torch.Generator().manual_seed(4)
+    B, Lq, Lk, H = 2, 150, 333, 3
+    a, c = torch.randint(0, Lk + 1, (B, Lq), generator=gen), torch.randint(0, Lk + 1, (B, Lq), generator=gen)
+    ks, ke = torch.minimum(a, c), torch.maximum(a, c)
+    ke[:, ::7] = ks[:, ::7]  # empty ranges
+    ks[0, 60:90], ke[0, 60:90] = 0, Lk  # whole-key-set rows
+    pad = torch.rand(B, Lk, generator=gen) > 0.2
+    pad[1, 128:192] = False  # a key block with no valid key
+    mk = lambda L: torch.randn(B, L, H, D, generator=gen).to(device="cuda", dtype=dtype)
+    q, k, v = mk(Lq), mk(Lk), mk(Lk)
+    ks, ke, pad = ks.int().cuda(), ke.int().cuda(), pad.cuda()
+    _check_grads(q, k, v, ks, ke, pad, dtype, seed=5)
+
+
+@needs_cuda
+@pytest.mark.parametrize("path", BACKWARD_PATHS)
+def test_cuda_backward_views(monkeypatch, path):
+    """k, v as views of a fused projection and a transposed q (strided operands the tensor-core
+    kernels accept) give the gradients of contiguous copies."""
+    monkeypatch.setenv("AF2_MEDIA_ATTN_BACKWARD", path)
+    torch.manual_seed(0)
+    B, Lq, Lk, H, D = 2, 70, 130, 2, 64
+    kv = torch.randn(B, Lk, 2, H, D, device="cuda", dtype=torch.bfloat16)
+    q = torch.randn(B, H, Lq, D, device="cuda", dtype=torch.bfloat16).transpose(1, 2)
+    ks = torch.zeros(B, Lq, dtype=torch.int32, device="cuda")
+    ke = torch.full((B, Lq), Lk, dtype=torch.int32, device="cuda")
+    ke[:, :10] = 0
+    g = torch.randn(B, Lq, H, D, device="cuda", dtype=torch.bfloat16)
+
+    def grads(q, k, v):
+        q, k, v = (t.detach().requires_grad_() for t in (q, k, v))
+        return torch.autograd.grad(media_cross_attention(q, k, v, key_start=ks, key_end=ke), (q, k, v), g)
+
+    for a, b in zip(grads(q, kv[:, :, 0], kv[:, :, 1]),
+                    grads(q.contiguous(), kv[:, :, 0].contiguous(), kv[:, :, 1].contiguous())):
+        torch.testing.assert_close(a, b)
+    _check_grads(q, kv[:, :, 0], kv[:, :, 1], ks, ke, None, torch.bfloat16)
+
+
+@needs_cuda
+def test_cuda_backward_path_variable_is_checked(monkeypatch):
+    q, k, v, ks, ke, pad = make_case("immediate", "cuda", torch.bfloat16, H=2, D=64)
+    q.requires_grad_()
+    out = media_cross_attention(q, k, v, key_start=ks, key_end=ke)
+    monkeypatch.setenv("AF2_MEDIA_ATTN_BACKWARD", "wgmma")
+    with pytest.raises(ValueError, match=r"AF2_MEDIA_ATTN_BACKWARD must be 'tc' or 'simt', got 'wgmma'"):
+        torch.autograd.grad(out.sum(), q)
+
+
+@needs_cuda
+@pytest.mark.parametrize("path", BACKWARD_PATHS)
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=str)
 @pytest.mark.parametrize("D", [64, 128, 80])
-def test_cuda_tensor_core_shapes(dtype, D):
+def test_cuda_tensor_core_shapes(monkeypatch, dtype, D, path):
     """Head dims 64 and 128 (tensor-core path) and 80 (generic path) at AF2-like sizes."""
+    monkeypatch.setenv("AF2_MEDIA_ATTN_BACKWARD", path)
     torch.manual_seed(0)
     B, Lq, Lk, H = 2, 300, 576, 4
     q, k, v = (torch.randn(B, L, H, D, device="cuda", dtype=dtype, requires_grad=True) for L in (Lq, Lk, Lk))
