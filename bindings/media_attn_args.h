@@ -120,6 +120,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> media_attn_backward_op(
   at::Tensor dq = empty_output(q.sizes(), q.options());
   at::Tensor dk = empty_output(k.sizes(), k.options());
   at::Tensor dv = empty_output(v.sizes(), v.options());
+  if (p.Lq == 0 || p.Lk == 0) {  // no query or no key: every gradient is 0 (and no kernel has work)
+    dq.zero_();
+    dk.zero_();
+    dv.zero_();
+    return {dq, dk, dv};
+  }
   MediaAttnBackward g{blhd(go), blhd(o), l.const_data_ptr(), blhd_out(dq), blhd_out(dk), blhd_out(dv)};
   if (dk.numel() > 0 || dq.numel() > 0) Backend::backward(call, g, q);
   return {dq, dk, dv};

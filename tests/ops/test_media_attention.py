@@ -138,6 +138,19 @@ def test_non_contiguous_kv_views(device):
     torch.testing.assert_close(out, ref)
 
 
+@pytest.mark.parametrize("Lq,Lk", [(0, 5), (4, 0), (0, 0)])
+def test_empty_sequences(device, Lq, Lk):
+    """No query or no key: an empty or all-zero output, zero gradients, no kernel error."""
+    q = torch.randn(2, Lq, 2, 8, device=device, requires_grad=True)
+    k, v = (torch.randn(2, Lk, 2, 8, device=device, requires_grad=True) for _ in range(2))
+    ks = torch.zeros(2, Lq, dtype=torch.int32, device=device)
+    ke = torch.full((2, Lq), Lk, dtype=torch.int32, device=device)
+    out = media_cross_attention(q, k, v, key_start=ks, key_end=ke)
+    assert out.shape == q.shape and torch.equal(out, torch.zeros_like(out))
+    for grad, t in zip(torch.autograd.grad((out * 2).sum(), (q, k, v), allow_unused=True), (q, k, v)):
+        assert grad is None or torch.equal(grad, torch.zeros_like(t))
+
+
 def test_int64_ranges_accepted(device):
     q, k, v, ks, ke, pad = make_case("immediate", device)
     a = media_cross_attention(q, k, v, key_start=ks, key_end=ke)
