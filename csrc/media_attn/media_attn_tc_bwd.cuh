@@ -52,6 +52,7 @@ namespace af2::media_attn_tc {
 
 // Query tile of the dK/dV kernel: 64 for Dh 64; 32 for Dh 128 keeps dK + dV (128 fp32 per
 // thread) and the S^T / dP^T tiles in registers without spills.
+// (Capping the Dh 64 dK/dV kernel at 168 registers for 3 CTAs per SM spills 8 bytes: not done.)
 template <int D> struct BwdCfg {
   static constexpr int kBMq = D <= 64 ? 64 : 32;
 };
@@ -289,13 +290,16 @@ __global__ void __launch_bounds__(kThreads) dkdv_kernel(const BwdArgs a) {
     warp_mma_nt<T, BMq, D, LD>(dpt, Vs + warp * 16 * LD, gt_s, lane);  // dP^T = V dO^T
 #pragma unroll
     for (int nt = 0; nt < BMq / 8; ++nt) {
+      const int m0 = nt * 8 + 2 * t4;  // this thread's columns m0 (c = 0, 2) and m0 + 1 (c = 1, 3)
+      const int2 s2 = *reinterpret_cast<const int2*>(cst + m0), e2 = *reinterpret_cast<const int2*>(cet + m0);
+      const float2 l2 = *reinterpret_cast<const float2*>(lt + m0), d2 = *reinterpret_cast<const float2*>(dlt + m0);
 #pragma unroll
       for (int c = 0; c < 4; ++c) {
-        const int m = nt * 8 + 2 * t4 + (c & 1), j = c < 2 ? j0 : j1;
-        const bool valid = (c < 2 ? kv0 : kv1) && j >= cst[m] && j < cet[m];
-        const float p = valid ? exp2f(fmaf(st[nt][c], sl2, -lt[m])) : 0.f;
-        st[nt][c] = p;                        // P^T
-        dpt[nt][c] = p * (dpt[nt][c] - dlt[m]);  // dS^T (unscaled)
+        const int j = c < 2 ? j0 : j1, s = c & 1 ? s2.y : s2.x, e = c & 1 ? e2.y : e2.x;
+        const bool valid = (c < 2 ? kv0 : kv1) && j >= s && j < e;
+        const float p = valid ? exp2f(fmaf(st[nt][c], sl2, -(c & 1 ? l2.y : l2.x))) : 0.f;
+        st[nt][c] = p;                                            // P^T
+        dpt[nt][c] = p * (dpt[nt][c] - (c & 1 ? d2.y : d2.x));  // dS^T (unscaled)
       }
     }
     warp_mma_rn<T, BMq, D, LD>(dv, st, gt_s, lane);   // dV += P^T dO
@@ -418,10 +422,12 @@ __global__ void __launch_bounds__(kThreads) dq_kernel(const BwdArgs a) {
     warp_mma_nt<T, kBN, D, LD>(dP, Gs + warp * 16 * LD, vt, lane);  // dP = dO V^T
 #pragma unroll
     for (int nt = 0; nt < kBN / 8; ++nt) {
+      // key flags of columns nt * 8 + 2 t4 (low byte) and + 1 (high byte)
+      const unsigned kv2 = *reinterpret_cast<const uint16_t*>(kval + stage * kBN + nt * 8 + 2 * t4);
 #pragma unroll
       for (int c = 0; c < 4; ++c) {
         const int col = nt * 8 + 2 * t4 + (c & 1), j = t_cur + col;
-        const bool valid = kval[stage * kBN + col] && (c < 2 ? (j >= s0 && j < e0) : (j >= s1 && j < e1));
+        const bool valid = ((kv2 >> (8 * (c & 1))) & 0xffu) && (c < 2 ? (j >= s0 && j < e0) : (j >= s1 && j < e1));
         const float p = valid ? exp2f(fmaf(S[nt][c], sl2, -(c < 2 ? l2_0 : l2_1))) : 0.f;
         S[nt][c] = p * (dP[nt][c] - (c < 2 ? dl0 : dl1));  // dS (unscaled)
       }
