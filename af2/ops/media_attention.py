@@ -28,6 +28,10 @@ def media_cross_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, 
 
     Returns:
         (B, Lq, H, Dh), contiguous; exactly 0 for queries with no key.
+
+    On CUDA the backward of bfloat16 / float16 inputs with Dh 64 or 128 runs on tensor cores
+    (fp32 accumulation); other cases, or the environment variable
+    ``AF2_MEDIA_ATTN_BACKWARD=simt`` (read at every call), use the generic SIMT kernels.
     """
     if scale is None:
         scale = q.shape[-1] ** -0.5 if q.dim() > 0 else 1.0
