@@ -8,7 +8,7 @@
 //       and the online softmax in registers.
 //       backward: bf16/fp16 with head dim 64 or 128 and 16-byte aligned operands run the
 //       tensor-core kernels of media_attn_tc_bwd.cuh (unless MediaAttnBackwardPath::kSimt is
-//       asked for). The generic backward (all dtypes): a query kernel (one warp per query) computes
+//       asked for, or the device lacks their shared memory). The generic backward (all dtypes): a query kernel (one warp per query) computes
 //       delta = rowsum(dO * O), recomputes p = exp(s - lse) key by key and accumulates dq; then
 //       a key kernel (one warp per key) walks the queries whose range holds that key and
 //       accumulates dk and dv. Only the keys inside each query's range are visited; no
@@ -16,6 +16,7 @@
 // Assumes: unit stride along D; ranges are clamped to [0, Lk] and start >= end means no key.
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <type_traits>
 
@@ -269,6 +270,21 @@ cudaError_t launch_tc_backward(const MediaAttnParams& p, const MediaAttnBackward
   return cudaGetLastError();
 }
 
+// Whether the current device grants a block `bytes` of dynamic shared memory (the Dh 128
+// dQ kernel wants 105 KB: more than sm_86 / sm_89 allow; those run the generic backward).
+bool smem_fits(int bytes) {
+  int dev = 0, optin = 0;
+  if (cudaGetDevice(&dev) != cudaSuccess ||
+      cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev) != cudaSuccess) {
+    cudaGetLastError();  // clear it: the generic kernels will report a real failure
+    return false;
+  }
+  return bytes <= optin;
+}
+template <int D> bool tc_backward_fits() {
+  return smem_fits(std::max(media_attn_tc::dq_smem_bytes<D>(), media_attn_tc::dkdv_smem_bytes<D>()));
+}
+
 template <typename HostT>
 cudaError_t backward(const MediaAttnParams& p, const MediaAttnBackward& g, MediaAttnBackwardPath path,
                      void* workspace, size_t hull_offset, cudaStream_t stream) {
@@ -280,8 +296,10 @@ cudaError_t backward(const MediaAttnParams& p, const MediaAttnBackward& g, Media
                        tc_layout_ok(BLHD{g.dk.data, g.dk.sb, g.dk.sl, g.dk.sh}) &&
                        tc_layout_ok(BLHD{g.dv.data, g.dv.sb, g.dv.sl, g.dv.sh}) && p.Lq < (int64_t{1} << 31) &&
                        p.Lk < (int64_t{1} << 31);
-    if (tc_ok && p.D == 64) return launch_tc_backward<T, 64>(p, g, workspace, hull_offset, stream);
-    if (tc_ok && p.D == 128) return launch_tc_backward<T, 128>(p, g, workspace, hull_offset, stream);
+    if (tc_ok && p.D == 64 && tc_backward_fits<64>())
+      return launch_tc_backward<T, 64>(p, g, workspace, hull_offset, stream);
+    if (tc_ok && p.D == 128 && tc_backward_fits<128>())
+      return launch_tc_backward<T, 128>(p, g, workspace, hull_offset, stream);
   }
   return by_head_dim<HostT>(p.D, [&](auto t, auto a, auto epl) {
     return launch_generic_backward<decltype(t), decltype(a), decltype(epl)::value>(p, g, workspace, stream);
