@@ -376,6 +376,27 @@ def test_cuda_backward_views(monkeypatch, path):
 
 
 @needs_cuda
+@pytest.mark.parametrize("D", [64, 128])
+def test_cuda_backward_paths_differ_only_by_rounding(monkeypatch, D):
+    """tc and simt really are two code paths (the tensor-core one rounds P and dS to bf16, so the
+    results are close but not bitwise equal), and each is deterministic."""
+    q, k, v, ks, ke, pad = make_case("mixed", "cuda", torch.bfloat16, seed=6, H=2, D=D)
+    q, k, v = (t.requires_grad_() for t in (q, k, v))
+    out = media_cross_attention(q, k, v, key_start=ks, key_end=ke, key_padding_mask=pad)
+    g = torch.randn_like(out)
+    grads = {}
+    for path in ("tc", "simt", "tc"):
+        monkeypatch.setenv("AF2_MEDIA_ATTN_BACKWARD", path)
+        got = torch.autograd.grad(out, (q, k, v), g, retain_graph=True)
+        if path in grads:
+            assert all(torch.equal(a, b) for a, b in zip(got, grads[path])), "the tc backward is not deterministic"
+        grads[path] = got
+    assert not all(torch.equal(a, b) for a, b in zip(grads["tc"], grads["simt"])), "tc ran the simt kernels"
+    for a, b in zip(grads["tc"], grads["simt"]):
+        torch.testing.assert_close(a, b, rtol=3e-2, atol=3e-2)
+
+
+@needs_cuda
 def test_cuda_backward_path_variable_is_checked(monkeypatch):
     q, k, v, ks, ke, pad = make_case("immediate", "cuda", torch.bfloat16, H=2, D=64)
     q.requires_grad_()
