@@ -39,9 +39,13 @@ SKILL_ORDER = ("counting", "temporal_reasoning", "attribute_identification", "co
                "contextual_speech_event_reasoning", "information_extraction", "general_reasoning")
 STAGES = ("clap", "pretrain", "sft", "long")
 
-#: Sizes of the default run (about 10-13 min on 2 CPU cores) and of ``--quick``.
+#: Sizes of the default run (about 10-13 min on 2 CPU cores) and of ``--quick``. ``weights``: the
+#: share of clips per skill (af2.data.synth.generate.skill_cycle): the skills the report must show
+#: learned (counting, temporal order, attributes) get more training clips and more held-out questions.
+TRAIN_WEIGHTS = {"counting": 2, "temporal_reasoning": 3, "attribute_identification": 3}
+HELDOUT_WEIGHTS = {"counting": 3, "temporal_reasoning": 4, "attribute_identification": 4}
 SIZES = {
-    "full": {"n_train": 2400, "n_long": 24, "n_test": 1120, "n_long_test": 12, "long_seconds": (30.0, 60.0),
+    "full": {"n_train": 3000, "n_long": 24, "n_test": 1500, "n_long_test": 12, "long_seconds": (30.0, 60.0),
              "steps": {"clap": 12, "pretrain": 150, "sft": 600, "long": 6}},
     "quick": {"n_train": 28, "n_long": 1, "n_test": 21, "n_long_test": 1, "long_seconds": (30.0, 32.0),
               "steps": {"clap": 2, "pretrain": 2, "sft": 2, "long": 1}},
@@ -89,23 +93,27 @@ def stage_configs(data: Path, runs: Path, *, steps: dict, seed: int, workers: in
     return cfgs
 
 
-def generate_data(out: Path, size: dict, seed: int) -> dict:
+def generate_data(out: Path, size: dict, seed: int, workers: int = 2) -> dict:
+    from af2.data.skills import SKILLS
     from af2.data.synth import generate
+    from af2.data.synth.generate import skill_cycle
 
     meta = {}
-    for name, n, n_long, s in (("train", size["n_train"], size["n_long"], seed),
-                               ("heldout", size["n_test"], size["n_long_test"], seed + 1)):
+    for name, n, n_long, s, weights in (("train", size["n_train"], size["n_long"], seed, TRAIN_WEIGHTS),
+                                        ("heldout", size["n_test"], size["n_long_test"], seed + 1, HELDOUT_WEIGHTS)):
         t0 = time.time()
         folder = out / name
         if (folder / "metadata.json").is_file():
             m = json.loads((folder / "metadata.json").read_text())
-            if (m.get("n"), m.get("n_long"), m.get("seed")) == (n, n_long, s):
+            cycle = skill_cycle(weights)
+            wanted = {k: cycle.count(k) for k in SKILLS}
+            if (m.get("n"), m.get("n_long"), m.get("seed"), m.get("skill_weights")) == (n, n_long, s, wanted):
                 say(f"data/{name}: reusing {m['questions']} questions in {folder}")
                 meta[name] = m
                 continue
         say(f"data/{name}: generating {n} clips + {n_long} long scenes (seed {s})")
         meta[name] = generate(folder, n, seed=s, n_long=n_long, long_seconds=tuple(size["long_seconds"]),
-                              progress=True)
+                              progress=True, skill_weights=weights, workers=workers)
         meta[name]["time_s"] = round(time.time() - t0, 1)
     return meta
 
@@ -274,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
 
     say("phase 1/5: synthetic AudioSkills data")
     t0 = time.time()
-    data_meta = generate_data(out / "data", size, args.seed)
+    data_meta = generate_data(out / "data", size, args.seed, workers=max(1, min(4, os.cpu_count() or 1)))
     timings["data_s"] = time.time() - t0
     samples = heldout_samples(out / "data" / "heldout" / "manifest.jsonl")
     say(f"held-out: {len(samples)} multiple-choice questions")

@@ -209,7 +209,10 @@ def _tiny() -> AF2Config:
                tie_word_embeddings=True, use_sliding_window=False, hidden_act="silu")
     return AF2Config(
         name="tiny", clap=CLAPConfig(audio=audio, text=text, joint_dim=16),
-        audio_transformer=AudioTransformerConfig(layers=3, heads=2, ffn_dim=64, rotary_dim=8),
+        # RoPE base scaled to the toy rotary dims: with 4 frequencies, base 4096 leaves the
+        # 64-384 token positions of 1-6 windows almost unresolved (temporal-order questions
+        # do not train); base 100 spans them (wavelengths 6 to 200 tokens).
+        audio_transformer=AudioTransformerConfig(layers=3, heads=2, ffn_dim=64, rotary_dim=8, rope_base=100.0),
         xattn=XattnConfig(heads=2, dim_head=16), llm=llm, tokenizer="tiny")
 
 

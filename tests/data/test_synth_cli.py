@@ -49,6 +49,30 @@ def test_same_seed_same_bytes_other_seed_differs(tmp_path):
     assert _digest(tmp_path / "a") == _digest(tmp_path / "b") != _digest(tmp_path / "c")
 
 
+def test_workers_write_the_same_bytes(tmp_path):
+    kw = dict(n_long=1, long_seconds=(30.0, 30.0), speech="formant")
+    generate(tmp_path / "one", 10, seed=5, workers=1, **kw)
+    generate(tmp_path / "two", 10, seed=5, workers=2, **kw)
+    assert _digest(tmp_path / "one") == _digest(tmp_path / "two")
+
+
+def test_skill_weights_set_the_mixture(tmp_path):
+    from af2.data.synth.generate import skill_cycle
+
+    weights = {"temporal_reasoning": 3, "attribute_identification": 2, "general_reasoning": 0}
+    cycle = skill_cycle(weights)
+    assert len(cycle) == 3 + 2 + 4 and "general_reasoning" not in cycle and cycle.count("temporal_reasoning") == 3
+    meta = generate(tmp_path, 20, seed=0, n_long=0, speech="formant", skill_weights=weights)
+    per_skill = meta["questions_per_skill"]
+    assert per_skill == {s: sum(cycle[i % len(cycle)] == s for i in range(20)) for s in per_skill}
+    assert per_skill["temporal_reasoning"] == 7 and per_skill["attribute_identification"] == 5
+    assert per_skill["general_reasoning"] == 0 and meta["skill_weights"]["temporal_reasoning"] == 3
+    for bad, match in (({"temporal": 2}, "unknown skill 'temporal'"), ({"counting": -1}, "non-negative integer"),
+                       ({s: 0 for s in per_skill}, "every weight is 0")):
+        with pytest.raises(ValueError, match=match):
+            skill_cycle(bad)
+
+
 def test_fallback_is_detected_and_announced(tmp_path, monkeypatch, caplog):
     monkeypatch.setattr(speech.shutil, "which", lambda name: None)
     assert speech.find_espeak() is None
