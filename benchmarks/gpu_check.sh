@@ -5,9 +5,13 @@
 #
 # 1. builds af2 against the machine's torch with the CUDA kernels (TORCH_CUDA_ARCH_LIST,
 #    default 9.0a), installing any wheels in benchmarks/wheels/ first (Liger-Kernel for the
-#    RoPE comparison: `pip download --no-deps -d benchmarks/wheels liger-kernel` beforehand);
+#    RoPE comparison: `pip download --no-deps -d benchmarks/wheels liger-kernel` beforehand;
+#    Inf-CL for the contrastive comparison: `pip download --no-deps -d benchmarks/wheels inf-cl`,
+#    which needs only torch and triton, both on the GPU image);
 # 2. runs the op tests (CUDA parametrisations included) and the op microbenchmarks;
-# 3. runs benchmarks/report.py, which writes the results JSON.
+# 3. runs benchmarks/report.py, which writes the results JSON (the contrastive section times
+#    fwd+bwd vs eager at B = 1024..16384, vs Inf-CL at B = 65,536 and probes peak memory at
+#    B = 262,144; AF2_CONTRASTIVE_KERNEL=simt|tc picks its CUDA path, default tc).
 # Logs and results go under $OUT (default ./gpu_out); a table of step results is printed last.
 set -u
 OUT=${OUT:-$PWD/gpu_out}
@@ -37,7 +41,7 @@ if step build 400 "$PY" -m pip install --no-build-isolation --no-deps -v -e .; t
   step info 60 "$PY" -m af2 info
   step tests 300 "$PY" -m pytest tests/ops tests/nn tests/integrations tests/test_build.py -q -p no:cacheprovider -rs -k "not peak_memory"
   step bench 300 "$PY" -m pytest benchmarks/test_rope_bench.py benchmarks/test_media_attention_bench.py benchmarks/test_block_bench.py -q -p no:cacheprovider
-  step report 240 "$PY" benchmarks/report.py --out "$OUT/results"
+  step report 300 "$PY" benchmarks/report.py --out "$OUT/results"
 fi
 echo "== summary"
 printf '%s\n' "${SUMMARY[@]}"
