@@ -60,7 +60,14 @@ constexpr int kBM = 64, kBN = 64, kDK = 64, kWarps = 8, kThreads = kWarps * 32;
 constexpr int kLD = kDK + 8;  // smem row stride (elements): rows 144 bytes apart, ldmatrix conflict-free
 constexpr float kLog2e = 1.4426950408889634f, kLn2 = 0.6931471805599453f;
 
-enum Mode : int { kLse = 0, kLseExcl = 1, kA2TQuery = 2, kA2TKey = 3, kT2AQuery = 4, kT2AKey = 5 };
+// kFusedAudio / kFusedText: single-process batches (audio_all is audio, text_all is text, offset 0),
+// where a2t's query side and t2a's key side share the tile audio x text (and a2t's key side and
+// t2a's query side its transpose): one kernel owns the audio rows and sums both directions' dS
+// (d_audio in full, plus d(scale) of every score), one owns the text rows (d_text in full); the
+// launcher zeroes d_audio_all and d_text_all. 2 score sweeps + 2 products instead of 4 + 4.
+enum Mode : int {
+  kLse = 0, kLseExcl = 1, kA2TQuery = 2, kA2TKey = 3, kT2AQuery = 4, kT2AKey = 5, kFusedAudio = 6, kFusedText = 7
+};
 
 template <typename T> struct MmaOps;
 template <> struct MmaOps<__nv_bfloat16> {
@@ -102,7 +109,8 @@ struct TileArgs {
   int x_div, x_add, y_div, y_add;  // group of a row: row / div + add
   const float* scale;              // the logit scale s (device)
   float* lse;                      // LSE modes: (nx), natural log
-  const float2* qstat;             // gradient modes, per query row: (coefficient, lse * log2 e)
+  const float2* qstat_own;         // gradient modes, per own row as a query: (coefficient, lse * log2 e)
+  const float2* qstat_other;       // per other row as a query (key-side and fused modes)
   const float* ga;                 // a2t: grad of the a2t terms (B M)
   const float* pair_lse;           // a2t: (B M)
   int pos_shift;                   // a2t: pair index of a positive = key row - pos_shift (offset * M)
@@ -121,8 +129,15 @@ template <typename T> constexpr int smem_bytes() {
 template <typename T, int kMode, int NSC>
 __global__ void __launch_bounds__(kThreads, 1) tile_kernel(const TileArgs a) {
   constexpr bool kLseMode = kMode == kLse || kMode == kLseExcl;
-  constexpr bool kA2T = kMode == kA2TQuery || kMode == kA2TKey;
-  constexpr bool kOwnIsQuery = kMode == kA2TQuery || kMode == kT2AQuery;
+  constexpr bool kFused = kMode == kFusedAudio || kMode == kFusedText;
+  constexpr bool kA2T = kMode == kA2TQuery || kMode == kA2TKey || kFused;  // terms whose dS this mode sums
+  constexpr bool kT2A = kMode == kT2AQuery || kMode == kT2AKey || kFused;
+  constexpr bool kA2TOwnQuery = kMode == kA2TQuery || kMode == kFusedAudio;  // a2t query = own row (else other)
+  constexpr bool kT2AOwnQuery = kMode == kT2AQuery || kMode == kFusedText;
+  constexpr bool kOwnStats = (kA2T && kA2TOwnQuery) || (kT2A && kT2AOwnQuery);
+  constexpr bool kOtherStats = (kA2T && !kA2TOwnQuery) || (kT2A && !kT2AOwnQuery);
+  constexpr bool kSumsScale = kMode == kA2TQuery || kMode == kT2AQuery || kMode == kFusedAudio;
+  constexpr bool kNegatives = kMode == kA2TQuery || kMode == kFusedAudio;  // own rows are the local audio
   constexpr int NACC = kLseMode ? 1 : NSC;
   using Ops = MmaOps<T>;
   extern __shared__ __align__(16) unsigned char smem[];
@@ -163,8 +178,8 @@ __global__ void __launch_bounds__(kThreads, 1) tile_kernel(const TileArgs a) {
     own_ok[h] = own_row[h] < a.nx;
     own_gid[h] = own_ok[h] ? own_row[h] / a.x_div + a.x_add : -2;
     own_q[h] = make_float2(0.f, 0.f);
-    if constexpr (kOwnIsQuery) {
-      if (own_ok[h]) own_q[h] = a.qstat[own_row[h]];
+    if constexpr (!kLseMode && kOwnStats) {
+      if (own_ok[h]) own_q[h] = a.qstat_own[own_row[h]];
     }
   }
 
@@ -190,7 +205,7 @@ __global__ void __launch_bounds__(kThreads, 1) tile_kernel(const TileArgs a) {
       const int r = t0 + tid, sb = (tile & 1) * kBN;
       const bool ok = r < a.ny;
       sgid[sb + tid] = ok ? r / a.y_div + a.y_add : -1;
-      if constexpr (!kLseMode && !kOwnIsQuery) sq[sb + tid] = ok ? a.qstat[r] : make_float2(0.f, 0.f);
+      if constexpr (!kLseMode && kOtherStats) sq[sb + tid] = ok ? a.qstat_other[r] : make_float2(0.f, 0.f);
     }
   };
 
@@ -267,25 +282,27 @@ __global__ void __launch_bounds__(kThreads, 1) tile_kernel(const TileArgs a) {
             for (int c = 0; c < 4; ++c) {
               const int h = c / 2, oc = 32 * wc + 8 * nt + 2 * t4 + (c % 2);
               const bool ok = own_ok[h] && t0 + oc < a.ny, pos = own_gid[h] == sgid[sb + oc];
-              const float2 q = kOwnIsQuery ? own_q[h] : sq[sb + oc];
               const float d = S[nt][c], v = d * sl2;
               float ds = 0.f;
               if (ok) {
                 if constexpr (kA2T) {
-                  if (pos) {
-                    const int r = (kOwnIsQuery ? t0 + oc : own_row[h]) - a.pos_shift;
-                    ds = a.ga[r] * (exp2f(v - a.pair_lse[r] * kLog2e) - 1.f);
+                  if (pos) {  // a2t's own positive: the pair (query, key row) itself
+                    const int r = (kA2TOwnQuery ? t0 + oc : own_row[h]) - a.pos_shift;
+                    ds += a.ga[r] * (exp2f(v - a.pair_lse[r] * kLog2e) - 1.f);
                   } else {
-                    ds = q.x * exp2f(v - q.y);
+                    const float2 q = kA2TOwnQuery ? own_q[h] : sq[sb + oc];
+                    ds += q.x * exp2f(v - q.y);
                   }
-                } else {
-                  ds = q.x * exp2f(v - q.y) - (pos ? q.x : 0.f);
+                }
+                if constexpr (kT2A) {
+                  const float2 q = kT2AOwnQuery ? own_q[h] : sq[sb + oc];
+                  ds += q.x * exp2f(v - q.y) - (pos ? q.x : 0.f);
                 }
               }
               part += ds * d;
               S[nt][c] = ds * inv_nu;
             }
-          if (kOwnIsQuery && blockIdx.y == 0) dsc += static_cast<double>(part);
+          if (kSumsScale && blockIdx.y == 0) dsc += static_cast<double>(part);
           T* prow = Ps + (16 * wr + g) * kLD + 32 * wc + 2 * t4;
 #pragma unroll
           for (int nt = 0; nt < 4; ++nt) {
@@ -352,7 +369,7 @@ __global__ void __launch_bounds__(kThreads, 1) tile_kernel(const TileArgs a) {
             const int col = (c0 + u) * kDK + 16 * pc + 8 * nt + 2 * t4;
             if (row >= a.nx || col >= D) continue;
             float v0 = acc[u][mt][nt][2 * h] * mul, v1 = acc[u][mt][nt][2 * h + 1] * mul;
-            if constexpr (kMode == kA2TQuery) {  // the hard negatives of audio row `row`
+            if constexpr (kNegatives) {  // the hard negatives of audio row `row`
               if (a.MN > 0) {
                 const T* hp = static_cast<const T*>(a.neg) + int64_t(row) * a.MN * D + col;
                 const float* dh = a.dh + int64_t(row) * a.MN;
@@ -369,7 +386,7 @@ __global__ void __launch_bounds__(kThreads, 1) tile_kernel(const TileArgs a) {
             *reinterpret_cast<uint32_t*>(out + int64_t(row) * D + col) = Ops::pack(v0, v1);
           }
     }
-    if constexpr (kOwnIsQuery) {
+    if constexpr (kSumsScale) {
 #pragma unroll
       for (int off = 16; off > 0; off /= 2) dsc += __shfl_xor_sync(0xffffffffu, dsc, off);
       if (lane == 0) red[warp] = dsc;
