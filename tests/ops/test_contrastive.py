@@ -251,6 +251,15 @@ def test_cuda_paths_single_row_and_unaligned_views(monkeypatch, path):
     _check_terms_and_grads(audio, text, None, 5.0, torch.float16)
 
 
+@needs_cuda
+def test_cuda_tensor_core_path_opcheck(monkeypatch):
+    monkeypatch.setenv("AF2_CONTRASTIVE_KERNEL", "tc")
+    audio, text, neg = make(67, 2, 3, 64, "cuda", torch.bfloat16)
+    scale = torch.tensor(7.0, device="cuda", requires_grad=True)
+    a, t = audio.requires_grad_(), text.requires_grad_()
+    torch.library.opcheck(torch.ops.af2.contrastive_loss.default, (a, t, a, t, neg.requires_grad_(), scale, 0))
+
+
 def test_peak_memory_is_far_below_the_logits_matrix():
     """B = 16384, D = 256: forward + backward in a fresh process (the kernel returns freed
     memory to the OS at once: small mmap threshold), measured by the process's peak RSS."""
