@@ -263,13 +263,24 @@ def contrastive_results(device: torch.device, ceil: dict, quick: bool, smoke: bo
     shp = CONTRASTIVE_SHAPES["smoke" if smoke else "full"]
     M, N, D = shp["M"], shp["N"], shp["D"]
     dtypes = [torch.bfloat16, torch.float32] if device.type == "cuda" else [torch.float32]
-    results = []
-    for B in shp["eager_B"][device.type]:
-        for dtype in dtypes:
-            results.append(_contrastive_vs_eager(device, B, M, N, D, dtype, smoke))
+    jobs = [(dict(B=B, M=M, N=N, D=D, dtype=str(dt)[6:]), lambda B=B, dt=dt: _contrastive_vs_eager(
+        device, B, M, N, D, dt, smoke)) for B in shp["eager_B"][device.type] for dt in dtypes]
     if device.type == "cuda" or smoke:
-        results.append(infcl_results(device, quick, shp["infcl_B"], shp["infcl_D"], smoke))
-        results.append(contrastive_memory_probe(device, shp["probe_B"], shp["infcl_D"]))
+        jobs.append((dict(B=shp["infcl_B"], M=1, N=0, D=shp["infcl_D"], dtype="bfloat16"),
+                     lambda: infcl_results(device, quick, shp["infcl_B"], shp["infcl_D"], smoke)))
+        jobs.append((dict(B=shp["probe_B"], M=1, N=0, D=shp["infcl_D"], dtype="bfloat16"),
+                     lambda: contrastive_memory_probe(device, shp["probe_B"], shp["infcl_D"])))
+    results = []
+    for shape, job in jobs:  # a failing case is recorded with its error; the others still run
+        try:
+            results.append(job())
+        except Exception as e:  # noqa: BLE001
+            print(f"contrastive_loss {shape}: {type(e).__name__}: {e}", file=sys.stderr)
+            dtype = shape.pop("dtype")
+            results.append({"op": "contrastive_loss", "mode": "fwd+bwd", "dtype": dtype, "shape": shape, "ms": None,
+                            "target": None, "error": f"{type(e).__name__}: {str(e)[:500]}", "achieved": "failed"})
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
     return results
 
 
