@@ -319,17 +319,29 @@ tc::TileArgs tile_args(const void* X, int64_t nx, int x_div, int64_t x_add, cons
   return a;
 }
 
-template <typename T, int kMode, int NSC>
-cudaError_t launch_tile(const tc::TileArgs& a, cudaStream_t s) {
-  constexpr int smem = tc::smem_bytes<T>();
-  auto kernel = tc::tile_kernel<T, kMode, NSC>;
+template <typename T, int kMode, int NSC, bool kXRes>
+cudaError_t launch_tile_as(const tc::TileArgs& a, cudaStream_t s) {
+  const int nch = (a.D + tc::kDK - 1) / tc::kDK;
+  const int smem = tc::smem_bytes<T>(kXRes, nch);
+  auto kernel = tc::tile_kernel<T, kMode, NSC, kXRes>;
   cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
   if (err != cudaSuccess) return err;
-  const int nch = (a.D + tc::kDK - 1) / tc::kDK;
   const int slices = kMode == tc::kLse || kMode == tc::kLseExcl ? 1 : (nch + NSC - 1) / NSC;
   const dim3 grid(static_cast<unsigned>((a.nx + tc::kBM - 1) / tc::kBM), static_cast<unsigned>(slices));
   kernel<<<grid, tc::kThreads, smem, s>>>(a);
   return cudaGetLastError();
+}
+
+// X resident in smem when it fits (D <= 512), streamed with Y otherwise.
+template <typename T, int kMode, int NSC>
+cudaError_t launch_tile(const tc::TileArgs& a, cudaStream_t s) {
+  const int nch = (a.D + tc::kDK - 1) / tc::kDK;
+  if (nch <= tc::kMaxResChunks) return launch_tile_as<T, kMode, NSC, true>(a, s);
+  if constexpr (NSC == 2 || NSC == 4) {
+    return cudaErrorInvalidValue;  // never: NSC 2 / 4 serve D <= 256 only
+  } else {
+    return launch_tile_as<T, kMode, NSC, false>(a, s);
+  }
 }
 
 // Gradient modes: NSC 64-column chunks per output slice (the accumulator is NSC x 16 floats a thread).

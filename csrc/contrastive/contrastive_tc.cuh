@@ -15,8 +15,10 @@
 //           one double per CTA for d(scale)).
 // How:  CTA = 8 warps, BM = 64 own rows, key tiles of BN = 64 other rows, D in chunks of
 //       DK = 64 columns. One pipeline of cp.async stages (two smem buffers, zero-filled past
-//       nx / ny / D) runs per key tile: nch = ceil(D / 64) S-chunks (X chunk + Y chunk), then,
-//       in gradient modes, nsc <= NSC P-chunks (Y chunk of the CTA's output column slice).
+//       nx / ny / D) runs per key tile: nch = ceil(D / 64) S-chunks (Y chunk, plus the X chunk
+//       when X is not resident), then, in gradient modes, nsc <= NSC P-chunks (Y chunk of the
+//       CTA's output column slice). For D <= 512 the CTA's 64 X rows are loaded once and stay
+//       in smem (kXRes), halving the L2 -> smem traffic of the score sweep.
 //         S-chunk: warp w computes S rows [16 (w % 4), +16) x cols [32 (w / 4), +32) of the
 //           64 x 64 tile with mma.sync m16n8k16 (CuTe SM80 atoms), X fed by ldmatrix (A
 //           fragment rows lane % 16, cols (lane / 16) 8), Y by ldmatrix (non-trans: rows of
@@ -46,9 +48,8 @@
 //       nx, ny < 2^31; the scale and the statistics are fp32 on the device.
 // Status: written and compiled (no spills, sm_80 / sm_90a) without a GPU; the CUDA tests in
 //       tests/ops/test_contrastive.py check it against float64 when one is present. Untried
-//       tuning, by expected gain: keep the X tile resident in smem for D <= 512 (X chunks are now
-//       re-read from L2 for every key tile) and keep the Y tile for the P-chunks (now re-read);
-//       BM = 128 for the LSE modes; a 3-stage pipeline; wgmma on sm_90a.
+//       tuning, by expected gain: keep the Y tile for the P-chunks (now re-read from L2);
+//       BM = 128 rows; a 3-stage pipeline; wgmma on sm_90a.
 #pragma once
 
 #include <cute/arch/copy_sm75.hpp>
@@ -127,11 +128,15 @@ struct TileArgs {
   int MN;
 };
 
-template <typename T> constexpr int smem_bytes() {
-  return (2 * kBM + 2 * kBN + kBM) * kLD * int(sizeof(T)) + 2 * kBN * 4 + 2 * kBN * 8 + 2 * kBM * 8 + kWarps * 8;
+// kXRes: the CTA's X rows stay in smem for the whole kernel (all nch <= kMaxResChunks chunks,
+// loaded once), so the pipeline streams Y only; otherwise X chunks are streamed with Y.
+constexpr int kMaxResChunks = 8;  // D <= 512: 64 x 512 x 2 bytes of X
+template <typename T> int smem_bytes(bool x_resident, int nch) {
+  return ((x_resident ? nch : 2) * kBM + 2 * kBN + kBM) * kLD * int(sizeof(T)) + 2 * kBN * 4 + 2 * kBN * 8 +
+         2 * kBM * 8 + kWarps * 8;
 }
 
-template <typename T, int kMode, int NSC>
+template <typename T, int kMode, int NSC, bool kXRes>
 __global__ void __launch_bounds__(kThreads, 1) tile_kernel(const TileArgs a) {
   constexpr bool kLseMode = kMode == kLse || kMode == kLseExcl;
   constexpr bool kFused = kMode == kFusedAudio || kMode == kFusedText;
@@ -146,8 +151,9 @@ __global__ void __launch_bounds__(kThreads, 1) tile_kernel(const TileArgs a) {
   constexpr int NACC = kLseMode ? 1 : NSC;
   using Ops = MmaOps<T>;
   extern __shared__ __align__(16) unsigned char smem[];
-  T* Xs = reinterpret_cast<T*>(smem);                       // [2][kBM * kLD]
-  T* Ys = Xs + 2 * kBM * kLD;                               // [2][kBN * kLD]
+  const int D = a.D, nch = (D + kDK - 1) / kDK;
+  T* Xs = reinterpret_cast<T*>(smem);                       // [kXRes ? nch : 2][kBM * kLD]
+  T* Ys = Xs + (kXRes ? nch : 2) * kBM * kLD;               // [2][kBN * kLD]
   T* Ps = Ys + 2 * kBN * kLD;                               // [kBM * kLD]: dS / nu of the current tile
   int* sgid = reinterpret_cast<int*>(Ps + kBM * kLD);       // [2][kBN]: group of each other row
   float2* sq = reinterpret_cast<float2*>(sgid + 2 * kBN);   // [2][kBN]: key-side modes, query statistics
@@ -158,7 +164,7 @@ __global__ void __launch_bounds__(kThreads, 1) tile_kernel(const TileArgs a) {
   const int lm = lane / 8, lr = lane % 8;  // ldmatrix: which 8x8 matrix this lane addresses, which row
   const int wr = warp % 4, wc = warp / 4;  // S-chunk warp tile: rows 16 wr, cols 32 wc
   const int pr = warp / 4, pc = warp % 4;  // P-chunk warp tile: rows 32 pr, cols 16 pc
-  const int x0 = blockIdx.x * kBM, D = a.D, nch = (D + kDK - 1) / kDK;
+  const int x0 = blockIdx.x * kBM;
   const int c0 = blockIdx.y * NSC;  // first column chunk of this CTA's output slice
   const int nsc = kLseMode ? 0 : min(NSC, nch - c0);
   const int spt = nch + nsc;  // pipeline steps per key tile
@@ -201,7 +207,7 @@ __global__ void __launch_bounds__(kThreads, 1) tile_kernel(const TileArgs a) {
       const int c = tid + rep * kThreads, r = c / (kDK / 8), cc = (c % (kDK / 8)) * 8, col = col0 + cc;
       const bool oky = t0 + r < a.ny && col < D;
       cp_async_16(yd + r * kLD + cc, Y + (oky ? int64_t(t0 + r) * D + col : 0), oky);
-      if (s_chunk) {
+      if (!kXRes && s_chunk) {
         const bool okx = x0 + r < a.nx && col < D;
         cp_async_16(xd + r * kLD + cc, X + (okx ? int64_t(x0 + r) * D + col : 0), okx);
       }
@@ -225,6 +231,13 @@ __global__ void __launch_bounds__(kThreads, 1) tile_kernel(const TileArgs a) {
   float m_run[2] = {-INFINITY, -INFINITY}, l_run[2] = {0.f, 0.f};
   double dsc = 0.0;
 
+  if constexpr (kXRes) {  // all of X, once; it completes with stage 0's group
+    for (int c = tid; c < nch * kBM * (kDK / 8); c += kThreads) {
+      const int ch = c / (kBM * (kDK / 8)), r = (c / (kDK / 8)) % kBM, cc = (c % (kDK / 8)) * 8, col = ch * kDK + cc;
+      const bool okx = x0 + r < a.nx && col < D;
+      cp_async_16(Xs + (ch * kBM + r) * kLD + cc, X + (okx ? int64_t(x0 + r) * D + col : 0), okx);
+    }
+  }
   if (total > 0) issue(0);
   cute::cp_async_fence();
   for (int i = 0; i < total; ++i) {
@@ -233,7 +246,7 @@ __global__ void __launch_bounds__(kThreads, 1) tile_kernel(const TileArgs a) {
     cute::cp_async_wait<1>();
     __syncthreads();
     const int tile = i / spt, j = i - tile * spt, buf = i & 1, t0 = tile * kBN;
-    const T* xs = Xs + buf * kBM * kLD;
+    const T* xs = Xs + (kXRes ? j : buf) * kBM * kLD;  // S-chunk steps only
     const T* ys = Ys + buf * kBN * kLD;
     if (j < nch) {
       if (j == 0) {
