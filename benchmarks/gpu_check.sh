@@ -5,10 +5,17 @@
 #
 # 1. builds af2 against the machine's torch with the CUDA kernels (TORCH_CUDA_ARCH_LIST,
 #    default 9.0a), installing any wheels in benchmarks/wheels/ first (Liger-Kernel for the
-#    RoPE comparison: `pip download --no-deps -d benchmarks/wheels liger-kernel` beforehand);
+#    RoPE comparison: `pip download --no-deps -d benchmarks/wheels liger-kernel` beforehand;
+#    Inf-CL for the contrastive comparison: `pip download --no-deps -d benchmarks/wheels inf-cl`,
+#    which needs only torch and triton, both on the GPU image);
 # 2. runs the op tests (CUDA parametrisations included) and the op microbenchmarks;
-# 3. runs benchmarks/report.py, which writes the results JSON.
+# 3. runs benchmarks/report.py, which writes the results JSON (the contrastive section times
+#    fwd+bwd vs eager at B = 1024..16384, vs Inf-CL at B = 65,536 and probes peak memory at
+#    B = 262,144; AF2_CONTRASTIVE_KERNEL=simt|tc picks its CUDA path, default tc).
 # Logs and results go under $OUT (default ./gpu_out); a table of step results is printed last.
+# A run for one op, e.g. the contrastive loss:
+#   TESTS=tests/ops/test_contrastive.py BENCH=benchmarks/test_contrastive_bench.py REPORT_OPS=contrastive \
+#     bash benchmarks/gpu_check.sh
 set -u
 OUT=${OUT:-$PWD/gpu_out}
 mkdir -p "$OUT"
@@ -35,9 +42,13 @@ if compgen -G "benchmarks/wheels/*.whl" > /dev/null; then
 fi
 if step build 400 "$PY" -m pip install --no-build-isolation --no-deps -v -e .; then
   step info 60 "$PY" -m af2 info
-  step tests 300 "$PY" -m pytest tests/ops tests/nn tests/integrations tests/test_build.py -q -p no:cacheprovider -rs -k "not peak_memory"
-  step bench 300 "$PY" -m pytest benchmarks/test_rope_bench.py benchmarks/test_media_attention_bench.py benchmarks/test_block_bench.py -q -p no:cacheprovider
-  step report 240 "$PY" benchmarks/report.py --out "$OUT/results"
+  # TESTS, BENCH: pytest targets (defaults below); REPORT_OPS: e.g. "contrastive" to run one section.
+  # shellcheck disable=SC2086
+  step tests 300 "$PY" -m pytest ${TESTS:-tests/ops tests/nn tests/integrations tests/test_build.py} -q -p no:cacheprovider -rs -k "not peak_memory"
+  # shellcheck disable=SC2086
+  step bench 300 "$PY" -m pytest ${BENCH:-benchmarks/test_rope_bench.py benchmarks/test_media_attention_bench.py benchmarks/test_block_bench.py} -q -p no:cacheprovider
+  # shellcheck disable=SC2086
+  step report 300 "$PY" benchmarks/report.py ${REPORT_OPS:+--ops $REPORT_OPS} --out "$OUT/results"
 fi
 echo "== summary"
 printf '%s\n' "${SUMMARY[@]}"

@@ -35,6 +35,9 @@ from benchmarks.cases import MEDIA_ATTN_SHAPES, media_attn_case, media_attn_impl
 from benchmarks.memory import cpu_peak_mb, cuda_peak_mb  # noqa: E402
 
 
+CEILINGS: dict = {}  # this run's measured ceilings (set by main)
+
+
 # ---- timing ------------------------------------------------------------------------------
 
 def time_ms(fn, device: torch.device, warmup: int = 3, reps: int = 20) -> float:
@@ -235,73 +238,196 @@ def _attn_peak_mb(device, shp, dtype, impl, mode, fn):
 
 # ---- contrastive loss -----------------------------------------------------------------------
 
-def contrastive_results(device: torch.device, ceil: dict, quick: bool) -> list:
-    """issue 4: M = 2, N = 3, D = 512 against the eager full-logits loss; on a GPU also Inf-CL
-    (M = 1, N = 0)."""
-    sizes = [1024, 4096] + ([8192] if device.type == "cpu" else [16384])
-    results = []
-    for B in sizes:
-        setup = f"""
-            import torch, torch.nn.functional as F
-            from af2.ops import contrastive_loss
-            from af2 import reference as R
-            torch.manual_seed(0)
-            dev = {device.type!r}
-            unit = lambda *s: F.normalize(torch.randn(*s, device=dev), dim=-1).requires_grad_()
-            a, t, h = unit({B}, 512), unit({B}, 2, 512), unit({B}, 2, 3, 512)
-        """
-        scope: dict = {}
-        exec(textwrap.dedent(setup), scope)
-        a, t, h = scope["a"], scope["t"], scope["h"]
-        fns = {"af2": lambda: contrastive_loss(a, t, logit_scale=10.0, hard_negatives=h).backward(),
-               "eager": lambda: R.contrastive_loss(a, t, logit_scale=10.0, hard_negatives=h).backward()}
-        reps = 1 if (device.type == "cpu" and B >= 4096) else 3
-        ms = {n: time_ms(f, device, warmup=1, reps=reps) for n, f in fns.items()}
-        if device.type == "cuda":
-            mem = {n: round(cuda_peak_mb(f), 1) for n, f in fns.items()}
+# issue 4: M = 2, N = 3, D = 512 against the eager full-logits loss; on a GPU also Inf-CL at
+# B = 65,536 (M = 1, N = 0, D = 512: CLIP / CLAP's embedding width, and Inf-CL's head_dim 256 x 2)
+# and a loss-side peak-memory probe at B = 262,144. --smoke: tiny shapes, one repetition (checks
+# that the section runs; the figures mean nothing).
+CONTRASTIVE_SHAPES = {
+    "full": dict(eager_B={"cuda": [1024, 4096, 16384], "cpu": [1024, 4096, 8192]}, M=2, N=3, D=512,
+                 infcl_B=65536, infcl_D=512, probe_B=262144),
+    "smoke": dict(eager_B={"cuda": [64], "cpu": [64]}, M=2, N=3, D=64, infcl_B=128, infcl_D=64, probe_B=256),
+}
+
+
+class _kernel_path:
+    """Context manager: AF2_CONTRASTIVE_KERNEL=path (simt | tc) for the calls inside."""
+
+    def __init__(self, path):
+        self.path, self.old = path, None
+
+    def __enter__(self):
+        self.old = os.environ.get("AF2_CONTRASTIVE_KERNEL")
+        if self.path is not None:
+            os.environ["AF2_CONTRASTIVE_KERNEL"] = self.path
+
+    def __exit__(self, *exc):
+        if self.old is None:
+            os.environ.pop("AF2_CONTRASTIVE_KERNEL", None)
         else:
-            calls = {"af2": "contrastive_loss(a, t, logit_scale=10.0, hard_negatives=h).backward()",
-                     "eager": "R.contrastive_loss(a, t, logit_scale=10.0, hard_negatives=h).backward()"}
-            mem = {n: round(cpu_peak_mb(setup, c), 1) for n, c in calls.items()}  # one call: slow at this B
-        results.append({"op": "contrastive_loss", "mode": "fwd+bwd", "dtype": "float32",
-                        "shape": {"B": B, "M": 2, "N": 3, "D": 512}, "ms": round(ms["af2"], 2),
-                        "peak_mem_MB": mem["af2"], "baseline": "eager full logits", "baseline_ms": round(ms["eager"], 2),
-                        "baseline_peak_mem_MB": mem["eager"], "ratio": round(ms["eager"] / ms["af2"], 2),
-                        "target": 1.2, "memory_ratio": round(mem["eager"] / max(mem["af2"], 1e-9), 1),
-                        "achieved": f"peak memory {mem['af2']:.0f} MB vs eager {mem['eager']:.0f} MB"})
-    if device.type == "cuda":
-        results += infcl_results(device, quick)
+            os.environ["AF2_CONTRASTIVE_KERNEL"] = self.old
+
+
+def _tc_path_applies(dtype: torch.dtype, D: int) -> bool:
+    return dtype in (torch.float16, torch.bfloat16) and D % 16 == 0 and 16 <= D <= 1024
+
+
+def _contrastive_flops(B: int, G: int, M: int, D: int) -> float:
+    """The one-process tensor-core algorithm's products, each 2 B G M D flops: 2 score sweeps
+    forward (row and column LSEs) and 4 backward (S and dS @ Y in each of the two fused gradient
+    kernels). Gathered keys (G > B) take 2 + 8."""
+    return 6 * 2 * B * G * M * D
+
+
+def contrastive_results(device: torch.device, ceil: dict, quick: bool, smoke: bool = False) -> list:
+    shp = CONTRASTIVE_SHAPES["smoke" if smoke else "full"]
+    M, N, D = shp["M"], shp["N"], shp["D"]
+    dtypes = [torch.bfloat16, torch.float32] if device.type == "cuda" else [torch.float32]
+    jobs = [(dict(B=B, M=M, N=N, D=D, dtype=str(dt)[6:]), lambda B=B, dt=dt: _contrastive_vs_eager(
+        device, B, M, N, D, dt, smoke)) for B in shp["eager_B"][device.type] for dt in dtypes]
+    if device.type == "cuda" or smoke:
+        jobs.append((dict(B=shp["infcl_B"], M=1, N=0, D=shp["infcl_D"], dtype="bfloat16"),
+                     lambda: infcl_results(device, quick, shp["infcl_B"], shp["infcl_D"], smoke)))
+        jobs.append((dict(B=shp["probe_B"], M=1, N=0, D=shp["infcl_D"], dtype="bfloat16"),
+                     lambda: contrastive_memory_probe(device, shp["probe_B"], shp["infcl_D"])))
+    results = []
+    for shape, job in jobs:  # a failing case is recorded with its error; the others still run
+        try:
+            results.append(job())
+        except Exception as e:  # noqa: BLE001
+            print(f"contrastive_loss {shape}: {type(e).__name__}: {e}", file=sys.stderr)
+            dtype = shape.pop("dtype")
+            results.append({"op": "contrastive_loss", "mode": "fwd+bwd", "dtype": dtype, "shape": shape, "ms": None,
+                            "target": None, "error": f"{type(e).__name__}: {str(e)[:500]}", "achieved": "failed"})
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
     return results
 
 
-def infcl_results(device: torch.device, quick: bool) -> list:
+def _contrastive_vs_eager(device, B, M, N, D, dtype, smoke) -> dict:
+    setup = f"""
+        import torch, torch.nn.functional as F
+        from af2.ops import contrastive_loss
+        from af2 import reference as R
+        torch.manual_seed(0)
+        dev = {device.type!r}
+        unit = lambda *s: F.normalize(torch.randn(*s, device=dev), dim=-1).to({str(dtype)}).requires_grad_()
+        a, t, h = unit({B}, {D}), unit({B}, {M}, {D}), unit({B}, {M}, {N}, {D})
+    """
+    scope: dict = {}
+    exec(textwrap.dedent(setup), scope)
+    a, t, h = scope["a"], scope["t"], scope["h"]
+    fns = {"af2": lambda: contrastive_loss(a, t, logit_scale=10.0, hard_negatives=h).backward(),
+           "eager": lambda: R.contrastive_loss(a, t, logit_scale=10.0, hard_negatives=h).backward()}
+    reps = 1 if smoke or (device.type == "cpu" and B >= 4096) else 3
+    ms = {n: time_ms(f, device, warmup=1, reps=reps) for n, f in fns.items()}
+    if device.type == "cuda":
+        mem = {n: round(cuda_peak_mb(f), 1) for n, f in fns.items()}
+    else:
+        calls = {"af2": "contrastive_loss(a, t, logit_scale=10.0, hard_negatives=h).backward()",
+                 "eager": "R.contrastive_loss(a, t, logit_scale=10.0, hard_negatives=h).backward()"}
+        mem = {n: round(cpu_peak_mb(setup, c), 1) for n, c in calls.items()}  # one call: slow at this B
+    row = {"op": "contrastive_loss", "mode": "fwd+bwd", "dtype": str(dtype)[6:],
+           "shape": {"B": B, "M": M, "N": N, "D": D}, "ms": round(ms["af2"], 2),
+           "peak_mem_MB": mem["af2"], "baseline": "eager full logits", "baseline_ms": round(ms["eager"], 2),
+           "baseline_peak_mem_MB": mem["eager"], "ratio": round(ms["eager"] / ms["af2"], 2),
+           "target": 1.2, "memory_ratio": round(mem["eager"] / max(mem["af2"], 1e-9), 1)}
+    tflops = _contrastive_flops(B, B, M, D) / ms["af2"] / 1e9
+    row["achieved"] = f"{tflops:.1f} TFLOP/s; peak memory {mem['af2']:.0f} MB vs eager {mem['eager']:.0f} MB"
+    if device.type == "cuda":
+        kernel = "tc" if _tc_path_applies(dtype, D) and os.environ.get("AF2_CONTRASTIVE_KERNEL") != "simt" else "simt"
+        row["kernel"] = kernel
+        if kernel == "tc":  # the same call on the SIMT kernels, for the speed-up of the tensor-core path
+            with _kernel_path("simt"):
+                row["simt_ms"] = round(time_ms(fns["af2"], device, warmup=1, reps=1 if B >= 16384 else reps), 2)
+            row["tc_speedup_vs_simt"] = round(row["simt_ms"] / ms["af2"], 2)
+    return row
+
+
+def infcl_results(device: torch.device, quick: bool, B: int = 65536, D: int = 512, smoke: bool = False) -> dict:
+    """af2 vs Inf-CL's cal_inf_loss (symmetric: the mean of its two directions) at M = 1, N = 0, bf16
+    inputs (Inf-CL upcasts to float32 and runs its Triton kernels; af2 runs its bf16 tensor-core
+    path). When inf_cl is not importable (or on the CPU) the row keeps af2's figures and a note."""
     import torch.nn.functional as F
 
-    out = []
-    try:
-        from inf_cl import cal_inf_loss
-    except ImportError:
-        print("inf_cl not importable: skipping the Inf-CL comparison", file=sys.stderr)
-        cal_inf_loss = None
-    # The issue's comparison is at B = 65,536 (and a memory probe at 262,144). The CUDA kernel is
-    # still the SIMT version, far too slow there for a device session: compare at 16,384 until
-    # the tensor-core kernel lands.
-    B, D = 16384, 512
-    a = F.normalize(torch.randn(B, D, device=device), dim=-1).requires_grad_()
-    t = F.normalize(torch.randn(B, D, device=device), dim=-1).requires_grad_()
-    ours = lambda: contrastive_loss(a, t[:, None], logit_scale=10.0).backward()
-    ms = time_ms(ours, device, warmup=1, reps=3)
-    row = {"op": "contrastive_loss", "mode": "fwd+bwd", "dtype": "float32", "shape": {"B": B, "M": 1, "N": 0, "D": D},
-           "ms": round(ms, 2), "peak_mem_MB": round(cuda_peak_mb(ours), 1), "target": 1.0}
-    if cal_inf_loss is not None:
-        theirs = lambda: ((cal_inf_loss(a, t, scale=torch.tensor(10.0, device=device)) +
-                           cal_inf_loss(t, a, scale=torch.tensor(10.0, device=device))) / 2).backward()
-        base = time_ms(theirs, device, warmup=1, reps=3)
-        row.update(baseline="inf_cl cal_inf_loss (symmetric: two calls)", baseline_ms=round(base, 2),
-                   baseline_peak_mem_MB=round(cuda_peak_mb(theirs), 1), ratio=round(base / ms, 2))
-    row["achieved"] = f"{6 * 2 * B * B * D / ms / 1e9:.1f} TFLOP/s (6 B^2 D products)"
-    out.append(row)
-    return out
+    dtype = torch.bfloat16
+    g = torch.Generator(device=device).manual_seed(0)
+    a = F.normalize(torch.randn(B, D, device=device, generator=g), dim=-1).to(dtype).requires_grad_()
+    t = F.normalize(torch.randn(B, D, device=device, generator=g), dim=-1).to(dtype).requires_grad_()
+    scale = 10.0
+    ours = lambda: contrastive_loss(a, t[:, None], logit_scale=scale)
+    ours_fb = lambda: ours().backward()
+    reps = 1 if smoke else (3 if quick else 5)
+    ms = time_ms(ours_fb, device, warmup=1, reps=reps)
+    row = {"op": "contrastive_loss", "mode": "fwd+bwd", "dtype": str(dtype)[6:],
+           "shape": {"B": B, "M": 1, "N": 0, "D": D}, "ms": round(ms, 2),
+           "peak_mem_MB": round(cuda_peak_mb(ours_fb), 1) if device.type == "cuda" else None,
+           "baseline": None, "target": 1.0}
+    if device.type == "cuda":
+        row["kernel"] = "tc" if _tc_path_applies(dtype, D) and os.environ.get("AF2_CONTRASTIVE_KERNEL") != "simt" else "simt"
+    tflops = _contrastive_flops(B, B, 1, D) / ms / 1e9
+    row["achieved"] = f"{tflops:.1f} TFLOP/s (6 x 2 B^2 D flops)"
+    if "bf16_matmul_TFLOPs" in (ceil := CEILINGS):
+        row["achieved"] += f" = {100 * tflops / ceil['bf16_matmul_TFLOPs']:.0f}% of the measured bf16 matmul rate"
+    cal_inf_loss, why = None, None
+    if device.type != "cuda":
+        why = "Inf-CL runs on CUDA only"
+    else:
+        try:
+            from inf_cl import cal_inf_loss
+        except Exception as e:  # ImportError, or triton failing to import
+            why = f"inf_cl not importable ({type(e).__name__}: {e}); pip install benchmarks/wheels/inf_cl-*.whl"
+    if cal_inf_loss is None:
+        print(f"{why}: skipping the Inf-CL comparison", file=sys.stderr)
+        row["note"] = f"{why}: Inf-CL comparison skipped"
+        return row
+    s = torch.tensor(scale, device=device)  # no grad: Inf-CL all-reduces the scale's gradient
+
+    def theirs():
+        return (cal_inf_loss(a, t, scale=s) + cal_inf_loss(t, a, scale=s)) / 2
+
+    with torch.no_grad():
+        diff = abs(ours().item() - theirs().item())
+    theirs_fb = lambda: theirs().backward()
+    base = time_ms(theirs_fb, device, warmup=1, reps=reps)
+    row.update(baseline="inf_cl cal_inf_loss (symmetric: two calls; float32 Triton)", baseline_ms=round(base, 2),
+               baseline_peak_mem_MB=round(cuda_peak_mb(theirs_fb), 1), ratio=round(base / ms, 2),
+               loss_abs_diff_vs_baseline=diff)
+    return row
+
+
+def contrastive_memory_probe(device: torch.device, B: int = 262144, D: int = 512) -> dict:
+    """Loss-side peak memory of one fwd+bwd at B = 262,144 (M = 1, N = 0, bf16): af2 only (the eager
+    loss would need B^2 logits). Peak is the allocator's growth over the inputs (CUDA) or the
+    process RSS growth (CPU)."""
+    dtype = torch.bfloat16
+    logits_mb = B * B * 4 / 2**20
+    row = {"op": "contrastive_loss", "mode": "fwd+bwd", "dtype": str(dtype)[6:],
+           "shape": {"B": B, "M": 1, "N": 0, "D": D}, "probe": "loss-side peak memory (eager would need B^2 logits)",
+           "baseline": None, "target": None}
+    if device.type == "cuda":
+        import torch.nn.functional as F
+
+        a = F.normalize(torch.randn(B, D, device=device), dim=-1).to(dtype).requires_grad_()
+        t = F.normalize(torch.randn(B, 1, D, device=device), dim=-1).to(dtype).requires_grad_()
+        fn = lambda: contrastive_loss(a, t, logit_scale=10.0).backward()
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        peak = cuda_peak_mb(fn)  # one call, synchronised
+        row["ms"] = round((time.perf_counter() - t0) * 1e3, 1)
+    else:
+        setup = f"""
+            import torch, torch.nn.functional as F
+            from af2.ops import contrastive_loss
+            a = F.normalize(torch.randn({B}, {D}), dim=-1).to(torch.bfloat16).requires_grad_()
+            t = F.normalize(torch.randn({B}, 1, {D}), dim=-1).to(torch.bfloat16).requires_grad_()
+        """
+        peak = cpu_peak_mb(setup, "contrastive_loss(a, t, logit_scale=10.0).backward()")
+        row["ms"] = None
+    row["peak_mem_MB"] = None if peak is None else round(peak, 1)
+    inputs_mb = 2 * B * D * 2 / 2**20
+    row["achieved"] = (f"peak {row['peak_mem_MB']} MB over {inputs_mb:.0f} MB of inputs; one float32 B x B logits "
+                       f"matrix would be {logits_mb:.0f} MB")
+    return row
 
 
 # ---- main -----------------------------------------------------------------------------------
@@ -338,19 +464,24 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     ap.add_argument("--quick", action="store_true", help="fewer repetitions")
     ap.add_argument("--note", default="", help="free text stored with the results (e.g. machine load)")
+    ap.add_argument("--smoke", action="store_true",
+                    help="tiny shapes and one repetition, to check that the script runs (contrastive only)")
     args = ap.parse_args(argv)
+    if args.smoke and set(args.ops) != {"contrastive"}:
+        ap.error("--smoke is implemented for --ops contrastive only")
 
     info = af2.build_info()
     device = torch.device("cuda" if info["cuda_available"] else "cpu")
     torch.manual_seed(0)
     ceil = ceilings(device, args.quick)
+    CEILINGS.update(ceil)
     results = []
     for op in args.ops:
-        results += OPS[op](device, ceil, args.quick)
+        results += OPS[op](device, ceil, args.quick, **({"smoke": True} if args.smoke else {}))
     name = device_name(device)
     today = dt.date.today().isoformat()
     report = {"device": name, "torch": torch.__version__, "cuda": torch.version.cuda or "",
-              "commit": git_commit(), "date": today, "note": args.note, "build": info, "ceilings": ceil, "results": results}
+              "commit": git_commit(), "date": today, "note": args.note + (" [smoke run]" if args.smoke else ""), "build": info, "ceilings": ceil, "results": results}
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     slug = re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-")
@@ -368,7 +499,7 @@ def main(argv=None) -> int:
         shape = r["shape"].get("name") or ",".join(f"{k}{v}" for k, v in r["shape"].items() if k in ("B", "M", "N"))
         fmt = lambda x, spec: "-" if x is None else format(x, spec)
         print(f"{r['op']:<24}{r['mode']:<9}{r['dtype']:<10}{shape:<14}{fmt(r['ms'], '10.3f')}"
-              f"{str(r.get('baseline', '-'))[:20]:>22}{fmt(r.get('baseline_ms'), '10.3f')}{fmt(r.get('ratio'), '7.2f')}"
+              f"{str(r.get('baseline') or '-')[:20]:>22}{fmt(r.get('baseline_ms'), '10.3f')}{fmt(r.get('ratio'), '7.2f')}"
               f"{str(r['target'])[:7]:>8}  {r['achieved']}")
     print(f"wrote {path}")
     return 0

@@ -7,6 +7,10 @@ logit scale s. With S(x, y) = s <x, y>:
   text->audio term (i, j): -S(t_ij, a_i) + log sum_k exp S(t_ij, a_k)
 loss = (mean of a2t terms + mean of t2a terms) / 2. With M = 1 and no negatives this is CLIP/CLAP's
 symmetric InfoNCE. Tiled with online log-sum-exps: memory grows with B, not B^2.
+
+On CUDA, bf16 / fp16 inputs with D % 16 == 0 (D <= 1024) run tensor-core tile kernels; float32 /
+float64 and other D run generic SIMT kernels. AF2_CONTRASTIVE_KERNEL=simt forces the SIMT kernels
+(read on every call), e.g. to compare the two.
 """
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from af2 import reference as R
 from af2.nn import ContrastiveLoss
 from af2.ops import contrastive_loss
-from tests.conftest import FLOAT_DTYPES
+from tests.conftest import CUDA_OK, FLOAT_DTYPES
 
 # Loss terms are float32 sums of exps over B*M keys: tolerances by input dtype (inputs are the
 # same values in both; bf16/fp16 differ only by float32 accumulation order).
@@ -166,6 +166,98 @@ def test_device_mismatch_is_named():
         contrastive_loss(audio, text.cpu(), logit_scale=1.0)
     with pytest.raises(ValueError, match=r"hard_negatives is on cpu but audio is on cuda"):
         contrastive_loss(audio, text, logit_scale=1.0, hard_negatives=neg.cpu())
+
+
+# ---- CUDA kernel paths -------------------------------------------------------------------------
+# AF2_CONTRASTIVE_KERNEL picks the CUDA path per call: "tc" (tensor cores: bf16 / fp16, D % 16 == 0,
+# D <= 1024; otherwise the SIMT kernels run) or "simt". Both must match the float64 reference:
+# B odd and not a multiple of the 64-row tile, D from one 16-column step to two output slices.
+CUDA_PATHS = ["simt", "tc"]
+HALF_DTYPES = [torch.float16, torch.bfloat16]
+needs_cuda = pytest.mark.skipif(not CUDA_OK, reason="needs a CUDA device and a CUDA build of af2")
+
+
+def _check_terms_and_grads(audio, text, neg, scale, dtype, offset=0, audio_all=None, text_all=None):
+    """Terms and gradients of the op (local rows [offset, offset + B) of the gathered batch) against
+    the float64 reference of the whole batch."""
+    gathered = audio_all is not None
+    A = (audio_all if gathered else audio).detach().requires_grad_()
+    T = (text_all if gathered else text).detach().requires_grad_()
+    B = audio.shape[0]
+    a, t = (A[offset:offset + B], T[offset:offset + B]) if gathered else (A, T)
+    h = None if neg is None else neg.detach().requires_grad_()
+    s = torch.tensor(scale, device=audio.device, dtype=torch.float32, requires_grad=True)
+    terms = torch.ops.af2.contrastive_loss(a, t, A if gathered else a, T if gathered else t, h, s, offset)[0]
+    # Upstream gradients of mean-reduction size with random signs (exercises dS of either sign).
+    g = torch.randn(terms.shape, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    g = (g / terms.numel()).to(terms.device)
+    leaves = [A, T, *([h] if h is not None else []), s]
+    grads = torch.autograd.grad((terms.double() * g).sum(), leaves)
+
+    ref_leaves = [x.detach().double().requires_grad_() for x in leaves]
+    rA, rT = ref_leaves[0], ref_leaves[1]
+    rh = ref_leaves[2] if h is not None else None
+    if gathered and rh is not None:  # the other ranks' negatives play no part in this rank's terms
+        rh_full = torch.zeros((rA.shape[0], *rh.shape[1:]), dtype=torch.float64, device=rh.device)
+        rh_full = torch.cat([rh_full[:offset], rh, rh_full[offset + B:]])
+    else:
+        rh_full = rh
+    ref = R.contrastive_loss(rA, rT, logit_scale=ref_leaves[-1], hard_negatives=rh_full, reduction="none")
+    ref = ref[:, offset:offset + B]
+    torch.testing.assert_close(terms.double(), ref.detach(), **LOSS_TOL[dtype])
+    refs = torch.autograd.grad((ref * g).sum(), ref_leaves)
+    names = ["audio", "text", *(["negatives"] if h is not None else []), "scale"]
+    for name, x, r in zip(names, grads, refs):
+        torch.testing.assert_close(x.double(), r, **GRAD_TOL[dtype], msg=lambda m: f"grad {name}: {m}")
+
+
+@needs_cuda
+@pytest.mark.parametrize("path", CUDA_PATHS)
+@pytest.mark.parametrize("dtype", HALF_DTYPES, ids=str)
+@pytest.mark.parametrize("M,N", [(1, 0), (3, 0), (1, 4), (3, 4)])
+@pytest.mark.parametrize("B,D", [(37, 16), (67, 256), (131, 512), (67, 768), (37, 1024), (65, 80)])
+def test_cuda_paths_match_float64_reference(monkeypatch, path, dtype, M, N, B, D):
+    monkeypatch.setenv("AF2_CONTRASTIVE_KERNEL", path)
+    audio, text, neg = make(B, M, N, D, "cuda", dtype, seed=B + D)
+    _check_terms_and_grads(audio, text, neg, 11.0, dtype)
+
+
+@needs_cuda
+@pytest.mark.parametrize("path", CUDA_PATHS)
+@pytest.mark.parametrize("dtype", HALF_DTYPES, ids=str)
+@pytest.mark.parametrize("M,N", [(1, 0), (3, 4)])
+@pytest.mark.parametrize("D", [64, 512])
+def test_cuda_paths_gathered_keys_with_offset(monkeypatch, path, dtype, M, N, D):
+    """A rank's shard (B = 67 rows at offset 70) against gathered keys (G = 201): the positives and
+    the excluded own group sit inside, not at the start of, a key tile."""
+    monkeypatch.setenv("AF2_CONTRASTIVE_KERNEL", path)
+    G, B, offset = 201, 67, 70
+    audio_all, text_all, _ = make(G, M, 0, D, "cuda", dtype, seed=D)
+    _, _, neg = make(B, M, N, D, "cuda", dtype, seed=D + 1)
+    _check_terms_and_grads(audio_all[offset:offset + B], text_all[offset:offset + B], neg, 9.0, dtype,
+                           offset=offset, audio_all=audio_all, text_all=text_all)
+
+
+@needs_cuda
+@pytest.mark.parametrize("path", CUDA_PATHS)
+def test_cuda_paths_single_row_and_unaligned_views(monkeypatch, path):
+    """B = 1 (row_lse = -inf: no other audio) and a view whose rows are not 16-byte aligned (the
+    tensor-core path falls back to SIMT)."""
+    monkeypatch.setenv("AF2_CONTRASTIVE_KERNEL", path)
+    audio, text, neg = make(1, 2, 2, 64, "cuda", torch.bfloat16, seed=3)
+    _check_terms_and_grads(audio, text, neg, 5.0, torch.bfloat16)
+    big_a, big_t, _ = make(9, 1, 0, 72, "cuda", torch.float16, seed=4)
+    audio, text = big_a.flatten()[4:4 + 9 * 64].view(9, 64), big_t.flatten()[4:4 + 9 * 64].view(9, 1, 64)
+    _check_terms_and_grads(audio, text, None, 5.0, torch.float16)
+
+
+@needs_cuda
+def test_cuda_tensor_core_path_opcheck(monkeypatch):
+    monkeypatch.setenv("AF2_CONTRASTIVE_KERNEL", "tc")
+    audio, text, neg = make(67, 2, 3, 64, "cuda", torch.bfloat16)
+    scale = torch.tensor(7.0, device="cuda", requires_grad=True)
+    a, t = audio.requires_grad_(), text.requires_grad_()
+    torch.library.opcheck(torch.ops.af2.contrastive_loss.default, (a, t, a, t, neg.requires_grad_(), scale, 0))
 
 
 def test_peak_memory_is_far_below_the_logits_matrix():
