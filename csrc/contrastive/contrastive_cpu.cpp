@@ -10,8 +10,9 @@
 //       register-blocked micro-kernel (mk::gemm_nt, 12 x 32 on AVX-512) against text tiles packed
 //       transposed once per tile; gradients from mk::gemm_nn_acc; one vectorised exp per score
 //       (vexp_vec) except on the own-caption band and in cells whose rows/columns spread too far.
-//       Threads own contiguous chunks of text tiles (and, per backward phase, of audio blocks):
-//       no atomics, fixed summation order (deterministic for a given thread count).
+//       Threads take cells (text chunk x audio chunk) as they become ready (CellQueue): every
+//       cell owns what it writes (no atomics), the summation order is fixed (the same bits for
+//       any thread count), and a thread slowed down by other load just takes fewer cells.
 //       Several processes (keys = the gathered batch): two log-sum-exp passes (a2t: audio rows
 //       against all texts except their own block; t2a: text rows against all audio), and four
 //       gradient passes (query side over query blocks, key side over key tiles), each tile
@@ -21,14 +22,12 @@
 //       16-bit inputs are converted to float once per tile / block.
 #include <algorithm>
 #include <cmath>
+#include <condition_variable>
 #include <limits>
+#include <mutex>
 #include <type_traits>
 #include <utility>
 #include <vector>
-
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "common/microkernels.h"
 #include "common/vexp.h"
@@ -58,16 +57,6 @@ void load_rows_transposed(const T* src, int64_t r0, int64_t n, int64_t D, A* dst
 }
 
 template <typename A> inline A neg_inf() { return -std::numeric_limits<A>::infinity(); }
-
-#ifdef _OPENMP
-inline int omp_max_threads() { return omp_get_max_threads(); }
-inline int64_t omp_threads() { return omp_get_num_threads(); }
-inline int64_t omp_thread() { return omp_get_thread_num(); }
-#else
-inline int omp_max_threads() { return 1; }
-inline int64_t omp_threads() { return 1; }
-inline int64_t omp_thread() { return 0; }
-#endif
 
 // A (rows, D) matrix converted to the compute type once per pass: row-major rows for the
 // axpy products, and kKB-row tiles stored transposed (D x kKB) for the score products, so no
@@ -206,17 +195,16 @@ inline bool single_process(const ContrastParams& p) {
 // Keys are the local batch, so one score family S(i, q) = s <a_i, t_q> (i audio row, q = k M + m
 // text row) carries both directions: a2t row log-sum-exps (without row i's own captions
 // q in [i M, i M + M)) and t2a column log-sum-exps. A cell is kTA audio rows x kTK text rows.
-// Per cell: S by mk::gemm_nt (text tile packed transposed once per tile), then one exp per score
+// Per cell: S by mk::gemm_nt (all text tiles packed transposed once per pass), then one exp per score
 // (exp(S - c), c one constant per cell) feeds both the row and the column sums; cells on the
 // own-caption band, and cells whose rows/columns are too far apart for one constant (spread
 // above kSpread, see below), take the exact two-exp path. The backward recomputes S, forms
 // dS = dS_a2t + dS_t2a the same way and runs both gradient products on the same tile:
 // d audio_blk += dS T_tile, d text_tile += dS^T A_blk (mk::gemm_nn_acc).
-// Threads: text tiles are split into T contiguous chunks (thread t owns chunk t: its column
-// statistics / d text rows), audio blocks into T chunks; the backward runs T phases, in phase p
-// thread t pairs its text chunk with audio chunk (t + p) mod T, so every d audio and d text row
-// has one writer per phase (no atomics), and the summation order is fixed (deterministic). The
-// forward keeps per-thread row (online max, sum) pairs, merged in thread order at the end.
+// Threads take work cells (a chunk of text tiles x a chunk of audio blocks) from a CellQueue:
+// the forward orders the cells of each text chunk (its column statistics; row statistics are kept
+// per text chunk and merged in chunk order), the backward also those of each audio chunk (its
+// d audio rows): no atomics, and the same bits for any thread count or schedule.
 constexpr int64_t kTK = 96;  // text rows per tile: a multiple of kGemmNV * N for every width
 constexpr int64_t kTA = 48;  // audio rows per block: a multiple of kGemmMR (12 or 6)
 
@@ -226,27 +214,42 @@ constexpr int64_t kTA = 48;  // audio rows per block: a multiple of kGemmMR (12 
 // their row's / column's largest term. Otherwise the cell uses two exps.
 template <typename A> constexpr A kSpread = A(40);
 
-template <typename A> struct CellBuffers {
-  std::vector<A> tt, trows, arows, S, dA, dT;
-  CellBuffers(int64_t D, bool backward)
-      : tt(static_cast<size_t>(D * kTK)), trows(static_cast<size_t>(kTK * D)), arows(static_cast<size_t>(kTA * D)),
-        S(static_cast<size_t>(kTA * kTK)) {
+template <typename A> struct CellBuffers {  // per thread
+  std::vector<A> trows, arows, S, dA, dT;
+  CellBuffers(int64_t D, bool backward) : arows(static_cast<size_t>(kTA * D)), S(static_cast<size_t>(kTA * kTK)) {
     if (backward) {
+      trows.resize(static_cast<size_t>(kTK * D));
       dA.resize(static_cast<size_t>(kTA * D));
       dT.resize(static_cast<size_t>(kTK * D));
     }
   }
 };
 
-// Text tile k0 .. k0 + kb: transposed (D x kTK, zero padded) into b.tt; its rows (kTK x D) as a
-// pointer: the input itself when it already is of the compute type and the tile is full.
+// Every text tile transposed (ntiles x D x kTK, zero padded), once per pass: the score
+// micro-kernel reads a tile as kTK-wide rows. (B M D compute-type values: the one O(B D) copy.)
 template <typename T, typename A>
-const A* load_text_tile(const T* text, int64_t k0, int64_t kb, int64_t D, CellBuffers<A>& b) {
-  std::fill(b.tt.begin(), b.tt.end(), A(0));
-  for (int64_t j = 0; j < kb; ++j) {
-    const T* s = text + (k0 + j) * D;
-    for (int64_t d = 0; d < D; ++d) b.tt[d * kTK + j] = cvt_in(s[d]);
+std::vector<A> pack_text_tiles(const T* text, int64_t BM, int64_t D) {
+  const int64_t ntiles = (BM + kTK - 1) / kTK;
+  std::vector<A> tt(static_cast<size_t>(ntiles * D * kTK));
+#pragma omp parallel for schedule(static)
+  for (int64_t tile = 0; tile < ntiles; ++tile) {
+    const int64_t k0 = tile * kTK, kb = std::min(kTK, BM - k0);
+    A* dst = tt.data() + tile * D * kTK;
+    for (int64_t d0 = 0; d0 < D; d0 += 16) {  // 16 columns at a time: the writes stay in L1
+      const int64_t d1 = std::min(D, d0 + 16);
+      for (int64_t j = 0; j < kTK; ++j) {
+        const T* src = text + (k0 + j) * D;
+        for (int64_t d = d0; d < d1; ++d) dst[d * kTK + j] = j < kb ? static_cast<A>(cvt_in(src[d])) : A(0);
+      }
+    }
   }
+  return tt;
+}
+
+// The rows (kTK x D) of text tile k0 .. k0 + kb: the input itself when it already is of the
+// compute type and the tile is full, else converted and zero padded into b.trows.
+template <typename T, typename A>
+const A* text_tile_rows(const T* text, int64_t k0, int64_t kb, int64_t D, CellBuffers<A>& b) {
   if constexpr (std::is_same_v<T, A>) {
     if (kb == kTK) return text + k0 * D;
   }
@@ -267,6 +270,58 @@ const A* load_audio_block(const T* audio, int64_t i0, int64_t n, int64_t D, Cell
 
 // Contiguous chunk c of n items split T ways: [lo, hi).
 inline std::pair<int64_t, int64_t> chunk(int64_t n, int64_t c, int64_t T) { return {n * c / T, n * (c + 1) / T}; }
+
+// Work cells: text tiles and audio blocks are split into (at most) kChunks contiguous chunks
+// each, a fixed number (not the thread count), and cell (c, a) = text chunk c x audio chunk a.
+// CellQueue hands cells to threads as they become ready: (c, a) after (c, a - 1), and, with
+// `by_audio`, after (c - 1, a) too (a wavefront). So a text chunk (and, with by_audio, an audio
+// chunk) is worked on by one thread at a time and in a fixed order: a cell owns the statistics /
+// gradient rows it writes (no atomics), the results do not depend on the schedule or the thread
+// count, and a thread slowed down (a shared machine) simply takes fewer cells.
+constexpr int64_t kChunks = 16;
+
+class CellQueue {
+ public:
+  CellQueue(int64_t ct, int64_t ca, bool by_audio)
+      : ct_(ct), ca_(ca), by_audio_(by_audio), next_a_(ct, 0), next_c_(ca, 0), busy_(ct, 0), left_(ct * ca) {}
+
+  // The next ready cell; waits (asleep) while none is ready; false once every cell was taken.
+  bool take(int64_t& c, int64_t& a) {
+    std::unique_lock<std::mutex> lock(mu_);
+    for (;;) {
+      if (left_ == 0) return false;
+      for (int64_t i = 0; i < ct_; ++i) {
+        const int64_t j = next_a_[i];
+        if (busy_[i] || j >= ca_ || (by_audio_ && next_c_[j] != i)) continue;
+        busy_[i] = 1;
+        --left_;
+        c = i;
+        a = j;
+        return true;
+      }
+      ready_.wait(lock);
+    }
+  }
+
+  void done(int64_t c, int64_t a) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      busy_[c] = 0;
+      ++next_a_[c];
+      ++next_c_[a];
+    }
+    ready_.notify_all();
+  }
+
+ private:
+  int64_t ct_, ca_;
+  bool by_audio_;
+  std::vector<int64_t> next_a_, next_c_;  // cells done per text chunk / per audio chunk
+  std::vector<char> busy_;                // text chunk being worked on
+  int64_t left_;                          // cells not yet taken
+  std::mutex mu_;
+  std::condition_variable ready_;
+};
 
 template <typename A> using VecT = typename mk::Vec<A>::type;
 template <typename A> constexpr int kVN = mk::Vec<A>::N;
@@ -303,122 +358,133 @@ void fused_forward(const T* audio, int64_t B, const T* text, int64_t M, int64_t 
   using V = VecT<A>;
   constexpr int NV = kRowVecs<A>, VN = kVN<A>;
   const int64_t BM = B * M, ntiles = (BM + kTK - 1) / kTK, nblocks = (B + kTA - 1) / kTA;
+  const int64_t Ct = std::min(ntiles, kChunks), Ca = std::min(nblocks, kChunks);
   const A ninf = neg_inf<A>();
-  const int nthreads = omp_max_threads();
-  // per-thread online (max, sum) of every audio row's a2t normaliser (without its own captions)
-  std::vector<A> rm(static_cast<size_t>(nthreads * B), ninf), rl(static_cast<size_t>(nthreads * B), A(0));
-#pragma omp parallel num_threads(nthreads)
+  // online (max, sum) per text chunk of every audio row's a2t normaliser (without its own
+  // captions), and per text row of its t2a normaliser
+  std::vector<A> rm(static_cast<size_t>(Ct * B), ninf), rl(static_cast<size_t>(Ct * B), A(0));
+  std::vector<A> cm(static_cast<size_t>(BM), ninf), cl(static_cast<size_t>(BM), A(0));
+  const std::vector<A> packed = pack_text_tiles<T, A>(text, BM, D);
+  CellQueue queue(Ct, Ca, false);
+#pragma omp parallel
   {
-    const int64_t nt = omp_threads(), t = omp_thread();
     CellBuffers<A> buf(D, false);
-    A* m = rm.data() + t * B;
-    A* l = rl.data() + t * B;
-    alignas(64) A cm[kTK], cl[kTK], cmax[kTK], csum[kTK], rmax[kTA];
-    const auto [tile_lo, tile_hi] = chunk(ntiles, t, nt);
-    for (int64_t tile = tile_lo; tile < tile_hi; ++tile) {
-      const int64_t k0 = tile * kTK, kb = std::min(kTK, BM - k0);
-      load_text_tile<T, A>(text, k0, kb, D, buf);
-      std::fill_n(cm, kTK, ninf);
-      std::fill_n(cl, kTK, A(0));
-      for (int64_t blk = 0; blk < nblocks; ++blk) {
-        const int64_t i0 = blk * kTA, n = std::min(kTA, B - i0);
-        const A* arows = load_audio_block<T, A>(audio, i0, n, D, buf);
-        A* S = buf.S.data();
-        mk::gemm_nt<A>(arows, D, kTA, buf.tt.data(), kTK, D, S);
-        // x = s S; padded columns -inf; column and row maxima
-        V cmv[NV];
-        for (int c = 0; c < NV; ++c) cmv[c] = mk::vsplat(ninf);
-        for (int64_t r = 0; r < n; ++r) {
-          A* x = S + r * kTK;
-          V rmv = mk::vsplat(ninf);
-          for (int c = 0; c < NV; ++c) {
-            V v = mk::vload(x + c * VN) * scale;
-            if (kb < kTK)
-              for (int lane = 0; lane < VN; ++lane)
-                if (c * VN + lane >= kb) v[lane] = ninf;
-            mk::vstore(x + c * VN, v);
-            cmv[c] = vmax<A>(cmv[c], v);
-            rmv = vmax<A>(rmv, v);
-          }
-          rmax[r] = hmax<A>(rmv);
-        }
-        for (int c = 0; c < NV; ++c) mk::vstore(cmax + c * VN, cmv[c]);
-        A cst = ninf, min_col = std::numeric_limits<A>::infinity(), min_row = min_col;
-        for (int64_t j = 0; j < kb; ++j) {
-          cst = std::max(cst, cmax[j]);
-          min_col = std::min(min_col, cmax[j]);
-        }
-        for (int64_t r = 0; r < n; ++r) min_row = std::min(min_row, rmax[r]);
-        const bool band = on_band(i0, n, k0, kb, M);
-        if (!band && cst - min_row <= kSpread<A> && cst - min_col <= kSpread<A>) {
-          // fast path: one exp per score
-          V csv[NV];
-          for (int c = 0; c < NV; ++c) csv[c] = V{};
+    alignas(64) A cmax[kTK], csum[kTK], cml[kTK];
+    A rmax[kTA];
+    int64_t cell_t, cell_a;
+    while (queue.take(cell_t, cell_a)) {
+      const auto [tile_lo, tile_hi] = chunk(ntiles, cell_t, Ct);
+      const auto [blk_lo, blk_hi] = chunk(nblocks, cell_a, Ca);
+      A* m = rm.data() + cell_t * B;
+      A* l = rl.data() + cell_t * B;
+      for (int64_t tile = tile_lo; tile < tile_hi; ++tile) {
+        const int64_t k0 = tile * kTK, kb = std::min(kTK, BM - k0);
+        const A* tt = packed.data() + tile * D * kTK;
+        A* tcm = cm.data() + k0;  // kb entries
+        A* tcl = cl.data() + k0;
+        for (int64_t blk = blk_lo; blk < blk_hi; ++blk) {
+          const int64_t i0 = blk * kTA, n = std::min(kTA, B - i0);
+          const A* arows = load_audio_block<T, A>(audio, i0, n, D, buf);
+          A* S = buf.S.data();
+          mk::gemm_nt<A>(arows, D, kTA, tt, kTK, D, S);
+          // x = s S (padded columns -inf); column and row maxima
+          V cmv[NV];
+          for (int c = 0; c < NV; ++c) cmv[c] = mk::vsplat(ninf);
           for (int64_t r = 0; r < n; ++r) {
             A* x = S + r * kTK;
-            V rs = V{};
+            V rmv = mk::vsplat(ninf);
             for (int c = 0; c < NV; ++c) {
-              const V e = exp_vec<A>(mk::vload(x + c * VN) - cst);
-              rs += e;
-              csv[c] += e;
+              V v = mk::vload(x + c * VN) * scale;
+              if (kb < kTK)
+                for (int lane = 0; lane < VN; ++lane)
+                  if (c * VN + lane >= kb) v[lane] = ninf;
+              mk::vstore(x + c * VN, v);
+              cmv[c] = vmax<A>(cmv[c], v);
+              rmv = vmax<A>(rmv, v);
             }
-            const int64_t i = i0 + r;
-            const A mn = std::max(m[i], rmax[r]);
-            l[i] = l[i] * vexp(m[i] - mn) + hsum<A>(rs) * vexp(cst - mn);
-            m[i] = mn;
+            rmax[r] = hmax<A>(rmv);
           }
-          for (int c = 0; c < NV; ++c) mk::vstore(csum + c * VN, csv[c]);
+          for (int c = 0; c < NV; ++c) mk::vstore(cmax + c * VN, cmv[c]);
+          A cst = ninf, min_col = std::numeric_limits<A>::infinity(), min_row = min_col;
           for (int64_t j = 0; j < kb; ++j) {
-            const A mn = std::max(cm[j], cmax[j]);
-            cl[j] = cl[j] * vexp(cm[j] - mn) + csum[j] * vexp(cst - mn);
-            cm[j] = mn;
+            cst = std::max(cst, cmax[j]);
+            min_col = std::min(min_col, cmax[j]);
           }
-        } else {
-          // exact path: columns (every audio row counts), then rows without their own captions
-          for (int64_t j = 0; j < kb; ++j) {
-            const A mn = std::max(cm[j], cmax[j]);
-            cl[j] *= vexp(cm[j] - mn);
-            cm[j] = mn;
-          }
-          for (int64_t j = kb; j < kTK; ++j) cm[j] = A(0);  // padded columns: finite, never read
-          V csv[NV], cmn[NV];
-          for (int c = 0; c < NV; ++c) {
-            csv[c] = V{};
-            cmn[c] = mk::vload(cm + c * VN);
-          }
-          for (int64_t r = 0; r < n; ++r) {
-            const A* x = S + r * kTK;
-            for (int c = 0; c < NV; ++c) csv[c] += exp_vec<A>(mk::vload(x + c * VN) - cmn[c]);
-          }
-          for (int c = 0; c < NV; ++c) mk::vstore(csum + c * VN, csv[c]);
-          for (int64_t j = 0; j < kb; ++j) cl[j] += csum[j];
-          for (int64_t r = 0; r < n; ++r) {
-            A* x = S + r * kTK;
-            const int64_t i = i0 + r, own_lo = std::max<int64_t>(i * M - k0, 0),
-                          own_hi = std::min<int64_t>(i * M + M - k0, kb);
-            for (int64_t j = own_lo; j < own_hi; ++j) x[j] = ninf;
-            V mv = mk::vsplat(ninf);
-            for (int c = 0; c < NV; ++c) mv = vmax<A>(mv, mk::vload(x + c * VN));
-            const A mx = hmax<A>(mv);
-            if (mx == ninf) continue;
-            const A mn = std::max(m[i], mx);
-            V rs = V{};
-            for (int c = 0; c < NV; ++c) rs += exp_vec<A>(mk::vload(x + c * VN) - mn);
-            l[i] = l[i] * vexp(m[i] - mn) + hsum<A>(rs);
-            m[i] = mn;
+          for (int64_t r = 0; r < n; ++r) min_row = std::min(min_row, rmax[r]);
+          const bool band = on_band(i0, n, k0, kb, M);
+          if (!band && cst - min_row <= kSpread<A> && cst - min_col <= kSpread<A>) {
+            // one exp per score, shared by the row and the column sums
+            V csv[NV];
+            for (int c = 0; c < NV; ++c) csv[c] = V{};
+            for (int64_t r = 0; r < n; ++r) {
+              const A* x = S + r * kTK;
+              V rs = V{};
+              for (int c = 0; c < NV; ++c) {
+                const V e = exp_vec<A>(mk::vload(x + c * VN) - cst);
+                rs += e;
+                csv[c] += e;
+              }
+              const int64_t i = i0 + r;
+              const A mn = std::max(m[i], rmax[r]);
+              l[i] = l[i] * vexp(m[i] - mn) + hsum<A>(rs) * vexp(cst - mn);
+              m[i] = mn;
+            }
+            for (int c = 0; c < NV; ++c) mk::vstore(csum + c * VN, csv[c]);
+            for (int64_t j = 0; j < kb; ++j) {
+              const A mn = std::max(tcm[j], cmax[j]);
+              tcl[j] = tcl[j] * vexp(tcm[j] - mn) + csum[j] * vexp(cst - mn);
+              tcm[j] = mn;
+            }
+          } else {
+            // exact: columns (every audio row counts), then rows without their own captions
+            for (int64_t j = 0; j < kTK; ++j) {
+              if (j >= kb) {
+                cml[j] = A(0);  // padded columns: x = -inf, exp = 0
+                continue;
+              }
+              const A mn = std::max(tcm[j], cmax[j]);
+              tcl[j] *= vexp(tcm[j] - mn);
+              tcm[j] = cml[j] = mn;
+            }
+            V csv[NV];
+            for (int c = 0; c < NV; ++c) csv[c] = V{};
+            for (int64_t r = 0; r < n; ++r) {
+              const A* x = S + r * kTK;
+              for (int c = 0; c < NV; ++c) csv[c] += exp_vec<A>(mk::vload(x + c * VN) - mk::vload(cml + c * VN));
+            }
+            for (int c = 0; c < NV; ++c) mk::vstore(csum + c * VN, csv[c]);
+            for (int64_t j = 0; j < kb; ++j) tcl[j] += csum[j];
+            for (int64_t r = 0; r < n; ++r) {
+              A* x = S + r * kTK;
+              const int64_t i = i0 + r, own_lo = std::max<int64_t>(i * M - k0, 0),
+                            own_hi = std::min<int64_t>(i * M + M - k0, kb);
+              for (int64_t j = own_lo; j < own_hi; ++j) x[j] = ninf;
+              V mv = mk::vsplat(ninf);
+              for (int c = 0; c < NV; ++c) mv = vmax<A>(mv, mk::vload(x + c * VN));
+              const A mx = hmax<A>(mv);
+              if (mx == ninf) continue;
+              const A mn = std::max(m[i], mx);
+              V rs = V{};
+              for (int c = 0; c < NV; ++c) rs += exp_vec<A>(mk::vload(x + c * VN) - mn);
+              l[i] = l[i] * vexp(m[i] - mn) + hsum<A>(rs);
+              m[i] = mn;
+            }
           }
         }
       }
-      for (int64_t j = 0; j < kb; ++j) col_lse[k0 + j] = cm[j] + std::log(cl[j]);
+      queue.done(cell_t, cell_a);
     }
   }
+#pragma omp parallel for schedule(static)
+  for (int64_t q = 0; q < BM; ++q) col_lse[q] = cm[q] + std::log(cl[q]);
+#pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < B; ++i) {
     A mm = ninf, ll = 0;
-    for (int t = 0; t < nthreads; ++t) {
-      const A m = rm[t * B + i], l = rl[t * B + i];
-      if (l == A(0)) continue;
-      const A mn = std::max(mm, m);
-      ll = ll * vexp(mm - mn) + l * vexp(m - mn);
+    for (int64_t c = 0; c < Ct; ++c) {  // chunk order: the same result for any schedule
+      const A mc = rm[c * B + i], lc = rl[c * B + i];
+      if (lc == A(0)) continue;
+      const A mn = std::max(mm, mc);
+      ll = ll * vexp(mm - mn) + lc * vexp(mc - mn);
       mm = mn;
     }
     row_lse[i] = ll > A(0) ? mm + std::log(ll) : ninf;
@@ -439,22 +505,25 @@ double fused_backward(const T* audio, int64_t B, const T* text, int64_t M, int64
   constexpr int NV = kRowVecs<A>, VN = kVN<A>;
   const int64_t BM = B * M, ntiles = (BM + kTK - 1) / kTK, nblocks = (B + kTA - 1) / kTA;
   const A ninf = neg_inf<A>(), inf = std::numeric_limits<A>::infinity();
-  const int nthreads = omp_max_threads();
-  std::vector<double> dscale(static_cast<size_t>(nthreads), 0.0);
-#pragma omp parallel num_threads(nthreads)
+  const int64_t Ct = std::min(ntiles, kChunks), Ca = std::min(nblocks, kChunks);
+  std::vector<double> cell_ds(static_cast<size_t>(Ct * Ca), 0.0);
+  const std::vector<A> packed = pack_text_tiles<T, A>(text, BM, D);
+  CellQueue queue(Ct, Ca, true);
+#pragma omp parallel
   {
-    const int64_t nt = omp_threads(), t = omp_thread();
     CellBuffers<A> buf(D, true);
     std::vector<A> Pbuf(static_cast<size_t>(kTA * kTK));
     alignas(64) A cg[kTK], ccl[kTK], beta[kTK];
     A alpha[kTA], rrl[kTA];
-    double ds_acc = 0;
-    const auto [tile_lo, tile_hi] = chunk(ntiles, t, nt);
-    for (int64_t phase = 0; phase < nt; ++phase) {
-      const auto [blk_lo, blk_hi] = chunk(nblocks, (t + phase) % nt, nt);
-      for (int64_t tile = tile_lo; tile < tile_hi && blk_lo < blk_hi; ++tile) {
+    int64_t cell_t, cell_a;
+    while (queue.take(cell_t, cell_a)) {
+      const auto [tile_lo, tile_hi] = chunk(ntiles, cell_t, Ct);
+      const auto [blk_lo, blk_hi] = chunk(nblocks, cell_a, Ca);
+      double ds_acc = 0;
+      for (int64_t tile = tile_lo; tile < tile_hi; ++tile) {
         const int64_t k0 = tile * kTK, kb = std::min(kTK, BM - k0);
-        const A* trows = load_text_tile<T, A>(text, k0, kb, D, buf);
+        const A* tt = packed.data() + tile * D * kTK;
+        const A* trows = text_tile_rows<T, A>(text, k0, kb, D, buf);
         std::fill(buf.dT.begin(), buf.dT.end(), A(0));
         A min_cl = inf, max_cl = ninf;
         for (int64_t j = 0; j < kTK; ++j) {
@@ -471,7 +540,7 @@ double fused_backward(const T* audio, int64_t B, const T* text, int64_t M, int64
           const A* arows = load_audio_block<T, A>(audio, i0, n, D, buf);
           A* S = buf.S.data();  // raw dots <a_i, t_q>
           A* P = Pbuf.data();   // dS, times s
-          mk::gemm_nt<A>(arows, D, kTA, buf.tt.data(), kTK, D, S);
+          mk::gemm_nt<A>(arows, D, kTA, tt, kTK, D, S);
           A min_rl = inf, max_rl = ninf;
           for (int64_t r = 0; r < n; ++r) {
             const A v = row_lse[i0 + r];
@@ -543,12 +612,12 @@ double fused_backward(const T* audio, int64_t B, const T* text, int64_t M, int64
           for (int64_t d = 0; d < D; ++d) dst[d] += src[d];
         }
       }
-#pragma omp barrier
+      cell_ds[cell_t * Ca + cell_a] = ds_acc;
+      queue.done(cell_t, cell_a);
     }
-    dscale[t] = ds_acc;
   }
   double total = 0;
-  for (double v : dscale) total += v;
+  for (double v : cell_ds) total += v;  // cell order: the same result for any schedule
   return total;
 }
 

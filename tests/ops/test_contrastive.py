@@ -93,6 +93,24 @@ def test_many_tiles_match_float64_reference(device, dtype, spread):
         torch.testing.assert_close(a.double(), b, rtol=0, atol=tol, msg=lambda m: f"grad {name}: {m}")
 
 
+def test_cpu_results_do_not_depend_on_the_thread_count():
+    """The CPU kernel's work cells have a fixed summation order: the same bits on 1 or 2 threads."""
+    audio, text, neg = make(300, 2, 1, 24, "cpu", seed=5)
+    outs = []
+    before = torch.get_num_threads()
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            ins = [t.clone().requires_grad_() for t in (audio, text, neg)]
+            terms = contrastive_loss(ins[0], ins[1], logit_scale=10.0, hard_negatives=ins[2], reduction="none")
+            terms.sum().backward()
+            outs.append([terms.detach(), *[t.grad for t in ins]])
+    finally:
+        torch.set_num_threads(before)
+    for x, y in zip(*outs):
+        assert torch.equal(x, y)
+
+
 def test_m1_n0_is_clip_symmetric_infonce(device):
     audio, text, _ = make(16, 1, 0, 32, device)
     logits = 20.0 * audio @ text[:, 0].T
