@@ -71,7 +71,7 @@ def test_many_tiles_match_float64_reference(device, dtype, spread):
     """B * M spans several score tiles with partial last tiles (the CPU kernel: 96 texts x 48
     audio rows), so off-band cells are taken; `spread` scales some rows far apart (scores over a
     range > 40), which sends those cells down the exact two-exp path. Arbitrary upstream gradients."""
-    B, M, N, D = 203, 2, 2, 24
+    B, M, N, D = 203, 5, 2, 24  # M = 5: own-caption bands straddle tile edges
     audio, text, neg = make(B, M, N, D, device, torch.float64, seed=3)
     if spread:
         audio[::7] *= 6.0
