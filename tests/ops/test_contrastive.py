@@ -65,6 +65,52 @@ def test_gradients_match_float64_reference(device, dtype, M, N):
         torch.testing.assert_close(a.double(), b, **GRAD_TOL[dtype], msg=lambda m: f"grad {name}: {m}")
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float64], ids=str)
+@pytest.mark.parametrize("spread", [False, True], ids=["near", "spread"])
+def test_many_tiles_match_float64_reference(device, dtype, spread):
+    """B * M spans several score tiles with partial last tiles (the CPU kernel: 96 texts x 48
+    audio rows), so off-band cells are taken; `spread` scales some rows far apart (scores over a
+    range > 40), which sends those cells down the exact two-exp path. Arbitrary upstream gradients."""
+    B, M, N, D = 203, 5, 2, 24  # M = 5: own-caption bands straddle tile edges
+    audio, text, neg = make(B, M, N, D, device, torch.float64, seed=3)
+    if spread:
+        audio[::7] *= 6.0
+        text[::5, 0] *= 4.0
+    inputs = [t.to(dtype).requires_grad_() for t in (audio, text, neg)]
+    scale = torch.tensor(11.0, device=device, dtype=torch.float64 if dtype == torch.float64 else torch.float32,
+                         requires_grad=True)
+    up = torch.randn(2, B, M, generator=torch.Generator().manual_seed(4), dtype=torch.float64).to(device)
+    terms = contrastive_loss(*inputs[:2], logit_scale=scale, hard_negatives=inputs[2], reduction="none")
+    grads = torch.autograd.grad((terms.double() * up).sum(), [*inputs, scale])
+    ref_in = [t.detach().double().requires_grad_() for t in inputs]
+    ref_scale = torch.tensor(11.0, dtype=torch.float64, device=device, requires_grad=True)
+    ref = R.contrastive_loss(*ref_in[:2], logit_scale=ref_scale, hard_negatives=ref_in[2], reduction="none")
+    refs = torch.autograd.grad((ref * up).sum(), [*ref_in, ref_scale])
+    torch.testing.assert_close(terms.double(), ref, **LOSS_TOL[dtype])
+    for name, a, b in zip(["audio", "text", "negatives", "scale"], grads, refs):
+        # relative to the largest gradient entry (the spread rows make some entries tiny)
+        tol = GRAD_TOL[dtype]["rtol"] * max(b.abs().max().item(), 1.0)
+        torch.testing.assert_close(a.double(), b, rtol=0, atol=tol, msg=lambda m: f"grad {name}: {m}")
+
+
+def test_cpu_results_do_not_depend_on_the_thread_count():
+    """The CPU kernel's work cells have a fixed summation order: the same bits on 1 or 2 threads."""
+    audio, text, neg = make(300, 2, 1, 24, "cpu", seed=5)
+    outs = []
+    before = torch.get_num_threads()
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            ins = [t.clone().requires_grad_() for t in (audio, text, neg)]
+            terms = contrastive_loss(ins[0], ins[1], logit_scale=10.0, hard_negatives=ins[2], reduction="none")
+            terms.sum().backward()
+            outs.append([terms.detach(), *[t.grad for t in ins]])
+    finally:
+        torch.set_num_threads(before)
+    for x, y in zip(*outs):
+        assert torch.equal(x, y)
+
+
 def test_m1_n0_is_clip_symmetric_infonce(device):
     audio, text, _ = make(16, 1, 0, 32, device)
     logits = 20.0 * audio @ text[:, 0].T
