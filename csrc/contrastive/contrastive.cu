@@ -25,8 +25,6 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
-#include <cstdlib>
-#include <cstring>
 #include <type_traits>
 
 #include "common/cuda_types.cuh"
@@ -224,13 +222,6 @@ cudaError_t by_dim(int64_t D, Fn&& fn) {
 // ---- tensor-core path ---------------------------------------------------------------------
 
 namespace tc = contrastive_tc;
-
-// AF2_CONTRASTIVE_KERNEL=simt forces the SIMT kernels; anything else (or unset) takes the
-// tensor-core path wherever it applies. Read on every call so that a process can compare both.
-bool tc_requested() {
-  const char* e = std::getenv("AF2_CONTRASTIVE_KERNEL");
-  return e == nullptr || std::strcmp(e, "simt") != 0;
-}
 
 bool aligned16(const void* ptr) { return ptr == nullptr || reinterpret_cast<uintptr_t>(ptr) % 16 == 0; }
 
@@ -459,7 +450,7 @@ template <typename HostT>
 cudaError_t forward(const ContrastParams& p, const ContrastForward& f, cudaStream_t s) {
   using T = typename DeviceType<HostT>::type;
   if constexpr (sizeof(T) == 2) {
-    if (tc_requested() && tc_supported(p))
+    if (p.tensor_cores && tc_supported(p))
       return by_dim<HostT>(p.D, [&](auto, auto, auto epl) { return forward_tc<T, decltype(epl)::value>(p, f, s); });
   }
   return by_dim<HostT>(p.D, [&](auto t, auto a, auto epl) {
@@ -471,7 +462,7 @@ template <typename HostT>
 cudaError_t backward(const ContrastParams& p, const ContrastBackward& g, cudaStream_t s) {
   using T = typename DeviceType<HostT>::type;
   if constexpr (sizeof(T) == 2) {
-    if (tc_requested() && tc_supported(p)) return backward_tc<T>(p, g, s);
+    if (p.tensor_cores && tc_supported(p)) return backward_tc<T>(p, g, s);
   }
   return by_dim<HostT>(p.D, [&](auto t, auto a, auto epl) {
     return backward_impl<decltype(t), decltype(a), decltype(epl)::value>(p, g, s);

@@ -29,6 +29,7 @@ struct ContrastParams {
   const void* neg = nullptr;        // (B, M, N, D) or null (N = 0)
   double scale = 1.0;               // CPU: the logit scale
   const void* scale_device = nullptr;  // CUDA: the logit scale on the device, compute type
+  bool tensor_cores = true;         // CUDA: tensor-core kernels where they apply (false: SIMT only)
 };
 
 // Outputs and statistics are of the compute type: float (double for float64 inputs).

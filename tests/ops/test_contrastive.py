@@ -306,6 +306,14 @@ def test_cuda_tensor_core_path_opcheck(monkeypatch):
     torch.library.opcheck(torch.ops.af2.contrastive_loss.default, (a, t, a, t, neg.requires_grad_(), scale, 0))
 
 
+@needs_cuda
+def test_cuda_kernel_variable_rejects_other_values(monkeypatch):
+    monkeypatch.setenv("AF2_CONTRASTIVE_KERNEL", "SIMT")
+    audio, text, _ = make(8, 1, 0, 64, "cuda", torch.bfloat16)
+    with pytest.raises(ValueError, match="AF2_CONTRASTIVE_KERNEL must be 'tc' or 'simt', got 'SIMT'"):
+        contrastive_loss(audio, text, logit_scale=5.0)
+
+
 def test_peak_memory_is_far_below_the_logits_matrix():
     """B = 16384, D = 256: forward + backward in a fresh process (the kernel returns freed
     memory to the OS at once: small mmap threshold), measured by the process's peak RSS."""
