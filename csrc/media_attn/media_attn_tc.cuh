@@ -31,6 +31,36 @@ using af2::tc::ldsm_x4;
 using af2::tc::ldsm_x4_trans;
 using af2::tc::cp_async_16;
 
+// The key tiles (BN keys each, starting at multiples of BN) that a block of BM query rows visits,
+// in increasing order: those intersecting at least one row's non-empty range [rs[r], re[r])
+// (shared memory, filled before construction; empty rows hold rs = re = 0). hi = the largest
+// range end: first() and next() return hi when no tile is left.
+template <int BM, int BN>
+struct KeyTileWalk {
+  const int* rs;
+  const int* re;
+  int lo, hi;
+  __device__ KeyTileWalk(const int* rs_, const int* re_, int Lk) : rs(rs_), re(re_), lo(Lk), hi(0) {
+    for (int r = 0; r < BM; ++r)
+      if (re[r] > rs[r]) lo = min(lo, rs[r]), hi = max(hi, re[r]);
+  }
+  __device__ bool needed(int t0) const {
+    for (int r = 0; r < BM; ++r)
+      if (rs[r] < re[r] && rs[r] < t0 + BN && re[r] > t0) return true;
+    return false;
+  }
+  __device__ int next(int t0) const {
+    for (t0 += BN; t0 < hi; t0 += BN)
+      if (needed(t0)) return t0;
+    return hi;
+  }
+  __device__ int first() const {
+    if (lo >= hi) return hi;
+    const int t0 = (lo / BN) * BN;
+    return needed(t0) ? t0 : next(t0);
+  }
+};
+
 struct FwdArgs {
   const void *q, *k, *v;
   int64_t q_sb, q_sl, q_sh, k_sb, k_sl, k_sh, v_sb, v_sl, v_sh;
@@ -82,19 +112,8 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const FwdArgs a) {
   }
   __syncthreads();
 
-  int lo = a.Lk, hi = 0;
-  for (int r = 0; r < kBM; ++r)
-    if (re[r] > rs[r]) lo = min(lo, rs[r]), hi = max(hi, re[r]);
-  auto needed = [&](int t0) {
-    for (int r = 0; r < kBM; ++r)
-      if (rs[r] < re[r] && rs[r] < t0 + kBN && re[r] > t0) return true;
-    return false;
-  };
-  auto next_tile = [&](int t0) {
-    for (t0 += kBN; t0 < hi; t0 += kBN)
-      if (needed(t0)) return t0;
-    return hi;
-  };
+  const KeyTileWalk<kBM, kBN> walk(rs, re, a.Lk);
+  const int hi = walk.hi;
   auto load_kv = [&](int stage, int t0) {
     T* kd = Ks + stage * kBN * LD;
     T* vd = Vs + stage * kBN * LD;
@@ -110,8 +129,7 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const FwdArgs a) {
     }
   };
 
-  int t_cur = hi;
-  if (lo < hi) t_cur = needed((lo / kBN) * kBN) ? (lo / kBN) * kBN : next_tile((lo / kBN) * kBN);
+  int t_cur = walk.first();
   if (t_cur < hi) load_kv(0, t_cur);
   cute::cp_async_fence();
 
@@ -126,7 +144,7 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const FwdArgs a) {
   int stage = 0;
 
   while (t_cur < hi) {
-    const int t_next = next_tile(t_cur);
+    const int t_next = walk.next(t_cur);
     if (t_next < hi) load_kv(stage ^ 1, t_next);
     cute::cp_async_fence();
     cute::cp_async_wait<1>();

@@ -357,19 +357,8 @@ __global__ void __launch_bounds__(kThreads) dq_kernel(const BwdArgs a) {
   }
   __syncthreads();
 
-  int lo = a.Lk, hi = 0;
-  for (int r = 0; r < kBM; ++r)
-    if (re[r] > rs[r]) lo = min(lo, rs[r]), hi = max(hi, re[r]);
-  auto needed = [&](int t0) {
-    for (int r = 0; r < kBM; ++r)
-      if (rs[r] < re[r] && rs[r] < t0 + kBN && re[r] > t0) return true;
-    return false;
-  };
-  auto next_tile = [&](int t0) {
-    for (t0 += kBN; t0 < hi; t0 += kBN)
-      if (needed(t0)) return t0;
-    return hi;
-  };
+  const KeyTileWalk<kBM, kBN> walk(rs, re, a.Lk);
+  const int hi = walk.hi;
   auto load_kv = [&](int stage, int t0) {
     T* kd = Ks + stage * kBN * LD;
     T* vd = Vs + stage * kBN * LD;
@@ -385,8 +374,7 @@ __global__ void __launch_bounds__(kThreads) dq_kernel(const BwdArgs a) {
     }
   };
 
-  int t_cur = hi;
-  if (lo < hi) t_cur = needed((lo / kBN) * kBN) ? (lo / kBN) * kBN : next_tile((lo / kBN) * kBN);
+  int t_cur = walk.first();
   if (t_cur < hi) load_kv(0, t_cur);
   cute::cp_async_fence();
 
@@ -405,7 +393,7 @@ __global__ void __launch_bounds__(kThreads) dq_kernel(const BwdArgs a) {
   int stage = 0;
 
   while (t_cur < hi) {
-    const int t_next = next_tile(t_cur);
+    const int t_next = walk.next(t_cur);
     if (t_next < hi) load_kv(stage ^ 1, t_next);
     cute::cp_async_fence();
     cute::cp_async_wait<1>();
