@@ -246,26 +246,17 @@ std::vector<A> pack_text_tiles(const T* text, int64_t BM, int64_t D) {
   return tt;
 }
 
-// The rows (kTK x D) of text tile k0 .. k0 + kb: the input itself when it already is of the
-// compute type and the tile is full, else converted and zero padded into b.trows.
+// Rows r0 .. r0 + n of src (tile of `full` rows x D) in the compute type: the input itself when
+// it already is of that type and the tile is full, else converted and zero padded into buf
+// (full x D).
 template <typename T, typename A>
-const A* text_tile_rows(const T* text, int64_t k0, int64_t kb, int64_t D, CellBuffers<A>& b) {
+const A* tile_rows(const T* src, int64_t r0, int64_t n, int64_t full, int64_t D, std::vector<A>& buf) {
   if constexpr (std::is_same_v<T, A>) {
-    if (kb == kTK) return text + k0 * D;
+    if (n == full) return src + r0 * D;
   }
-  load_rows<T, A>(text, k0, kb, D, b.trows.data());
-  std::fill(b.trows.begin() + kb * D, b.trows.end(), A(0));
-  return b.trows.data();
-}
-
-template <typename T, typename A>
-const A* load_audio_block(const T* audio, int64_t i0, int64_t n, int64_t D, CellBuffers<A>& b) {
-  if constexpr (std::is_same_v<T, A>) {
-    if (n == kTA) return audio + i0 * D;
-  }
-  load_rows<T, A>(audio, i0, n, D, b.arows.data());
-  std::fill(b.arows.begin() + n * D, b.arows.end(), A(0));
-  return b.arows.data();
+  load_rows<T, A>(src, r0, n, D, buf.data());
+  std::fill(buf.begin() + n * D, buf.end(), A(0));
+  return buf.data();
 }
 
 // Contiguous chunk c of n items split T ways: [lo, hi).
@@ -384,7 +375,7 @@ void fused_forward(const T* audio, int64_t B, const T* text, int64_t M, int64_t 
         A* tcl = cl.data() + k0;
         for (int64_t blk = blk_lo; blk < blk_hi; ++blk) {
           const int64_t i0 = blk * kTA, n = std::min(kTA, B - i0);
-          const A* arows = load_audio_block<T, A>(audio, i0, n, D, buf);
+          const A* arows = tile_rows<T, A>(audio, i0, n, kTA, D, buf.arows);
           A* S = buf.S.data();
           mk::gemm_nt<A>(arows, D, kTA, tt, kTK, D, S);
           // x = s S (padded columns -inf); column and row maxima
@@ -523,7 +514,7 @@ double fused_backward(const T* audio, int64_t B, const T* text, int64_t M, int64
       for (int64_t tile = tile_lo; tile < tile_hi; ++tile) {
         const int64_t k0 = tile * kTK, kb = std::min(kTK, BM - k0);
         const A* tt = packed.data() + tile * D * kTK;
-        const A* trows = text_tile_rows<T, A>(text, k0, kb, D, buf);
+        const A* trows = tile_rows<T, A>(text, k0, kb, kTK, D, buf.trows);
         std::fill(buf.dT.begin(), buf.dT.end(), A(0));
         A min_cl = inf, max_cl = ninf;
         for (int64_t j = 0; j < kTK; ++j) {
@@ -537,7 +528,7 @@ double fused_backward(const T* audio, int64_t B, const T* text, int64_t M, int64
         }
         for (int64_t blk = blk_lo; blk < blk_hi; ++blk) {
           const int64_t i0 = blk * kTA, n = std::min(kTA, B - i0);
-          const A* arows = load_audio_block<T, A>(audio, i0, n, D, buf);
+          const A* arows = tile_rows<T, A>(audio, i0, n, kTA, D, buf.arows);
           A* S = buf.S.data();  // raw dots <a_i, t_q>
           A* P = Pbuf.data();   // dS, times s
           mk::gemm_nt<A>(arows, D, kTA, tt, kTK, D, S);
