@@ -31,6 +31,14 @@ using af2::tc::ldsm_x4;
 using af2::tc::ldsm_x4_trans;
 using af2::tc::cp_async_16;
 
+// Query row i of batch b: its key range clipped to [0, Lk); (0, 0) when that is empty or i >= Lq.
+__device__ __forceinline__ int2 clipped_key_range(const int32_t* key_start, const int32_t* key_end, int b, int i,
+                                                  int Lq, int Lk) {
+  if (i >= Lq) return make_int2(0, 0);
+  const int s = max(0, key_start[int64_t(b) * Lq + i]), e = min(Lk, key_end[int64_t(b) * Lq + i]);
+  return s < e ? make_int2(s, e) : make_int2(0, 0);
+}
+
 // The key tiles (BN keys each, starting at multiples of BN) that a block of BM query rows visits,
 // in increasing order: those intersecting at least one row's non-empty range [rs[r], re[r])
 // (shared memory, filled before construction; empty rows hold rs = re = 0). hi = the largest
@@ -97,14 +105,9 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const FwdArgs a) {
   const T* v = static_cast<const T*>(a.v) + b * a.v_sb + h * a.v_sh;
 
   if (tid < kBM) {
-    const int i = i0 + tid;
-    int s = 0, e = 0;
-    if (i < a.Lq) {
-      s = max(0, a.key_start[int64_t(b) * a.Lq + i]);
-      e = min(a.Lk, a.key_end[int64_t(b) * a.Lq + i]);
-    }
-    rs[tid] = s < e ? s : 0;
-    re[tid] = s < e ? e : 0;
+    const int2 r = clipped_key_range(a.key_start, a.key_end, b, i0 + tid, a.Lq, a.Lk);
+    rs[tid] = r.x;
+    re[tid] = r.y;
   }
   for (int c = tid; c < kBM * CH; c += kThreads) {
     const int r = c / CH, col = (c % CH) * 8, i = i0 + r;

@@ -172,9 +172,9 @@ __global__ void __launch_bounds__(BwdCfg<D>::kBMq * 4) preprocess_kernel(const B
   if (h == 0) {  // uniform over the block
     if (tid == 0) lo_s = a.Lk, hi_s = 0;
     __syncthreads();
-    if (part == 0 && i < a.Lq) {
-      const int s = max(0, a.key_start[int64_t(b) * a.Lq + i]), e = min(a.Lk, a.key_end[int64_t(b) * a.Lq + i]);
-      if (s < e) atomicMin(&lo_s, s), atomicMax(&hi_s, e);
+    if (part == 0) {
+      const int2 r = clipped_key_range(a.key_start, a.key_end, b, i, a.Lq, a.Lk);
+      if (r.x < r.y) atomicMin(&lo_s, r.x), atomicMax(&hi_s, r.y);
     }
     __syncthreads();
     if (tid == 0) a.hull[int64_t(b) * a.nqt + qt] = make_int2(lo_s, hi_s);
@@ -230,17 +230,15 @@ __global__ void __launch_bounds__(kThreads) dkdv_kernel(const BwdArgs a) {
     }
     if (tid < BMq) {
       const int i = m0 + tid;
-      int s = 0, e = 0;
+      const int2 r = clipped_key_range(a.key_start, a.key_end, b, i, a.Lq, a.Lk);
       float l2 = INFINITY, dl = 0.f;
       if (i < a.Lq) {
-        s = max(0, a.key_start[int64_t(b) * a.Lq + i]);
-        e = min(a.Lk, a.key_end[int64_t(b) * a.Lq + i]);
         const int64_t row = (int64_t(b) * a.H + h) * a.Lq + i;
         l2 = a.lse[row] * kLog2e;
         dl = a.delta[row];
       }
-      cs[stage * BMq + tid] = s < e ? s : 0;
-      ce[stage * BMq + tid] = s < e ? e : 0;
+      cs[stage * BMq + tid] = r.x;
+      ce[stage * BMq + tid] = r.y;
       clse[stage * BMq + tid] = l2;
       cdl[stage * BMq + tid] = dl;
     }
@@ -340,14 +338,9 @@ __global__ void __launch_bounds__(kThreads) dq_kernel(const BwdArgs a) {
   const T* vg = row_ptr<T>(a.v, b, 0, h);
 
   if (tid < kBM) {
-    const int i = i0 + tid;
-    int s = 0, e = 0;
-    if (i < a.Lq) {
-      s = max(0, a.key_start[int64_t(b) * a.Lq + i]);
-      e = min(a.Lk, a.key_end[int64_t(b) * a.Lq + i]);
-    }
-    rs[tid] = s < e ? s : 0;
-    re[tid] = s < e ? e : 0;
+    const int2 r = clipped_key_range(a.key_start, a.key_end, b, i0 + tid, a.Lq, a.Lk);
+    rs[tid] = r.x;
+    re[tid] = r.y;
   }
   for (int c = tid; c < kBM * CH; c += kThreads) {
     const int r = c / CH, col = (c % CH) * 8, i = i0 + r;
