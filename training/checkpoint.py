@@ -106,5 +106,5 @@ def load(engine, path: Path, *, strict: bool) -> dict:
         raise RuntimeError(f"DeepSpeed could not load the checkpoint {path}")
     rng = path / f"rng-rank{dist.get_rank()}.pt"
     if rng.is_file():
-        torch.set_rng_state(torch.load(rng)["torch"])
+        torch.set_rng_state(torch.load(rng, weights_only=True)["torch"])
     return json.loads((path / STATE).read_text())
