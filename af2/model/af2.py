@@ -154,12 +154,14 @@ class AudioFlamingo2(nn.Module):
         return AF2Output(loss=loss, logits=out.logits)
 
     # -- generation --------------------------------------------------------------------------
-    def encode_prompts(self, prompts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Prompts -> left-padded ``<audio>{prompt}<SEP>`` ids (B, P) and attention mask (B, P)."""
+    def encode_prompts(self, prompts: Sequence[str], *, audio: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """Prompts -> left-padded ``<audio>{prompt}<SEP>`` ids (B, P) and attention mask (B, P);
+        ``audio=False``: ``{prompt}<SEP>`` (text-only prompts)."""
         if self.tokenizer is None:
             raise RuntimeError("encode_prompts needs a tokenizer")
         t = self.config.token_ids
-        rows = [[t["audio"], *self.tokenizer(p, add_special_tokens=False)["input_ids"], t["sep"]] for p in prompts]
+        head = [t["audio"]] if audio else []
+        rows = [[*head, *self.tokenizer(p, add_special_tokens=False)["input_ids"], t["sep"]] for p in prompts]
         width = max(len(r) for r in rows)
         ids = torch.full((len(rows), width), t["pad"], dtype=torch.long)
         mask = torch.zeros(len(rows), width, dtype=torch.bool)
@@ -167,6 +169,29 @@ class AudioFlamingo2(nn.Module):
             ids[i, width - len(r):] = torch.tensor(r)
             mask[i, width - len(r):] = True
         return ids, mask
+
+    def encode_examples(self, prompts: Sequence[str], answers: Sequence[str]) -> dict:
+        """Training text of (prompt, answer) pairs, as the collator makes it
+        (``<audio>{prompt}<SEP>{answer}<|endofchunk|>{eos}``, af2.data.collator.AF2Collator.encode):
+        ``input_ids`` (B, S) right-padded, ``attention_mask`` (B, S) bool, and ``labels`` (B, S)
+        with -100 on the prompt and the padding, so the loss is on the answer (and end tokens)."""
+        if self.tokenizer is None:
+            raise RuntimeError("encode_examples needs a tokenizer")
+        if len(prompts) != len(answers):
+            raise ValueError(f"{len(prompts)} prompts for {len(answers)} answers")
+        from af2.data.collator import AF2Collator
+
+        collator = AF2Collator(self.tokenizer, max_windows=self.config.max_windows_for(None))
+        rows = [collator.encode(p, a) for p, a in zip(prompts, answers)]
+        width = max(len(ids) for ids, _ in rows)
+        out = {"input_ids": torch.full((len(rows), width), collator.pad_id, dtype=torch.long),
+               "attention_mask": torch.zeros(len(rows), width, dtype=torch.bool),
+               "labels": torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)}
+        for i, (ids, labels) in enumerate(rows):
+            out["input_ids"][i, :len(ids)] = torch.tensor(ids)
+            out["attention_mask"][i, :len(ids)] = True
+            out["labels"][i, :len(labels)] = torch.tensor(labels)
+        return out
 
     @torch.no_grad()
     def generate(self, audio: Optional[Sequence[torch.Tensor]] = None, prompts: Sequence[str] | str = (), *,
@@ -177,7 +202,9 @@ class AudioFlamingo2(nn.Module):
                  attention_mask: Optional[torch.Tensor] = None, max_windows: Optional[int] = None,
                  return_ids: bool = False):
         """Answer ``prompts`` about ``audio`` (a list of 1-D 16-kHz waveforms, windowed here), or
-        about ``audio_windows``/``dense_features`` (+ ``audio_window_mask``). Prompts are strings, or
+        about ``audio_windows``/``dense_features`` (+ ``audio_window_mask``), or, with none of
+        them, text-only prompts (``{prompt}<SEP>``, no `<audio>` token; the LLM runs without the
+        xattn blocks, as ``forward`` does without audio). Prompts are strings, or
         ``input_ids``/``attention_mask`` already left-padded. Stops at ``<|endofchunk|>`` or eos.
         The `<audio>` token is never generated. Returns the decoded answers (list of str), or with
         ``return_ids`` the new ids (B, N) padded with the pad id after a sequence stops."""
@@ -189,19 +216,22 @@ class AudioFlamingo2(nn.Module):
                 audio = [audio] if audio.dim() == 1 else list(audio)
             win = self.window_audio(audio, max_windows=max_windows)
             audio_windows, audio_window_mask = win.windows.to(device), win.mask.to(device)
+        has_media = audio_windows is not None or dense_features is not None
         if input_ids is None:
-            input_ids, attention_mask = self.encode_prompts(prompts)
+            input_ids, attention_mask = self.encode_prompts(prompts, audio=has_media)
         elif attention_mask is None:
             attention_mask = torch.ones_like(input_ids, dtype=torch.bool)
         input_ids, attention_mask = input_ids.to(device), attention_mask.to(device).long()
-        media, media_mask = self.encode_media(audio_windows, audio_window_mask, dense_features)
-        if media.shape[0] != input_ids.shape[0]:
-            raise ValueError(f"{media.shape[0]} audio inputs for {input_ids.shape[0]} prompts")
-        for block in self.xattn.values():
-            block.cache_media(media, media_mask)
+        if has_media:
+            media, media_mask = self.encode_media(audio_windows, audio_window_mask, dense_features)
+            if media.shape[0] != input_ids.shape[0]:
+                raise ValueError(f"{media.shape[0]} audio inputs for {input_ids.shape[0]} prompts")
+            for block in self.xattn.values():
+                block.cache_media(media, media_mask)
         try:
             new = decode(self.llm, input_ids, attention_mask, self.config.token_ids, max_new_tokens,
-                         do_sample=do_sample, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator)
+                         do_sample=do_sample, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator,
+                         media=has_media)
         finally:
             for block in self.xattn.values():
                 block.clear_cache()

@@ -22,16 +22,19 @@ def positions(attention_mask: torch.Tensor) -> torch.Tensor:
 
 def decode(llm, ids: torch.Tensor, mask: torch.Tensor, token_ids: dict, max_new_tokens: int, *,
            do_sample: bool = False, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
-           generator: Optional[torch.Generator] = None) -> torch.Tensor:
+           generator: Optional[torch.Generator] = None, media: bool = True) -> torch.Tensor:
     """ids (B, P) left-padded prompts, mask (B, P) -> new ids (B, N <= max_new_tokens). A row stops
     at ``token_ids["eoc"]`` or ``["eos"]`` and is padded with ``["pad"]`` after; ``["audio"]`` is
-    never generated."""
+    never generated. ``media=False``: text only, the LLM runs without the xattn blocks."""
     t = token_ids
     stop = torch.tensor(sorted({t["eoc"], t["eos"]}), device=ids.device)
     pick = dict(do_sample=do_sample, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator)
     pos = positions(mask)
-    out = llm(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True,
-              **{MEDIA_KWARG: MediaInputs(None, None, ids == t["audio"], cached=True)})
+
+    def media_kwargs(tokens: torch.Tensor) -> dict:
+        return {MEDIA_KWARG: MediaInputs(None, None, tokens == t["audio"], cached=True)} if media else {}
+
+    out = llm(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, **media_kwargs(ids))
     done = torch.zeros(ids.shape[0], dtype=torch.bool, device=ids.device)
     new = []
     for _ in range(max_new_tokens):
@@ -44,8 +47,7 @@ def decode(llm, ids: torch.Tensor, mask: torch.Tensor, token_ids: dict, max_new_
         mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
         pos = pos[:, -1:] + 1
         out = llm(input_ids=token[:, None], attention_mask=mask, position_ids=pos, use_cache=True,
-                  **_cache_kwargs(llm, out),
-                  **{MEDIA_KWARG: MediaInputs(None, None, token[:, None] == t["audio"], cached=True)})
+                  **_cache_kwargs(llm, out), **media_kwargs(token[:, None]))
     return torch.stack(new, dim=1) if new else ids.new_zeros(ids.shape[0], 0)
 
 

@@ -103,7 +103,7 @@ def _greedy_by_hand(model, ids, mask, windows, window_mask, steps):
     """Full forward passes (no KV cache, no cached media), argmax with `<audio>` banned, stop on
     eoc/eos. (The HTSAT output is computed once: it does not depend on the text.)"""
     t = model.config.token_ids
-    dense = model.clap.dense_features(windows, window_mask)
+    dense = model.clap.dense_features(windows, window_mask) if windows is not None else None
     done = torch.zeros(ids.shape[0], dtype=torch.bool)
     new = []
     for _ in range(steps):
@@ -154,6 +154,40 @@ def test_generate_equals_manual_greedy_loop(make_model, tokenizer):
     assert all(b._cache is None for b in model.xattn.values())
     text = model.generate(waves, prompts, max_new_tokens=8)
     assert text == tokenizer.batch_decode(got, skip_special_tokens=True)
+
+
+def test_generate_text_only(make_model, tokenizer):
+    model = make_model(gates=0.7, seed=3)
+    with torch.no_grad():
+        for p in model.llm.parameters():
+            if p.dim() > 1:
+                p.normal_(0, 0.3)
+    prompts = ["Say something.", "What is the tempo of a march?"]
+    calls = []
+    handles = [model.clap.audio.register_forward_hook(lambda *a: calls.append("htsat")),
+               *[b.register_forward_hook(lambda *a: calls.append("xattn")) for b in model.xattn.values()]]
+    got = model.generate(prompts=prompts, max_new_tokens=6, return_ids=True)
+    for h in handles:
+        h.remove()
+    assert calls == []                                        # no audio path, no xattn block
+    ids, mask = model.encode_prompts(prompts, audio=False)
+    assert (ids != model.config.token_ids["audio"]).all()
+    with torch.no_grad():
+        assert torch.equal(got, _greedy_by_hand(model, ids, mask, None, None, 6))
+    assert model.generate(prompts=prompts, max_new_tokens=6) == tokenizer.batch_decode(got, skip_special_tokens=True)
+
+
+def test_encode_examples_masks_the_prompt(make_model, tokenizer, batch):
+    model = make_model(gates=0.3)
+    prompts, answers = ["How many beeps?", "Which instrument plays?"], ["3 beeps", "piano"]
+    enc = model.encode_examples(prompts, answers)
+    for key in ("input_ids", "attention_mask", "labels"):                # the collator's tokens exactly
+        assert torch.equal(enc[key], batch[key]), key
+    for row, answer in enumerate(answers):
+        supervised = enc["labels"][row][enc["labels"][row] != IGNORE_INDEX]
+        assert tokenizer.decode(supervised, skip_special_tokens=True) == answer
+    with pytest.raises(ValueError, match="2 prompts for 1 answers"):
+        model.encode_examples(prompts, answers[:1])
 
 
 def test_generate_sampling_is_seeded(make_model):
@@ -325,3 +359,12 @@ def test_frozen_htsat_stays_in_eval_mode(make_model, batch):
     assert torch.equal(model.clap.audio.audio_encoder.batch_norm.running_mean, stats)
     model.set_stage("sft")
     assert model.train().clap.audio.training
+
+
+def test_tiny_tokenizer_prints_nothing(capfd):
+    from af2.data.tokens import tiny_tokenizer
+
+    capfd.readouterr()
+    tiny_tokenizer()                       # the BPE trainer's progress output would land in trainer logs
+    out = capfd.readouterr()
+    assert out.out == "" and out.err == ""
