@@ -1,5 +1,6 @@
 """Importer of the public AF2 checkpoint layout: a tiny state_dict with the official names and
-shapes, aliases, shards, and (when shared/reference is present) the official name list itself."""
+shapes, aliases, shards, and the official name list itself (tests/data/af2_official_params.json:
+names and shapes dumped from the official code on the meta device; its ``notes`` say how)."""
 from __future__ import annotations
 
 import json
@@ -15,14 +16,12 @@ from af2.model.importer import (convert_official_state_dict, htsat_to_hf, load_o
                                 read_official_checkpoint, to_official_state_dict)
 
 
+REFERENCE = Path(__file__).resolve().parents[1] / "data" / "af2_official_params.json"
+
+
 def _reference():
-    here = Path(__file__).resolve()
-    candidates = [os.environ.get("AF2_REFERENCE_JSON", "")] + [
-        str(p / "shared" / "reference" / "af2_official_params.json") for p in here.parents]
-    for c in candidates:
-        if c and Path(c).is_file():
-            return json.loads(Path(c).read_text())
-    pytest.skip("shared/reference/af2_official_params.json not found")
+    """The vendored official name/shape list (``AF2_REFERENCE_JSON`` points to another copy)."""
+    return json.loads(Path(os.environ.get("AF2_REFERENCE_JSON") or REFERENCE).read_text())
 
 
 def _official_tiny(model):
