@@ -1,16 +1,28 @@
-"""AF-CLAP contrastive stage data: M paraphrased captions and M x N composition-aware negatives.
+"""AF-CLAP contrastive stage data: M positive captions and M x N composition-aware negatives.
 
-The synthetic AudioSkills manifests carry questions and answers, not captions, so a caption is
-built from a sample's question (first line, without the choices) and answer with ``M`` fixed
-templates (the paraphrases). Each paraphrase gets ``N`` negatives from
-:func:`af2.data.negatives.make_negatives` (seeded by the sample id); when the rules offer
-fewer, the template is filled with a wrong answer choice, then with a negated answer. All of it
-is deterministic. Captions are tokenised by the AF-CLAP text tokenizer: the T5 tokenizer at
-``clap.text_path`` when the model has one, else a byte-level one over the text tower's vocab.
+Per manifest line (``Sample``; unknown keys are in ``Sample.extra``):
+
+* **positives**: the line's ``paraphrases`` (``python -m af2.data.llm paraphrase`` output), the
+  first M distinct ones; a line with fewer adds its ``caption``, then template captions. A line
+  without ``paraphrases`` (the synthetic AudioSkills manifests carry questions and answers, not
+  captions) gets ``M`` captions built from its question (first line, without the choices) and
+  answer with fixed templates.
+* **negatives**: the line's ``negatives`` (``python -m af2.data.llm negatives`` output: objects
+  with ``text`` and ``kind``, or plain strings, kind ``"given"``), the first N distinct ones that
+  differ from every positive, used for each of the M positives (they are negatives of the
+  caption the paraphrases restate); a line with fewer adds rule-based ones of its caption. A line
+  without ``negatives`` gets, per positive, N from :func:`af2.data.negatives.make_negatives`
+  (seeded by the sample id); when the rules offer fewer, the template is filled with a wrong
+  answer choice (kind ``"wrong_choice"``), then with a negated answer (``"negated"``).
+
+Every negative keeps its kind (the batch's ``neg_kinds``). All of it is deterministic. Captions
+are tokenised by the AF-CLAP text tokenizer: the T5 tokenizer at ``clap.text_path`` when the
+model has one, else a byte-level one over the text tower's vocab.
 """
 from __future__ import annotations
 
 import zlib
+from dataclasses import dataclass
 from typing import Sequence
 
 import torch
@@ -34,30 +46,109 @@ def question(prompt: str) -> str:
     return prompt.strip().splitlines()[0].strip().rstrip("?").strip() if prompt.strip() else ""
 
 
-def captions(prompt: str, answer: str, choices: Sequence[str] | None, *, m: int, n: int,
-             key: str, seed: int = 0) -> tuple[list[str], list[list[str]]]:
-    """``m`` positive captions and, for each, ``n`` negatives (distinct from every positive)."""
-    if m > len(TEMPLATES):
-        raise ValueError(f"clap.positives={m} > {len(TEMPLATES)} caption templates")
-    q = question(prompt)
-    positives = [t.format(q=q, a=answer) for t in TEMPLATES[:m]]
-    salt = zlib.crc32(f"{seed}:{key}".encode())
+def _norm(text: str) -> str:
+    return " ".join(text.lower().split()).rstrip(".!").strip()
+
+
+@dataclass
+class ClapTexts:
+    """The captions of one sample: ``positives`` (M), and per positive ``negatives`` and their
+    ``kinds`` (M x N); ``sources``: where positives and negatives came from ("paraphrases" /
+    "templates", "negatives" / "rules")."""
+
+    positives: list[str]
+    negatives: list[list[str]]
+    kinds: list[list[str]]
+    sources: tuple[str, str]
+
+
+def _template_fills(template: str, q: str, answer: str, choices: Sequence[str] | None) -> list[tuple[str, str]]:
     wrong = [c for c in (choices or []) if c != answer]
-    negatives = []
-    for t, pos in zip(TEMPLATES, positives):
-        found = [neg.text for neg in make_negatives(pos, n, seed=salt).negatives]
-        fill = [t.format(q=q, a=c) for c in wrong] + [NEGATED.format(q=q, a=answer)]
-        for extra in fill:
-            if len(found) >= n:
-                break
-            if extra not in found and extra not in positives:
-                found.append(extra)
-        k = 0
-        while len(found) < n:  # last resort: numbered negations, still deterministic and distinct
-            k += 1
-            found.append(f"{NEGATED.format(q=q, a=answer)} ({k})")
-        negatives.append(found[:n])
-    return positives, negatives
+    return [(template.format(q=q, a=c), "wrong_choice") for c in wrong] + [(NEGATED.format(q=q, a=answer), "negated")]
+
+
+def _complete(found: list[tuple[str, str]], n: int, candidates, taken: set[str], q: str, answer: str):
+    """Append ``candidates`` (text, kind) not in ``taken`` until ``n``; then numbered negations."""
+    for text, kind in candidates:
+        if len(found) >= n:
+            break
+        if _norm(text) not in taken:
+            taken.add(_norm(text))
+            found.append((text, kind))
+    k = 0
+    while len(found) < n:  # last resort: numbered negations, still deterministic and distinct
+        k += 1
+        text = f"{NEGATED.format(q=q, a=answer)} ({k})"
+        if _norm(text) not in taken:
+            taken.add(_norm(text))
+            found.append((text, "negated"))
+    return found[:n]
+
+
+def _string_list(value, what: str, where: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"{where}: '{what}' must be a list of strings")
+    return value
+
+
+def _given_negatives(value, where: str) -> list[tuple[str, str]]:
+    if not isinstance(value, list):
+        raise ValueError(f"{where}: 'negatives' must be a list")
+    out = []
+    for item in value:
+        if isinstance(item, str):
+            out.append((item, "given"))
+        elif isinstance(item, dict) and isinstance(item.get("text"), str):
+            out.append((item["text"], str(item.get("kind") or "given")))
+        else:
+            raise ValueError(f"{where}: each of 'negatives' must be a string or an object with a 'text'")
+    return [(t.strip(), k) for t, k in out if t.strip()]
+
+
+def sample_texts(sample, *, m: int, n: int, seed: int = 0) -> ClapTexts:
+    """The :class:`ClapTexts` of a manifest ``Sample`` (see the module docstring)."""
+    extra = sample.extra or {}
+    where = f"sample {sample.id!r} (manifest line {sample.line})"
+    q, answer = question(sample.prompt), sample.answer
+    caption = extra.get("caption") if isinstance(extra.get("caption"), str) and extra["caption"].strip() else None
+    templates = [t.format(q=q, a=answer) for t in TEMPLATES]
+    salt = zlib.crc32(f"{seed}:{sample.id}".encode())
+
+    if "paraphrases" in extra:
+        pool = [p.strip() for p in _string_list(extra["paraphrases"], "paraphrases", where) if p.strip()]
+        pool += [caption] if caption else []
+        pool += templates
+        pos_source = "paraphrases"
+    else:
+        if m > len(TEMPLATES):
+            raise ValueError(f"clap.positives={m} > {len(TEMPLATES)} caption templates ({where} has no "
+                             "'paraphrases')")
+        pool, pos_source = templates, "templates"
+    positives, seen = [], set()
+    for text in pool:
+        if _norm(text) not in seen and len(positives) < m:
+            seen.add(_norm(text))
+            positives.append(text)
+    if len(positives) < m:
+        raise ValueError(f"{where}: {len(positives)} distinct positive captions, clap.positives={m}")
+
+    if "negatives" in extra:
+        taken = set(seen)
+        base = caption or answer
+        rules = [(neg.text, neg.kind) for neg in make_negatives(base, n, seed=salt).negatives]
+        row = _complete([], n, [*_given_negatives(extra["negatives"], where), *rules,
+                                *_template_fills(TEMPLATES[0], q, answer, sample.choices)], taken, q, answer)
+        return ClapTexts(positives, [[t for t, _ in row] for _ in positives], [[k for _, k in row] for _ in positives],
+                         (pos_source, "negatives"))
+    negatives, kinds = [], []
+    for j, pos in enumerate(positives):
+        template = TEMPLATES[j % len(TEMPLATES)]
+        taken = set(seen)
+        rules = [(neg.text, neg.kind) for neg in make_negatives(pos, n, seed=salt).negatives]
+        row = _complete([], n, [*rules, *_template_fills(template, q, answer, sample.choices)], taken, q, answer)
+        negatives.append([t for t, _ in row])
+        kinds.append([k for _, k in row])
+    return ClapTexts(positives, negatives, kinds, (pos_source, "rules"))
 
 
 class ByteCaptionTokenizer:
@@ -95,7 +186,8 @@ def caption_tokenizer(model_config):
 
 class ClapCollator:
     """Items -> audio_windows (B, W, L), audio_window_mask (B, W), text_ids / text_mask
-    (B, M, T), neg_ids / neg_mask (B, M·N, T), ids."""
+    (B, M, T), neg_ids / neg_mask (B, M·N, T) (negatives of positive j at j·N .. j·N + N - 1),
+    ids, and the texts: pos_texts (B x M), neg_texts and neg_kinds (B x M·N), text_sources (B)."""
 
     def __init__(self, tokenizer, *, max_windows: int, m: int, n: int, max_length: int, seed: int = 0):
         self.tokenizer, self.max_windows, self.m, self.n = tokenizer, max_windows, m, n
@@ -106,16 +198,17 @@ class ClapCollator:
         if len(kept) != len(items):
             bad = [it for it in items if isinstance(it, Skipped)]
             raise RuntimeError(f"contrastive batch with unusable samples (equal B per rank needed): {bad}")
-        pos, neg = [], []
-        for it in kept:
-            s = it.sample
-            p, ns = captions(s.prompt, s.answer, s.choices, m=self.m, n=self.n, key=s.id, seed=self.seed)
-            pos += p
-            neg += [x for row in ns for x in row]
+        texts = [sample_texts(it.sample, m=self.m, n=self.n, seed=self.seed) for it in kept]
+        pos = [p for t in texts for p in t.positives]
+        neg = [x for t in texts for row in t.negatives for x in row]
         b = len(kept)
         text_ids, text_mask = self.tokenizer(pos, self.max_length)
         out = {"text_ids": text_ids.view(b, self.m, -1), "text_mask": text_mask.view(b, self.m, -1),
-               "ids": [it.sample.id for it in kept], "skipped": []}
+               "ids": [it.sample.id for it in kept], "skipped": [],
+               "pos_texts": [t.positives for t in texts],
+               "neg_texts": [[x for row in t.negatives for x in row] for t in texts],
+               "neg_kinds": [[k for row in t.kinds for k in row] for t in texts],
+               "text_sources": [t.sources for t in texts]}
         if self.n:
             neg_ids, neg_mask = self.tokenizer(neg, self.max_length)
             out.update(neg_ids=neg_ids.view(b, self.m * self.n, -1), neg_mask=neg_mask.view(b, self.m * self.n, -1))
