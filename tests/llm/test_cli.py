@@ -207,9 +207,12 @@ def test_negatives_with_the_real_rule_generator(serve, tmp_path):
         assert len({n["text"].lower().rstrip(".") for n in negatives}) == len(negatives)  # merged, no repeats
 
 
-def test_chained_jobs_keep_the_earlier_provenance(serve, tmp_path):
+def test_chained_jobs_keep_the_earlier_provenance_and_load_as_a_manifest(serve, tmp_path):
+    from af2.data.llm.base import CAPTION_PROMPT
+    from training.clap import sample_texts
+
     server = serve(well_behaved)
-    inp, para = write_input(tmp_path, "captions.jsonl", CAPTIONS[:2]), tmp_path / "out" / "para.jsonl"
+    inp, para = write_input(tmp_path, "captions.jsonl", CAPTIONS), tmp_path / "out" / "para.jsonl"
     assert run_cli("paraphrase", inp, para, server, "--m", "2").returncode == 0
     neg = tmp_path / "out" / "neg.jsonl"
     assert run_cli("negatives", para, neg, server, "--n", "2", "--rule-n", "0").returncode == 0
@@ -217,3 +220,31 @@ def test_chained_jobs_keep_the_earlier_provenance(serve, tmp_path):
         assert len(line["paraphrases"]) == 2 and line["negatives"] and line["audio"].startswith("../in/")
         assert line["provenance"]["pipeline"] == "negatives"
         assert line["provenance"]["previous"]["pipeline"] == "paraphrase"
+    # audio + caption records become manifest lines: prompt, answer = caption, id (hashed when absent)
+    samples = load_manifest(neg, strict=True).samples
+    assert len(samples) == 3
+    for sample in samples:
+        record = next(c for c in CAPTIONS if c["caption"] == sample.answer)
+        assert sample.prompt == CAPTION_PROMPT and sample.extra["caption"] == record["caption"]
+        assert sample.audio.resolve() == (inp.parent / record["audio"]).resolve()
+        assert sample.id == record.get("id", sample.extra["provenance"]["source_id"])
+        assert sample.id == sample.extra["provenance"]["previous"]["source_id"]     # one id through the chain
+        # ... and the AF-CLAP stage takes its positives and negatives from them
+        texts = sample_texts(sample, m=2, n=2)
+        assert texts.positives == sample.extra["paraphrases"] and texts.sources == ("paraphrases", "negatives")
+        given = [n for n in sample.extra["negatives"] if n["text"] not in texts.positives][:2]
+        assert texts.negatives == [[n["text"] for n in given]] * 2 and texts.kinds == [[n["kind"] for n in given]] * 2
+    assert CAPTIONS[2]["caption"] in {s.answer for s in samples}          # the record without an id
+
+
+def test_records_without_audio_are_not_given_manifest_keys(serve):
+    server = serve(well_behaved)
+    args = Namespace(m=2, dup_threshold=0.8, field=None, template_version=None, caption_prompt="Caption it.")
+    from af2.data.llm.paraphrase import Paraphrase
+
+    pipeline = Paraphrase(args, make_client(server))
+    plain = pipeline.process(Record("t1", {"caption": "A dog barks twice then a car passes"}, 1)).lines[0]
+    assert not {"prompt", "answer", "id"} & set(plain)
+    with_audio = {"audio": "a.wav", "caption": "A dog barks twice then a car passes", "answer": "kept"}
+    line = pipeline.process(Record("t2", with_audio, 2)).lines[0]
+    assert (line["prompt"], line["answer"], line["id"]) == ("Caption it.", "kept", "t2")   # own keys win

@@ -4,13 +4,16 @@ The LLM writes ``--n`` negatives, each labelled with its kind (swap_order, swap_
 change_count, substitute_event) and checked against the caption for that kind (``checks``).
 The rule-based generator of ``af2.data.negatives`` adds ``--rule-n`` more. The two are merged
 without repeats; each negative records its ``kind`` and its ``source`` ("llm" or "rules").
-A caption is rejected only when neither produced a negative.
+A caption is rejected only when neither produced a negative. A record with ``audio`` also gets
+what it lacks of ``prompt``, ``answer`` (the caption) and ``id``, as in ``paraphrase``: run on
+``paraphrase``'s output, the lines load as a manifest with both ``paraphrases`` and ``negatives``,
+which the AF-CLAP stage (``training/clap.py``) uses as its positives and hard negatives.
 """
 from __future__ import annotations
 
 from af2.data.llm import checks, textcheck
 from af2.data.llm.base import (Outcome, Pipeline, Record, add_field_argument, caption_of, keep_valid,
-                               seeded_rng)
+                               manifest_fields, seeded_rng)
 
 SCHEMA = {"type": "object", "required": ["negatives"], "properties": {"negatives": {
     "type": "array", "items": {"type": "object", "required": ["kind", "text"],
@@ -80,4 +83,5 @@ class Negatives(Pipeline):
         if not merged:
             return self.rejected(result, result.problems + rule_reasons)
         extra = {"field": key, "llm_problems": result.problems, "rule_reasons": rule_reasons}
-        return Outcome([{**record.data, "negatives": merged, "provenance": self.provenance(record, result, **extra)}])
+        return Outcome([{**record.data, **manifest_fields(self.args, record, caption), "negatives": merged,
+                         "provenance": self.provenance(record, result, **extra)}])

@@ -3,12 +3,16 @@
 Each paraphrase must keep every sound event and count of the caption (``textcheck``) and must
 not be a near-copy of the caption or of another paraphrase (character-trigram Jaccard at or
 above ``--dup-threshold``). A caption gets a line only with M usable paraphrases; otherwise it
-is rejected. Output: the input record unchanged, plus ``paraphrases`` and ``provenance``.
+is rejected. Output: the input record unchanged, plus ``paraphrases`` and ``provenance``; a record
+with ``audio`` also gets what it lacks of ``prompt`` (``--caption-prompt``), ``answer`` (the
+caption) and ``id``, so the output (and ``negatives``' output of it) loads as a manifest, which the
+AF-CLAP stage (``training/clap.py``) reads its positives from.
 """
 from __future__ import annotations
 
 from af2.data.llm import checks
-from af2.data.llm.base import Outcome, Pipeline, Record, add_field_argument, caption_of, keep_valid
+from af2.data.llm.base import (Outcome, Pipeline, Record, add_field_argument, caption_of, keep_valid,
+                               manifest_fields)
 
 SCHEMA = {"type": "object", "required": ["paraphrases"],
           "properties": {"paraphrases": {"type": "array", "items": {"type": "string"}}}}
@@ -37,5 +41,5 @@ class Paraphrase(Pipeline):
         result = self.ask(check, SCHEMA, caption=caption, count=m)
         if not result.ok:
             return self.rejected(result)
-        return Outcome([{**record.data, "paraphrases": result.value,
+        return Outcome([{**record.data, **manifest_fields(self.args, record, caption), "paraphrases": result.value,
                          "provenance": self.provenance(record, result, field=key)}])
