@@ -32,12 +32,16 @@ def serve():
         server.stop()
 
 
-def make_client(server: ScriptedServer, *, cache_path=None, sleeps: list | None = None, **overrides) -> LLMClient:
-    """A client of ``server``; ``sleeps`` collects the delays it sleeps (then it does not sleep)."""
+def make_client(server: ScriptedServer, *, cache_path=None, sleeps: list | None = None, clock=None,
+                **overrides) -> LLMClient:
+    """A client of ``server``; ``sleeps`` collects the delays it sleeps (then it does not sleep);
+    ``clock`` (callable, with a ``sleep`` method) replaces time for the rate limiter and the sleeps."""
     settings = dict(base_url=server.url, model="test-model", api_key=KEY, timeout=5.0, max_retries=3,
                     backoff_base=0.001, backoff_max=0.004, concurrency=4, max_repairs=2)
     config = LLMConfig(**{**settings, **overrides})
     cache = ResponseCache(cache_path) if cache_path else None
+    if clock is not None:
+        return LLMClient(config, cache=cache, clock=clock, sleep=clock.sleep)
     return LLMClient(config, cache=cache, sleep=sleeps.append if sleeps is not None else time.sleep)
 
 

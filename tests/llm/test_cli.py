@@ -117,6 +117,23 @@ def test_qa_end_to_end_loads_as_a_manifest(serve, tmp_path):
     assert_secret_kept(result, out.parent)
 
 
+def test_qa_multiple_choice_options_are_shuffled(serve, tmp_path):
+    server = serve(well_behaved)           # the model always lists the right answer first
+    records = [{"id": f"s{i}", "audio": f"clips/s{i}.wav", "caption": f"A dog barks {i} times"} for i in range(6)]
+    inp, out = write_input(tmp_path, "meta.jsonl", records), tmp_path / "out" / "qa.jsonl"
+    result = run_cli("qa", inp, out, server, "--per-record", "2", "--format", "multiple_choice", "--choices", "4")
+    assert result.returncode == 0, result.stderr
+    samples = load_manifest(out, strict=True).samples
+    assert len(samples) == 12
+    for sample in samples:
+        assert sorted(sample.choices) == sorted(["the right one"] + [f"wrong option {i}" for i in (1, 2, 3)])
+        assert sample.choices[sample.extra["answer_index"]] == sample.answer == "the right one"
+    indices = [s.extra["answer_index"] for s in samples]
+    assert len(set(indices)) >= 3, indices                      # the answer's place varies across lines
+    wrong_orders = {tuple(c for c in s.choices if c != s.answer) for s in samples}
+    assert len(wrong_orders) > 1                                # the distractors are shuffled too
+
+
 def test_longqa_end_to_end_loads_as_a_manifest(serve, tmp_path):
     server = serve(well_behaved)
     inp, out = write_input(tmp_path, "long.jsonl", LONG), tmp_path / "out" / "long.jsonl"

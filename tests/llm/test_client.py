@@ -206,6 +206,43 @@ def test_rate_limiter_tokens_per_minute_and_settle():
     assert clock.now == pytest.approx(3.6)
 
 
+def _clocked(clock: FakeClock, reply: Reply):
+    """A responder that notes the (fake) time each request reaches the server."""
+    arrivals = []
+
+    def respond(index, body):
+        arrivals.append(clock.now)
+        return reply
+    return respond, arrivals
+
+
+def test_client_paces_requests_per_minute_at_the_server(serve):
+    clock = FakeClock()
+    respond, arrivals = _clocked(clock, GOOD)
+    server = serve(respond)
+    client = make_client(server, clock=clock, rpm=30, concurrency=1)
+    for i in range(4):                                   # distinct prompts: no cache, no in-flight sharing
+        client.complete([{"role": "user", "content": f"request {i}"}])
+    assert server.count == 4 and arrivals == pytest.approx([0.0, 2.0, 4.0, 6.0])   # one every 2 s
+    assert client.report().rate_limit_wait_s == pytest.approx(6.0)
+
+
+@pytest.mark.parametrize("used,interval", [(30, 3.0), (60, 6.0)])
+def test_client_paces_tokens_per_minute_by_the_servers_count(serve, used, interval):
+    clock = FakeClock()
+    reply = completion("ok")
+    reply.body["usage"] = {"prompt_tokens": used - 10, "completion_tokens": 10, "total_tokens": used}
+    respond, arrivals = _clocked(clock, reply)
+    server = serve(respond)
+    client = make_client(server, clock=clock, tpm=600, concurrency=1)   # 10 tokens/s
+    for i in range(4):
+        client.complete([{"role": "user", "content": f"request {i}"}])
+    # the estimate (prompt + max_tokens 2048) is settled to what the server counted: `used` tokens
+    # a call at 10 tokens/s is one call every used/10 s, whatever the estimate was
+    assert arrivals == pytest.approx([0.0, interval, 2 * interval, 3 * interval])
+    assert client.usage.prompt_tokens == 4 * (used - 10)
+
+
 def test_retry_after_header_forms():
     assert retry_after({"retry-after": "3"}) == 3.0
     assert retry_after({"retry-after-ms": "1500", "retry-after": "9"}) == 1.5
