@@ -1,7 +1,11 @@
 """Trainer throughput: samples/s of one stage-1 DeepSpeed step (forward, backward, clip, AdamW)
-at tiny size on the CPU, with af2's fused ops and with their reference twins.
+with af2's fused ops and with their reference twins.
 
-Run: pytest benchmarks/test_train_bench.py   (DS_ACCELERATOR=cpu, gloo, 1 process)
+Sizes: ``tiny`` (the tiny preset; CPU fp32, or bf16 on a GPU) and ``medium`` (GPU only: a
+~0.1 B-parameter LLM, 8 decoder layers of width 1024, a wider HTSAT / audio transformation,
+B=8 x 3 windows, 512 tokens, bf16).
+
+Run: pytest benchmarks/test_train_bench.py   (CPU: DS_ACCELERATOR=cpu, gloo, 1 process)
 """
 from __future__ import annotations
 
@@ -10,39 +14,65 @@ import torch
 
 from benchmarks.conftest import record
 
-B, W, S = 2, 3, 32
+SIZES = {"tiny": dict(B=2, W=3, S=32), "medium": dict(B=8, W=3, S=512)}
+_ENGINES: dict = {}
 
 
-@pytest.fixture(scope="module")
-def engine():
+def _medium_overrides() -> dict:
+    from af2.model.config import AudioTransformerConfig, CLAPConfig, XattnConfig, _htsat, _tiny
+
+    tiny = _tiny()
+    audio = _htsat(patch_embeds_hidden_size=128, depths=[2, 2], num_attention_heads=[4, 8], hidden_size=256,
+                   patch_size=16, patch_stride=[16, 16], num_classes=8, drop_path_rate=0.0)
+    llm = dict(tiny.llm, hidden_size=1024, intermediate_size=2816, num_hidden_layers=8, num_attention_heads=16,
+               num_key_value_heads=4, max_position_embeddings=4096, rope_theta=1000000.0)
+    return dict(name="medium", clap=CLAPConfig(audio=audio, text=tiny.clap.text, joint_dim=64),
+                audio_transformer=AudioTransformerConfig(layers=3, heads=4, ffn_dim=1024, rotary_dim=32,
+                                                         rope_base=4096.0),
+                xattn=XattnConfig(heads=8, dim_head=64), llm=llm)
+
+
+def _engine(size: str):
+    if size in _ENGINES:
+        return _ENGINES[size]
     from training.config import SCHEMA, merge
     from training.engine import build_engine, setup_distributed
     from training.stages import StageModule, build_model, freeze_for_stage
 
     setup_distributed()
-    cfg = merge(SCHEMA, {"deepspeed": {"precision": "fp32"}, "train": {"max_steps": 10 ** 6}})
+    precision = "auto" if torch.cuda.is_available() else "fp32"  # bf16 on a GPU
+    cfg = merge(SCHEMA, {"deepspeed": {"precision": precision}, "train": {"max_steps": 10 ** 6}})
+    if size == "medium":
+        cfg["model"]["overrides"] = _medium_overrides()
     model = build_model(cfg)
     trainable, _ = freeze_for_stage(model, cfg)
-    return build_engine(StageModule(model, cfg), trainable, cfg)
+    _ENGINES[size] = build_engine(StageModule(model, cfg), trainable, cfg)
+    return _ENGINES[size]
 
 
-def _batch(model) -> dict:
+def _batch(model, B: int, W: int, S: int, device) -> dict:
     t = model.config.token_ids
     g = torch.Generator().manual_seed(0)
     ids = torch.randint(0, t["audio"], (B, S), generator=g)
     ids[:, 0] = t["audio"]
     labels = torch.full_like(ids, -100)
     labels[:, S // 2:] = ids[:, S // 2:]
-    return dict(input_ids=ids, attention_mask=torch.ones_like(ids, dtype=torch.bool), labels=labels,
-                audio_windows=0.1 * torch.randn(B, W, 160000, generator=g),
-                audio_window_mask=torch.ones(B, W, dtype=torch.bool))
+    batch = dict(input_ids=ids, attention_mask=torch.ones_like(ids, dtype=torch.bool), labels=labels,
+                 audio_windows=0.1 * torch.randn(B, W, 160000, generator=g),
+                 audio_window_mask=torch.ones(B, W, dtype=torch.bool))
+    return {k: v.to(device) for k, v in batch.items()}
 
 
 @pytest.mark.parametrize("impl", ["af2", "eager"])
-def test_stage1_train_step(benchmark, engine, impl):
+@pytest.mark.parametrize("size", ["tiny", "medium"])
+def test_stage1_train_step(benchmark, size, impl):
+    if size == "medium" and not torch.cuda.is_available():
+        pytest.skip("medium: GPU only")
+    engine = _engine(size)
     model = engine.module.model
     model.use_fused_ops(impl == "af2")
-    batch = _batch(model)
+    shape = SIZES[size]
+    batch = _batch(model, **shape, device=engine.device)
 
     def step():
         loss = engine(batch)
@@ -51,6 +81,9 @@ def test_stage1_train_step(benchmark, engine, impl):
         return loss
 
     loss = benchmark(step)
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
     assert torch.isfinite(loss)
-    benchmark.extra_info["samples_per_s"] = B / benchmark.stats.stats.median
-    record(f"train stage-1 step tiny B={B} W={W}", impl, benchmark)
+    if benchmark.stats is not None:  # None under --benchmark-disable (one untimed call)
+        benchmark.extra_info["samples_per_s"] = shape["B"] / benchmark.stats.stats.median
+    record(f"train stage-1 step {size} B={shape['B']} W={shape['W']} S={shape['S']}", impl, benchmark)

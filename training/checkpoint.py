@@ -2,7 +2,8 @@
 
 Layout of ``<root>`` (``<output>/checkpoints``)::
 
-    step-00000010/          a complete checkpoint: DeepSpeed's files, rng-rank<r>.pt,
+    step-00000010/          a complete checkpoint: DeepSpeed's files, rng-rank<r>.pt (CPU and,
+                            with CUDA, this rank's device RNG),
                             trainer_state.json (written last, before the rename)
     final/                  the stage's last checkpoint, frozen weights included
     latest                  the newest complete tag (written to a temp file, then renamed)
@@ -63,7 +64,10 @@ def save(engine, root: Path, tag: str, state: dict, *, exclude_frozen: bool, kee
     rank = dist.get_rank()
     staging = root / STAGING
     engine.save_checkpoint(str(staging), tag=tag, save_latest=False, exclude_frozen_parameters=exclude_frozen)
-    torch.save({"torch": torch.get_rng_state()}, staging / tag / f"rng-rank{rank}.pt")
+    rng = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        rng["cuda"] = torch.cuda.get_rng_state()  # this rank's device (set in setup_distributed)
+    torch.save(rng, staging / tag / f"rng-rank{rank}.pt")
     dist.barrier()
     final = root / tag
     if rank == 0:
@@ -106,5 +110,8 @@ def load(engine, path: Path, *, strict: bool) -> dict:
         raise RuntimeError(f"DeepSpeed could not load the checkpoint {path}")
     rng = path / f"rng-rank{dist.get_rank()}.pt"
     if rng.is_file():
-        torch.set_rng_state(torch.load(rng, weights_only=True)["torch"])
+        states = torch.load(rng, weights_only=True)
+        torch.set_rng_state(states["torch"])
+        if "cuda" in states and torch.cuda.is_available():
+            torch.cuda.set_rng_state(states["cuda"])
     return json.loads((path / STATE).read_text())

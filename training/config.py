@@ -38,9 +38,11 @@ SCHEMA: dict[str, Any] = {
     "deepspeed": {"zero_stage": 2, "precision": "auto", "gradient_checkpointing": False,
                   "exclude_frozen": True},
     "output": {"dir": "runs/stage", "tensorboard": False},
-    "debug": {"nan_loss_steps": []},  # test hook: make the loss non-finite at these (1-based) steps
+    # test hooks: make the loss non-finite at these (1-based) steps (in micro-batch nan_micro_batch
+    # only, 0-based, if set); make the gradients non-finite (finite loss) at these steps
+    "debug": {"nan_loss_steps": [], "nan_micro_batch": None, "nan_grad_steps": []},
 }
-TYPES = {"init_from": str, "data.max_batch_size": int, "data.max_length": int}
+TYPES = {"init_from": str, "data.max_batch_size": int, "data.max_length": int, "debug.nan_micro_batch": int}
 SOURCE_KEYS = {"manifest": str, "weight": (int, float), "long_audio": str}
 CHOICES = {"stage": STAGE_NAMES, "optim.schedule": ("cosine", "linear", "constant"),
            "deepspeed.precision": ("auto", "fp32", "bf16"), "deepspeed.zero_stage": (0, 1, 2, 3)}
@@ -97,6 +99,24 @@ def _positive(cfg: Mapping, *names: str, allow_zero: bool = False) -> None:
             raise ConfigError(name, f"must be {'>= 0' if allow_zero else '> 0'}, got {value}")
 
 
+def _check_model(model: Mapping) -> None:
+    """``model.preset`` is a known preset and ``model.overrides`` are AF2Config fields that build."""
+    import dataclasses
+
+    from af2.model.config import _PRESETS, AF2Config
+
+    if model["preset"] not in _PRESETS:
+        raise ConfigError("model.preset", f"unknown preset {model['preset']!r} (known: {', '.join(sorted(_PRESETS))})")
+    fields = {f.name for f in dataclasses.fields(AF2Config)}
+    for key in model["overrides"]:
+        if key not in fields:
+            raise ConfigError(f"model.overrides.{key}", f"not an AF2Config field (known: {', '.join(sorted(fields))})")
+    try:
+        AF2Config.preset(model["preset"], **model["overrides"])
+    except (TypeError, ValueError) as e:
+        raise ConfigError("model.overrides", str(e)) from None
+
+
 def validate(cfg: dict) -> dict:
     """Check types, ranges, budgets and data; returns ``cfg``. Raises :class:`ConfigError`."""
     _check_types(cfg, SCHEMA)
@@ -105,6 +125,12 @@ def validate(cfg: dict) -> dict:
               "train.max_steps", "train.grad_accum", "train.keep_checkpoints")
     _positive(cfg, "clap.negatives", "optim.warmup_steps", "train.checkpoint_every", "train.max_nonfinite",
               "data.num_workers", "optim.weight_decay", "optim.min_lr_ratio", allow_zero=True)
+    _check_model(cfg["model"])
+    from training.clap import TEMPLATES
+
+    if cfg["clap"]["positives"] > len(TEMPLATES):
+        raise ConfigError("clap.positives", f"{cfg['clap']['positives']} > {len(TEMPLATES)}, the number of caption "
+                          "templates (training/clap.py TEMPLATES) that make the positives")
     data = cfg["data"]
     if data["max_windows_per_batch"] < data["max_windows"]:
         raise ConfigError("data.max_windows_per_batch",

@@ -29,10 +29,10 @@ def setup_distributed() -> tuple[int, int]:
     import deepspeed
     import torch.distributed as dist
 
+    if torch.cuda.is_available():  # before the NCCL group: its communicator binds to this device
+        torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
     if not dist.is_initialized():
         deepspeed.init_distributed(dist_backend="nccl" if torch.cuda.is_available() else "gloo")
-    if torch.cuda.is_available():
-        torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
     return dist.get_rank(), dist.get_world_size()
 
 
@@ -54,7 +54,8 @@ def ds_config(cfg: dict) -> dict:
         "optimizer": {"type": "AdamW", "params": {"lr": opt["lr"], "betas": list(opt["betas"]), "eps": opt["eps"],
                                                   "weight_decay": opt["weight_decay"], "torch_adam": True}},
         "zero_optimization": zero,
-        "bf16": {"enabled": use_bf16(cfg)},
+        # check_grad_overflow: a non-finite gradient norm skips the optimizer step (see train.py)
+        "bf16": {"enabled": use_bf16(cfg), "check_grad_overflow": True},
         "steps_per_print": 10 ** 9,
         "wall_clock_breakdown": False,
     }
@@ -79,27 +80,50 @@ def lr_lambda(cfg: dict):
 
 
 def _patch_scalar_broadcast() -> None:
-    """DeepSpeed broadcasts every parameter as ``p.data.view(torch.uint8)``, which torch 2.13
-    refuses for 0-dim tensors (AF2's xattn gates and AF-CLAP's logit scale). Present them as
-    shape (1,) during the broadcast (same storage), then restore their shape."""
+    """DeepSpeed broadcasts every parameter as ``p.data.view(torch.uint8)``, which torch >= 2.13
+    refuses for 0-dim tensors (AF2's xattn gates and AF-CLAP's logit scale): "self.dim() cannot
+    be 0 to view Float as Byte". Two call sites reach our parameters:
+
+    * ``DeepSpeedEngine._broadcast_model`` (ZeRO-0/1/2, at initialize): the scalars are shown as
+      shape (1,) during the broadcast (same storage), then their shape is restored;
+    * ``zero.Init._zero_init_param`` (ZeRO-3, when initialize partitions the module): the scalar
+      is shown as shape (1,) while it is converted, broadcast and partitioned, then its recorded
+      full shape (``ds_shape``) is set back to ``()``, so every later gather (forward, backward,
+      ``GatheredParameters``, the 16-bit export at save) rebuilds a 0-dim parameter.
+
+    (Later ZeRO-3 traffic uses the flat partitions, never a 0-dim view; the last caller,
+    ``GatheredParameters(modifier_rank=r)``, is only used here with ``modifier_rank=None``.)"""
     from deepspeed.runtime.engine import DeepSpeedEngine
+    from deepspeed.runtime.zero.partition_parameters import Init
 
     original = DeepSpeedEngine._broadcast_model
-    if getattr(original, "_af2_patched", False):
-        return
-
-    def broadcast(self):
-        scalars = [p for p in self.module.parameters() if p.dim() == 0]
-        for p in scalars:
-            p.data = p.data.reshape(1)
-        try:
-            original(self)
-        finally:
+    if not getattr(original, "_af2_patched", False):
+        def broadcast(self):
+            scalars = [p for p in self.module.parameters() if p.dim() == 0]
             for p in scalars:
-                p.data = p.data.reshape(())
+                p.data = p.data.reshape(1)
+            try:
+                original(self)
+            finally:
+                for p in scalars:
+                    p.data = p.data.reshape(())
 
-    broadcast._af2_patched = True
-    DeepSpeedEngine._broadcast_model = broadcast
+        broadcast._af2_patched = True
+        DeepSpeedEngine._broadcast_model = broadcast
+
+    original_init = Init._zero_init_param
+    if not getattr(original_init, "_af2_patched", False):
+        def zero_init_param(self, param):
+            if param.dim() != 0:
+                return original_init(self, param)
+            param.data = param.data.reshape(1)
+            original_init(self, param)
+            param.ds_shape = torch.Size(())
+            if param.numel() == 1:  # not freed (never, today): keep the visible shape right too
+                param.data = param.data.reshape(())
+
+        zero_init_param._af2_patched = True
+        Init._zero_init_param = zero_init_param
 
 
 def build_engine(module: torch.nn.Module, params: list, cfg: dict):
@@ -108,6 +132,15 @@ def build_engine(module: torch.nn.Module, params: list, cfg: dict):
     import deepspeed
 
     _patch_scalar_broadcast()
+    if use_bf16(cfg):
+        # DeepSpeed casts parameters to bf16, not buffers: BatchNorm would then see bf16 input and
+        # weights with fp32 running statistics and fail ("expected scalar type BFloat16 but found
+        # Float"). Other float buffers (RoPE inverse frequencies) stay fp32.
+        for m in module.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                for name, buf in m.named_buffers(recurse=False):
+                    if buf.is_floating_point():
+                        setattr(m, name, buf.to(torch.bfloat16))
 
     def scheduler(optimizer):
         return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg))

@@ -38,6 +38,33 @@ def count(params: list[nn.Parameter]) -> int:
     return sum(int(getattr(p, "ds_numel", p.numel())) for p in params)
 
 
+#: Trainable parameters that never get a gradient in AF2 (HTSAT's fusion branch, for audio
+#: "longer" than one window, which AF2 never feeds it): "unchanged" is expected for them.
+NEVER_USED = (".fusion_model.", ".mel_conv2d.")
+
+
+def truncate_metrics(path: Path, step: int) -> None:
+    """Keep the records of steps <= ``step`` (a resume at ``step``; 0 = a fresh run): steps logged
+    after the checkpoint that is resumed are run again and must not appear twice."""
+    if not path.is_file():
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line)["step"] <= step:
+                kept.append(line)
+        except (ValueError, KeyError, TypeError):  # a line cut by a kill: dropped
+            continue
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("".join(f"{line}\n" for line in kept))
+    tmp.replace(path)
+
+
+def unexpected_unchanged(names: list[str]) -> list[str]:
+    """The trainable parameters that did not change and should have."""
+    return [n for n in names if not any(s in n for s in NEVER_USED)]
+
+
 class MetricsLogger:
     """Rank 0 writes ``metrics.jsonl`` (one object per optimizer step), a tqdm bar and, if
     asked, TensorBoard scalars; other ranks only keep time."""
@@ -49,6 +76,7 @@ class MetricsLogger:
         if rank != 0:
             return
         out.mkdir(parents=True, exist_ok=True)
+        truncate_metrics(out / "metrics.jsonl", start)
         self.file = open(out / "metrics.jsonl", "a")
         if progress:
             from tqdm import tqdm

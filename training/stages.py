@@ -36,14 +36,20 @@ class StageModule(nn.Module):
         self.train()  # build after freezing: frozen modules go to eval mode here
 
     def train(self, mode: bool = True) -> "StageModule":
-        """Modules whose parameters are all frozen stay in eval mode: a frozen AF-CLAP must not
-        update its BatchNorm running statistics (nor run dropout)."""
+        """Modules whose parameters are all frozen run in eval mode: a frozen AF-CLAP must not
+        update its BatchNorm running statistics (nor run dropout / drop-path). The exception is
+        a layer with gradient checkpointing on (transformers' ``GradientCheckpointingLayer``,
+        e.g. a frozen Qwen2 decoder layer in the ``long`` stage): it only checkpoints in
+        training mode, so the layer itself stays in training mode while everything inside it
+        is put in eval mode (same numerics, activations recomputed in the backward)."""
         super().train(mode)
         if mode:
             for module in self.model.modules():
                 params = list(module.parameters())
                 if params and not any(p.requires_grad for p in params):
                     module.eval()
+                    if getattr(module, "gradient_checkpointing", False) is True:
+                        module.training = True  # only the flag; its children stay in eval
         return self
 
     def forward(self, batch: dict) -> torch.Tensor:
@@ -87,4 +93,10 @@ def freeze_for_stage(model: AudioFlamingo2, cfg: dict) -> tuple[list[nn.Paramete
 
 
 def enable_gradient_checkpointing(model: AudioFlamingo2) -> None:
-    model.llm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    """Checkpoint every LLM decoder layer (and, through af2's xattn hook, its cross-attention
+    block). Call before :class:`StageModule` is built (it keeps those layers in training mode)."""
+    kwargs = {"use_reentrant": False}
+    if hasattr(model.llm, "activation_checkpointing_enable"):  # transformers >= 5.x (the old name is deprecated)
+        model.llm.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        model.llm.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)

@@ -19,7 +19,8 @@ from training.clap import ClapCollator, caption_tokenizer
 from training.config import load_config, parse_overrides
 from training.data import BatchStream, build_loader, write_mixture
 from training.engine import build_engine, setup_distributed
-from training.metrics import MetricsLogger, check_frozen, check_trained, count, digests, grad_norm, write_summary
+from training.metrics import (MetricsLogger, check_frozen, check_trained, count, digests, grad_norm,
+                              unexpected_unchanged, write_summary)
 from training.stages import StageModule, build_model, enable_gradient_checkpointing, freeze_for_stage, load_init
 
 log = logging.getLogger("training")
@@ -33,16 +34,39 @@ class FrozenWeightsChanged(RuntimeError):
     """A parameter frozen in this stage changed."""
 
 
-def _all_reduce(values: list[float], op=dist.ReduceOp.SUM) -> list[float]:
-    t = torch.tensor(values, dtype=torch.float64)
+def _all_reduce(values: list[float], device, op=dist.ReduceOp.SUM) -> list[float]:
+    """Reduce a few numbers over the ranks. ``device``: the engine's (NCCL takes CUDA tensors only)."""
+    t = torch.tensor(values, dtype=torch.float64, device=device)
     dist.all_reduce(t, op=op)
     return t.tolist()
 
 
+def _to_device(value, device):
+    """The batch's tensors on the engine's device (DeepSpeed's forward does not move inputs)."""
+    if torch.is_tensor(value):
+        return value.to(device, non_blocking=True)
+    if isinstance(value, dict):
+        return {k: _to_device(v, device) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_to_device(v, device) for v in value)
+    return value
+
+
 def _zero_loss(engine) -> torch.Tensor:
-    """A loss with zero gradient on every trainable parameter (keeps DeepSpeed's gradient
-    accumulation count aligned when a micro-batch is dropped)."""
+    """A term with zero gradient on every trainable parameter (ZeRO-0/1/2: full parameters)."""
     return sum((p * 0).sum() for p in engine.module.parameters() if p.requires_grad)
+
+
+class _NanGrad(torch.autograd.Function):
+    """Test hook (``debug.nan_grad_steps``): identity forward, non-finite gradient."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * float("nan")
 
 
 def _export(engine, model, out: Path, rank: int) -> None:
@@ -66,24 +90,59 @@ def _export(engine, model, out: Path, rank: int) -> None:
 
 
 def _train_step(engine, stream, cfg: dict, step: int) -> tuple[list[float], int, bool]:
-    """One optimizer step of ``grad_accum`` micro-batches: (losses, samples, skipped)."""
-    gas = cfg["train"]["grad_accum"]
-    losses, samples, bad = [], 0, False
-    for _ in range(gas):
-        batch = next(stream)
+    """One optimizer step of ``grad_accum`` micro-batches: (finite losses, samples, skipped).
+
+    A non-finite loss in any micro-batch, or a non-finite gradient norm at the accumulation
+    boundary (finite losses, NaN/inf gradients), skips the whole optimizer step: no parameter,
+    optimizer-state or lr-schedule update, gradients zeroed. Every micro-batch still runs its
+    backward, so DeepSpeed's gradient hooks, reductions and micro-step counter stay aligned
+    on every rank; a bad micro-batch backpropagates NaN into the gradients, and DeepSpeed's
+    boundary check (ZeRO-1/2/3: a non-finite global gradient norm is an "overflow": step
+    skipped, gradients cleared, ``engine.skipped_steps`` + 1) drops the step on all ranks at
+    once (the norm is reduced over ranks). ZeRO-0 has no such check: the gradients are tested
+    here and dropped before ``engine.step()``.
+    """
+    gas, dbg = cfg["train"]["grad_accum"], cfg["debug"]
+    losses, samples, bad_loss = [], 0, False
+    skipped_before = engine.skipped_steps
+    # fp32 ZeRO-0 runs torch's AdamW with no overflow check: the gradients are tested here
+    zero0 = engine.zero_optimization_stage() == 0 and not (engine.bfloat16_enabled() or engine.fp16_enabled())
+    skip_zero0 = False
+    for micro in range(gas):
+        batch = _to_device(next(stream), engine.device)
         samples += len(batch["ids"])
         loss = engine(batch)
-        if step in cfg["debug"]["nan_loss_steps"]:
+        if step in dbg["nan_loss_steps"] and dbg["nan_micro_batch"] in (None, micro):
             loss = loss * float("nan")
-        finite = _all_reduce([float(torch.isfinite(loss).all())], dist.ReduceOp.MIN)[0] > 0
-        if finite:
+        if step in dbg["nan_grad_steps"] and micro == gas - 1:
+            loss = _NanGrad.apply(loss)
+        if bool(torch.isfinite(loss.detach()).all()):
             losses.append(float(loss.detach()))
-        bad |= not finite
-        if gas == 1 and bad:
-            return losses, samples, True  # no backward, no optimizer step: the step is skipped
-        engine.backward(loss if finite else _zero_loss(engine))
-        engine.step()
-    return losses, samples, bad
+        else:
+            bad_loss = True
+            # NaN gradients through the loss graph (and, where parameters are whole, on every
+            # trainable one: a NaN loss need not reach every parameter)
+            loss = loss * float("nan")
+            if engine.zero_optimization_stage() < 3:
+                loss = loss + _zero_loss(engine) * float("nan")
+        engine.backward(loss)
+        if zero0 and micro == gas - 1:  # the boundary backward has all-reduced the gradients
+            grads = [p.grad for p in engine.module.parameters() if p.requires_grad and p.grad is not None]
+            finite = all(bool(torch.isfinite(g).all()) for g in grads)
+            skip_zero0 = _all_reduce([float(finite)], engine.device, dist.ReduceOp.MIN)[0] == 0
+        if skip_zero0:  # what engine.step() does on an overflow at the boundary, minus the update
+            engine.zero_grad()
+            engine.skipped_steps += 1
+            engine.global_steps += 1
+            engine.global_samples += engine.train_batch_size()
+            engine.micro_steps += 1
+        else:
+            engine.step()
+    skipped = skip_zero0 or engine.skipped_steps > skipped_before
+    if bad_loss and not skipped:
+        raise RuntimeError(f"step {step}: a micro-batch had a non-finite loss but DeepSpeed applied the "
+                           "optimizer step (its overflow check is off: deepspeed.precision / zero_stage)")
+    return losses, samples, skipped
 
 
 def run_stage(cfg: dict, *, resume: bool = False) -> dict:
@@ -127,16 +186,17 @@ def run_stage(cfg: dict, *, resume: bool = False) -> dict:
             t0 = time.time()
             step = state["step"] + 1
             losses, samples, bad = _train_step(engine, stream, cfg, step)
-            loss_sum, n_loss, samples = _all_reduce([sum(losses), len(losses), samples])
+            loss_sum, n_loss, samples = _all_reduce([sum(losses), len(losses), samples], engine.device)
             state.update(step=step, samples=state["samples"] + int(samples), **stream.position)
             state["loss"] = loss_sum / n_loss if n_loss else None
             if bad:
                 state["skipped"] += 1
                 if rank == 0:
-                    log.warning("step %d: non-finite loss, step skipped (%d so far)", step, state["skipped"])
+                    log.warning("step %d: non-finite loss or gradients, optimizer step skipped (%d so far)", step,
+                                state["skipped"])
                 if state["skipped"] > tr["max_nonfinite"]:
                     raise NonFiniteLossError(
-                        f"{state['skipped']} steps with a non-finite loss (train.max_nonfinite="
+                        f"{state['skipped']} steps with a non-finite loss or gradients (train.max_nonfinite="
                         f"{tr['max_nonfinite']}); last at step {step}. Lower optim.lr or check the data.")
             dt = time.time() - t0
             logger.step({"step": step, "loss": state["loss"] if state["loss"] is not None else float("nan"),
@@ -155,10 +215,16 @@ def run_stage(cfg: dict, *, resume: bool = False) -> dict:
     if changed:
         raise FrozenWeightsChanged(f"stage {cfg['stage']}: frozen parameters changed: {changed[:10]}")
     unchanged = check_trained(trained_before, digests(engine.module, trainable))
+    suspicious = unexpected_unchanged(unchanged)
+    if suspicious and rank == 0 and state["step"] > start_step:
+        log.warning("stage %s: %d trainable parameters did not change in %d steps (no gradient reached "
+                    "them, or every step was skipped): %s", cfg["stage"], len(suspicious),
+                    state["step"] - start_step, ", ".join(suspicious[:10]))
     _export(engine, model, out / "model", rank)
     summary = {"stage": cfg["stage"], "steps": state["step"], "resumed_at": start_step if found else None,
                "skipped_steps": state["skipped"], "time_s": round(time.time() - t_start, 3),
                "final_loss": state["loss"], "samples": state["samples"], "world_size": world,
+               "device": str(engine.device),
                "trainable_params": count(trainable), "frozen_params": count(frozen),
                "frozen_unchanged": True, "trainable_unchanged": unchanged, "output": str(out)}
     write_summary(out, summary, rank)

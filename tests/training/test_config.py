@@ -30,6 +30,9 @@ def test_good_config_loads(stage_config):
     ({"stage": "clap", "clap": {"batch_size": 4}, "data": {"max_windows": 3, "max_windows_per_batch": 6}},
      "clap.batch_size"),
     ({"init_from": "/nonexistent/stage"}, "init_from"),
+    ({"model": {"preset": "bogus"}}, "model.preset"),
+    ({"model": {"overrides": {"nope": 1}}}, "model.overrides.nope"),
+    ({"clap": {"positives": 5}}, "clap.positives"),
 ])
 def test_bad_values_name_the_key(stage_config, override, key):
     with pytest.raises(ConfigError) as err:
@@ -48,6 +51,20 @@ def test_schedule_warms_up_then_decays(stage_config):
     f = lr_lambda(cfg)
     assert f(0) < f(1) < f(2) == 1.0
     assert f(10) == pytest.approx(0.1) and f(6) < f(3)
+
+
+def test_curriculum_catches_bad_model_and_clap_keys_before_stage_0(tmp_path, stage_config):
+    stage = stage_config()
+    for overrides, key in (({"model": {"preset": "bogus"}}, "model.preset"),
+                           ({"model": {"overrides": {"nope": 1}}}, "model.overrides.nope"),
+                           ({"clap": {"positives": 9}}, "clap.positives")):
+        spec = {"output_dir": str(tmp_path / "c"),
+                "stages": [{"config": str(stage)}, {"config": str(stage), "overrides": overrides}]}
+        path = tmp_path / "cur.yaml"
+        path.write_text(yaml.safe_dump(spec))
+        with pytest.raises(ConfigError, match=rf"stages\[1\]\.{key}"):
+            plan(path)
+    assert not (tmp_path / "c").exists()
 
 
 def test_curriculum_validates_every_stage_first(tmp_path, stage_config):

@@ -1,5 +1,5 @@
 """2 ranks on the CPU (gloo, torchrun): same loss curve as 1 rank with the same global batch;
-the contrastive stage runs its distributed loss."""
+the contrastive stage runs its distributed loss; DeepSpeed's own launcher runs the trainer."""
 from __future__ import annotations
 
 import json
@@ -48,3 +48,13 @@ def test_contrastive_stage_on_two_ranks(stage_config, tmp_path):
     # only HTSAT's fusion branch (for audio "longer" than a window, never run by AF2) gets no gradient
     assert summary["trainable_unchanged"] and all(".fusion_model." in n or ".mel_conv2d." in n
                                                for n in summary["trainable_unchanged"])
+
+
+def test_deepspeed_launcher_two_ranks(stage_config, tmp_path):
+    # `deepspeed --num_gpus=2 --module training.train ...` (the launcher's CPU mode: DS_ACCELERATOR=cpu)
+    cfg = stage_config("dsl", train={"max_steps": 2, "progress": False})
+    run(["-m", "deepspeed.launcher.runner", "--num_gpus=2", "--master_addr=127.0.0.1", f"--master_port={_port()}",
+         "--module", "training.train", "--config", str(cfg)], timeout=300)
+    summary = json.loads((tmp_path / "dsl" / "summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["steps"] == 2 and summary["frozen_unchanged"]
+    assert len(_losses(tmp_path / "dsl")) == 2
