@@ -4,9 +4,10 @@ Per manifest line (``Sample``; unknown keys are in ``Sample.extra``):
 
 * **positives**: the line's ``paraphrases`` (``python -m af2.data.llm paraphrase`` output), the
   first M distinct ones; a line with fewer adds its ``caption``, then template captions. A line
-  without ``paraphrases`` (the synthetic AudioSkills manifests carry questions and answers, not
-  captions) gets ``M`` captions built from its question (first line, without the choices) and
-  answer with fixed templates.
+  with a ``caption`` and no ``paraphrases`` (the synthetic AudioSkills manifests: the events in
+  order, "a doorbell, then two beeps") gets ``M`` fixed wordings of the caption
+  (:data:`CAPTION_TEMPLATES`). A line with neither gets ``M`` captions built from its question
+  (first line, without the choices) and answer with fixed templates (:data:`TEMPLATES`).
 * **negatives**: the line's ``negatives`` (``python -m af2.data.llm negatives`` output: objects
   with ``text`` and ``kind``, or plain strings, kind ``"given"``), the first N distinct ones that
   differ from every positive, used for each of the M positives (they are negatives of the
@@ -39,6 +40,8 @@ TEMPLATES = (
     "audio where, for the question '{q}', the answer is {a}",
     "asked '{q}', a listener would say {a}",
 )
+#: Wordings of a line's ``caption`` (the synthetic manifests' event lists) used as its positives.
+CAPTION_TEMPLATES = ("{c}", "the sound of {c}", "a recording of {c}", "you can hear {c}")
 NEGATED = "a recording in which the answer to '{q}' is not {a}"
 
 
@@ -53,7 +56,7 @@ def _norm(text: str) -> str:
 @dataclass
 class ClapTexts:
     """The captions of one sample: ``positives`` (M), and per positive ``negatives`` and their
-    ``kinds`` (M x N); ``sources``: where positives and negatives came from ("paraphrases" /
+    ``kinds`` (M x N); ``sources``: where positives and negatives came from ("paraphrases" / "caption" /
     "templates", "negatives" / "rules")."""
 
     positives: list[str]
@@ -119,6 +122,11 @@ def sample_texts(sample, *, m: int, n: int, seed: int = 0) -> ClapTexts:
         pool += [caption] if caption else []
         pool += templates
         pos_source = "paraphrases"
+    elif caption:
+        if m > len(CAPTION_TEMPLATES):
+            raise ValueError(f"clap.positives={m} > {len(CAPTION_TEMPLATES)} caption wordings ({where} has "
+                             "a 'caption' and no 'paraphrases')")
+        pool, pos_source = [t.format(c=caption) for t in CAPTION_TEMPLATES], "caption"
     else:
         if m > len(TEMPLATES):
             raise ValueError(f"clap.positives={m} > {len(TEMPLATES)} caption templates ({where} has no "
@@ -141,11 +149,17 @@ def sample_texts(sample, *, m: int, n: int, seed: int = 0) -> ClapTexts:
         return ClapTexts(positives, [[t for t, _ in row] for _ in positives], [[k for _, k in row] for _ in positives],
                          (pos_source, "negatives"))
     negatives, kinds = [], []
+    # A caption's own negatives in every wording: "the sound of <swapped caption>" is a negative of
+    # "<caption>" too, so a caption with one possible rewrite still fills N with real ones.
+    reworded = [] if pos_source != "caption" else [
+        (t.format(c=neg.text), neg.kind) for neg in make_negatives(caption, n, seed=salt).negatives
+        for t in CAPTION_TEMPLATES]
     for j, pos in enumerate(positives):
         template = TEMPLATES[j % len(TEMPLATES)]
         taken = set(seen)
         rules = [(neg.text, neg.kind) for neg in make_negatives(pos, n, seed=salt).negatives]
-        row = _complete([], n, [*rules, *_template_fills(template, q, answer, sample.choices)], taken, q, answer)
+        row = _complete([], n, [*rules, *reworded, *_template_fills(template, q, answer, sample.choices)],
+                        taken, q, answer)
         negatives.append([t for t, _ in row])
         kinds.append([k for _, k in row])
     return ClapTexts(positives, negatives, kinds, (pos_source, "rules"))

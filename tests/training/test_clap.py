@@ -18,7 +18,7 @@ from af2.data.dataset import AudioQADataset
 from af2.data.manifest import load_manifest
 from af2.data.negatives import KINDS
 from af2.model import AF2Config, AFCLAP
-from training.clap import ClapCollator, caption_tokenizer, clap_loss, sample_texts
+from training.clap import CAPTION_TEMPLATES, ClapCollator, caption_tokenizer, clap_loss, sample_texts
 from training.data import write_mixture
 
 PROMPT = "Describe the audio in detail."
@@ -129,3 +129,23 @@ def test_short_or_plain_lists_are_filled_and_bad_ones_named():
         sample_texts(_sample({"paraphrases": "A dog is barking"}), m=2, n=2)
     with pytest.raises(ValueError, match="'negatives' must be a string or an object"):
         sample_texts(_sample({"negatives": [{"kind": "swap_order"}]}), m=2, n=2)
+
+
+def test_a_caption_without_paraphrases_gives_its_wordings_and_composition_aware_negatives():
+    """The synthetic manifests' event captions: M wordings of the caption as positives, and per
+    positive rule-based negatives that keep the words but change the order, the attributes or the
+    counts (never one of the positives)."""
+    caption = "a loud beep, then a quiet beep"
+    texts = sample_texts(_sample({"caption": caption}), m=2, n=2)
+    assert texts.sources == ("caption", "rules")
+    assert texts.positives == ["a loud beep, then a quiet beep", "the sound of a loud beep, then a quiet beep"]
+    for pos, negs, kinds in zip(texts.positives, texts.negatives, texts.kinds):
+        assert len(negs) == 2 and pos not in negs and not set(negs) & set(texts.positives)
+        assert set(kinds) <= {"swap_order", "swap_attributes"}
+        for neg in negs:  # the words of one of the caption's wordings, in another arrangement
+            bags = [sorted(t.format(c=caption).replace(",", "").split()) for t in CAPTION_TEMPLATES]
+            assert sorted(neg.replace(",", "").split()) in bags
+    counted = sample_texts(_sample({"caption": "three beeps"}), m=1, n=1)
+    assert counted.kinds == [["change_count"]] and "three" not in counted.negatives[0][0]
+    with pytest.raises(ValueError, match="clap.positives=5 > 4 caption wordings"):
+        sample_texts(_sample({"caption": "a siren"}), m=5, n=1)

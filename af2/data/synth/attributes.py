@@ -14,11 +14,12 @@ from af2.data.synth.scene import Clip, Scene, qa
 ORDINALS = ["the first", "the second"]
 
 
-def _pair(rng, first: np.ndarray, second: np.ndarray, gains=(0.5, 0.5)) -> np.ndarray:
+def _pair(rng, first: np.ndarray, second: np.ndarray, labels: tuple[str, str], gains=(0.5, 0.5)) -> Scene:
+    """Two sounds one after the other; ``labels`` name them in the caption ("loud beep")."""
     scene = Scene(rng)
-    scene.sequence([("first", first, gains[0]), ("second", second, gains[1])],
+    scene.sequence([(labels[0], first, gains[0]), (labels[1], second, gains[1])],
                    start=rng.uniform(0.3, 1.0), gaps=(0.6, 1.0))
-    return scene.render()
+    return scene
 
 
 def make(rng: np.random.Generator, ctx) -> Clip:
@@ -29,29 +30,32 @@ def make(rng: np.random.Generator, ctx) -> Clip:
         loud = rng.uniform(0.6, 0.8)
         quiet = loud * 10 ** (-rng.uniform(8, 14) / 20)
         gains = (loud, quiet) if winner == 0 else (quiet, loud)
-        audio = _pair(rng, ev.beep(freq, dur), ev.beep(freq, dur), gains)
+        labels = ("loud beep", "quiet beep") if winner == 0 else ("quiet beep", "loud beep")
+        scene = _pair(rng, ev.beep(freq, dur), ev.beep(freq, dur), labels, gains)
         question = "Which sound is louder, the first or the second?"
     elif kind == "higher":
         inst = ev.INSTRUMENTS[int(rng.integers(len(ev.INSTRUMENTS)))]
         low = int(rng.integers(48, 66))
         high = low + int(rng.integers(3, 9))
         notes = (high, low) if winner == 0 else (low, high)
-        audio = _pair(rng, *(ev.instrument(inst, ev.midi_to_hz(m), 0.8, rng) for m in notes))
+        labels = tuple(f"{'high' if m == high else 'low'} {inst} note" for m in notes)
+        scene = _pair(rng, *(ev.instrument(inst, ev.midi_to_hz(m), 0.8, rng) for m in notes), labels)
         question = f"Two {inst} notes are played. Which note is higher in pitch, the first or the second?"
     elif kind == "longer":
         short = rng.uniform(0.3, 0.6)
         long_ = short * rng.uniform(1.6, 2.5)
         durs = (long_, short) if winner == 0 else (short, long_)
-        audio = _pair(rng, *(ev.noise_burst(d, rng) for d in durs))
+        labels = ("long noise burst", "short noise burst") if winner == 0 else ("short noise burst", "long noise burst")
+        scene = _pair(rng, *(ev.noise_burst(d, rng) for d in durs), labels)
         question = "Which noise burst lasts longer, the first or the second?"
     else:
         inst = ev.INSTRUMENTS[int(rng.integers(len(ev.INSTRUMENTS)))]
         scene = Scene(rng)
         notes = rng.integers(48, 72, size=int(rng.integers(1, 4)))
-        scene.sequence([(inst, ev.instrument(inst, ev.midi_to_hz(m), rng.uniform(0.6, 1.0), rng), 0.5) for m in notes],
+        scene.sequence([(f"{inst} note", ev.instrument(inst, ev.midi_to_hz(m), rng.uniform(0.6, 1.0), rng), 0.5) for m in notes],
                        start=rng.uniform(0.3, 1.0), gaps=(0.3, 0.6))
         q = qa(ATTRIBUTE_IDENTIFICATION, "attribute.instrument", "Which instrument is playing?", inst, rng,
                list(ev.INSTRUMENTS))
-        return Clip(scene.render(), [q])
+        return scene.clip([q])
     q = qa(ATTRIBUTE_IDENTIFICATION, f"attribute.{kind}", question, ORDINALS[winner], rng, ORDINALS)
-    return Clip(audio, [q])
+    return scene.clip([q])

@@ -33,7 +33,7 @@ def make_sound(rng: np.random.Generator, ctx) -> Clip:
                        start=rng.uniform(0.3, 1.0), gaps=(0.6, 1.2))
         q = qa(SOUND, "context.situation", "What is most likely happening in this recording?", SITUATIONS[label],
                rng, list(SITUATIONS.values()))
-        return Clip(scene.render(), [q])
+        return scene.clip([q])
     approaching = bool(rng.integers(2))
     sig = ev.siren(rng.uniform(4.0, 6.0))
     trend = np.linspace(0.1, 1.0, len(sig)) if approaching else np.linspace(1.0, 0.1, len(sig))
@@ -41,7 +41,7 @@ def make_sound(rng: np.random.Generator, ctx) -> Clip:
     answer = "approaching" if approaching else "moving away"
     q = qa(SOUND, "context.approach", "Is the emergency vehicle approaching or moving away?", answer, rng,
            ["approaching", "moving away"])
-    return Clip(scene.render(), [q])
+    return scene.clip([q])
 
 
 def _utterances(rng, speech, k: int, token: str | None = None) -> list[tuple[str, np.ndarray, float]]:
@@ -83,4 +83,4 @@ def make_speech(rng: np.random.Generator, ctx) -> Clip:
         scene.sequence(_utterances(rng, speech, int(rng.integers(1, 3)), token), start=start, gaps=(0.45, 0.7))
         q = qa(SPEECH, "speech.vowel", "Which vowel sound does the voice make (ee, eh, ah or oo)?", vowel, rng,
                list(VOWELS))
-    return Clip(scene.render(), [q], {"speech_engine": speech.name})
+    return scene.clip([q], {"speech_engine": speech.name})

@@ -22,7 +22,7 @@ def _easy(rng: np.random.Generator) -> Clip:
     scene.sequence([("beep", ev.beep(freq, rng.uniform(0.2, 0.4)), 0.5)] * n,
                    start=rng.uniform(0.3, 1.0), gaps=(0.4, 0.8))
     q = qa(COUNTING, "counting.easy", "How many beeps do you hear?", str(n), rng, number_options(n, 1))
-    return Clip(scene.render(), [q])
+    return scene.clip([q])
 
 
 def _medium(rng: np.random.Generator) -> Clip:
@@ -39,7 +39,7 @@ def _medium(rng: np.random.Generator) -> Clip:
     which = "higher" if target_high else "lower"
     q = qa(COUNTING, "counting.medium", f"There are beeps at two pitches. How many times does the {which}-pitched beep sound?",
            str(n_target), rng, number_options(n_target, 1))
-    return Clip(scene.render(), [q])
+    return scene.clip([q])
 
 
 def _hard(rng: np.random.Generator) -> Clip:
@@ -54,7 +54,7 @@ def _hard(rng: np.random.Generator) -> Clip:
                    start=rng.uniform(0.2, 0.6), gaps=(0.3, 0.5))
     q = qa(COUNTING, "counting.hard", f"How many {plural(target)} are there in this recording?",
            str(n_target), rng, number_options(n_target, 1))
-    return Clip(scene.render(), [q])
+    return scene.clip([q])
 
 
 LEVELS = {"easy": _easy, "medium": _medium, "hard": _hard}

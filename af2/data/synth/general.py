@@ -31,7 +31,7 @@ def _difference(rng) -> Clip:
     scene = _shuffled_sequence(rng, {a: na, b: nb})
     q = qa(GENERAL_REASONING, "general.difference", f"How many more {plural(a)} than {plural(b)} are there?",
            str(na - nb), rng, number_options(na - nb, 1))
-    return Clip(scene.render(), [q])
+    return scene.clip([q])
 
 
 def _most(rng) -> Clip:
@@ -40,7 +40,7 @@ def _most(rng) -> Clip:
     scene = _shuffled_sequence(rng, counts)
     q = qa(GENERAL_REASONING, "general.most", "Which kind of sound occurs most often?", f"the {top}", rng,
            [f"the {k}" for k in KINDS])
-    return Clip(scene.render(), [q])
+    return scene.clip([q])
 
 
 def _compare_around(rng) -> Clip:
@@ -48,15 +48,15 @@ def _compare_around(rng) -> Clip:
     before = int(rng.integers(50, 70))
     after = before + int(rng.choice([-1, 1])) * int(rng.integers(3, 8))
     scene = Scene(rng)
-    scene.sequence([("note", ev.instrument(inst, ev.midi_to_hz(before), 0.8, rng), 0.5),
+    scene.sequence([(f"{inst} note", ev.instrument(inst, ev.midi_to_hz(before), 0.8, rng), 0.5),
                     ("alarm", make_event("alarm", rng), 0.4),
-                    ("note", ev.instrument(inst, ev.midi_to_hz(after), 0.8, rng), 0.5)],
+                    (f"{inst} note", ev.instrument(inst, ev.midi_to_hz(after), 0.8, rng), 0.5)],
                    start=rng.uniform(0.3, 0.8), gaps=(0.5, 0.9))
     answer = "higher" if after > before else "lower"
     q = qa(GENERAL_REASONING, "general.compare_around",
            f"Is the {inst} note after the alarm higher or lower than the {inst} note before it?", answer, rng,
            ["higher", "lower"])
-    return Clip(scene.render(), [q])
+    return scene.clip([q])
 
 
 def make(rng: np.random.Generator, ctx) -> Clip:

@@ -18,7 +18,7 @@ def _tempo(rng) -> Clip:
         scene.add("drum", ev.drum(), t0 + k * period, 0.7)
     q = qa(INFORMATION_EXTRACTION, "info.tempo", "What is the tempo of the drum beat, in beats per minute?",
            f"{bpm} BPM", rng, [f"{b} BPM" for b in (bpm - 20, bpm - 10, bpm + 10, bpm + 20) if b > 0])
-    return Clip(scene.render(), [q])
+    return scene.clip([q])
 
 
 def _pitch(rng) -> Clip:
@@ -28,7 +28,7 @@ def _pitch(rng) -> Clip:
     scene.add(inst, ev.instrument(inst, ev.midi_to_hz(midi), rng.uniform(0.8, 1.5), rng), rng.uniform(0.3, 1.0), 0.6)
     q = qa(INFORMATION_EXTRACTION, "info.pitch", f"What is the pitch of the {inst} note?", ev.note_name(midi), rng,
            [ev.note_name(m) for m in (midi - 2, midi - 1, midi + 1, midi + 2)])
-    return Clip(scene.render(), [q])
+    return scene.clip([q])
 
 
 def _sources(rng) -> Clip:
@@ -40,7 +40,7 @@ def _sources(rng) -> Clip:
     scene.sequence([(lab, make_event(lab, rng), 0.5) for lab in seq], start=rng.uniform(0.3, 1.0), gaps=(0.5, 1.0))
     q = qa(INFORMATION_EXTRACTION, "info.sources", "How many distinct kinds of sound can be heard?", str(k), rng,
            number_options(k, 1, 8))
-    return Clip(scene.render(), [q])
+    return scene.clip([q])
 
 
 def make(rng: np.random.Generator, ctx) -> Clip:

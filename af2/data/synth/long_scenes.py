@@ -68,4 +68,4 @@ def make_long(rng: np.random.Generator, ctx, seconds: float) -> Clip:
            f"{alarm_s} seconds", rng, [f"{a} seconds" for a in range(max(1, alarm_s - 3), alarm_s + 4)]),
     ]
     return Clip(scene.render(tail=0.0, min_duration=seconds)[: int(seconds * SR)], questions,
-                {"long_audio": True, "duration": seconds})
+                {"long_audio": True, "duration": seconds, "caption": scene.caption()})

@@ -1,9 +1,11 @@
 """Scenes (events placed on a timeline over background noise) and question records.
 
 A generator builds a :class:`Scene`, places events with :meth:`Scene.add` or
-:meth:`Scene.sequence`, renders it to a waveform and attaches :class:`QA` records; the
-pair is a :class:`Clip`. Question records carry the skill, a question-type tag, the text,
-the exact answer and, for multiple-choice questions, the choices.
+:meth:`Scene.sequence`, and turns it into a :class:`Clip` with :meth:`Scene.clip`: the rendered
+waveform, its :class:`QA` records and a ``caption`` that lists the events in order (AF-CLAP's
+contrastive stage trains on it: "a doorbell, then two beeps, then a siren"). Question records
+carry the skill, a question-type tag, the text, the exact answer and, for multiple-choice
+questions, the choices.
 """
 from __future__ import annotations
 
@@ -15,6 +17,32 @@ import numpy as np
 from af2.data.synth.events import SR, background
 
 MC_PROBABILITY = 0.5
+#: Caption words for event labels that do not read as nouns on their own.
+CAPTION_NOUNS = {"speech": "spoken word", "drum": "drum hit"}
+NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
+
+
+def _noun(label: str, count: int) -> str:
+    """'a beep', 'an alarm', 'three beeps', 'two noise bursts', '12 clicks' (labels ending in
+    's', such as 'footsteps', stay as they are)."""
+    label = CAPTION_NOUNS.get(label, label)
+    if label.endswith("s"):
+        return label if count == 1 else f"{NUMBER_WORDS[count] if count <= 10 else count} bursts of {label}"
+    if count == 1:
+        return ("an " if label[0] in "aeiou" else "a ") + label
+    word = NUMBER_WORDS[count] if count <= 10 else str(count)
+    return f"{word} {label}{'es' if label.endswith(('ch', 'sh')) else 's'}"
+
+
+def caption(events: Sequence["Placed"]) -> str:
+    """The events in onset order, runs of one label merged: 'a doorbell, then two beeps'."""
+    runs: list[list] = []
+    for e in sorted(events, key=lambda e: e.onset):
+        if runs and runs[-1][0] == e.label:
+            runs[-1][1] += 1
+        else:
+            runs.append([e.label, 1])
+    return ", then ".join(_noun(label, k) for label, k in runs) if runs else "background noise"
 
 
 @dataclass
@@ -73,6 +101,15 @@ class Scene:
             out.append(self.add(label, sig, t, gain))
             t = out[-1].offset + self.rng.uniform(*gaps)
         return out
+
+    def caption(self) -> str:
+        """:func:`caption` of this scene's events."""
+        return caption(self.events)
+
+    def clip(self, questions: Sequence["QA"], meta: dict | None = None, **render: float) -> "Clip":
+        """The rendered scene (``render`` kwargs go to :meth:`render`) with its questions, and
+        ``meta`` plus the scene's ``caption``."""
+        return Clip(self.render(**render), list(questions), {"caption": self.caption(), **(meta or {})})
 
     def render(self, *, tail: float = 0.5, min_duration: float = 0.0) -> np.ndarray:
         n = int(round(max(self.end + tail, min_duration) * SR))

@@ -40,4 +40,4 @@ def make(rng: np.random.Generator, ctx) -> Clip:
         i = int(rng.integers(k))
         q = qa(TEMPORAL_REASONING, "temporal.onset", f"When does {names[i]} start, in seconds from the beginning?",
                f"{placed[i].onset:.1f} seconds", rng)
-    return Clip(scene.render(), [q])
+    return scene.clip([q])
