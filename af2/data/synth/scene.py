@@ -12,6 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
+from af2.data.prompts import with_choices
 from af2.data.synth.events import SR, background
 
 MC_PROBABILITY = 0.5
@@ -90,7 +91,8 @@ def qa(skill: str, qtype: str, question: str, answer: str, rng: np.random.Genera
     """A question, open-ended or (half the time, when ``options`` are given) multiple choice.
 
     Multiple choice lists ``answer`` among up to ``n_choices - 1`` other options, shuffled,
-    in the prompt; the answer stays the choice's text.
+    in the prompt (:func:`af2.data.prompts.with_choices`, as the collator does for any
+    manifest line with ``choices``); the answer stays the choice's text.
     """
     others = [o for o in dict.fromkeys(options or []) if o != answer]
     if not others or rng.random() >= MC_PROBABILITY:
@@ -98,8 +100,7 @@ def qa(skill: str, qtype: str, question: str, answer: str, rng: np.random.Genera
     picked = [others[k] for k in rng.permutation(len(others))[: n_choices - 1]]
     choices = [answer, *picked]
     choices = [choices[k] for k in rng.permutation(len(choices))]
-    listed = "\n".join(f"({chr(65 + k)}) {c}" for k, c in enumerate(choices))
-    return QA(skill, qtype, f"{question}\nChoose one:\n{listed}", answer, choices)
+    return QA(skill, qtype, with_choices(question, choices), answer, choices)
 
 
 def number_options(answer: int, low: int = 0, high: int = 20) -> list[str]:
