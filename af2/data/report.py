@@ -33,8 +33,9 @@ class Skipped:
 class LoadReport:
     """Counts of one epoch: samples and windows delivered, truncations, skips by kind.
 
-    ``batches`` counts batches with samples, ``empty_batches`` those whose samples were all
-    skipped; ``complete`` is False for an epoch stopped before its last batch.
+    ``batches`` counts the batches delivered, ``empty_batches`` the planned ones that were not
+    (all samples skipped; in training also a batch dropped because it was empty on another
+    rank); ``complete`` is False for an epoch stopped before its last batch.
     """
 
     epoch: int = 0
@@ -82,6 +83,7 @@ class LoadReport:
             lines.append(f"  ... and {len(details) - max_lines} more")
         return "\n".join(lines)
 
-    def log(self, logger: logging.Logger = log) -> None:
+    def log(self, logger: logging.Logger = log, prefix: str = "") -> None:
+        """The summary at WARNING level when something was skipped, else INFO."""
         level = logging.WARNING if self.skipped or self.manifest_errors else logging.INFO
-        logger.log(level, "data report, %s", self.summary())
+        logger.log(level, "%sdata report, %s", prefix, self.summary())
