@@ -128,3 +128,25 @@ def test_mixture_keeps_lines_with_unicode_separators(tmp_path):
     samples = load_manifest(out, strict=True).samples
     assert [s.prompt for s in samples] == ["line\u2028break\u0085?", "p"]
     assert samples[0].audio == (tmp_path / "a.wav").resolve()
+
+
+def test_stages_shorter_than_long_scenes_exclude_them():
+    """Long scenes last up to 5 min (30 windows) and their answers need all of it: a stage with a
+    shorter context must not train on them cut to fit."""
+    import inspect
+
+    import yaml
+
+    from af2.data.synth.generate import generate
+    from training.config import SCHEMA
+
+    longest = max(inspect.signature(generate).parameters["long_seconds"].default)
+    checked = 0
+    for path in sorted((Path(__file__).resolve().parents[2] / "training" / "configs").glob("*.yaml")):
+        cfg = yaml.safe_load(path.read_text())
+        if "stages" in cfg:
+            continue  # the curriculum file
+        if cfg["data"].get("max_windows", SCHEMA["data"]["max_windows"]) * 10 < longest:
+            assert all(src.get("long_audio") == "exclude" for src in cfg["data"]["sources"]), path.name
+            checked += 1
+    assert checked == 3  # clap, pretrain, sft
