@@ -8,7 +8,7 @@ the exact answer and, for multiple-choice questions, the choices.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -67,11 +67,12 @@ class Scene:
         return max((e.offset for e in self.events), default=0.0)
 
     def sequence(self, items: Sequence[tuple[str, np.ndarray, float]], *, start: float,
-                 gaps: tuple[float, float]) -> list[Placed]:
-        """Place (label, signal, gain) items one after another with random gaps."""
+                 gaps: tuple[float, float], align: Callable[[float], float] | None = None) -> list[Placed]:
+        """Place (label, signal, gain) items one after another with random gaps; ``align`` maps
+        each drawn onset to the one used (it must not move an onset earlier than ``gaps`` allow)."""
         t, out = start, []
         for label, sig, gain in items:
-            out.append(self.add(label, sig, t, gain))
+            out.append(self.add(label, sig, align(t) if align else t, gain))
             t = out[-1].offset + self.rng.uniform(*gaps)
         return out
 
