@@ -14,7 +14,7 @@ SEEDS = range(80)
 
 
 @pytest.fixture(scope="module")
-def clips(request):
+def clips():
     """(seed, clip, {label: onset} of the placed events) for many temporal clips."""
     placed: dict[str, float] = {}
     original = Scene.add

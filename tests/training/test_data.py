@@ -2,6 +2,7 @@
 the skipped-file report kept and logged per epoch and at the end of the stage)."""
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from pathlib import Path
@@ -32,14 +33,9 @@ def _loader(manifest: Path, *, world: int = 1, rank: int = 0):
     return build_loader({"data": data}, manifest, _tokenizer(), world=world, rank=rank)
 
 
+@functools.lru_cache(maxsize=1)
 def _tokenizer():
-    global _TOK
-    if _TOK is None:
-        _TOK = tiny_tokenizer()
-    return _TOK
-
-
-_TOK = None
+    return tiny_tokenizer()
 
 
 def test_one_rank_reports_every_epoch_and_the_stage_end(tmp_path, caplog):
