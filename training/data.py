@@ -6,24 +6,33 @@ paths made absolute): each source is filtered by ``long_audio`` and repeated ``w
 
 :class:`BatchStream` yields micro-batches across epochs and knows its position
 ``(epoch, batch)``; restoring that position (``--resume``) skips the planned batches without
-loading their audio, so a resumed run sees the same data in the same order.
+loading their audio, so a resumed run sees the same data in the same order. A planned batch
+that is empty on any rank (all its samples unusable) is skipped by all ranks together, and
+the stream keeps a :class:`~af2.data.report.LoadReport` per epoch (what was skipped and
+why), logged at every epoch's end and by :meth:`BatchStream.close` at the stage's end.
 """
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
+import torch
+import torch.distributed as dist
 from torch.utils.data import Sampler
 
 from af2.data.batching import DynamicBatchSampler
 from af2.data.collator import AF2Collator
 from af2.data.dataset import AudioQADataset
 from af2.data.loader import AudioQALoader
-from af2.data.manifest import load_manifest
+from af2.data.manifest import load_manifest, read_lines
+from af2.data.report import LoadReport, Skipped
+
+log = logging.getLogger("training.data")
 
 
 def write_mixture(sources: Sequence[dict], out: Path, *, seed: int) -> Path:
@@ -35,7 +44,7 @@ def write_mixture(sources: Sequence[dict], out: Path, *, seed: int) -> Path:
         if not result.ok:
             raise ValueError(f"data.sources[{k}].manifest {manifest}: " + "; ".join(map(str, result.errors[:5])))
         rows = []
-        for raw in manifest.read_text().splitlines():
+        for _, raw, _ in read_lines(manifest):  # the lines load_manifest read (all valid UTF-8 here)
             if not raw.strip():
                 continue
             row = json.loads(raw)
@@ -119,28 +128,98 @@ def build_loader(cfg: dict, manifest: Path, tokenizer, *, world: int, rank: int,
     return AudioQALoader(dataset, collator, sampler, num_workers=data["num_workers"], log_report=False)
 
 
-class BatchStream:
-    """Endless micro-batches of one rank; ``position`` = (epoch, batches taken this epoch)."""
+def all_ranks(flag: bool) -> bool:
+    """True when ``flag`` is True on every rank (one all-reduce of one number)."""
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else "cpu"
+    t = torch.tensor([int(flag)], dtype=torch.int32, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MIN)
+    return bool(t.item())
 
-    def __init__(self, loader: AudioQALoader, epoch: int = 0, batch: int = 0):
+
+class BatchStream:
+    """Endless micro-batches of one rank; ``position`` = (epoch, planned batches taken this epoch).
+
+    Every rank plans the same number of batches per epoch and the loader yields each of them,
+    empty ones (all samples unusable) included. An empty batch is never returned: when the
+    planned batch is empty on *any* rank, every rank skips it together (``agree``, by default
+    one all-reduce per batch when the sampler has more than one rank), so all ranks take the
+    same planned batches in the same step, keep the same position (a checkpoint's position
+    resumes every rank) and roll over epochs together. The samples of a batch dropped because
+    another rank's was empty are reported as ``peer_empty``.
+
+    ``report`` is the current epoch's :class:`~af2.data.report.LoadReport` (every planned
+    batch is added: samples, windows, skips and their reasons). It is logged when the epoch
+    rolls over and by :meth:`close` at the end of the stage (a resumed epoch's report covers
+    the batches after the resume point); finished reports are kept in ``reports``.
+    """
+
+    def __init__(self, loader: AudioQALoader, epoch: int = 0, batch: int = 0, *,
+                 agree: Callable[[bool], bool] | None = None, logger: logging.Logger = log):
         self.loader, self.epoch, self.batch = loader, epoch, batch
+        ranks = getattr(loader.sampler, "num_replicas", 1)
+        self.rank = getattr(loader.sampler, "rank", 0)
+        self.agree = agree if agree is not None else (all_ranks if ranks > 1 else (lambda flag: flag))
+        self.logger = logger
+        self.reports: list[LoadReport] = []
+        self.report = self._new_report()
         self._it = None
+        self._closed = False
 
     @property
     def position(self) -> dict:
         return {"epoch": self.epoch, "batch": self.batch}
 
+    def _new_report(self) -> LoadReport:
+        return LoadReport(epoch=self.epoch, complete=False,
+                          manifest_errors=[str(e) for e in self.loader.dataset.manifest_errors])
+
+    def _finish_report(self, complete: bool) -> None:
+        self.report.complete = complete
+        self.reports.append(self.report)
+        self.report.log(self.logger, prefix=f"rank {self.rank} ")
+
+    def _dropped(self, batch: dict) -> list[Skipped]:
+        samples = self.loader.dataset.samples
+        where = batch.get("indices") or [None] * len(batch["ids"])
+        return [Skipped(-1 if i is None else i, sid, "" if i is None else str(samples[i].audio), "peer_empty",
+                        f"planned batch {self.batch - 1} of epoch {self.epoch} was empty on another rank")
+                for i, sid in zip(where, batch["ids"])]
+
     def __next__(self) -> dict:
+        if self._closed:
+            raise RuntimeError("BatchStream is closed")
         while True:
             if self._it is None:
                 self.loader.set_epoch(self.epoch)
-                self.loader.sampler.skip = self.batch
+                self.loader.sampler.skip = self._start = self.batch
                 self._it = iter(self.loader.loader)
             try:
                 out = next(self._it)
-                self.batch += 1  # planned batches, empty ones (all samples unusable) included
-                if out["ids"]:
-                    return out
             except StopIteration:
                 self._it = None
+                if self._start == 0 and self.report.batches == 0:  # a whole epoch without one batch
+                    raise RuntimeError(f"rank {self.rank}: no usable batch in a whole epoch; "
+                                       f"{self.report.summary()}") from None
+                self._finish_report(complete=True)
                 self.epoch, self.batch = self.epoch + 1, 0
+                self.report = self._new_report()
+                continue
+            self.batch += 1  # planned batches, skipped ones included: the same on every rank
+            if self.agree(bool(out["ids"])):
+                self.report.add_batch(out)
+                return out
+            if out["ids"]:  # fine here, empty on another rank: all ranks skip this planned batch
+                self.report.skipped.extend(out["skipped"])
+                self.report.skipped.extend(self._dropped(out))
+                self.report.empty_batches += 1
+            else:
+                self.report.add_batch(out)
+
+    def close(self) -> None:
+        """End of the stage: log the report of the epoch in progress (if it saw any batch)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._it = None
+        if self.report.batches or self.report.empty_batches or self.report.skipped:
+            self._finish_report(complete=False)

@@ -210,6 +210,7 @@ def run_stage(cfg: dict, *, resume: bool = False) -> dict:
         if found is None or found.name != "final":
             ckpt.save(engine, root, "final", state, exclude_frozen=False)
     finally:
+        stream.close()  # logs the data report of the epoch in progress
         logger.close()
     changed = check_frozen(frozen_before, digests(engine.module, frozen))
     if changed:

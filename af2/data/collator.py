@@ -1,7 +1,9 @@
 """Batches of model inputs from :class:`~af2.data.dataset.AudioItem` records.
 
 For each sample the text is ``<audio>{prompt}<SEP>{answer}<|endofchunk|>{eos}``, tokenised
-piece by piece so the answer's span is exact. Output of ``collator(items)``:
+piece by piece so the answer's span is exact. A sample with ``choices`` whose prompt does not
+list them gets them appended ("Choose one:" and one ``(A) option`` line each, as the synthetic
+set writes them: :func:`af2.data.prompts.with_choices`). Output of ``collator(items)``:
 
 =====================  ===============  ===============================================
 key                    shape / type     meaning
@@ -16,8 +18,8 @@ audio_windows          (B, W, L) f32    10-s windows, zero-padded (L = 160000)
 audio_window_mask      (B, W) bool      True on windows holding real audio
 num_windows            (B,) int64       real windows per sample
 truncated              (B,) bool        the sample's audio was longer than max_windows
-ids, indices, skills,  lists (B)        per-sample manifest fields
-prompts, answers
+ids, indices, skills,  lists (B)        per-sample manifest fields (``prompts`` as the
+prompts, answers                        model sees them, choices included)
 skipped                list             :class:`Skipped` records of this batch
 =====================  ===============  ===============================================
 
@@ -32,6 +34,8 @@ from typing import Sequence
 import torch
 
 from af2.data.dataset import AudioItem
+from af2.data.manifest import Sample
+from af2.data.prompts import with_choices
 from af2.data.report import Skipped
 from af2.data.tokens import AUDIO_TOKEN, EOC_TOKEN
 from af2.data.windows import split_windows_batch, window_length
@@ -67,6 +71,11 @@ class AF2Collator:
     def _text(self, text: str) -> list[int]:
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
+    @staticmethod
+    def prompt(sample: Sample) -> str:
+        """The prompt the model sees: the manifest's, with its ``choices`` listed."""
+        return with_choices(sample.prompt, sample.choices)
+
     def encode(self, prompt: str, answer: str) -> tuple[list[int], list[int]]:
         """Token ids and labels of one sample (two lists of equal length)."""
         p, a = self._text(prompt), self._text(answer)
@@ -81,7 +90,7 @@ class AF2Collator:
         for it in items:
             if isinstance(it, Skipped):
                 continue
-            ids, labels = self.encode(it.sample.prompt, it.sample.answer)
+            ids, labels = self.encode(self.prompt(it.sample), it.sample.answer)
             if self.max_length is not None and len(ids) > self.max_length:
                 skipped.append(Skipped(it.index, it.sample.id, str(it.sample.audio), "too_long",
                                        f"{len(ids)} tokens > max_length {self.max_length}"))
@@ -115,6 +124,6 @@ class AF2Collator:
             "media_locations": input_ids == self.audio_id,
             "audio_windows": windows, "audio_window_mask": mask, "num_windows": num, "truncated": truncated,
             "ids": [it.sample.id for it in kept], "indices": [it.index for it in kept],
-            "skills": [it.sample.skill for it in kept], "prompts": [it.sample.prompt for it in kept],
+            "skills": [it.sample.skill for it in kept], "prompts": [self.prompt(it.sample) for it in kept],
             "answers": [it.sample.answer for it in kept], "skipped": skipped,
         }

@@ -3,7 +3,10 @@
 ``dataset[i]`` is an :class:`AudioItem` (the span as a ``(T,)`` float32 16 kHz wave,
 ``T <= max_windows * 160000``) or, when the audio is unusable, a
 :class:`~af2.data.report.Skipped` record with the reason. Spans longer than
-``max_windows`` windows are cut to fit, flagged ``truncated`` and logged.
+``max_windows`` windows are cut to fit, flagged ``truncated`` and logged; with
+``skip_truncated_long_audio=True`` a sample marked ``"long_audio": true`` in the manifest
+(the synthetic long scenes: their answers are about the whole recording, so a cut copy would
+teach wrong answers) is skipped instead (kind ``truncated_long_audio``).
 """
 from __future__ import annotations
 
@@ -40,8 +43,10 @@ class AudioQADataset(Dataset):
     """Samples of a manifest (or a list of :class:`Sample`) with their audio."""
 
     def __init__(self, samples: Sequence[Sample], *, max_windows: int, sample_rate: int = 16000,
-                 window_seconds: float = 10.0, peak_normalize: bool = False):
+                 window_seconds: float = 10.0, peak_normalize: bool = False,
+                 skip_truncated_long_audio: bool = False):
         self.samples = list(samples)
+        self.skip_truncated_long_audio = skip_truncated_long_audio
         self.max_windows = max_windows
         self.sample_rate = sample_rate
         self.window_seconds = window_seconds
@@ -86,6 +91,9 @@ class AudioQADataset(Dataset):
         seconds = self.span_seconds(index)
         limit = self.max_windows * self.window_seconds
         truncated = seconds > limit + 1.0 / self.sample_rate
+        if truncated and self.skip_truncated_long_audio and s.extra.get("long_audio"):
+            raise _TruncatedLongAudio(s.audio, f"{seconds:.1f} s long-audio sample (answers about the whole "
+                                               f"recording) > max_windows={self.max_windows} ({limit:.0f} s)")
         end = start + limit if truncated else s.end
         wave = read_audio(s.audio, start=s.start, end=end, target_sr=self.sample_rate)
         wave = wave[: int(limit * self.sample_rate)]
@@ -107,6 +115,10 @@ class AudioQADataset(Dataset):
         except Exception as e:  # never crash an epoch; report it loudly instead
             log.exception("unexpected error reading sample %s (%s)", s.id, s.audio)
             return Skipped(index, s.id, str(s.audio), "unexpected", f"{type(e).__name__}: {e}")
+
+
+class _TruncatedLongAudio(AudioError):
+    kind = "truncated_long_audio"
 
 
 @lru_cache(maxsize=65536)

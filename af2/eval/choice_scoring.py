@@ -2,9 +2,10 @@
 
 For a question with ``choices``, every option ``c`` is scored by the summed log-probability the
 model gives the training-format continuation ``<audio>{prompt}<SEP>{c}<|endofchunk|>{eos}``
-(exactly the tokens the collator supervises); the prediction is the best-scoring option. This is
-robust for small models whose free generation does not yet follow the option format. The audio is
-encoded once per question (AF-CLAP + audio transformation) and shared by its options.
+(exactly the tokens the collator supervises, the prompt listing the options as in training); the
+prediction is the best-scoring option. This is robust for small models whose free generation
+does not yet follow the option format. The audio is encoded once per question (AF-CLAP + audio
+transformation) and shared by its options.
 
 ``score_choices(model, samples, ...)`` returns one :class:`ChoiceResult` per sample;
 ``accuracy_by_skill`` turns them into per-skill accuracy and chance (mean of 1/len(choices)).
@@ -68,7 +69,7 @@ def score_choices(model, samples: Sequence[Sample], *, max_windows: int = 3, bat
         rows, owner = [], []
         for q, s in enumerate(chunk):
             for c in s.choices:
-                rows.append(collator.encode(s.prompt, c))
+                rows.append(collator.encode(collator.prompt(s), c))
                 owner.append(q)
         width = max(len(ids) for ids, _ in rows)
         ids = torch.full((len(rows), width), collator.pad_id, dtype=torch.long)

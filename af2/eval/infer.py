@@ -3,7 +3,7 @@
 ``python -m af2 infer --model DIR --audio a.wav [b.wav ...] --prompt "..."`` prints one answer per
 file; ``python -m af2 infer --model DIR --input manifest.jsonl --output preds.jsonl`` answers
 every manifest line (its ``audio``, ``start``/``end`` and ``prompt``; options in ``choices`` are
-appended to the prompt as "(A) ... (B) ...") and appends ``{"id", "prediction", "prompt",
+appended as in training, "Choose one:" and one "(A) ..." line each, unless the prompt lists them) and appends ``{"id", "prediction", "prompt",
 "audio"}`` lines to OUT, one per sample. Rerunning skips ids already in OUT. Files that cannot be
 read are reported on stderr and in ``OUT.errors.jsonl`` and skipped; they never stop the run.
 """
@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from af2.data.audio import AudioError, read_audio
 from af2.data.manifest import load_manifest
+from af2.data.prompts import with_choices
 
 log = logging.getLogger("af2.infer")
 
@@ -37,9 +38,8 @@ class Request:
 
 
 def prompt_with_choices(prompt: str, choices: Optional[Sequence[str]]) -> str:
-    if not choices:
-        return prompt
-    return prompt + " " + " ".join(f"({chr(65 + i)}) {c}" for i, c in enumerate(choices))
+    """The prompt as training shows it: options appended by :func:`af2.data.prompts.with_choices`."""
+    return with_choices(prompt, choices)
 
 
 def requests_from_manifest(path: Path) -> tuple[list[Request], list[str]]:

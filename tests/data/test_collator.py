@@ -3,18 +3,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from af2.data.collator import IGNORE_INDEX, AF2Collator
 from af2.data.dataset import AudioItem
 from af2.data.manifest import Sample
+from af2.data.prompts import with_choices
 from af2.data.report import Skipped
+from af2.data.synth.scene import qa
 from af2.data.tokens import AUDIO_TOKEN, EOC_TOKEN, SEP_TOKEN
 
 
-def _item(i: int, seconds: float, prompt="How many beeps?", answer="3 beeps", truncated=False) -> AudioItem:
-    s = Sample(Path(f"/x/{i}.wav"), prompt, answer, None, None, "counting", f"s{i}", None, i + 1)
+def _item(i: int, seconds: float, prompt="How many beeps?", answer="3 beeps", truncated=False,
+          choices=None) -> AudioItem:
+    s = Sample(Path(f"/x/{i}.wav"), prompt, answer, None, None, "counting", f"s{i}", choices, i + 1)
     return AudioItem(i, s, torch.full((int(seconds * 16000),), float(i + 1)), truncated, seconds)
 
 
@@ -56,6 +60,25 @@ def test_windows_masks_and_skips(tokenizer):
     assert [s.kind for s in batch["skipped"]] == ["missing", "too_long"]
     empty = col([bad])
     assert empty["ids"] == [] and empty["input_ids"].shape == (0, 0) and empty["skipped"] == [bad]
+
+
+def test_choices_reach_the_model_once(tokenizer):
+    col = AF2Collator(tokenizer, max_windows=3)
+    forms = (qa("counting", "counting.easy", "How many beeps?", "3", np.random.default_rng(seed), ["2", "3", "4"])
+             for seed in range(100))
+    listed = next(q for q in forms if q.choices)  # the generator's multiple-choice form of the question
+    plain = _item(0, 1.0, prompt="How many beeps?", answer="3", choices=listed.choices)
+    synth = _item(1, 1.0, prompt=listed.prompt, answer="3", choices=listed.choices)
+    batch = col([plain, synth, _item(2, 1.0, answer="3")])
+    # a manifest line with choices but a bare prompt is shown the same block the generator writes
+    assert batch["prompts"][0] == listed.prompt == batch["prompts"][1]
+    assert listed.prompt.startswith("How many beeps?\nChoose one:\n(A) ")
+    assert batch["prompts"][2] == "How many beeps?"
+    ids = batch["input_ids"]
+    assert torch.equal(ids[0], ids[1])  # same tokens: not listed twice
+    text = tokenizer.decode(ids[0][batch["attention_mask"][0]])
+    assert text.count("Choose one:") == 1 and all(f"({chr(65 + k)}) {c}" in text for k, c in enumerate(listed.choices))
+    assert col.prompt(plain.sample) == listed.prompt and with_choices("Q?", None) == "Q?"
 
 
 def test_trim_windows_to_batch(tokenizer):

@@ -52,3 +52,20 @@ def test_unexpected_errors_are_reported_not_raised(manifest, monkeypatch, caplog
         item = D.AudioQADataset.from_manifest(manifest, max_windows=3)[0]
     assert isinstance(item, Skipped) and item.kind == "unexpected" and "disk on fire" in item.reason
     assert "unexpected error reading sample a" in caplog.text
+
+
+def test_truncated_long_audio_can_be_skipped(tmp_path):
+    write(tmp_path / "long.wav", tone(25.0))
+    write_manifest(tmp_path / "m.jsonl", [
+        {"audio": "long.wav", "prompt": "p", "answer": "a", "id": "scene", "long_audio": True},
+        {"audio": "long.wav", "prompt": "p", "answer": "a", "id": "plain"},
+        {"audio": "long.wav", "prompt": "p", "answer": "a", "id": "scene-span", "long_audio": True, "end": 15.0},
+    ])
+    keep = D.AudioQADataset.from_manifest(tmp_path / "m.jsonl", max_windows=2)
+    assert [keep[i].truncated for i in range(3)] == [True, True, False]  # default: cut to fit
+    skip = D.AudioQADataset.from_manifest(tmp_path / "m.jsonl", max_windows=2, skip_truncated_long_audio=True)
+    scene = skip[0]
+    assert isinstance(scene, Skipped) and scene.kind == "truncated_long_audio" and "25.0 s" in scene.reason
+    assert skip[1].truncated and not skip[2].truncated  # unmarked samples are cut; a fitting span is kept
+    assert not isinstance(D.AudioQADataset.from_manifest(tmp_path / "m.jsonl", max_windows=3,
+                                                         skip_truncated_long_audio=True)[0], Skipped)

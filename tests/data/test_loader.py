@@ -71,6 +71,7 @@ def test_folder_to_batches_with_report(folder, tokenizer, workers, caplog):
         loader.set_epoch(epoch)
         with caplog.at_level(logging.WARNING, logger="af2.data"):
             batches = list(loader)
+        assert len(batches) == len(loader)  # every planned batch, empty ones included
         ids = [i for b in batches for i in b["ids"]]
         assert sorted(ids) == sorted(GOOD_IDS)
         for b in batches:
@@ -105,6 +106,47 @@ def test_ranks_share_the_folder_exactly_once(folder, tokenizer, world):
     for rank in range(world):
         loader = make_loader(folder / "manifest.jsonl", tokenizer, max_windows=3, max_windows_per_batch=3,
                              num_workers=0, num_replicas=world, rank=rank, seed=4)
-        steps.add(len(loader))
-        ids += [i for b in loader for i in b["ids"]]
+        batches = list(loader)
+        steps |= {len(loader), len(batches)}
+        ids += [i for b in batches for i in b["ids"]]
     assert sorted(ids) == sorted(GOOD_IDS) and len(steps) == 1
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_two_ranks_get_equal_batch_counts_with_a_missing_file(tmp_path, tokenizer, workers):
+    # 8 one-window clips, one missing, one sample per batch: the missing file's batch is empty
+    # but still yielded, so both ranks take 4 batches (a distributed loop would hang on 4 vs 3).
+    for k in range(7):
+        write(tmp_path / f"c{k}.wav", tone(1.0))
+    write_manifest(tmp_path / "m.jsonl", [{"audio": f"c{k}.wav", "prompt": "p?", "answer": "a", "id": f"c{k}"}
+                                          for k in range(7)] + [{"audio": "gone.wav", "prompt": "p?", "answer": "a",
+                                                                 "id": "gone"}])
+    counts, empty = [], []
+    for rank in range(2):
+        loader = make_loader(tmp_path / "m.jsonl", tokenizer, max_windows=1, max_windows_per_batch=1,
+                             num_workers=workers, num_replicas=2, rank=rank, seed=3)
+        batches = list(loader)
+        counts.append(len(batches))
+        for b in batches:
+            if not b["ids"]:
+                assert b["input_ids"].shape == (0, 0) and b["audio_windows"].shape[0] == 0
+                empty.append((rank, [s.id for s in b["skipped"]]))
+        assert loader.report.empty_batches == sum(r == rank for r, _ in empty) and loader.report.complete
+    assert counts == [4, 4]
+    assert [ids for _, ids in empty] == [["gone"]]
+
+
+def test_report_of_an_epoch_stopped_early(folder, tokenizer, caplog):
+    loader = make_loader(folder / "manifest.jsonl", tokenizer, max_windows=3, max_windows_per_batch=3,
+                         num_workers=0, seed=2)
+    assert len(loader) > 2
+    with caplog.at_level(logging.INFO, logger="af2.data"):
+        for k, _ in enumerate(loader):
+            if k == 1:
+                break
+    report = loader.report
+    assert report is not None and not report.complete and report.batches + report.empty_batches == 2
+    assert "epoch 0 (stopped early): " in caplog.text
+    loader.set_epoch(1)
+    list(loader)
+    assert loader.report.complete and loader.report.epoch == 1 and len(loader.reports) == 2

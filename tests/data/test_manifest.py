@@ -47,12 +47,15 @@ BAD_LINES = [
     ('{"audio": "x.wav", "prompt": "p", "answer": "a", "choices": "a"}', "list of strings"),
     ('{"audio": "x.wav", "prompt": "p", "answer": "a", "id": "dup"}', None),
     ('{"audio": "y.wav", "prompt": "p", "answer": "a", "id": "dup"}', "duplicate id 'dup' (first on line"),
+    (b'{"audio": "z.wav", "prompt": "caf\xe9?", "answer": "a"}', "not valid UTF-8 (byte 34 of the line"),  # Latin-1
+    ('{"audio": "\u00e9t\u00e9.wav", "prompt": "Qu\u00e9 pasa?", "answer": "\u2028 a"}', None),  # good UTF-8 after it
 ]
 
 
 def _write_bad(tmp_path: Path) -> Path:
     path = tmp_path / "bad.jsonl"
-    path.write_text('{"audio": "ok.wav", "prompt": "p", "answer": "a"}\n\n' + "\n".join(t for t, _ in BAD_LINES) + "\n")
+    lines = [t if isinstance(t, bytes) else t.encode() for t, _ in BAD_LINES]
+    path.write_bytes(b'{"audio": "ok.wav", "prompt": "p", "answer": "a"}\n\n' + b"\n".join(lines) + b"\n")
     return path
 
 
@@ -63,7 +66,9 @@ def test_every_bad_line_is_reported_with_line_number_and_reason(tmp_path):
     assert sorted(got) == sorted(expected)
     for line, reason in expected.items():
         assert reason in got[line], (line, got[line])
-    assert [s.line for s in res.samples] == [1, 15]
+    assert [s.line for s in res.samples] == [1, 15, 18]
+    assert str(res.errors[-1]).startswith("line 17: not valid UTF-8")
+    assert res.samples[-1].prompt == "Qu\u00e9 pasa?" and res.samples[-1].answer == "\u2028 a"
 
 
 def test_strict_raises_listing_every_bad_line(tmp_path):

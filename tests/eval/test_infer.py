@@ -65,7 +65,7 @@ def test_manifest_run_is_batched_resumable_and_reports_bad_files(saved_model, da
     # The answers are model.generate's (same prompt formatting, same windowing).
     from af2.data.audio import read_audio
 
-    want = model.generate([read_audio(data / "b.flac")], ["Which is higher? (A) first (B) second"], max_new_tokens=5)
+    want = model.generate([read_audio(data / "b.flac")], ["Which is higher?\nChoose one:\n(A) first\n(B) second"], max_new_tokens=5)
     assert next(p for p in preds if p["id"] == "q2")["prediction"] == want[0].strip()
     # Rerun: nothing is answered twice; a torn last line from a killed run is repaired.
     with open(out, "a") as f:

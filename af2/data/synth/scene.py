@@ -10,10 +10,11 @@ questions, the choices.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
+from af2.data.prompts import with_choices
 from af2.data.synth.events import SR, background
 
 MC_PROBABILITY = 0.5
@@ -94,11 +95,12 @@ class Scene:
         return max((e.offset for e in self.events), default=0.0)
 
     def sequence(self, items: Sequence[tuple[str, np.ndarray, float]], *, start: float,
-                 gaps: tuple[float, float]) -> list[Placed]:
-        """Place (label, signal, gain) items one after another with random gaps."""
+                 gaps: tuple[float, float], align: Callable[[float], float] | None = None) -> list[Placed]:
+        """Place (label, signal, gain) items one after another with random gaps; ``align`` maps
+        each drawn onset to the one used (it must not move an onset earlier than ``gaps`` allow)."""
         t, out = start, []
         for label, sig, gain in items:
-            out.append(self.add(label, sig, t, gain))
+            out.append(self.add(label, sig, align(t) if align else t, gain))
             t = out[-1].offset + self.rng.uniform(*gaps)
         return out
 
@@ -127,7 +129,8 @@ def qa(skill: str, qtype: str, question: str, answer: str, rng: np.random.Genera
     """A question, open-ended or (half the time, when ``options`` are given) multiple choice.
 
     Multiple choice lists ``answer`` among up to ``n_choices - 1`` other options, shuffled,
-    in the prompt; the answer stays the choice's text.
+    in the prompt (:func:`af2.data.prompts.with_choices`, as the collator does for any
+    manifest line with ``choices``); the answer stays the choice's text.
     """
     others = [o for o in dict.fromkeys(options or []) if o != answer]
     if not others or rng.random() >= MC_PROBABILITY:
@@ -135,8 +138,7 @@ def qa(skill: str, qtype: str, question: str, answer: str, rng: np.random.Genera
     picked = [others[k] for k in rng.permutation(len(others))[: n_choices - 1]]
     choices = [answer, *picked]
     choices = [choices[k] for k in rng.permutation(len(choices))]
-    listed = "\n".join(f"({chr(65 + k)}) {c}" for k, c in enumerate(choices))
-    return QA(skill, qtype, f"{question}\nChoose one:\n{listed}", answer, choices)
+    return QA(skill, qtype, with_choices(question, choices), answer, choices)
 
 
 def number_options(answer: int, low: int = 0, high: int = 20) -> list[str]:

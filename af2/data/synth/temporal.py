@@ -2,7 +2,9 @@
 
 Question types: ``temporal.after`` (what comes right after X), ``temporal.before``,
 ``temporal.first_of_two`` (which of X and Y comes first), ``temporal.onset`` (when does X
-start; answer to 0.1 s).
+start; answer to 0.1 s). Every onset lies within 25 ms of a multiple of 0.1 s
+(:func:`clear_of_rounding_ties`), so the answer is never a rounding tie (x.x5 s) that an
+onset measured a few ms off would round the other way.
 """
 from __future__ import annotations
 
@@ -13,6 +15,14 @@ from af2.data.synth.catalog import SEQUENCE_LABELS, make_event
 from af2.data.synth.scene import Clip, Scene, qa
 
 QTYPES = ("after", "before", "first_of_two", "onset")
+TIE_MARGIN = 0.025  # seconds: the least distance of an onset from a rounding tie (x.x5 s)
+
+
+def clear_of_rounding_ties(t: float) -> float:
+    """``t`` pulled halfway towards the nearest multiple of 0.1 s: within 25 ms of it, so at
+    least ``TIE_MARGIN`` from x.x5 s; deterministic (no random draw) and order-preserving."""
+    grid = round(t * 10) / 10
+    return grid + (t - grid) / 2
 
 
 def make(rng: np.random.Generator, ctx) -> Clip:
@@ -20,7 +30,7 @@ def make(rng: np.random.Generator, ctx) -> Clip:
     labels = [SEQUENCE_LABELS[j] for j in rng.permutation(len(SEQUENCE_LABELS))[:k]]
     scene = Scene(rng)
     placed = scene.sequence([(lab, make_event(lab, rng), rng.uniform(0.4, 0.6)) for lab in labels],
-                            start=rng.uniform(0.3, 1.5), gaps=(0.5, 1.2))
+                            start=rng.uniform(0.3, 1.5), gaps=(0.5, 1.2), align=clear_of_rounding_ties)
     qtype = QTYPES[int(rng.integers(len(QTYPES)))]
     names = [f"the {lab}" for lab in labels]
     if qtype == "after":
