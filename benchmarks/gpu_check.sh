@@ -116,4 +116,6 @@ if step build 240 "$OUT/build.log" "$PY" -m pip install --no-build-isolation --n
   fi
 fi
 note "total $((SECONDS - START))s of ${BUDGET_S}s; results: $RESULTS"
+echo "== summary"
+grep -E "^(wheels|build|tests|report:[a-z_]+|bench|total) " "$SUMMARY"
 exit "$status"
