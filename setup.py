@@ -2,7 +2,10 @@
 
 The source list is sources.txt (shared with CMakeLists.txt and the tests). Environment:
   AF2_BUILD_CUDA = auto (default) | 0 | 1   compile the CUDA kernels; auto = when torch has CUDA
-                                             and a CUDA toolkit (nvcc) is found; 1 insists.
+                                             and a CUDA toolkit (nvcc) of the same CUDA major
+                                             version is found, else the CPU core with a printed
+                                             warning (af2.build_info()["cuda_note"] says why);
+                                             1 insists (fails with a clear message instead).
   TORCH_CUDA_ARCH_LIST                      CUDA archs, default "8.0;9.0a" (sm_80, sm_90a).
   AF2_CPU_ARCH = native (default) | none | <gcc -march value>   vector ISA of the CPU kernels.
 The CUDA kernels also need the CUTLASS/CuTe headers: pip install --no-deps nvidia-cutlass.
@@ -10,6 +13,8 @@ The CUDA kernels also need the CUTLASS/CuTe headers: pip install --no-deps nvidi
 Install with the torch already present (no build isolation):
   pip install torch==2.13.0 ninja && pip install --no-build-isolation -e .
 """
+from __future__ import annotations
+
 import os
 import re
 import sys
@@ -41,17 +46,6 @@ def find_cuda_home():
     return None
 
 
-if os.environ.get("AF2_BUILD_CUDA", "auto").strip() != "0" and find_cuda_home():
-    os.environ["CUDA_HOME"] = find_cuda_home()
-
-try:
-    import torch
-    from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CppExtension, CUDAExtension
-except ImportError:  # pragma: no cover - exercised only on a machine without torch
-    fail("torch must be installed before building af2, and the build must see it: "
-         "pip install torch==2.13.0 ninja && pip install --no-build-isolation .")
-
-
 def read_sources() -> dict:
     kinds: dict = {"core": [], "cuda": [], "bind": [], "bind_cuda": []}
     for lineno, line in enumerate((ROOT / "sources.txt").read_text().splitlines(), 1):
@@ -65,27 +59,81 @@ def read_sources() -> dict:
     return kinds
 
 
-def want_cuda() -> bool:
-    mode = os.environ.get("AF2_BUILD_CUDA", "auto").strip().lower()
-    if mode not in ("auto", "0", "1"):
+MODES = ("auto", "0", "1")
+
+
+def build_mode() -> str:
+    """AF2_BUILD_CUDA, validated: auto (default), 0 or 1."""
+    raw = os.environ.get("AF2_BUILD_CUDA", "auto")
+    mode = raw.strip().lower()
+    if mode not in MODES:
+        fail(f"AF2_BUILD_CUDA must be auto, 0 or 1, got {raw!r}")
+    return mode
+
+
+def nvcc_release(cuda_home) -> str | None:
+    """The CUDA release of cuda_home's nvcc ("13.0"), or None if it cannot be read."""
+    import subprocess
+
+    if not cuda_home:
+        return None
+    try:
+        out = subprocess.run([str(Path(cuda_home) / "bin" / "nvcc"), "--version"], capture_output=True,
+                             text=True, timeout=60).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    m = re.search(r"release (\d+)\.(\d+)", out)
+    return f"{m.group(1)}.{m.group(2)}" if m else None
+
+
+def cuda_plan(mode: str, torch_version: str, torch_cuda, cuda_home, nvcc_version) -> tuple:
+    """Whether to compile the CUDA kernels: (True, "") or (False, why not). Pure (tests call it).
+
+    mode: AF2_BUILD_CUDA (auto | 0 | 1); torch_cuda: torch.version.cuda (None for a CPU torch);
+    cuda_home: the toolkit directory found (None: no nvcc); nvcc_version: its release ("13.0") or
+    None if unreadable. "1" fails with a clear message where CUDA cannot be built; "auto" then
+    builds the CPU core and prints why, also when nvcc's CUDA major version differs from torch's
+    (torch's extension builder refuses that pair).
+    """
+    if mode not in MODES:
         fail(f"AF2_BUILD_CUDA must be auto, 0 or 1, got {mode!r}")
-    torch_cuda = torch.version.cuda is not None
-    have_nvcc = CUDA_HOME is not None and (Path(CUDA_HOME) / "bin" / "nvcc").exists()
+    if mode == "0":
+        return False, "AF2_BUILD_CUDA=0"
+    major = lambda v: v.split(".")[0]
+    mismatch = (torch_cuda is not None and cuda_home is not None and nvcc_version is not None
+                and major(nvcc_version) != major(torch_cuda))
+    mismatch_msg = (f"nvcc in {cuda_home} is CUDA {nvcc_version} but torch {torch_version} was built with "
+                    f"CUDA {torch_cuda}; the major versions must match (set CUDA_HOME to a CUDA "
+                    f"{torch_cuda and major(torch_cuda)}.x toolkit)")
     if mode == "1":
-        if not torch_cuda:
-            fail(f"AF2_BUILD_CUDA=1 but torch {torch.__version__} is a CPU-only build; "
+        if torch_cuda is None:
+            fail(f"AF2_BUILD_CUDA=1 but torch {torch_version} is a CPU-only build; "
                  "install a CUDA build of torch or use AF2_BUILD_CUDA=auto")
-        if not have_nvcc:
+        if cuda_home is None:
             fail("AF2_BUILD_CUDA=1 but no CUDA toolkit was found (set CUDA_HOME to a directory "
                  "with bin/nvcc)")
-        return True
-    if mode == "0":
-        return False
-    if not (torch_cuda and have_nvcc):
-        why = "torch is a CPU-only build" if not torch_cuda else "no CUDA toolkit (nvcc) was found"
-        print(f"af2: building the CPU core only ({why}); set AF2_BUILD_CUDA=1 to insist on CUDA")
-        return False
-    return True
+        if mismatch:
+            fail(f"AF2_BUILD_CUDA=1 but {mismatch_msg}")
+        return True, ""
+    if torch_cuda is None:
+        return False, f"torch {torch_version} is a CPU-only build"
+    if cuda_home is None:
+        return False, "no CUDA toolkit (nvcc) was found"
+    if mismatch:
+        return False, mismatch_msg
+    return True, ""
+
+
+def want_cuda(mode: str, cuda_home) -> tuple:
+    """cuda_plan for this environment; in auto mode prints why the CUDA kernels are left out."""
+    import torch
+
+    with_cuda, note = cuda_plan(mode, torch.__version__, torch.version.cuda, cuda_home,
+                                nvcc_release(cuda_home) if torch.version.cuda else None)
+    if mode == "auto" and not with_cuda:
+        print(f"af2 build warning: building the CPU core only: {note}; set AF2_BUILD_CUDA=1 to insist "
+              "on CUDA", file=sys.stderr)
+    return with_cuda, note
 
 
 def cutlass_include() -> str:
@@ -105,44 +153,67 @@ def cpu_arch_flags() -> list:
     return [] if arch in ("", "none") else [f"-march={arch}"]
 
 
-version = re.search(r'__version__ = "([^"]+)"', (ROOT / "af2" / "_version.py").read_text()).group(1)
-torch_version = torch.__version__.split("+")[0]
-sources = read_sources()
-with_cuda = want_cuda()
-if with_cuda:
-    os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "8.0;9.0a")
-cuda_archs = os.environ.get("TORCH_CUDA_ARCH_LIST", "") if with_cuda else ""
+def import_torch():
+    try:
+        import torch  # noqa: F401
+    except ImportError:  # pragma: no cover - exercised only on a machine without torch
+        fail("torch must be installed before building af2, and the build must see it: "
+             "pip install torch==2.13.0 ninja && pip install --no-build-isolation .")
 
-macros = [("AF2_VERSION", f'"{version}"'), ("AF2_TORCH_VERSION", f'"{torch.__version__}"')]
-# The C++ standard is torch's choice (C++17 up to torch 2.13, C++20 from 2.14).
-cxx = ["-O3", "-fopenmp", "-fno-math-errno", *cpu_arch_flags()]
-include_dirs = [str(ROOT / "csrc"), str(ROOT)]
-ext_sources = sources["core"] + sources["bind"]
-ext_kwargs = dict(include_dirs=include_dirs, extra_link_args=["-fopenmp"])
-if with_cuda:
-    macros += [("AF2_WITH_CUDA", None), ("AF2_CUDA_ARCHS", f'"{cuda_archs}"'),
-               ("AF2_CUDA_VERSION", f'"{torch.version.cuda}"')]
-    ext_sources += sources["cuda"] + sources["bind_cuda"]
-    include_dirs.append(cutlass_include())
-    nvcc = ["-O3", "-lineinfo", "--expt-relaxed-constexpr"]
-    extension = CUDAExtension("af2._C", ext_sources, define_macros=macros,
-                              extra_compile_args={"cxx": cxx, "nvcc": nvcc}, **ext_kwargs)
-else:
-    extension = CppExtension("af2._C", ext_sources, define_macros=macros,
-                             extra_compile_args={"cxx": cxx}, **ext_kwargs)
 
-# Facts the Python side checks before loading _C (a torch mismatch would otherwise surface
-# as an undefined-symbol error).
-(ROOT / "af2" / "_build_meta.py").write_text(
-    "# Written by setup.py at build time; do not edit.\n"
-    f"TORCH_VERSION = {torch.__version__!r}\n"
-    f"CUDA = {with_cuda!r}\n"
-    f"CUDA_ARCHS = {cuda_archs!r}\n"
-)
+def main() -> None:
+    mode = build_mode()
+    cuda_home = find_cuda_home() if mode != "0" else None
+    if cuda_home:  # before torch.utils.cpp_extension reads it
+        os.environ["CUDA_HOME"] = cuda_home
+    import_torch()
+    import torch
+    from torch.utils.cpp_extension import BuildExtension, CppExtension, CUDAExtension
 
-setup(
-    version=version,
-    packages=find_packages(include=["af2", "af2.*"]),
-    ext_modules=[extension],
-    cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},
-)
+    version = re.search(r'__version__ = "([^"]+)"', (ROOT / "af2" / "_version.py").read_text()).group(1)
+    sources = read_sources()
+    with_cuda, cuda_note = want_cuda(mode, cuda_home)
+    if with_cuda:
+        os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "8.0;9.0a")
+    cuda_archs = os.environ.get("TORCH_CUDA_ARCH_LIST", "") if with_cuda else ""
+
+    macros = [("AF2_VERSION", f'"{version}"'), ("AF2_TORCH_VERSION", f'"{torch.__version__}"')]
+    # The C++ standard is torch's choice (C++17 up to torch 2.13, C++20 from 2.14).
+    cxx = ["-O3", "-fopenmp", "-fno-math-errno", *cpu_arch_flags()]
+    include_dirs = [str(ROOT / "csrc"), str(ROOT)]
+    ext_sources = sources["core"] + sources["bind"]
+    ext_kwargs = dict(include_dirs=include_dirs, extra_link_args=["-fopenmp"])
+    if with_cuda:
+        macros += [("AF2_WITH_CUDA", None), ("AF2_CUDA_ARCHS", f'"{cuda_archs}"'),
+                   ("AF2_CUDA_VERSION", f'"{torch.version.cuda}"')]
+        ext_sources += sources["cuda"] + sources["bind_cuda"]
+        include_dirs.append(cutlass_include())
+        nvcc = ["-O3", "-lineinfo", "--expt-relaxed-constexpr"]
+        extension = CUDAExtension("af2._C", ext_sources, define_macros=macros,
+                                  extra_compile_args={"cxx": cxx, "nvcc": nvcc}, **ext_kwargs)
+    else:
+        extension = CppExtension("af2._C", ext_sources, define_macros=macros,
+                                 extra_compile_args={"cxx": cxx}, **ext_kwargs)
+
+    # Facts the Python side checks before loading _C (a torch mismatch would otherwise surface
+    # as an undefined-symbol error); CUDA_NOTE says why the CUDA kernels were left out.
+    (ROOT / "af2" / "_build_meta.py").write_text(
+        "# Written by setup.py at build time; do not edit.\n"
+        f"TORCH_VERSION = {torch.__version__!r}\n"
+        f"CUDA = {with_cuda!r}\n"
+        f"CUDA_ARCHS = {cuda_archs!r}\n"
+        f"CUDA_NOTE = {cuda_note!r}\n"
+    )
+
+    setup(
+        version=version,
+        packages=find_packages(include=["af2", "af2.*"]),
+        ext_modules=[extension],
+        cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},
+    )
+
+
+# setuptools' build backend and `python setup.py ...` both run this file as __main__; the tests
+# import it under another name to check cuda_plan without building.
+if __name__ == "__main__":
+    main()

@@ -9,15 +9,18 @@ def build_info() -> dict:
 
     Keys: version, torch_version (built against), torch_runtime, cuda (CUDA kernels compiled),
     cuda_archs, cuda_version (toolkit of the build's torch), cuda_available (a device is usable
-    now), compiler, openmp (the _OPENMP date, '' without OpenMP), num_threads, vector_isa,
+    now), cuda_note (why the CUDA kernels are absent: AF2_BUILD_CUDA=0, a CPU-only torch, no nvcc,
+    or an nvcc whose CUDA major version differs from torch's; '' when they are compiled),
+    compiler, openmp (the _OPENMP date, '' without OpenMP), num_threads, vector_isa,
     float16_native (fp16 conversions in hardware on the CPU path).
     """
-    from af2 import _C
+    from af2 import _C, _build_meta
 
     info = dict(_C._build_info)
     info["torch_runtime"] = torch.__version__
     info["cuda_available"] = bool(info["cuda"]) and torch.cuda.is_available()
     info["num_threads"] = torch.get_num_threads()
+    info["cuda_note"] = getattr(_build_meta, "CUDA_NOTE", "")  # absent in builds before the note
     order = ["version", "torch_version", "torch_runtime", "cuda", "cuda_archs", "cuda_version",
-             "cuda_available", "compiler", "openmp", "num_threads", "vector_isa", "float16_native"]
+             "cuda_available", "cuda_note", "compiler", "openmp", "num_threads", "vector_isa", "float16_native"]
     return {k: info[k] for k in order}

@@ -1,55 +1,121 @@
 #!/usr/bin/env bash
-# GPU check: one prepared run on a GPU machine, from the repository root.
+# GPU check: one prepared run on a GPU machine, from the repository root, that fits a 10-minute
+# command: by default it ends within BUDGET_S = 480 s (8 min) of wall time, the build included.
 #
 #   AF2_COMMIT=<sha of the checked-out commit> bash benchmarks/gpu_check.sh
 #
-# 1. builds af2 against the machine's torch with the CUDA kernels (TORCH_CUDA_ARCH_LIST,
-#    default 9.0a), installing any wheels in benchmarks/wheels/ first (Liger-Kernel for the
-#    RoPE comparison: `pip download --no-deps -d benchmarks/wheels liger-kernel` beforehand;
-#    Inf-CL for the contrastive comparison: `pip download --no-deps -d benchmarks/wheels inf-cl`,
-#    which needs only torch and triton, both on the GPU image);
-# 2. runs the op tests (CUDA parametrisations included) and the op microbenchmarks;
-# 3. runs benchmarks/report.py, which writes the results JSON (the contrastive section times
-#    fwd+bwd vs eager at B = 1024..16384, vs Inf-CL at B = 65,536 and probes peak memory at
-#    B = 262,144; AF2_CONTRASTIVE_KERNEL=simt|tc picks its CUDA path, default tc).
-# Logs and results go under $OUT (default ./gpu_out); a table of step results is printed last.
+# Beforehand, on a machine with a package index (the GPU machine has none), put the wheels in
+# benchmarks/wheels/ and carry that folder along: nvidia-cutlass (CuTe headers: the CUDA build
+# needs it), liger-kernel (RoPE comparison), inf-cl (contrastive comparison):
+#   pip download --no-deps -d benchmarks/wheels nvidia-cutlass liger-kernel inf-cl
+#
+# Steps, most important first, each under its own cap and all under one deadline (a step gets
+# min(cap, time left); a step with < 20 s left is skipped and says so):
+#   wheels   pip install benchmarks/wheels/*.whl                                       cap  60 s
+#   build    pip install -e . with the CUDA kernels (TORCH_CUDA_ARCH_LIST=9.0a, MAX_JOBS=16)  240 s
+#   tests    the CUDA parametrisations (AF2_TEST_DEVICES=cuda) of tests/ops, tests/nn,
+#            tests/test_build.py and tests/training/test_gpu_smoke.py if present     cap 150 s
+#   report   benchmarks/report.py, one process per section, all into ONE results JSON
+#            (rewritten after every row, so a kill keeps what finished):
+#            rope 45 s, media_attn 75 s, contrastive 75 s, model 150 s (af2-3b bf16: stage-1
+#            step fused vs eager, 30-window batch-8 inference, ms/token, peak memory)
+#   bench    pytest-benchmark microbenchmarks, with whatever time is left            cap 120 s
+#
+# Everything lands under $OUT (default ./gpu_out) as it is produced, at most 8 files (the device
+# tool returns 8): summary.txt (nvidia-smi, build info, one line per step, written step by step),
+# build.log, tests.log, report.log, bench.log, results/<device>-<date>.json.
+#
+# Variables: BUDGET_S (480); TESTS, BENCH (pytest targets; BENCH="" skips the benchmarks);
+# REPORT_OPS (sections, in order; e.g. REPORT_OPS=contrastive); REPORT_ARGS (default --quick);
+# TORCH_CUDA_ARCH_LIST (9.0a), MAX_JOBS (16); AF2_CONTRASTIVE_KERNEL=simt|tc (default tc).
 # A run for one op, e.g. the contrastive loss:
 #   TESTS=tests/ops/test_contrastive.py BENCH=benchmarks/test_contrastive_bench.py REPORT_OPS=contrastive \
 #     bash benchmarks/gpu_check.sh
 set -u
+START=$SECONDS
+BUDGET_S=${BUDGET_S:-480}
 OUT=${OUT:-$PWD/gpu_out}
-mkdir -p "$OUT"
+mkdir -p "$OUT/results"
 export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0a} AF2_BUILD_CUDA=1 MAX_JOBS=${MAX_JOBS:-16}
+export PYTHONUNBUFFERED=1
 PY=${PYTHON:-python3}
-SUMMARY=()
+SUMMARY="$OUT/summary.txt"
+GPU_NAME=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -n 1)
+# benchmarks/results' naming (<device>-<date>.json), so the file can be committed as it is
+RESULTS="$OUT/results/$(echo "${GPU_NAME:-unknown-device}" | sed -E 's/[^A-Za-z0-9]+/-/g; s/^-|-$//g')-$(date -u +%Y-%m-%d).json"
 status=0
 
-step() {  # step NAME TIMEOUT_S CMD...: run, log to $OUT/NAME.log, show its tail
-  local name=$1 limit=$2 t0=$SECONDS rc
-  shift 2
-  echo "== $name: $*"
-  timeout "$limit" "$@" > "$OUT/$name.log" 2>&1
-  rc=$?
-  tail -n "${TAIL:-12}" "$OUT/$name.log"
-  SUMMARY+=("$(printf '%-8s rc=%-3s %4ss' "$name" "$rc" "$((SECONDS - t0))")")
-  [ "$rc" -eq 0 ] || status=1
-  return "$rc"
+left() { echo $((BUDGET_S - (SECONDS - START))); }
+
+limit_for() {  # limit_for CAP_S: the cap, or what is left of the budget less 5 s if that is less
+  local l=$(( $(left) - 5 ))
+  (( l > $1 )) && l=$1
+  echo "$l"
 }
 
-nvidia-smi > "$OUT/nvidia-smi.txt" 2>&1
+note() { echo "$*" | tee -a "$SUMMARY"; }
+
+# step NAME CAP_S LOG CMD...: run CMD (SIGINT at the limit, so pytest prints what it has; KILL 10 s
+# later), appending to LOG; one line per step in summary.txt.
+step() {
+  local name=$1 cap=$2 log=$3 t0=$SECONDS rc limit
+  shift 3
+  limit=$(limit_for "$cap")
+  if (( limit < 20 )); then
+    note "$(printf '%-20s skipped: %ss left of the %ss budget' "$name" "$(left)" "$BUDGET_S")"
+    status=1
+    return 99
+  fi
+  echo "== $name (limit ${limit}s): $*" >> "$log"
+  local from=$(( $(wc -l < "$log") + 1 ))
+  echo "== $name (limit ${limit}s): $*"
+  timeout -s INT -k 10 "$limit" "$@" >> "$log" 2>&1
+  rc=$?
+  tail -n "+$from" "$log" | tail -n "${TAIL:-15}"
+  (( rc == 124 || rc == 137 )) && rc="$rc(timeout)"
+  note "$(printf '%-20s rc=%-13s %4ss   (t=%ss)' "$name" "$rc" "$((SECONDS - t0))" "$((SECONDS - START))")"
+  [ "$rc" = 0 ] || status=1
+  [ "$rc" = 0 ]
+}
+
+{
+  echo "af2 gpu_check: commit ${AF2_COMMIT:-$(git rev-parse HEAD 2>/dev/null || echo unknown)}, $(date -u), budget ${BUDGET_S}s"
+  nvidia-smi 2>&1 | head -n 20
+} > "$SUMMARY"
+
 if compgen -G "benchmarks/wheels/*.whl" > /dev/null; then
-  step wheels 120 "$PY" -m pip install --no-deps --no-index benchmarks/wheels/*.whl
+  step wheels 60 "$OUT/build.log" "$PY" -m pip install --no-deps --no-index benchmarks/wheels/*.whl
 fi
-if step build 400 "$PY" -m pip install --no-build-isolation --no-deps -v -e .; then
-  step info 60 "$PY" -m af2 info
-  # TESTS, BENCH: pytest targets (defaults below); REPORT_OPS: e.g. "contrastive" to run one section.
+if step build 240 "$OUT/build.log" "$PY" -m pip install --no-build-isolation --no-deps -v -e .; then
+  "$PY" -m af2 info >> "$SUMMARY" 2>&1
+
+  # Tests: CUDA parametrisations only (CI runs the CPU ones), 4 workers where pytest-xdist is
+  # there, 90 s per test where pytest-timeout is (a hung kernel fails its test, not the run).
+  default_tests="tests/ops tests/nn tests/test_build.py"
+  [ -f tests/training/test_gpu_smoke.py ] && default_tests="$default_tests tests/training/test_gpu_smoke.py"
+  extra=()
+  "$PY" -c "import xdist" 2>/dev/null && extra+=(-n 4)
+  "$PY" -c "import pytest_timeout" 2>/dev/null && extra+=(--timeout 90)
   # shellcheck disable=SC2086
-  step tests 300 "$PY" -m pytest ${TESTS:-tests/ops tests/nn tests/integrations tests/test_build.py} -q -p no:cacheprovider -rs -k "not peak_memory"
-  # shellcheck disable=SC2086
-  step bench 300 "$PY" -m pytest ${BENCH:-benchmarks/test_rope_bench.py benchmarks/test_media_attention_bench.py benchmarks/test_block_bench.py} -q -p no:cacheprovider
-  # shellcheck disable=SC2086
-  step report 300 "$PY" benchmarks/report.py ${REPORT_OPS:+--ops $REPORT_OPS} --out "$OUT/results"
+  AF2_TEST_DEVICES=cuda step tests 150 "$OUT/tests.log" "$PY" -m pytest ${TESTS:-$default_tests} -q \
+    -p no:cacheprovider -rfEs -k "not peak_memory" ${extra[@]+"${extra[@]}"}
+
+  # Report sections in priority order, one process each (a crash or kill loses one section only).
+  declare -A CAP=([rope]=45 [media_attn]=75 [contrastive]=75 [model]=150)
+  for op in ${REPORT_OPS:-rope media_attn contrastive model}; do
+    cap=$(limit_for "${CAP[$op]:-90}")  # report.py starts no new measurement in its last 20 s
+    # shellcheck disable=SC2086
+    step "report:$op" "$cap" "$OUT/report.log" "$PY" benchmarks/report.py --ops "$op" --into "$RESULTS" \
+      --budget-s $((cap - 20)) ${REPORT_ARGS---quick}
+  done
+
+  if [ -n "${BENCH-x}" ]; then
+    # shellcheck disable=SC2086
+    step bench 120 "$OUT/bench.log" "$PY" -m pytest ${BENCH:-benchmarks/test_rope_bench.py \
+      benchmarks/test_media_attention_bench.py benchmarks/test_block_bench.py} -q -p no:cacheprovider
+  fi
 fi
+note "total $((SECONDS - START))s of ${BUDGET_S}s; results: $RESULTS"
 echo "== summary"
-printf '%s\n' "${SUMMARY[@]}"
+grep -E "^(wheels|build|tests|report:[a-z_]+|bench|total) " "$SUMMARY"
 exit "$status"

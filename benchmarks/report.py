@@ -1,7 +1,13 @@
 """Benchmark report: times af2's ops against their baselines on this machine's device and
 writes benchmarks/results/<device>-<date>.json (format in DESIGN.md).
 
-  python benchmarks/report.py [--ops rope] [--out benchmarks/results] [--quick]
+  python benchmarks/report.py [--ops rope media_attn contrastive model] [--out benchmarks/results]
+                              [--quick] [--smoke] [--budget-s SECONDS]
+
+The JSON file is (re)written after every row, so a run that is killed keeps the rows it finished
+("sections_done" lists the sections that ran to the end). Sections run in the order given, and
+rows within a section most important first; with --budget-s a section starts no new measurement
+once the budget is spent (it records a skipped row instead).
 
 On a GPU it measures the device's copy bandwidth and bf16 matmul rate in the same run (the
 ceilings), times with CUDA events (median of many runs after warm-up) and records peak memory.
@@ -36,6 +42,12 @@ from benchmarks.memory import cpu_peak_mb, cuda_peak_mb  # noqa: E402
 
 
 CEILINGS: dict = {}  # this run's measured ceilings (set by main)
+DEADLINE = float("inf")  # time.monotonic() after which sections start no new measurement (--budget-s)
+
+
+def time_left() -> float:
+    """Seconds left of this run's --budget-s (inf without one)."""
+    return DEADLINE - time.monotonic()
 
 
 # ---- timing ------------------------------------------------------------------------------
@@ -279,28 +291,45 @@ def _contrastive_flops(B: int, G: int, M: int, D: int) -> float:
 
 
 def contrastive_results(device: torch.device, ceil: dict, quick: bool, smoke: bool = False) -> list:
+    return list(iter_contrastive(device, ceil, quick, smoke))
+
+
+def iter_contrastive(device: torch.device, ceil: dict, quick: bool, smoke: bool = False):
+    """The contrastive section's rows, one at a time. On a GPU the most telling cases run first
+    (bf16 at the two larger B, Inf-CL, the memory probe), then the rest; a job that fails is
+    recorded with its error and the others still run; no job starts once time_left() <= 0."""
     shp = CONTRASTIVE_SHAPES["smoke" if smoke else "full"]
     M, N, D = shp["M"], shp["N"], shp["D"]
     dtypes = [torch.bfloat16, torch.float32] if device.type == "cuda" else [torch.float32]
-    jobs = [(dict(B=B, M=M, N=N, D=D, dtype=str(dt)[6:]), lambda B=B, dt=dt: _contrastive_vs_eager(
+    eager = [(dict(B=B, M=M, N=N, D=D, dtype=str(dt)[6:]), lambda B=B, dt=dt: _contrastive_vs_eager(
         device, B, M, N, D, dt, smoke)) for B in shp["eager_B"][device.type] for dt in dtypes]
+    extra = []
     if device.type == "cuda" or smoke:
-        jobs.append((dict(B=shp["infcl_B"], M=1, N=0, D=shp["infcl_D"], dtype="bfloat16"),
-                     lambda: infcl_results(device, quick, shp["infcl_B"], shp["infcl_D"], smoke)))
-        jobs.append((dict(B=shp["probe_B"], M=1, N=0, D=shp["infcl_D"], dtype="bfloat16"),
-                     lambda: contrastive_memory_probe(device, shp["probe_B"], shp["infcl_D"])))
-    results = []
-    for shape, job in jobs:  # a failing case is recorded with its error; the others still run
+        extra.append((dict(B=shp["infcl_B"], M=1, N=0, D=shp["infcl_D"], dtype="bfloat16"),
+                      lambda: infcl_results(device, quick, shp["infcl_B"], shp["infcl_D"], smoke)))
+        extra.append((dict(B=shp["probe_B"], M=1, N=0, D=shp["infcl_D"], dtype="bfloat16"),
+                      lambda: contrastive_memory_probe(device, shp["probe_B"], shp["infcl_D"])))
+    if device.type == "cuda" and not smoke:
+        first = [j for j in eager if j[0]["dtype"] == "bfloat16" and j[0]["B"] in shp["eager_B"]["cuda"][1:]]
+        jobs = first + extra + [j for j in eager if j not in first]
+    else:
+        jobs = eager + extra
+    for shape, job in jobs:
+        if time_left() <= 0:
+            dtype = shape.pop("dtype")
+            print(f"contrastive_loss {shape}: skipped (time budget spent)", file=sys.stderr)
+            yield {"op": "contrastive_loss", "mode": "fwd+bwd", "dtype": dtype, "shape": shape, "ms": None,
+                   "target": None, "skipped": "time budget spent", "achieved": "skipped"}
+            continue
         try:
-            results.append(job())
+            yield job()
         except Exception as e:  # noqa: BLE001
             print(f"contrastive_loss {shape}: {type(e).__name__}: {e}", file=sys.stderr)
             dtype = shape.pop("dtype")
-            results.append({"op": "contrastive_loss", "mode": "fwd+bwd", "dtype": dtype, "shape": shape, "ms": None,
-                            "target": None, "error": f"{type(e).__name__}: {str(e)[:500]}", "achieved": "failed"})
+            yield {"op": "contrastive_loss", "mode": "fwd+bwd", "dtype": dtype, "shape": shape, "ms": None,
+                   "target": None, "error": f"{type(e).__name__}: {str(e)[:500]}", "achieved": "failed"}
         if device.type == "cuda":
             torch.cuda.empty_cache()
-    return results
 
 
 def _contrastive_vs_eager(device, B, M, N, D, dtype, smoke) -> dict:
@@ -430,9 +459,21 @@ def contrastive_memory_probe(device: torch.device, B: int = 262144, D: int = 512
     return row
 
 
+# ---- the whole model ------------------------------------------------------------------------
+
+def iter_model(device: torch.device, ceil: dict, quick: bool, smoke: bool = False):
+    """af2-3b (--smoke: tiny) stage-1 training step fused vs eager, and 30-window batch-8
+    inference (benchmarks/model_report.py)."""
+    from benchmarks.model_report import model_rows
+
+    yield from model_rows(device, time_ms, quick, smoke=smoke, time_left=time_left)
+
+
 # ---- main -----------------------------------------------------------------------------------
 
-OPS = {"rope": rope_results, "media_attn": media_attn_results, "contrastive": contrastive_results}
+OPS = {"rope": rope_results, "media_attn": media_attn_results, "contrastive": iter_contrastive,
+       "model": iter_model}
+SMOKE_OPS = {"contrastive", "model"}
 
 
 def git_commit() -> str:
@@ -458,51 +499,101 @@ def device_name(device: torch.device) -> str:
     return f"CPU x{torch.get_num_threads()} threads"
 
 
+def _print_row(r: dict) -> None:
+    shape = r["shape"].get("name") or ",".join(f"{k}{v}" for k, v in r["shape"].items() if k in ("B", "M", "N", "W"))
+    fmt = lambda x, spec: "-" if x is None else format(x, spec)
+    print(f"{r['op']:<24}{r['mode']:<14}{r['dtype']:<10}{shape:<14}{fmt(r['ms'], '10.3f')}"
+          f"{str(r.get('baseline') or '-')[:20]:>22}{fmt(r.get('baseline_ms'), '10.3f')}{fmt(r.get('ratio'), '7.2f')}"
+          f"{str(r['target'])[:7]:>8}  {r['achieved']}", flush=True)
+
+
+def _header() -> None:
+    print(f"{'op':<24}{'mode':<14}{'dtype':<10}{'shape':<14}{'ms':>10}{'baseline':>22}{'base ms':>10}{'ratio':>7}"
+          f"{'target':>8}  achieved", flush=True)
+
+
+def results_path(out_dir: Path, name: str, today: str) -> Path:
+    """<out>/<device slug>-<date>.json, or -2, -3, ... : results are evidence, never overwritten."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-")
+    path = out_dir / f"{slug}-{today}.json"
+    n = 2
+    while path.exists():
+        path = out_dir / f"{slug}-{today}-{n}.json"
+        n += 1
+    return path
+
+
+def write_report(path: Path, report: dict) -> None:
+    """Atomic (re)write: a kill leaves the previous complete file, never a truncated one."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(report, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
 def main(argv=None) -> int:
+    global DEADLINE
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ops", nargs="+", default=list(OPS), choices=list(OPS))
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     ap.add_argument("--quick", action="store_true", help="fewer repetitions")
     ap.add_argument("--note", default="", help="free text stored with the results (e.g. machine load)")
     ap.add_argument("--smoke", action="store_true",
-                    help="tiny shapes and one repetition, to check that the script runs (contrastive only)")
+                    help="tiny shapes and one repetition, to check that the script runs (contrastive and model only)")
+    ap.add_argument("--budget-s", type=float, default=None,
+                    help="seconds for the whole run: once spent, sections start no new measurement")
+    ap.add_argument("--into", default=None,
+                    help="results JSON to continue (created if absent) instead of a new file under --out: "
+                         "one file for sections run by separate processes (benchmarks/gpu_check.sh)")
     args = ap.parse_args(argv)
-    if args.smoke and set(args.ops) != {"contrastive"}:
-        ap.error("--smoke is implemented for --ops contrastive only")
+    if args.smoke and not set(args.ops) <= SMOKE_OPS:
+        ap.error(f"--smoke is implemented for --ops {' '.join(sorted(SMOKE_OPS))} only")
+    DEADLINE = float("inf") if args.budget_s is None else time.monotonic() + args.budget_s
 
     info = af2.build_info()
     device = torch.device("cuda" if info["cuda_available"] else "cpu")
     torch.manual_seed(0)
     ceil = ceilings(device, args.quick)
     CEILINGS.update(ceil)
-    results = []
-    for op in args.ops:
-        results += OPS[op](device, ceil, args.quick, **({"smoke": True} if args.smoke else {}))
     name = device_name(device)
     today = dt.date.today().isoformat()
     report = {"device": name, "torch": torch.__version__, "cuda": torch.version.cuda or "",
-              "commit": git_commit(), "date": today, "note": args.note + (" [smoke run]" if args.smoke else ""), "build": info, "ceilings": ceil, "results": results}
-    out_dir = Path(args.out)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-")
-    path = out_dir / f"{slug}-{today}.json"
-    n = 2
-    while path.exists():  # results are evidence: never overwrite one
-        path = out_dir / f"{slug}-{today}-{n}.json"
-        n += 1
-    path.write_text(json.dumps(report, indent=1) + "\n")
-
-    print(f"device: {name}; ceilings: {ceil}")
-    print(f"{'op':<24}{'mode':<9}{'dtype':<10}{'shape':<14}{'ms':>10}{'baseline':>22}{'base ms':>10}{'ratio':>7}"
-          f"{'target':>8}  achieved")
-    for r in results:
-        shape = r["shape"].get("name") or ",".join(f"{k}{v}" for k, v in r["shape"].items() if k in ("B", "M", "N"))
-        fmt = lambda x, spec: "-" if x is None else format(x, spec)
-        print(f"{r['op']:<24}{r['mode']:<9}{r['dtype']:<10}{shape:<14}{fmt(r['ms'], '10.3f')}"
-              f"{str(r.get('baseline') or '-')[:20]:>22}{fmt(r.get('baseline_ms'), '10.3f')}{fmt(r.get('ratio'), '7.2f')}"
-              f"{str(r['target'])[:7]:>8}  {r['achieved']}")
+              "commit": git_commit(), "date": today, "note": args.note + (" [smoke run]" if args.smoke else ""),
+              "build": info, "ceilings": ceil, "sections": list(args.ops), "sections_done": [], "results": []}
+    if args.into:
+        path = Path(args.into)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.exists():
+            report = json.loads(path.read_text())
+            if report["device"] != name or report["commit"] != git_commit():
+                ap.error(f"--into {path}: it holds results of {report['device']} at {report['commit']}, "
+                         f"not {name} at {git_commit()}")
+            report["sections"] += [op for op in args.ops if op not in report["sections"]]
+    else:
+        path = results_path(Path(args.out), name, today)
+    results: list = report["results"]
+    write_report(path, report)
+    print(f"device: {name}; ceilings: {ceil}; writing {path}", flush=True)
+    _header()
+    status = 0
+    for op in args.ops:
+        try:
+            for row in OPS[op](device, ceil, args.quick, **({"smoke": True} if args.smoke else {})):
+                results.append(row)
+                write_report(path, report)
+                _print_row(row)
+        except Exception as e:  # noqa: BLE001  (a failing section is recorded; the next still runs)
+            print(f"section {op} failed: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
+            results.append({"op": op, "mode": "section", "dtype": "-", "shape": {}, "ms": None, "target": None,
+                            "error": f"{type(e).__name__}: {str(e)[:1000]}", "achieved": "failed"})
+            status = 1
+        else:
+            report["sections_done"].append(op)
+        write_report(path, report)
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
     print(f"wrote {path}")
-    return 0
+    return status
 
 
 if __name__ == "__main__":

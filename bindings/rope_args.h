@@ -99,6 +99,15 @@ inline std::vector<RopeTensor> rope_tensors(const RopeCall& call) {
   return ts;
 }
 
+// Raises the ValueError of an out-of-range position; rc from rope_position_code (rope.h).
+inline void check_position_code(int rc, const RopeCall& call) {
+  TORCH_CHECK_VALUE(rc != 1, "rope_windowed: window_offsets must be >= 0, got a negative offset in "
+                    "window_offsets of sizes ", call.offsets.sizes());
+  TORCH_CHECK_VALUE(rc != 2, "rope_windowed: positions must stay below 2^24 (exact in float32); "
+                    "window_offsets (sizes ", call.offsets.defined() ? call.offsets.sizes() : at::IntArrayRef{},
+                    ") or S = ", call.params.S, " give a larger one");
+}
+
 // The two op entry points, parameterised by the backend's runner (CPU or CUDA).
 template <void (*Run)(const RopeCall&)>
 at::Tensor rope_windowed_op(const at::Tensor& x, int64_t window_size,

@@ -9,11 +9,7 @@ namespace {
 void run_cpu(const RopeCall& call) {
   const auto ts = rope_tensors(call);
   const int rc = rope_windowed_cpu(call.dtype, call.params, ts.data(), static_cast<int>(ts.size()));
-  TORCH_CHECK_VALUE(rc != 1, "rope_windowed: window_offsets must be >= 0, got a negative offset in "
-                    "window_offsets of sizes ", call.offsets.sizes());
-  TORCH_CHECK_VALUE(rc != 2, "rope_windowed: positions must stay below 2^24 (exact in float32); "
-                    "window_offsets (sizes ", call.offsets.defined() ? call.offsets.sizes() : at::IntArrayRef{},
-                    ") or S = ", call.params.S, " give a larger one");
+  check_position_code(rc, call);
 }
 
 }  // namespace

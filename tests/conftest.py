@@ -1,6 +1,8 @@
 """Shared test fixtures: devices to run on, per-dtype tolerances, and a report section."""
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -8,6 +10,10 @@ import af2
 
 CUDA_OK = af2.build_info()["cuda"] and torch.cuda.is_available()
 DEVICES = ["cpu"] + (["cuda"] if CUDA_OK else [])
+# AF2_TEST_DEVICES=cuda limits the `device` fixture to the listed devices (benchmarks/gpu_check.sh
+# runs the CUDA parametrisations only: CI runs the CPU ones).
+if os.environ.get("AF2_TEST_DEVICES"):
+    DEVICES = [d for d in DEVICES if d in os.environ["AF2_TEST_DEVICES"].replace(",", " ").split()]
 
 # Tolerances of a fused op's output against the float64 oracle, per input dtype. Each kernel
 # computes in float32 (float64 for float64 input) and rounds once on store, so the bound is

@@ -13,7 +13,8 @@
 // Assumes: unit stride along D. The vector path (VEC = 16 / sizeof(T)) needs 16-byte aligned
 //       base pointers, D, rd/2 (or rd when interleaved), D - rd and the token/head strides all
 //       multiples of VEC; the launcher falls back to VEC = 1 otherwise. Positions are not
-//       range-checked here (the CPU path checks them); they are used as given.
+//       range-checked here: the torch glue (bindings/rope_cuda.cpp) checks them before the
+//       launch; they are used as given (they only form angles, never addresses).
 #include <cstdint>
 
 #include "common/cuda_types.cuh"

@@ -38,6 +38,22 @@ struct RopeParams {
   float sign = 1.0f;                 // +1 forward rotation, -1 inverse (backward)
 };
 
+// Positions must lie in [0, 2^24): float32 holds every integer below 2^24 exactly, so the angle
+// p * theta_i is formed from the exact position.
+constexpr int64_t kRopeMaxPosition = int64_t{1} << 24;
+
+// Range check of the positions, shared by every backend: 0 if the positions lie in [0, 2^24),
+// 1 if one is negative, 2 if one is >= 2^24. With offsets, min_offset / max_offset are the
+// smallest and largest entry of window_offsets (the caller reduces them where they live; pass
+// has_offsets = false for an empty offsets tensor); without offsets the positions are 0..S-1.
+inline int rope_position_code(const RopeParams& p, bool has_offsets, int64_t min_offset, int64_t max_offset) {
+  if (p.window_offsets == nullptr) return p.S > kRopeMaxPosition ? 2 : 0;
+  if (!has_offsets) return 0;
+  if (min_offset < 0) return 1;
+  if (max_offset > kRopeMaxPosition - p.window_size) return 2;
+  return 0;
+}
+
 // theta_i for i < rotary_dim / 2, as every backend computes it.
 float rope_theta(double base, int64_t i, int64_t rotary_dim);
 
@@ -47,7 +63,9 @@ float rope_theta(double base, int64_t i, int64_t rotary_dim);
 int rope_windowed_cpu(DType dtype, const RopeParams& p, const RopeTensor* tensors, int num_tensors);
 
 #ifdef AF2_WITH_CUDA
-// CUDA launch; stream is a cudaStream_t. Returns a cudaError_t as int (0 = success).
+// CUDA launch; stream is a cudaStream_t. Returns a cudaError_t as int (0 = success). Positions
+// are not range-checked here (they live on the device): the torch glue checks them with
+// rope_position_code before the launch (bindings/rope_cuda.cpp).
 int rope_windowed_cuda(DType dtype, const RopeParams& p, const RopeTensor* tensors, int num_tensors,
                        void* stream);
 #endif

@@ -41,8 +41,6 @@ inline void rotate_row(const T* __restrict in, T* __restrict out, const A* __res
   for (int64_t ch = rd; ch < D; ++ch) out[ch] = in[ch];
 }
 
-constexpr int64_t kMaxExactPosition = int64_t{1} << 24;
-
 template <typename T>
 void run(const RopeParams& p, const RopeTensor* tensors, int num_tensors) {
   using A = typename AccOf<T>::type;
@@ -98,17 +96,15 @@ float rope_theta(double base, int64_t i, int64_t rotary_dim) {
 }
 
 int rope_windowed_cpu(DType dtype, const RopeParams& p, const RopeTensor* tensors, int num_tensors) {
-  if (p.window_offsets) {
-    const int64_t n = p.B * p.num_windows;
-    for (int64_t i = 0; i < n; ++i) {
-      const int64_t o = p.offsets_int64 ? static_cast<const int64_t*>(p.window_offsets)[i]
-                                        : static_cast<const int32_t*>(p.window_offsets)[i];
-      if (o < 0) return 1;
-      if (o > kMaxExactPosition - p.window_size) return 2;
-    }
-  } else if (p.S > kMaxExactPosition) {
-    return 2;
+  int64_t lo = 0, hi = 0;
+  const int64_t n = p.window_offsets ? p.B * p.num_windows : 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t o = p.offsets_int64 ? static_cast<const int64_t*>(p.window_offsets)[i]
+                                      : static_cast<const int32_t*>(p.window_offsets)[i];
+    lo = i == 0 ? o : std::min(lo, o);
+    hi = i == 0 ? o : std::max(hi, o);
   }
+  if (const int rc = rope_position_code(p, n > 0, lo, hi); rc != 0) return rc;
   switch (dtype) {
     case DType::kFloat32: run<float>(p, tensors, num_tensors); break;
     case DType::kFloat16: run<fp16_t>(p, tensors, num_tensors); break;

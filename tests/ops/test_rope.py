@@ -237,12 +237,44 @@ def test_bad_input_is_named(device, idx):
         call()
 
 
-def test_bad_offsets_values_cpu():
-    x = torch.randn(2, 12, 3, 16)
-    with pytest.raises(ValueError, match=r"window_offsets must be >= 0.*sizes \[2, 3\]"):
-        rope_windowed(x, window_size=4, window_offsets=torch.tensor([[0, -4, 8], [0, 4, 8]]))
-    with pytest.raises(ValueError, match=r"below 2\^24"):
-        rope_windowed(x, window_size=4, window_offsets=torch.tensor([[0, 4, 2**24], [0, 4, 8]]))
+@pytest.mark.parametrize("offsets_dtype", [torch.int32, torch.int64])
+def test_bad_offsets_values(device, offsets_dtype):
+    """Out-of-range positions are refused on every backend (CUDA: one aminmax + a 16-byte copy)."""
+    x = torch.randn(2, 12, 3, 16, device=device)
+    off = lambda rows: torch.tensor(rows, dtype=offsets_dtype, device=device)
+    for call in (lambda o: rope_windowed(x, window_size=4, window_offsets=o),
+                 lambda o: rope_windowed_qk(x, x[:, :, :1], window_size=4, window_offsets=o)):
+        with pytest.raises(ValueError, match=r"window_offsets must be >= 0.*sizes \[2, 3\]"):
+            call(off([[0, -4, 8], [0, 4, 8]]))
+        with pytest.raises(ValueError, match=r"below 2\^24"):
+            call(off([[0, 4, 2**24], [0, 4, 8]]))
+        with pytest.raises(ValueError, match=r"below 2\^24"):      # the window's last token at 2^24
+            call(off([[0, 4, 8], [0, 4, 2**24 - 3]]))
+        call(off([[0, 4, 2**24 - 4], [0, 4, 8]]))                  # the last exact position: accepted
+    g = torch.randn_like(x, requires_grad=True)                     # the backward checks too
+    with pytest.raises(ValueError, match=r"window_offsets must be >= 0"):
+        torch.ops.af2.rope_windowed(g, 4, off([[0, -1, 8], [0, 4, 8]]), 4096.0, 16, False, True)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_graph_capture_skips_the_offsets_check():
+    """Inside a CUDA graph capture the range check (a device-to-host sync) is skipped; the captured
+    op replays with new offsets and matches eager."""
+    x = torch.randn(2, 12, 3, 16, device="cuda")
+    off = _offsets_with_gaps(2, 3, 4, device="cuda")
+    kw = dict(window_size=4, rotary_dim=8)
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(s):                                      # warm-up outside the capture
+        rope_windowed(x, window_offsets=off, **kw)
+    torch.cuda.current_stream().wait_stream(s)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        out = rope_windowed(x, window_offsets=off, **kw)
+    off.copy_(_offsets_with_gaps(2, 3, 4, device="cuda", seed=1))
+    graph.replay()
+    torch.cuda.synchronize()
+    torch.testing.assert_close(out, rope_windowed(x, window_offsets=off, **kw), rtol=0, atol=0)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

@@ -1,0 +1,99 @@
+"""setup.py's choice of the CUDA build (AF2_BUILD_CUDA) and its failure messages, without building:
+the failing paths stop before any compilation, and cuda_plan is a pure function."""
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def setup_py():
+    """setup.py imported as a module (its main() runs only as __main__)."""
+    spec = importlib.util.spec_from_file_location("af2_setup_under_test", ROOT / "setup.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _run_setup(mode: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "AF2_BUILD_CUDA": mode}
+    return subprocess.run([sys.executable, "setup.py", "build_ext", "--inplace"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_invalid_mode_is_rejected_by_name():
+    proc = _run_setup("yes")
+    assert proc.returncode != 0
+    assert "af2 build error: AF2_BUILD_CUDA must be auto, 0 or 1, got 'yes'" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.skipif(torch.version.cuda is not None, reason="torch is a CUDA build: AF2_BUILD_CUDA=1 would build")
+def test_cuda_1_with_cpu_torch_fails_clearly():
+    proc = _run_setup("1")
+    assert proc.returncode != 0
+    assert (f"af2 build error: AF2_BUILD_CUDA=1 but torch {torch.__version__} is a CPU-only build; "
+            "install a CUDA build of torch or use AF2_BUILD_CUDA=auto") in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_plan_zero_and_cpu_torch(setup_py):
+    assert setup_py.cuda_plan("0", "2.13.0", "13.0", "/cuda", "13.0") == (False, "AF2_BUILD_CUDA=0")
+    assert setup_py.cuda_plan("auto", "2.13.0+cpu", None, "/cuda", None) == \
+        (False, "torch 2.13.0+cpu is a CPU-only build")
+    assert setup_py.cuda_plan("auto", "2.11.0", "13.0", None, None) == (False, "no CUDA toolkit (nvcc) was found")
+    assert setup_py.cuda_plan("auto", "2.11.0", "13.0", "/cuda", "13.0") == (True, "")
+    assert setup_py.cuda_plan("auto", "2.11.0", "13.0", "/cuda", "13.2") == (True, "")   # minor may differ
+    assert setup_py.cuda_plan("1", "2.11.0", "13.0", "/cuda", "13.0") == (True, "")
+    assert setup_py.cuda_plan("auto", "2.11.0", "13.0", "/cuda", None) == (True, "")      # unreadable: torch decides
+
+
+def test_plan_auto_with_other_nvcc_major_builds_the_cpu_core(setup_py):
+    ok, note = setup_py.cuda_plan("auto", "2.11.0+cu130", "13.0", "/opt/cuda-12.4", "12.4")
+    assert not ok
+    assert note == ("nvcc in /opt/cuda-12.4 is CUDA 12.4 but torch 2.11.0+cu130 was built with CUDA 13.0; "
+                    "the major versions must match (set CUDA_HOME to a CUDA 13.x toolkit)")
+
+
+def test_plan_one_fails_clearly(setup_py):
+    with pytest.raises(SystemExit, match=r"AF2_BUILD_CUDA=1 but torch 2.13.0\+cpu is a CPU-only build"):
+        setup_py.cuda_plan("1", "2.13.0+cpu", None, "/cuda", None)
+    with pytest.raises(SystemExit, match=r"AF2_BUILD_CUDA=1 but no CUDA toolkit was found \(set CUDA_HOME"):
+        setup_py.cuda_plan("1", "2.11.0", "13.0", None, None)
+    with pytest.raises(SystemExit, match=r"AF2_BUILD_CUDA=1 but nvcc in /c is CUDA 12.4 but torch 2.11.0 was built "
+                                         r"with CUDA 13.0; the major versions must match"):
+        setup_py.cuda_plan("1", "2.11.0", "13.0", "/c", "12.4")
+    with pytest.raises(SystemExit, match=r"AF2_BUILD_CUDA must be auto, 0 or 1, got 'on'"):
+        setup_py.cuda_plan("on", "2.11.0", "13.0", "/c", "13.0")
+
+
+def test_want_cuda_prints_the_mismatch_warning(setup_py, monkeypatch, capsys, tmp_path):
+    nvcc = tmp_path / "bin" / "nvcc"
+    nvcc.parent.mkdir()
+    nvcc.write_text("#!/bin/sh\necho 'nvcc: NVIDIA (R) Cuda compiler driver'\n"
+                    "echo 'Cuda compilation tools, release 12.4, V12.4.131'\n")
+    nvcc.chmod(0o755)
+    assert setup_py.nvcc_release(str(tmp_path)) == "12.4"
+    assert setup_py.nvcc_release(str(tmp_path / "none")) is None
+    monkeypatch.setattr(torch.version, "cuda", "13.0")
+    ok, note = setup_py.want_cuda("auto", str(tmp_path))
+    assert not ok and "is CUDA 12.4 but torch" in note and "built with CUDA 13.0" in note
+    err = capsys.readouterr().err
+    assert "af2 build warning: building the CPU core only: nvcc in" in err
+    assert "set AF2_BUILD_CUDA=1 to insist on CUDA" in err
+
+
+def test_build_info_says_why_cuda_is_absent():
+    import af2
+
+    info = af2.build_info()
+    assert isinstance(info["cuda_note"], str)
+    assert (info["cuda_note"] == "") == bool(info["cuda"])
