@@ -52,7 +52,7 @@ def write_mixture(sources: Sequence[dict], out: Path, *, seed: int) -> Path:
             keep = {"any": True, "only": is_long, "exclude": not is_long}[src.get("long_audio", "any")]
             if keep:
                 row["audio"] = str((manifest.parent / row["audio"]).resolve())
-                rows.append(json.dumps(row))
+                rows.append(row)
         weight = float(src.get("weight", 1.0))
         whole, frac = int(weight), weight - int(weight)
         extra = random.Random(f"{seed}-{k}").sample(rows, round(frac * len(rows))) if rows else []
@@ -60,6 +60,15 @@ def write_mixture(sources: Sequence[dict], out: Path, *, seed: int) -> Path:
             raise ValueError(f"data.sources[{k}]: no sample left after long_audio={src.get('long_audio', 'any')}"
                              f" and weight={weight}")
         lines += rows * whole + extra
+    # A sample repeated by a weight > 1 (or a manifest listed twice) keeps its id on its first
+    # occurrence and gets "<id>~<k>" on the others: the manifest loader drops duplicate ids.
+    seen: dict[str, int] = {}
+    for i, row in enumerate(lines):
+        sid = row.get("id")
+        if sid is not None:
+            k = seen[str(sid)] = seen.get(str(sid), 0) + 1
+            lines[i] = {**row, "id": f"{sid}~{k - 1}"} if k > 1 else row
+        lines[i] = json.dumps(lines[i])
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f"{out.name}.tmp{os.getpid()}")
     tmp.write_text("\n".join(lines) + "\n")

@@ -126,6 +126,22 @@ def test_mixture_keeps_lines_with_unicode_separators(tmp_path):
     assert samples[0].audio == (tmp_path / "a.wav").resolve()
 
 
+def test_weighted_and_repeated_sources_keep_every_copy(tmp_path):
+    """A weight > 1 repeats a manifest's lines (and a manifest may be listed twice): every copy
+    must reach the stage, so repeats get distinct ids instead of being dropped as duplicates."""
+    write(tmp_path / "a.wav", tone(1.0))
+    write_manifest(tmp_path / "m.jsonl", [{"audio": "a.wav", "prompt": f"p{i}", "answer": "a", "id": f"s{i}"}
+                                          for i in range(3)])
+    src = {"manifest": str(tmp_path / "m.jsonl")}
+    out = write_mixture([{**src, "weight": 2}, src], tmp_path / "mix.jsonl", seed=0)
+    result = load_manifest(out)
+    assert not result.errors
+    ids = [s.id for s in result.samples]
+    assert len(ids) == 9 and len(set(ids)) == 9
+    assert ids[:3] == ["s0", "s1", "s2"] and ids[3:6] == ["s0~1", "s1~1", "s2~1"] and ids[6] == "s0~2"
+    assert [s.prompt for s in result.samples] == [f"p{i}" for i in range(3)] * 3
+
+
 def test_stages_shorter_than_long_scenes_exclude_them():
     """Long scenes last up to 5 min (30 windows) and their answers need all of it: a stage with a
     shorter context must not train on them cut to fit."""
