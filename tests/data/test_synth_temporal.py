@@ -77,3 +77,20 @@ def test_clear_of_rounding_ties():
     ys = [f(x) for x in xs]
     assert all(b >= a for a, b in zip(ys, ys[1:]))  # keeps the order of events
     assert max(abs(y - x) for x, y in zip(xs, ys)) <= temporal.TIE_MARGIN + 1e-9
+
+
+def test_first_and_last_answers_are_the_sequence_ends(clips):
+    """temporal.first / temporal.last: the answer is the earliest / latest placed event, found
+    in the audio too (the classifier of tests/data/analysis.py labels the segments)."""
+    asked = {"temporal.first": 0, "temporal.last": 0}
+    for seed, clip, onsets in clips:
+        q = clip.questions[0]
+        if q.qtype not in asked:
+            continue
+        asked[q.qtype] += 1
+        order = sorted(onsets, key=onsets.get)
+        assert q.answer == "the " + (order[0] if q.qtype == "temporal.first" else order[-1])
+        heard = [A.classify(A.cut(clip.audio.astype(np.float64), s)) for s in A.segments(clip.audio.astype(np.float64))]
+        assert q.answer == "the " + (heard[0] if q.qtype == "temporal.first" else heard[-1]), (seed, heard)
+        assert q.choices is None or (q.answer in q.choices and len(q.choices) == min(4, len(onsets)))
+    assert min(asked.values()) >= 5, asked

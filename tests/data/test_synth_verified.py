@@ -61,6 +61,8 @@ def _expected(qtype: str, prompt: str, x: np.ndarray) -> str | None:
         return str(_labels(x, segs).count(target))
     if qtype.startswith("temporal."):
         labels = _labels(x, segs)
+        if qtype in ("temporal.first", "temporal.last"):
+            return "the " + labels[0 if qtype == "temporal.first" else -1]
         names = _named(q)
         if qtype == "temporal.after":
             return "the " + labels[labels.index(names[0]) + 1]

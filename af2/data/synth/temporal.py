@@ -1,7 +1,8 @@
 """Temporal reasoning and grounding over a sequence of 3-5 distinct events.
 
 Question types: ``temporal.after`` (what comes right after X), ``temporal.before``,
-``temporal.first_of_two`` (which of X and Y comes first), ``temporal.onset`` (when does X
+``temporal.first_of_two`` (which of X and Y comes first), ``temporal.first`` /
+``temporal.last`` (which sound opens / closes the sequence), ``temporal.onset`` (when does X
 start; answer to 0.1 s). Every onset lies within 25 ms of a multiple of 0.1 s
 (:func:`clear_of_rounding_ties`), so the answer is never a rounding tie (x.x5 s) that an
 onset measured a few ms off would round the other way.
@@ -14,7 +15,7 @@ from af2.data.skills import TEMPORAL_REASONING
 from af2.data.synth.catalog import SEQUENCE_LABELS, make_event
 from af2.data.synth.scene import Clip, Scene, qa
 
-QTYPES = ("after", "before", "first_of_two", "onset")
+QTYPES = ("after", "before", "first_of_two", "first", "last", "onset")
 TIE_MARGIN = 0.025  # seconds: the least distance of an onset from a rounding tie (x.x5 s)
 
 
@@ -46,6 +47,9 @@ def make(rng: np.random.Generator, ctx) -> Clip:
         pair = [names[i], names[j]] if rng.integers(2) else [names[j], names[i]]
         q = qa(TEMPORAL_REASONING, "temporal.first_of_two", f"Which is heard first, {pair[0]} or {pair[1]}?",
                names[i], rng, pair)
+    elif qtype in ("first", "last"):
+        i = 0 if qtype == "first" else k - 1
+        q = qa(TEMPORAL_REASONING, f"temporal.{qtype}", f"Which sound is heard {qtype}?", names[i], rng, names)
     else:
         i = int(rng.integers(k))
         q = qa(TEMPORAL_REASONING, "temporal.onset", f"When does {names[i]} start, in seconds from the beginning?",
