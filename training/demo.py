@@ -42,11 +42,12 @@ STAGES = ("clap", "pretrain", "sft", "long")
 #: Sizes of the default run (about 10-13 min on 2 CPU cores) and of ``--quick``. ``weights``: the
 #: share of clips per skill (af2.data.synth.generate.skill_cycle): the skills the report must show
 #: learned (counting, temporal order, attributes) get more training clips and more held-out questions.
-TRAIN_WEIGHTS = {"counting": 2, "temporal_reasoning": 4, "attribute_identification": 4}
+TRAIN_WEIGHTS = {"counting": 2, "temporal_reasoning": 4, "attribute_identification": 4,
+                 "contextual_sound_event_reasoning": 2}
 HELDOUT_WEIGHTS = {"counting": 3, "temporal_reasoning": 4, "attribute_identification": 4}
 SIZES = {
     "full": {"n_train": 6000, "n_long": 24, "n_test": 1500, "n_long_test": 12, "long_seconds": (30.0, 60.0),
-             "steps": {"clap": 12, "pretrain": 300, "sft": 900, "long": 6}},
+             "steps": {"clap": 24, "pretrain": 1000, "sft": 200, "long": 6}},
     "quick": {"n_train": 28, "n_long": 1, "n_test": 21, "n_long_test": 1, "long_seconds": (30.0, 32.0),
               "steps": {"clap": 2, "pretrain": 2, "sft": 2, "long": 1}},
 }
@@ -66,8 +67,8 @@ def stage_configs(data: Path, runs: Path, *, steps: dict, seed: int, workers: in
               "deepspeed": {"zero_stage": 2, "precision": "auto"}}
     per_stage = {
         "clap": {"data": {"sources": [short], "max_windows": 2, "max_windows_per_batch": 32},
-                 "clap": {"positives": 2, "negatives": 2, "batch_size": 8, "max_text_length": 48},
-                 "optim": {"lr": 2e-3, "warmup_steps": 2, "schedule": "cosine"}},
+                 "clap": {"positives": 2, "negatives": 2, "batch_size": 8, "max_text_length": 128},
+                 "optim": {"lr": 2e-4, "warmup_steps": 2, "schedule": "cosine"}},
         "pretrain": {"data": {"sources": [short], "max_windows": 3, "max_windows_per_batch": 32},
                      "optim": {"lr": 3e-3, "warmup_steps": 10, "schedule": "cosine", "weight_decay": 0.01}},
         # AF2's fine-tune lr is a fifth of pre-train's; with the HTSAT trainable, a higher lr memorises clips
