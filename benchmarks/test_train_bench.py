@@ -50,19 +50,6 @@ def _engine(size: str):
     return _ENGINES[size]
 
 
-def _batch(model, B: int, W: int, S: int, device) -> dict:
-    t = model.config.token_ids
-    g = torch.Generator().manual_seed(0)
-    ids = torch.randint(0, t["audio"], (B, S), generator=g)
-    ids[:, 0] = t["audio"]
-    labels = torch.full_like(ids, -100)
-    labels[:, S // 2:] = ids[:, S // 2:]
-    batch = dict(input_ids=ids, attention_mask=torch.ones_like(ids, dtype=torch.bool), labels=labels,
-                 audio_windows=0.1 * torch.randn(B, W, 160000, generator=g),
-                 audio_window_mask=torch.ones(B, W, dtype=torch.bool))
-    return {k: v.to(device) for k, v in batch.items()}
-
-
 @pytest.mark.parametrize("impl", ["af2", "eager"])
 @pytest.mark.parametrize("size", ["tiny", "medium"])
 def test_stage1_train_step(benchmark, size, impl):
@@ -71,8 +58,10 @@ def test_stage1_train_step(benchmark, size, impl):
     engine = _engine(size)
     model = engine.module.model
     model.use_fused_ops(impl == "af2")
+    from training.stages import random_lm_batch
+
     shape = SIZES[size]
-    batch = _batch(model, **shape, device=engine.device)
+    batch = random_lm_batch(model, **shape, device=engine.device)
 
     def step():
         loss = engine(batch)

@@ -100,3 +100,20 @@ def enable_gradient_checkpointing(model: AudioFlamingo2) -> None:
         model.llm.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
     else:
         model.llm.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+
+
+def random_lm_batch(model: AudioFlamingo2, *, B: int = 2, W: int = 1, S: int = 24, seed: int = 0,
+                    device=None) -> dict:
+    """A random batch in the LLM stages' format (benchmarks and tests): input_ids (B, S) with
+    `<audio>` first, labels (B, S) on the second half, attention_mask, audio_windows
+    (B, W, 160000) of quiet noise, audio_window_mask (B, W)."""
+    t = model.config.token_ids
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(0, t["audio"], (B, S), generator=g)
+    ids[:, 0] = t["audio"]
+    labels = torch.full_like(ids, -100)
+    labels[:, S // 2:] = ids[:, S // 2:]
+    batch = dict(input_ids=ids, attention_mask=torch.ones_like(ids, dtype=torch.bool), labels=labels,
+                 audio_windows=0.1 * torch.randn(B, W, 160000, generator=g),
+                 audio_window_mask=torch.ones(B, W, dtype=torch.bool))
+    return batch if device is None else {k: v.to(device) for k, v in batch.items()}

@@ -8,19 +8,7 @@ import pytest
 import torch
 
 from training.config import SCHEMA, merge
-from training.stages import StageModule, build_model, enable_gradient_checkpointing, freeze_for_stage
-
-
-def _batch(model, B=2, S=24, W=1) -> dict:
-    t = model.config.token_ids
-    g = torch.Generator().manual_seed(0)
-    ids = torch.randint(0, t["audio"], (B, S), generator=g)
-    ids[:, 0] = t["audio"]
-    labels = torch.full_like(ids, -100)
-    labels[:, S // 2:] = ids[:, S // 2:]
-    return dict(input_ids=ids, attention_mask=torch.ones_like(ids, dtype=torch.bool), labels=labels,
-                audio_windows=0.1 * torch.randn(B, W, 160000, generator=g),
-                audio_window_mask=torch.ones(B, W, dtype=torch.bool), ids=[str(i) for i in range(B)])
+from training.stages import StageModule, build_model, enable_gradient_checkpointing, freeze_for_stage, random_lm_batch
 
 
 def _stage(checkpointing: bool):
@@ -55,7 +43,7 @@ def test_gradient_checkpointing_runs_in_long_stage(monkeypatch):
     for layer in layers:
         layer._gradient_checkpointing_func = _counted(layer._gradient_checkpointing_func, layer_calls)
     monkeypatch.setattr(llm_mod, "checkpoint", _counted(llm_mod.checkpoint, xattn_calls))
-    batch = _batch(module.model)
+    batch = {**random_lm_batch(module.model), "ids": ["0", "1"]}
     loss = module(batch)
     loss.backward()
     assert len(layer_calls) == len(layers)
