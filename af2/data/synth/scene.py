@@ -15,6 +15,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from af2.data.prompts import with_choices
+from af2.data.synth.catalog import plural
 from af2.data.synth.events import SR, background
 
 MC_PROBABILITY = 0.5
@@ -27,12 +28,12 @@ def _noun(label: str, count: int) -> str:
     """'a beep', 'an alarm', 'three beeps', 'two noise bursts', '12 clicks' (labels ending in
     's', such as 'footsteps', stay as they are)."""
     label = CAPTION_NOUNS.get(label, label)
+    word = NUMBER_WORDS[count] if count <= 10 else str(count)
     if label.endswith("s"):
-        return label if count == 1 else f"{NUMBER_WORDS[count] if count <= 10 else count} bursts of {label}"
+        return label if count == 1 else f"{word} bursts of {label}"
     if count == 1:
         return ("an " if label[0] in "aeiou" else "a ") + label
-    word = NUMBER_WORDS[count] if count <= 10 else str(count)
-    return f"{word} {label}{'es' if label.endswith(('ch', 'sh')) else 's'}"
+    return f"{word} {plural(label)}"
 
 
 def caption(events: Sequence["Placed"]) -> str:
