@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from af2.model import AF2Config, AudioFlamingo2
+from training.stages import random_lm_batch, random_token_ids
 
 #: Per size: preset, the training batch (B samples, W windows, S tokens) and the inference batch
 #: (B, W windows, P prompt tokens, N new tokens).
@@ -96,17 +97,6 @@ def build_model(preset: str, device: torch.device, dtype: torch.dtype = torch.bf
     return model
 
 
-def _ids(model: AudioFlamingo2, B: int, S: int, device, g: torch.Generator) -> torch.Tensor:
-    """(B, S) random ordinary token ids (no special token), `<audio>` first."""
-    t = model.config.token_ids
-    special = torch.tensor(sorted(set(t.values())))
-    plain = next(i for i in range(len(special) + 1) if i not in special.tolist())
-    ids = torch.randint(0, t["audio"], (B, S), generator=g)
-    ids[torch.isin(ids, special)] = plain
-    ids[:, 0] = t["audio"]
-    return ids.to(device)
-
-
 def _sync(device):
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -119,17 +109,6 @@ def dense_features_chunked(model: AudioFlamingo2, windows: torch.Tensor, mask: t
     flat_w, flat_m = windows.reshape(B * W, 1, L), mask.reshape(B * W, 1)
     parts = [model.clap.dense_features(flat_w[i:i + chunk], flat_m[i:i + chunk]) for i in range(0, B * W, chunk)]
     return torch.cat(parts).view(B, W, *parts[0].shape[2:])
-
-
-def _train_batch(model, B, W, S, device, g):
-    ids = _ids(model, B, S, device, g)
-    labels = torch.full_like(ids, -100)
-    labels[:, S // 2:] = ids[:, S // 2:]
-    mask = torch.ones(B, W, dtype=torch.bool, device=device)
-    mask[0, W - 1:] = False                                          # one padded window
-    windows = (0.1 * torch.randn(B, W, SAMPLES, generator=g)).to(device)
-    return dict(input_ids=ids, attention_mask=torch.ones_like(ids, dtype=torch.bool), labels=labels,
-                audio_windows=windows, audio_window_mask=mask)
 
 
 def model_rows(device: torch.device, time_ms: Callable, quick: bool, smoke: bool = False,
@@ -157,7 +136,8 @@ def model_rows(device: torch.device, time_ms: Callable, quick: bool, smoke: bool
     tr = case["train"]
     model.train()
     params = model.set_stage("pretrain")
-    batch = _train_batch(model, tr["B"], tr["W"], tr["S"], device, g)
+    batch = random_lm_batch(model, B=tr["B"], W=tr["W"], S=tr["S"], generator=g, device=device)
+    batch["audio_window_mask"][0, tr["W"] - 1:] = False              # one padded window
     with torch.no_grad():
         dense = model.clap.dense_features(batch["audio_windows"], batch["audio_window_mask"])
     for source in ("windows", "dense"):
@@ -202,7 +182,7 @@ def model_rows(device: torch.device, time_ms: Callable, quick: bool, smoke: bool
     B, W, P, N = inf["B"], inf["W"], inf["P"], inf["N"]
     windows = (0.1 * torch.randn(B, W, SAMPLES, generator=g)).to(device)
     wmask = torch.ones(B, W, dtype=torch.bool, device=device)
-    ids = _ids(model, B, P, device, g)
+    ids = random_token_ids(model, B, P, g).to(device)
     ids[:, -1] = model.config.token_ids["sep"]
     amask = torch.ones_like(ids)
     if cuda:

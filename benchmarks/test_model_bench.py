@@ -17,6 +17,7 @@ import torch
 
 from af2.data.tokens import tiny_tokenizer
 from af2.model import AF2Config, AudioFlamingo2
+from training.stages import random_lm_batch
 from af2.model.config import AudioTransformerConfig, CLAPConfig, XattnConfig
 from benchmarks.common import bench_device, sync
 from benchmarks.conftest import record
@@ -51,14 +52,7 @@ def _step_case(size: str, tokenizer):
             block.attn_gate.fill_(0.5)
             block.ff_gate.fill_(0.5)
     model.set_stage("pretrain")
-    t = model.config.token_ids
-    ids = torch.randint(0, t["audio"], (B, S), device=DEVICE)
-    ids[:, 0] = t["audio"]
-    labels = torch.full_like(ids, -100)
-    labels[:, S // 2:] = ids[:, S // 2:]
-    batch = dict(input_ids=ids, attention_mask=torch.ones_like(ids, dtype=torch.bool), labels=labels,
-                 audio_windows=0.1 * torch.randn(B, W, 160000, device=DEVICE),
-                 audio_window_mask=torch.ones(B, W, dtype=torch.bool, device=DEVICE))
+    batch = random_lm_batch(model, B=B, W=W, S=S, device=DEVICE)
     batch["audio_window_mask"][0, W - 1:] = False          # one padded window
     return model, batch
 

@@ -102,15 +102,25 @@ def enable_gradient_checkpointing(model: AudioFlamingo2) -> None:
         model.llm.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
 
 
-def random_lm_batch(model: AudioFlamingo2, *, B: int = 2, W: int = 1, S: int = 24, seed: int = 0,
-                    device=None) -> dict:
-    """A random batch in the LLM stages' format (benchmarks and tests): input_ids (B, S) with
-    `<audio>` first, labels (B, S) on the second half, attention_mask, audio_windows
-    (B, W, 160000) of quiet noise, audio_window_mask (B, W)."""
+def random_token_ids(model: AudioFlamingo2, B: int, S: int, generator: torch.Generator) -> torch.Tensor:
+    """(B, S) random ordinary token ids (no special token), `<audio>` first."""
     t = model.config.token_ids
-    g = torch.Generator().manual_seed(seed)
-    ids = torch.randint(0, t["audio"], (B, S), generator=g)
+    special = torch.tensor(sorted(set(t.values())))
+    plain = next(i for i in range(len(special) + 1) if i not in special.tolist())
+    ids = torch.randint(0, t["audio"], (B, S), generator=generator)
+    ids[torch.isin(ids, special)] = plain
     ids[:, 0] = t["audio"]
+    return ids
+
+
+def random_lm_batch(model: AudioFlamingo2, *, B: int = 2, W: int = 1, S: int = 24, seed: int = 0,
+                    generator: torch.Generator | None = None, device=None) -> dict:
+    """A random batch in the LLM stages' format (benchmarks and tests): input_ids (B, S) of
+    :func:`random_token_ids`, labels (B, S) on the second half, attention_mask, audio_windows
+    (B, W, 160000) of quiet noise, audio_window_mask (B, W). Drawn from ``generator`` (default: a
+    new one seeded with ``seed``)."""
+    g = generator if generator is not None else torch.Generator().manual_seed(seed)
+    ids = random_token_ids(model, B, S, g)
     labels = torch.full_like(ids, -100)
     labels[:, S // 2:] = ids[:, S // 2:]
     batch = dict(input_ids=ids, attention_mask=torch.ones_like(ids, dtype=torch.bool), labels=labels,
