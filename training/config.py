@@ -34,7 +34,17 @@ SCHEMA: dict[str, Any] = {
     "optim": {"lr": 1e-4, "weight_decay": 0.1, "betas": [0.9, 0.999], "eps": 1e-8, "grad_clip": 1.0,
               "warmup_steps": 0, "schedule": "cosine", "min_lr_ratio": 0.1},
     "train": {"max_steps": 10, "grad_accum": 1, "seed": 0, "checkpoint_every": 0, "keep_checkpoints": 2,
-              "max_nonfinite": 10, "progress": True},
+              "max_nonfinite": 10, "progress": True,
+              # > 0: keep the frozen AF-CLAP's dense features of up to this many MB of distinct
+              # windows (pretrain / long; training.feature_cache): later epochs skip the HTSAT
+              "feature_cache_mb": 0.0,
+              # BatchNorm layers (the HTSAT's mel normalisation) keep their running statistics
+              # in every stage instead of re-estimating them on the stage's batches
+              "freeze_batchnorm": False,
+              # set the audio transformation's input LayerNorm so that its outputs are
+              # standardised per feature over the stage's first batches (training.norm_init);
+              # for the stage that first trains the audio transformation (pretrain)
+              "init_audio_norm_from_data": False},
     "deepspeed": {"zero_stage": 2, "precision": "auto", "gradient_checkpointing": False,
                   "exclude_frozen": True},
     "output": {"dir": "runs/stage", "tensorboard": False},
@@ -124,7 +134,7 @@ def validate(cfg: dict) -> dict:
               "clap.positives", "clap.batch_size", "clap.max_text_length", "optim.lr", "optim.grad_clip",
               "train.max_steps", "train.grad_accum", "train.keep_checkpoints")
     _positive(cfg, "clap.negatives", "optim.warmup_steps", "train.checkpoint_every", "train.max_nonfinite",
-              "data.num_workers", "optim.weight_decay", "optim.min_lr_ratio", allow_zero=True)
+              "train.feature_cache_mb", "data.num_workers", "optim.weight_decay", "optim.min_lr_ratio", allow_zero=True)
     _check_model(cfg["model"])
     from training.clap import TEMPLATES
 

@@ -9,7 +9,9 @@ One command that shows a tiny AF2 learning, on the CPU (or a GPU when there is o
 3. **train**: AF-CLAP contrastive (``clap``) -> ``pretrain`` (30 s) -> ``sft`` (AF-CLAP audio
    encoder trainable too) -> ``long`` (long scenes), each a DeepSpeed stage of
    :func:`training.train.run_stage`, each starting from the previous stage's export; step counts
-   and learning rates suit the tiny preset (:func:`stage_configs`);
+   and learning rates suit the tiny preset (:data:`STAGE_SETTINGS`); BatchNorm frozen, the frozen
+   HTSAT's features cached and the audio transformation's input norm set from the data in
+   ``pretrain`` (``train.*`` options, README "Training");
 4. **eval**: the trained model on the same questions, and again with each question's audio
    swapped for another held-out clip of the same question type (a control: what the model gets
    right without the right audio);
@@ -39,7 +41,7 @@ SKILL_ORDER = ("counting", "temporal_reasoning", "attribute_identification", "co
                "contextual_speech_event_reasoning", "information_extraction", "general_reasoning")
 STAGES = ("clap", "pretrain", "sft", "long")
 
-#: Sizes of the default run (about 10-13 min on 2 CPU cores) and of ``--quick``. ``weights``: the
+#: Sizes of the default run (about 11 min on 2 idle CPU cores) and of ``--quick``. ``weights``: the
 #: share of clips per skill (af2.data.synth.generate.skill_cycle): the skills the report must show
 #: learned (counting, temporal order, attributes) get more training clips and more held-out questions.
 TRAIN_WEIGHTS = {"counting": 2, "temporal_reasoning": 4, "attribute_identification": 4,
@@ -47,10 +49,35 @@ TRAIN_WEIGHTS = {"counting": 2, "temporal_reasoning": 4, "attribute_identificati
 HELDOUT_WEIGHTS = {"counting": 3, "temporal_reasoning": 4, "attribute_identification": 4}
 SIZES = {
     "full": {"n_train": 6000, "n_long": 24, "n_test": 1500, "n_long_test": 12, "long_seconds": (30.0, 60.0),
-             "steps": {"clap": 24, "pretrain": 1000, "sft": 200, "long": 6}},
+             "steps": {"clap": 24, "pretrain": 2500, "sft": 200, "long": 6}},
     "quick": {"n_train": 28, "n_long": 1, "n_test": 21, "n_long_test": 1, "long_seconds": (30.0, 32.0),
               "steps": {"clap": 2, "pretrain": 2, "sft": 2, "long": 1}},
 }
+
+
+#: Per-stage settings of the default run (sizes and learning rates suit the tiny preset).
+STAGE_SETTINGS = {
+    "clap": {"data": {"max_windows": 2, "max_windows_per_batch": 32},
+             "clap": {"positives": 2, "negatives": 2, "batch_size": 8, "max_text_length": 128},
+             "optim": {"lr": 2e-4, "warmup_steps": 2, "schedule": "cosine"}},
+    # the HTSAT is frozen in pretrain and long: its features are computed once per clip. The
+    # random tiny HTSAT's dense tokens share a large common component; the audio transformation's
+    # input LayerNorm starts out standardising them per feature (training.norm_init)
+    "pretrain": {"data": {"max_windows": 3, "max_windows_per_batch": 32},
+                 "train": {"feature_cache_mb": 512, "init_audio_norm_from_data": True},
+                 "optim": {"lr": 3e-3, "warmup_steps": 10, "schedule": "cosine", "weight_decay": 0.01}},
+    # AF2's fine-tune lr is a fifth of pre-train's; with the HTSAT trainable, a higher lr memorises clips
+    "sft": {"data": {"max_windows": 3, "max_windows_per_batch": 32},
+            "optim": {"lr": 6e-4, "warmup_steps": 10, "schedule": "cosine", "weight_decay": 0.01}},
+    # long scenes (30-60 s here, up to 6 windows) with a replay of the short data
+    "long": {"data": {"max_windows": 6, "max_windows_per_batch": 24}, "train": {"feature_cache_mb": 512},
+             "optim": {"lr": 5e-4, "warmup_steps": 0, "schedule": "cosine", "weight_decay": 0.01}},
+}
+LONG_REPLAY_WEIGHT = 0.1
+#: train.* keys of every stage: the HTSAT's mel BatchNorm keeps its initial statistics (fitted on
+#: these clips, zero-padded to 10 s, they are dominated by the -100 dB padding and the LM stages
+#: learn much less event identity)
+TRAIN_COMMON: dict = {"freeze_batchnorm": True}
 
 
 def say(msg: str) -> None:
@@ -63,22 +90,12 @@ def stage_configs(data: Path, runs: Path, *, steps: dict, seed: int, workers: in
 
     short = {"manifest": str(data / "manifest.jsonl"), "long_audio": "exclude"}
     longs = {"manifest": str(data / "manifest.jsonl"), "long_audio": "only"}
-    common = {"model": {"preset": "tiny", "seed": seed}, "train": {"seed": seed, "progress": True},
+    common = {"model": {"preset": "tiny", "seed": seed}, "train": {"seed": seed, "progress": True, **TRAIN_COMMON},
               "deepspeed": {"zero_stage": 2, "precision": "auto"}}
-    per_stage = {
-        "clap": {"data": {"sources": [short], "max_windows": 2, "max_windows_per_batch": 32},
-                 "clap": {"positives": 2, "negatives": 2, "batch_size": 8, "max_text_length": 128},
-                 "optim": {"lr": 2e-4, "warmup_steps": 2, "schedule": "cosine"}},
-        "pretrain": {"data": {"sources": [short], "max_windows": 3, "max_windows_per_batch": 32},
-                     "optim": {"lr": 3e-3, "warmup_steps": 10, "schedule": "cosine", "weight_decay": 0.01}},
-        # AF2's fine-tune lr is a fifth of pre-train's; with the HTSAT trainable, a higher lr memorises clips
-        "sft": {"data": {"sources": [short], "max_windows": 3, "max_windows_per_batch": 32},
-                "optim": {"lr": 6e-4, "warmup_steps": 10, "schedule": "cosine", "weight_decay": 0.01}},
-        # long scenes (30-60 s here, up to 6 windows) with a replay of the short data
-        "long": {"data": {"sources": [longs, {**short, "weight": 0.1}], "max_windows": 6,
-                          "max_windows_per_batch": 24},
-                 "optim": {"lr": 5e-4, "warmup_steps": 0, "schedule": "cosine", "weight_decay": 0.01}},
-    }
+    sources = {"clap": [short], "pretrain": [short], "sft": [short],
+               "long": [longs, {**short, "weight": LONG_REPLAY_WEIGHT}]}
+    per_stage = {stage: {**STAGE_SETTINGS[stage], "data": {**STAGE_SETTINGS[stage]["data"], "sources": sources[stage]}}
+                 for stage in STAGES}
     cfgs, previous = [], None
     for k, stage in enumerate(STAGES):
         over = {**common, **per_stage[stage], "stage": stage}
@@ -86,7 +103,7 @@ def stage_configs(data: Path, runs: Path, *, steps: dict, seed: int, workers: in
         n_steps = max(1, int(steps[stage]))
         over["optim"] = {**over["optim"], "min_lr_ratio": 0.1,
                          "warmup_steps": min(over["optim"]["warmup_steps"], n_steps // 5)}
-        over["train"] = {**common["train"], "max_steps": n_steps, "checkpoint_every": 0}
+        over["train"] = {**common["train"], **over.get("train", {}), "max_steps": n_steps, "checkpoint_every": 0}
         over["output"] = {"dir": str(runs / f"{k}-{stage}")}
         cfg = load_config(None, over)
         cfg["init_from"] = previous

@@ -19,6 +19,7 @@ from torch import nn
 
 from af2.model import AF2Config, AudioFlamingo2
 from training.clap import clap_loss
+from training.feature_cache import DenseFeatureCache, encoder_is_frozen
 
 REFERENCE = {"clap": {"max_windows": 3, "lr": 1e-4}, "pretrain": {"max_windows": 3, "lr": 1e-4},
              "sft": {"max_windows": 9, "lr": 2e-5}, "long": {"max_windows": 30, "lr": 2e-5}}
@@ -33,7 +34,15 @@ class StageModule(nn.Module):
         self.model = model
         self.stage = cfg["stage"]
         self.m, self.n = cfg["clap"]["positives"], cfg["clap"]["negatives"]
+        #: train.freeze_batchnorm: every BatchNorm normalises with its running statistics and
+        #: never updates them, also where its parameters train (clap, sft)
+        self.freeze_batchnorm = bool(cfg["train"].get("freeze_batchnorm", False))
         self.train()  # build after freezing: frozen modules go to eval mode here
+        #: train.feature_cache_mb > 0 in an LLM stage with the AF-CLAP audio encoder frozen
+        #: (pretrain, long): its dense features are computed once per distinct window
+        mb = cfg["train"].get("feature_cache_mb", 0)
+        self.feature_cache = (DenseFeatureCache(int(mb * 2**20))
+                              if mb and self.stage != "clap" and encoder_is_frozen(model.clap) else None)
 
     def train(self, mode: bool = True) -> "StageModule":
         """Modules whose parameters are all frozen run in eval mode: a frozen AF-CLAP must not
@@ -41,9 +50,15 @@ class StageModule(nn.Module):
         a layer with gradient checkpointing on (transformers' ``GradientCheckpointingLayer``,
         e.g. a frozen Qwen2 decoder layer in the ``long`` stage): it only checkpoints in
         training mode, so the layer itself stays in training mode while everything inside it
-        is put in eval mode (same numerics, activations recomputed in the backward)."""
+        is put in eval mode (same numerics, activations recomputed in the backward).
+        With ``train.freeze_batchnorm`` every BatchNorm is in eval mode as well (its affine
+        parameters still train where the stage trains them)."""
         super().train(mode)
         if mode:
+            if self.freeze_batchnorm:
+                for module in self.model.modules():
+                    if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                        module.eval()
             for module in self.model.modules():
                 params = list(module.parameters())
                 if params and not any(p.requires_grad for p in params):
@@ -55,7 +70,14 @@ class StageModule(nn.Module):
     def forward(self, batch: dict) -> torch.Tensor:
         if self.stage == "clap":
             return clap_loss(self.model.clap, batch, m=self.m, n=self.n)
-        return self.model(**AudioFlamingo2.batch_inputs(batch)).loss
+        inputs = AudioFlamingo2.batch_inputs(batch)
+        if self.feature_cache is not None and self.training and inputs.get("audio_windows") is not None:
+            windows = inputs.pop("audio_windows")
+            mask = inputs.get("audio_window_mask")
+            if mask is None:
+                mask = torch.ones(windows.shape[:2], dtype=torch.bool, device=windows.device)
+            inputs["dense_features"] = self.feature_cache(self.model.clap, windows, mask)
+        return self.model(**inputs).loss
 
 
 def build_model(cfg: dict) -> AudioFlamingo2:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import itertools
 import logging
 import time
 from pathlib import Path
@@ -19,6 +20,7 @@ from training.clap import ClapCollator, caption_tokenizer
 from training.config import load_config, parse_overrides
 from training.data import BatchStream, build_loader, write_mixture
 from training.engine import build_engine, setup_distributed
+from training.norm_init import NORM_INIT_BATCHES, init_audio_norm_from_data
 from training.metrics import (MetricsLogger, check_frozen, check_trained, count, digests, grad_norm,
                               unexpected_unchanged, write_summary)
 from training.stages import StageModule, build_model, enable_gradient_checkpointing, freeze_for_stage, load_init
@@ -145,6 +147,25 @@ def _train_step(engine, stream, cfg: dict, step: int) -> tuple[list[float], int,
     return losses, samples, skipped
 
 
+def _init_audio_norm(model, loader, cfg: dict, rank: int) -> dict | None:
+    """``train.init_audio_norm_from_data``: the audio transformation's input LayerNorm set from
+    the first :data:`NORM_INIT_BATCHES` batches (training.norm_init), before the engine copies
+    the weights. A resumed run loads its checkpoint over it."""
+    if not cfg["train"]["init_audio_norm_from_data"] or cfg["stage"] == "clap":
+        return None
+    batches = iter(loader)
+    try:
+        stats = init_audio_norm_from_data(model, itertools.islice(batches, NORM_INIT_BATCHES))
+    finally:
+        close = getattr(batches, "close", None)
+        if close is not None:
+            close()
+    if rank == 0:
+        log.warning("audio transformation input norm initialised from %d tokens (mean length %.3g, gains "
+                    "%.3g..%.3g)", stats["tokens"], stats["mean_norm"], stats["gain_min"], stats["gain_max"])
+    return stats
+
+
 def run_stage(cfg: dict, *, resume: bool = False) -> dict:
     """Train one stage; returns its summary (also written to ``<output>/summary.json``)."""
     rank, world = setup_distributed()
@@ -165,6 +186,7 @@ def run_stage(cfg: dict, *, resume: bool = False) -> dict:
                                 m=c["positives"], n=c["negatives"], max_length=c["max_text_length"],
                                 seed=cfg["data"]["seed"])
     loader = build_loader(cfg, manifest, model.tokenizer, world=world, rank=rank, collator=collator)
+    norm_init = _init_audio_norm(model, loader, cfg, rank)
     engine = build_engine(StageModule(model, cfg), trainable, cfg)
     ckpt.clean_staging(root)
     frozen_before, trained_before = digests(engine.module, frozen), digests(engine.module, trainable)
@@ -227,7 +249,9 @@ def run_stage(cfg: dict, *, resume: bool = False) -> dict:
                "final_loss": state["loss"], "samples": state["samples"], "world_size": world,
                "device": str(engine.device),
                "trainable_params": count(trainable), "frozen_params": count(frozen),
-               "frozen_unchanged": True, "trainable_unchanged": unchanged, "output": str(out)}
+               "frozen_unchanged": True, "trainable_unchanged": unchanged, "output": str(out),
+               "audio_norm_init": norm_init,
+               "feature_cache": cache.stats() if (cache := getattr(engine.module, "feature_cache", None)) else None}
     write_summary(out, summary, rank)
     if hasattr(engine, "destroy"):
         engine.destroy()

@@ -33,9 +33,10 @@ def test_cli_writes_a_loadable_set(tmp_path):
                           "--n-long", "1", "--long-min", "30", "--long-max", "30", "--quiet"],
                          capture_output=True, text=True, check=True)
     meta = json.loads((out / "metadata.json").read_text())
-    assert '"questions": 17' in run.stdout and meta["questions"] == 17
+    # 14 clips (2 per skill; the 2 temporal clips ask 3 questions each) + 3 on the long scene
+    assert '"questions": 21' in run.stdout and meta["questions"] == 21
     samples = load_manifest(out / "manifest.jsonl", strict=True).samples
-    assert len(samples) == 17 and all(s.audio.exists() for s in samples)
+    assert len(samples) == 21 and all(s.audio.exists() for s in samples)
     assert all(v == 2 for k, v in meta["questions_per_skill"].items() if k not in ("counting", "temporal_reasoning",
                                                                                    "information_extraction"))
     assert sf.info(out / "long" / "0000.wav").duration == pytest.approx(30.0)
@@ -57,6 +58,7 @@ def test_workers_write_the_same_bytes(tmp_path):
 
 
 def test_skill_weights_set_the_mixture(tmp_path):
+    from af2.data.synth import temporal
     from af2.data.synth.generate import skill_cycle
 
     weights = {"temporal_reasoning": 3, "attribute_identification": 2, "general_reasoning": 0}
@@ -64,8 +66,9 @@ def test_skill_weights_set_the_mixture(tmp_path):
     assert len(cycle) == 3 + 2 + 4 and "general_reasoning" not in cycle and cycle.count("temporal_reasoning") == 3
     meta = generate(tmp_path, 20, seed=0, n_long=0, speech="formant", skill_weights=weights)
     per_skill = meta["questions_per_skill"]
-    assert per_skill == {s: sum(cycle[i % len(cycle)] == s for i in range(20)) for s in per_skill}
-    assert per_skill["temporal_reasoning"] == 7 and per_skill["attribute_identification"] == 5
+    asks = {s: temporal.QUESTIONS_PER_CLIP if s == "temporal_reasoning" else 1 for s in per_skill}
+    assert per_skill == {s: asks[s] * sum(cycle[i % len(cycle)] == s for i in range(20)) for s in per_skill}
+    assert per_skill["temporal_reasoning"] == 7 * temporal.QUESTIONS_PER_CLIP and per_skill["attribute_identification"] == 5
     assert per_skill["general_reasoning"] == 0 and meta["skill_weights"]["temporal_reasoning"] == 3
     for bad, match in (({"temporal": 2}, "unknown skill 'temporal'"), ({"counting": -1}, "non-negative integer"),
                        ({s: 0 for s in per_skill}, "every weight is 0")):

@@ -50,8 +50,8 @@ def test_every_onset_is_clear_of_rounding_ties(clips):
 def test_onset_answers_match_the_audio(clips):
     asked, errors = 0, []
     for seed, clip, onsets in clips:
-        q = clip.questions[0]
-        if q.qtype != "temporal.onset":
+        q = next((q for q in clip.questions if q.qtype == "temporal.onset"), None)
+        if q is None:
             continue
         asked += 1
         true = onsets[re.search(r"When does the (.+?) start", q.prompt).group(1)]
@@ -84,13 +84,20 @@ def test_first_and_last_answers_are_the_sequence_ends(clips):
     in the audio too (the classifier of tests/data/analysis.py labels the segments)."""
     asked = {"temporal.first": 0, "temporal.last": 0}
     for seed, clip, onsets in clips:
-        q = clip.questions[0]
-        if q.qtype not in asked:
-            continue
-        asked[q.qtype] += 1
-        order = sorted(onsets, key=onsets.get)
-        assert q.answer == "the " + (order[0] if q.qtype == "temporal.first" else order[-1])
         heard = [A.classify(A.cut(clip.audio.astype(np.float64), s)) for s in A.segments(clip.audio.astype(np.float64))]
-        assert q.answer == "the " + (heard[0] if q.qtype == "temporal.first" else heard[-1]), (seed, heard)
-        assert q.choices is None or (q.answer in q.choices and len(q.choices) == min(4, len(onsets)))
+        order = sorted(onsets, key=onsets.get)
+        for q in clip.questions:
+            if q.qtype not in asked:
+                continue
+            asked[q.qtype] += 1
+            assert q.answer == "the " + (order[0] if q.qtype == "temporal.first" else order[-1])
+            assert q.answer == "the " + (heard[0] if q.qtype == "temporal.first" else heard[-1]), (seed, heard)
+            assert q.choices is None or (q.answer in q.choices and len(q.choices) == min(4, len(onsets)))
     assert min(asked.values()) >= 5, asked
+
+
+def test_each_clip_is_asked_several_distinct_question_types(clips):
+    for seed, clip, onsets in clips:
+        kinds = [q.qtype for q in clip.questions]
+        assert len(kinds) == temporal.QUESTIONS_PER_CLIP == len(set(kinds)), (seed, kinds)
+        assert all(k.removeprefix("temporal.") in temporal.QTYPES for k in kinds)

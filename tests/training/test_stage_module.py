@@ -78,3 +78,22 @@ def test_trainable_audio_encoder_trains(stage):
     freeze_for_stage(model, cfg)
     module = StageModule(model, cfg)
     assert module.model.clap.audio.training  # HTSAT trainable in sft: its BatchNorm updates
+
+
+def test_freeze_batchnorm_keeps_running_statistics_where_the_htsat_trains():
+    from torch import nn
+
+    from training.config import SCHEMA, merge
+
+    for freeze in (False, True):
+        cfg = merge(SCHEMA, {"stage": "sft", "train": {"freeze_batchnorm": freeze}})
+        model = build_model(cfg)
+        freeze_for_stage(model, cfg)
+        module = StageModule(model, cfg)
+        bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        assert bns and all(m.training != freeze for m in bns)
+        mel_bn = model.clap.audio.audio_encoder.batch_norm
+        before = mel_bn.running_mean.clone()
+        module(random_lm_batch(model, seed=1)).backward()
+        assert torch.equal(before, mel_bn.running_mean) == freeze
+        assert mel_bn.weight.grad is not None  # its affine parameters still train

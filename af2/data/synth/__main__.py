@@ -11,7 +11,7 @@ from af2.data.synth.generate import generate
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m af2.data.synth", description=__doc__)
     p.add_argument("--out", required=True, help="output folder (clips/, long/, manifest.jsonl, metadata.json)")
-    p.add_argument("--n", type=int, default=2000, help="short questions, one clip each, spread over the 7 skills")
+    p.add_argument("--n", type=int, default=2000, help="short clips (one question each, temporal ones 3), spread over the 7 skills")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--n-long", type=int, default=None, help="long scenes, 3 questions each (default n // 50)")
     p.add_argument("--long-min", type=float, default=30.0, help="shortest long scene, seconds")

@@ -89,7 +89,8 @@ def _render(job: tuple) -> tuple[str, np.ndarray, list[dict]]:
 def generate(out: str | Path, n: int, *, seed: int = 0, n_long: int | None = None,
              long_seconds: tuple[float, float] = (30.0, 300.0), speech: str = "auto", progress: bool = False,
              skill_weights: dict[str, int] | None = None, workers: int = 1) -> dict:
-    """Generate ``n`` short questions (one per clip) and ``n_long`` long scenes (three
+    """Generate ``n`` short clips (one question each, temporal-order clips
+    :data:`af2.data.synth.temporal.QUESTIONS_PER_CLIP`) and ``n_long`` long scenes (three
     questions each; default ``n // 50``) under ``out``; returns the metadata written.
 
     ``skill_weights``: {skill: integer weight} for the share of short clips per skill

@@ -1,9 +1,9 @@
 """Temporal reasoning and grounding over a sequence of 3-5 distinct events.
 
-Question types: ``temporal.after`` (what comes right after X), ``temporal.before``,
-``temporal.first_of_two`` (which of X and Y comes first), ``temporal.first`` /
-``temporal.last`` (which sound opens / closes the sequence), ``temporal.onset`` (when does X
-start; answer to 0.1 s). Every onset lies within 25 ms of a multiple of 0.1 s
+Each clip gets :data:`QUESTIONS_PER_CLIP` questions of distinct types: ``temporal.after`` (what
+comes right after X), ``temporal.before``, ``temporal.first_of_two`` (which of X and Y comes
+first), ``temporal.first`` / ``temporal.last`` (which sound opens / closes the sequence),
+``temporal.onset`` (when does X start; answer to 0.1 s). Every onset lies within 25 ms of a multiple of 0.1 s
 (:func:`clear_of_rounding_ties`), so the answer is never a rounding tie (x.x5 s) that an
 onset measured a few ms off would round the other way.
 """
@@ -17,6 +17,10 @@ from af2.data.synth.scene import Clip, Scene, qa
 
 QTYPES = ("after", "before", "first_of_two", "first", "last", "onset")
 TIE_MARGIN = 0.025  # seconds: the least distance of an onset from a rounding tie (x.x5 s)
+#: Questions asked about each clip, of distinct types: the same events are asked about in several
+#: ways, so a model must read the question (which sound opens, closes, follows X...) and cannot
+#: learn one answer per clip.
+QUESTIONS_PER_CLIP = 3
 
 
 def clear_of_rounding_ties(t: float) -> float:
@@ -32,26 +36,30 @@ def make(rng: np.random.Generator, ctx) -> Clip:
     scene = Scene(rng)
     placed = scene.sequence([(lab, make_event(lab, rng), rng.uniform(0.4, 0.6)) for lab in labels],
                             start=rng.uniform(0.3, 1.5), gaps=(0.5, 1.2), align=clear_of_rounding_ties)
-    qtype = QTYPES[int(rng.integers(len(QTYPES)))]
     names = [f"the {lab}" for lab in labels]
+    qtypes = [QTYPES[j] for j in rng.permutation(len(QTYPES))[:QUESTIONS_PER_CLIP]]
+    return scene.clip([_question(qtype, names, placed, rng) for qtype in qtypes])
+
+
+def _question(qtype: str, names: list[str], placed, rng: np.random.Generator):
+    """One ``temporal.<qtype>`` question about the events ``names`` (in order of onset)."""
+    k = len(names)
     if qtype == "after":
         i = int(rng.integers(k - 1))
-        q = qa(TEMPORAL_REASONING, "temporal.after", f"Which sound comes right after {names[i]}?", names[i + 1],
-               rng, [n for n in names if n != names[i]])
-    elif qtype == "before":
+        return qa(TEMPORAL_REASONING, "temporal.after", f"Which sound comes right after {names[i]}?",
+                  names[i + 1], rng, [n for n in names if n != names[i]])
+    if qtype == "before":
         i = int(rng.integers(1, k))
-        q = qa(TEMPORAL_REASONING, "temporal.before", f"Which sound comes right before {names[i]}?", names[i - 1],
-               rng, [n for n in names if n != names[i]])
-    elif qtype == "first_of_two":
+        return qa(TEMPORAL_REASONING, "temporal.before", f"Which sound comes right before {names[i]}?",
+                  names[i - 1], rng, [n for n in names if n != names[i]])
+    if qtype == "first_of_two":
         i, j = sorted(rng.choice(k, 2, replace=False))
         pair = [names[i], names[j]] if rng.integers(2) else [names[j], names[i]]
-        q = qa(TEMPORAL_REASONING, "temporal.first_of_two", f"Which is heard first, {pair[0]} or {pair[1]}?",
-               names[i], rng, pair)
-    elif qtype in ("first", "last"):
+        return qa(TEMPORAL_REASONING, "temporal.first_of_two", f"Which is heard first, {pair[0]} or {pair[1]}?",
+                  names[i], rng, pair)
+    if qtype in ("first", "last"):
         i = 0 if qtype == "first" else k - 1
-        q = qa(TEMPORAL_REASONING, f"temporal.{qtype}", f"Which sound is heard {qtype}?", names[i], rng, names)
-    else:
-        i = int(rng.integers(k))
-        q = qa(TEMPORAL_REASONING, "temporal.onset", f"When does {names[i]} start, in seconds from the beginning?",
-               f"{placed[i].onset:.1f} seconds", rng)
-    return scene.clip([q])
+        return qa(TEMPORAL_REASONING, f"temporal.{qtype}", f"Which sound is heard {qtype}?", names[i], rng, names)
+    i = int(rng.integers(k))
+    return qa(TEMPORAL_REASONING, "temporal.onset", f"When does {names[i]} start, in seconds from the beginning?",
+              f"{placed[i].onset:.1f} seconds", rng)

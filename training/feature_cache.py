@@ -1,0 +1,92 @@
+"""Dense-feature cache for stages that keep the AF-CLAP audio encoder frozen (pretrain, long).
+
+There the HTSAT neither trains nor changes: its parameters are frozen and it runs in eval mode
+(BatchNorm running statistics fixed, no drop-path; :class:`training.stages.StageModule`), so a
+window's dense features (64 tokens x D) are a pure function of the window's samples. On a tiny
+model the HTSAT (and its mel front end) is most of a training step, so every epoch after the
+first is several times faster when the features are kept.
+
+Entries are keyed by the window's content (BLAKE2b of its samples, dtype and length), not by
+sample id: the same audio asked about in several manifest lines is encoded once, and a changed
+file can never be served stale features. Features are kept on the CPU in the dtype the encoder
+returned; once ``max_bytes`` is reached, new windows are computed but not stored. Hits, misses
+and the bytes held are counted (:meth:`stats`).
+"""
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import torch
+
+
+def window_key(window: torch.Tensor) -> bytes:
+    """A content key of one window (L,) on the CPU: BLAKE2b-128 of its bytes, dtype and length."""
+    arr = np.ascontiguousarray(window.detach().numpy())
+    h = hashlib.blake2b(memoryview(arr).cast("B"), digest_size=16)
+    h.update(f"{arr.dtype}:{arr.shape[0]}".encode())
+    return h.digest()
+
+
+class DenseFeatureCache:
+    """``cache(clap, windows (B, W, L), mask (B, W)) -> dense features (B, W, n, D)``, the same as
+    ``clap.dense_features(windows, mask)`` (zeros on padded windows), computing only windows
+    not seen before. The caller guarantees the encoder is frozen and in eval mode
+    (:func:`encoder_is_frozen`); the cache checks it on every call."""
+
+    def __init__(self, max_bytes: int):
+        if max_bytes <= 0:
+            raise ValueError(f"max_bytes must be > 0, got {max_bytes}")
+        self.max_bytes = int(max_bytes)
+        self._store: dict[bytes, torch.Tensor] = {}
+        self.bytes = 0
+        self.hits = 0
+        self.misses = 0
+
+    def stats(self) -> dict:
+        total = self.hits + self.misses
+        return {"hits": self.hits, "misses": self.misses, "hit_rate": round(self.hits / total, 4) if total else 0.0,
+                "windows": len(self._store), "mb": round(self.bytes / 2**20, 2), "max_mb": round(self.max_bytes / 2**20, 2)}
+
+    def __call__(self, clap, windows: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if not encoder_is_frozen(clap):
+            raise RuntimeError("DenseFeatureCache: the AF-CLAP audio encoder is trainable or in training mode; "
+                               "its features would go stale")
+        B, W, L = windows.shape
+        flat_windows, flat_mask = windows.reshape(B * W, L), mask.reshape(B * W).bool()
+        valid = flat_mask.nonzero().flatten().tolist()
+        host = flat_windows.detach().cpu() if valid else flat_windows
+        keys = {i: window_key(host[i]) for i in valid}
+        missing = [i for i in valid if keys[i] not in self._store]
+        # a window repeated inside the batch is computed once
+        todo = list(dict.fromkeys(keys[i] for i in missing))
+        first = {}
+        for i in missing:
+            first.setdefault(keys[i], i)
+        fresh: dict[bytes, torch.Tensor] = {}
+        if todo:
+            rows = torch.tensor([first[k] for k in todo], device=flat_windows.device)
+            with torch.no_grad():
+                feats = clap.dense_features(flat_windows.index_select(0, rows)[:, None])[:, 0]
+            for k, f in zip(todo, feats):
+                fresh[k] = f
+                size = f.numel() * f.element_size()
+                if self.bytes + size <= self.max_bytes:
+                    self._store[k] = f.detach().to("cpu", copy=True)
+                    self.bytes += size
+        self.misses += len(missing)
+        self.hits += len(valid) - len(missing)
+        if not valid:
+            return clap.dense_features(windows, mask)  # nothing valid: the encoder's own all-zeros shape
+        parts = [fresh[keys[i]] if keys[i] in fresh else self._store[keys[i]] for i in valid]
+        ref = parts[0]
+        stacked = torch.stack([p.to(flat_windows.device, ref.dtype) for p in parts])
+        out = stacked.new_zeros(B * W, *ref.shape)
+        out[torch.tensor(valid, device=out.device)] = stacked
+        return out.view(B, W, *ref.shape)
+
+
+def encoder_is_frozen(clap) -> bool:
+    """True when AF-CLAP's audio encoder (HTSAT) has no trainable parameter and is in eval mode."""
+    audio = clap.audio
+    return not audio.training and not any(p.requires_grad for p in audio.parameters())
