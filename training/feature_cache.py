@@ -45,8 +45,9 @@ class DenseFeatureCache:
 
     def stats(self) -> dict:
         total = self.hits + self.misses
-        return {"hits": self.hits, "misses": self.misses, "hit_rate": round(self.hits / total, 4) if total else 0.0,
-                "windows": len(self._store), "mb": round(self.bytes / 2**20, 2), "max_mb": round(self.max_bytes / 2**20, 2)}
+        return {"hits": self.hits, "misses": self.misses,
+                "hit_rate": round(self.hits / total, 4) if total else 0.0, "windows": len(self._store),
+                "mb": round(self.bytes / 2**20, 2), "max_mb": round(self.max_bytes / 2**20, 2)}
 
     def __call__(self, clap, windows: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         if not encoder_is_frozen(clap):
@@ -55,17 +56,17 @@ class DenseFeatureCache:
         B, W, L = windows.shape
         flat_windows, flat_mask = windows.reshape(B * W, L), mask.reshape(B * W).bool()
         valid = flat_mask.nonzero().flatten().tolist()
-        host = flat_windows.detach().cpu() if valid else flat_windows
+        if not valid:
+            return clap.dense_features(windows, mask)  # nothing valid: the encoder's own all-zeros answer
+        host = flat_windows.detach().cpu()
         keys = {i: window_key(host[i]) for i in valid}
         missing = [i for i in valid if keys[i] not in self._store]
-        # a window repeated inside the batch is computed once
-        todo = list(dict.fromkeys(keys[i] for i in missing))
-        first = {}
+        todo: dict[bytes, int] = {}  # key -> its first window: a window repeated in the batch is computed once
         for i in missing:
-            first.setdefault(keys[i], i)
+            todo.setdefault(keys[i], i)
         fresh: dict[bytes, torch.Tensor] = {}
         if todo:
-            rows = torch.tensor([first[k] for k in todo], device=flat_windows.device)
+            rows = torch.tensor(list(todo.values()), device=flat_windows.device)
             with torch.no_grad():
                 feats = clap.dense_features(flat_windows.index_select(0, rows)[:, None])[:, 0]
             for k, f in zip(todo, feats):
@@ -76,8 +77,6 @@ class DenseFeatureCache:
                     self.bytes += size
         self.misses += len(missing)
         self.hits += len(valid) - len(missing)
-        if not valid:
-            return clap.dense_features(windows, mask)  # nothing valid: the encoder's own all-zeros shape
         parts = [fresh[keys[i]] if keys[i] in fresh else self._store[keys[i]] for i in valid]
         ref = parts[0]
         stacked = torch.stack([p.to(flat_windows.device, ref.dtype) for p in parts])
