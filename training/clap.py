@@ -210,8 +210,7 @@ class ClapCollator:
     def __call__(self, items: Sequence[AudioItem | Skipped]) -> dict:
         kept = [it for it in items if not isinstance(it, Skipped)]
         if len(kept) != len(items):
-            bad = [it for it in items if isinstance(it, Skipped)]
-            raise RuntimeError(f"contrastive batch with unusable samples (equal B per rank needed): {bad}")
+            return self._dropped(items)
         texts = [sample_texts(it.sample, m=self.m, n=self.n, seed=self.seed) for it in kept]
         pos = [p for t in texts for p in t.positives]
         neg = [x for t in texts for row in t.negatives for x in row]
@@ -230,6 +229,19 @@ class ClapCollator:
                                   max_windows=self.max_windows, names=out["ids"])
         out.update(audio_windows=win.windows, audio_window_mask=win.mask)
         return out
+
+
+    @staticmethod
+    def _dropped(items: Sequence[AudioItem | Skipped]) -> dict:
+        """A batch with an unusable sample is dropped whole: the distributed contrastive loss
+        needs the same batch size on every rank. An empty batch (``ids`` []) that the training
+        stream skips on every rank together; the unusable samples keep their reason and the
+        usable ones are reported as ``contrastive_batch``."""
+        bad = [it for it in items if isinstance(it, Skipped)]
+        why = f"dropped with its batch: {len(bad)} unusable sample(s) in it ({bad[0].id}: {bad[0].kind})"
+        kept = [Skipped(it.index, it.sample.id, str(it.sample.audio), "contrastive_batch", why)
+                for it in items if not isinstance(it, Skipped)]
+        return {"ids": [], "skipped": bad + kept}
 
 
 def clap_loss(clap, batch: dict, *, m: int, n: int) -> torch.Tensor:

@@ -149,3 +149,31 @@ def test_a_caption_without_paraphrases_gives_its_wordings_and_composition_aware_
     assert counted.kinds == [["change_count"]] and "three" not in counted.negatives[0][0]
     with pytest.raises(ValueError, match="clap.positives=5 > 4 caption wordings"):
         sample_texts(_sample({"caption": "a siren"}), m=5, n=1)
+
+
+def test_an_unusable_sample_drops_its_contrastive_batch_not_the_stage(manifest, tmp_path):
+    dataset = AudioQADataset.from_manifest(manifest, max_windows=2)
+    dataset.samples[1].audio.unlink()  # c1's file goes missing
+    items = [dataset[i] for i in range(3)]
+    batch = ClapCollator(caption_tokenizer(AF2Config.preset("tiny")), max_windows=2, m=2, n=1, max_length=48)(items)
+    assert batch["ids"] == []  # equal B on every rank: the whole batch is skipped (by all ranks together)
+    kinds = {s.id: s.kind for s in batch["skipped"]}
+    assert kinds == {"c1": "missing", "c0": "contrastive_batch", "q0": "contrastive_batch"}
+    assert all("c1: missing" in s.reason for s in batch["skipped"] if s.kind == "contrastive_batch")
+
+
+def test_clap_stage_runs_past_a_missing_file(stage_config, synth, tmp_path):
+    import shutil
+
+    from tests.training.conftest import run
+
+    data = tmp_path / "data"
+    shutil.copytree(synth.parent, data)
+    lines = (data / "manifest.jsonl").read_text().splitlines()
+    (data / json.loads(lines[0])["audio"]).unlink()
+    cfg = stage_config("clap_missing", stage="clap", data={"sources": [{"manifest": str(data / "manifest.jsonl")}]},
+                       clap={"batch_size": 2, "positives": 1, "negatives": 1}, train={"max_steps": 8, "progress": False})
+    proc = run(["-m", "training.train", "--config", str(cfg)])
+    summary = json.loads((tmp_path / "clap_missing" / "summary.json").read_text())
+    assert summary["steps"] == 8 and summary["skipped_steps"] == 0
+    assert "missing" in proc.stderr and "contrastive_batch" in proc.stderr  # the epoch's data report names them
