@@ -29,6 +29,9 @@ SCHEMA: dict[str, Any] = {
         "max_length": None,
         "num_workers": 0,
         "seed": 0,
+        # skip (and report) a sample marked "long_audio" that is longer than max_windows windows,
+        # instead of training on its cut copy (its answer is about the whole recording)
+        "skip_truncated_long_audio": False,
     },
     "clap": {"positives": 2, "negatives": 2, "batch_size": 4, "max_text_length": 48},
     "optim": {"lr": 1e-4, "weight_decay": 0.1, "betas": [0.9, 0.999], "eps": 1e-8, "grad_clip": 1.0,

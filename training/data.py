@@ -123,7 +123,8 @@ def build_loader(cfg: dict, manifest: Path, tokenizer, *, world: int, rank: int,
     """The stage's loader: dynamic batches with the LLM collator, or (``collator`` given, CLAP)
     fixed-size batches with that collator."""
     data = cfg["data"]
-    dataset = AudioQADataset.from_manifest(manifest, max_windows=data["max_windows"])
+    dataset = AudioQADataset.from_manifest(manifest, max_windows=data["max_windows"],
+                                           skip_truncated_long_audio=data.get("skip_truncated_long_audio", False))
     if collator is None:
         collator = AF2Collator(tokenizer, max_windows=data["max_windows"], max_length=data["max_length"])
         sampler = DynamicResumableSampler(dataset.window_counts(), max_windows_per_batch=data["max_windows_per_batch"],

@@ -162,3 +162,20 @@ def test_stages_shorter_than_long_scenes_exclude_them():
             assert all(src.get("long_audio") == "exclude" for src in cfg["data"]["sources"]), path.name
             checked += 1
     assert checked == 3  # clap, pretrain, sft
+
+
+@pytest.mark.parametrize("skip", [False, True])
+def test_stage_key_skips_cut_long_scenes(tmp_path, skip):
+    write(tmp_path / "long.wav", tone(12.0))  # 2 windows, the stage allows 1
+    write(tmp_path / "short.wav", tone(1.0))
+    write_manifest(tmp_path / "m.jsonl", [
+        {"audio": "long.wav", "prompt": "p?", "answer": "a", "id": "long", "long_audio": True},
+        {"audio": "short.wav", "prompt": "p?", "answer": "a", "id": "short"}])
+    data = {"max_windows": 1, "max_windows_per_batch": 2, "max_batch_size": None, "max_length": None,
+            "num_workers": 0, "seed": 0, "skip_truncated_long_audio": skip}
+    loader = build_loader({"data": data}, tmp_path / "m.jsonl", _tokenizer(), world=1, rank=0)
+    batches = list(loader)
+    ids = [i for b in batches for i in b["ids"]]
+    skipped = [s for b in batches for s in b["skipped"]]
+    assert sorted(ids) == (["short"] if skip else ["long", "short"])
+    assert [(s.id, s.kind) for s in skipped] == ([("long", "truncated_long_audio")] if skip else [])
