@@ -69,3 +69,10 @@ def test_stage_outputs_chained(demo):
     cfgs = json.loads((demo / "report" / "report.json").read_text())["stage_configs"]
     assert cfgs[0]["init_from"] is None
     assert [c["init_from"] for c in cfgs[1:]] == [c["output"]["dir"] for c in cfgs[:-1]]
+    # the audio transformation's input norm is initialised from the data once, in pretrain (a later
+    # stage would overwrite what pretrain learned); the frozen-HTSAT stages cache its features
+    assert [c["train"]["init_audio_norm_from_data"] for c in cfgs] == [False, True, False, False]
+    assert [c["train"]["feature_cache_mb"] > 0 for c in cfgs] == [False, True, False, True]
+    assert all(c["train"]["freeze_batchnorm"] for c in cfgs)
+    pretrain = json.loads((demo / "runs" / "1-pretrain" / "summary.json").read_text())
+    assert pretrain["audio_norm_init"]["tokens"] > 0 and pretrain["feature_cache"]["misses"] > 0
