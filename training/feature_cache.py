@@ -10,7 +10,9 @@ Entries are keyed by the window's content (BLAKE2b of its samples, dtype and len
 sample id: the same audio asked about in several manifest lines is encoded once, and a changed
 file can never be served stale features. Features are kept on the CPU in the dtype the encoder
 returned; once ``max_bytes`` is reached, new windows are computed but not stored. Hits, misses
-and the bytes held are counted (:meth:`stats`).
+and the bytes held are counted (:meth:`stats`). The keys are hashed on the CPU: on a GPU every
+step copies its windows back to the host for that (a hit still skips the HTSAT); hashing in the
+loader's workers would avoid the copy.
 """
 from __future__ import annotations
 
