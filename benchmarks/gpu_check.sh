@@ -6,13 +6,23 @@
 #
 # Beforehand, on a machine with a package index (the GPU machine has none), put the wheels in
 # benchmarks/wheels/ and carry that folder along: nvidia-cutlass (CuTe headers: the CUDA build
-# needs it), liger-kernel (RoPE comparison), inf-cl (contrastive comparison):
+# needs it), liger-kernel (RoPE comparison), inf-cl (contrastive comparison), and for the trainer's
+# GPU smoke test what the GPU image lacks (Python 3.12 wheels: deepspeed, built here as a pure wheel,
+# and its hjson, pydantic, pydantic-core, annotated-types, typing-inspection; soundfile with cffi and
+# pycparser; soxr):
 #   pip download --no-deps -d benchmarks/wheels nvidia-cutlass liger-kernel inf-cl
+#   pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+#     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+#     -d benchmarks/wheels hjson pydantic pydantic_core annotated-types typing-inspection soundfile cffi pycparser soxr
+#   DS_BUILD_OPS=0 pip wheel --no-deps --no-build-isolation deepspeed -w benchmarks/wheels
+# The wheels go to a folder of their own on PYTHONPATH and af2 is built in place (build_ext
+# --inplace): nothing is written into the image's Python environment.
 #
 # Steps, most important first, each under its own cap and all under one deadline (a step gets
 # min(cap, time left); a step with < 20 s left is skipped and says so):
-#   wheels   pip install benchmarks/wheels/*.whl                                       cap  60 s
-#   build    pip install -e . with the CUDA kernels (TORCH_CUDA_ARCH_LIST=9.0a, MAX_JOBS=16)  240 s
+#   wheels   pip install --target $SITE benchmarks/wheels/*.whl                        cap  60 s
+#   build    setup.py build_ext --inplace with the CUDA kernels (TORCH_CUDA_ARCH_LIST=9.0a,
+#            MAX_JOBS=16)                                                               cap 240 s
 #   tests    the CUDA parametrisations (AF2_TEST_DEVICES=cuda) of tests/ops, tests/nn,
 #            tests/test_build.py and tests/training/test_gpu_smoke.py if present     cap 150 s
 #   report   benchmarks/report.py, one process per section, all into ONE results JSON
@@ -39,6 +49,8 @@ mkdir -p "$OUT/results"
 export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0a} AF2_BUILD_CUDA=1 MAX_JOBS=${MAX_JOBS:-16}
 export PYTHONUNBUFFERED=1
 PY=${PYTHON:-python3}
+SITE=${SITE:-/tmp/af2_site}
+export PYTHONPATH="$PWD:$SITE${PYTHONPATH:+:$PYTHONPATH}"
 SUMMARY="$OUT/summary.txt"
 GPU_NAME=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -n 1)
 # benchmarks/results' naming (<device>-<date>.json), so the file can be committed as it is
@@ -84,17 +96,18 @@ step() {
 } > "$SUMMARY"
 
 if compgen -G "benchmarks/wheels/*.whl" > /dev/null; then
-  step wheels 60 "$OUT/build.log" "$PY" -m pip install --no-deps --no-index benchmarks/wheels/*.whl
+  step wheels 60 "$OUT/build.log" "$PY" -m pip install --no-deps --no-index --no-compile --upgrade \
+    --target "$SITE" benchmarks/wheels/*.whl
 fi
-if step build 240 "$OUT/build.log" "$PY" -m pip install --no-build-isolation --no-deps -v -e .; then
+if step build 240 "$OUT/build.log" "$PY" setup.py build_ext --inplace; then
   "$PY" -m af2 info >> "$SUMMARY" 2>&1
 
-  # Tests: CUDA parametrisations only (CI runs the CPU ones), 4 workers where pytest-xdist is
+  # Tests: CUDA parametrisations only (CI runs the CPU ones), 8 workers where pytest-xdist is
   # there, 90 s per test where pytest-timeout is (a hung kernel fails its test, not the run).
   default_tests="tests/ops tests/nn tests/test_build.py"
   [ -f tests/training/test_gpu_smoke.py ] && default_tests="$default_tests tests/training/test_gpu_smoke.py"
   extra=()
-  "$PY" -c "import xdist" 2>/dev/null && extra+=(-n 4)
+  "$PY" -c "import xdist" 2>/dev/null && extra+=(-n 8)
   "$PY" -c "import pytest_timeout" 2>/dev/null && extra+=(--timeout 90)
   # shellcheck disable=SC2086
   AF2_TEST_DEVICES=cuda step tests 150 "$OUT/tests.log" "$PY" -m pytest ${TESTS:-$default_tests} -q \
