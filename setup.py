@@ -179,7 +179,11 @@ def main() -> None:
 
     macros = [("AF2_VERSION", f'"{version}"'), ("AF2_TORCH_VERSION", f'"{torch.__version__}"')]
     # The C++ standard is torch's choice (C++17 up to torch 2.13, C++20 from 2.14).
-    cxx = ["-O3", "-fopenmp", "-fno-math-errno", *cpu_arch_flags()]
+    # libstdc++'s string ABI must be torch's: an op's error (c10::Error holds std::strings) thrown
+    # under the other ABI crashes the process. torch >= 2.10 no longer passes this flag, and a
+    # compiler whose default differs from torch's (seen: a GPU image's gcc 13) then mismatches.
+    abi = f"-D_GLIBCXX_USE_CXX11_ABI={int(torch._C._GLIBCXX_USE_CXX11_ABI)}"
+    cxx = ["-O3", "-fopenmp", "-fno-math-errno", abi, *cpu_arch_flags()]
     include_dirs = [str(ROOT / "csrc"), str(ROOT)]
     ext_sources = sources["core"] + sources["bind"]
     ext_kwargs = dict(include_dirs=include_dirs, extra_link_args=["-fopenmp"])
@@ -188,7 +192,7 @@ def main() -> None:
                    ("AF2_CUDA_VERSION", f'"{torch.version.cuda}"')]
         ext_sources += sources["cuda"] + sources["bind_cuda"]
         include_dirs.append(cutlass_include())
-        nvcc = ["-O3", "-lineinfo", "--expt-relaxed-constexpr"]
+        nvcc = ["-O3", "-lineinfo", "--expt-relaxed-constexpr", abi]
         extension = CUDAExtension("af2._C", ext_sources, define_macros=macros,
                                   extra_compile_args={"cxx": cxx, "nvcc": nvcc}, **ext_kwargs)
     else:

@@ -27,4 +27,21 @@ def load():
         raise ImportError(
             f"af2's compiled core failed to load ({e}). It was built against torch "
             f"{_build_meta.TORCH_VERSION}; rebuild it: {_REINSTALL}") from e
+    check_string_abi(_C._build_info.get("cxx11_abi"), bool(torch._C._GLIBCXX_USE_CXX11_ABI))
     return _C
+
+
+def check_string_abi(core_abi, torch_abi: bool) -> None:
+    """Raise ImportError when the core's libstdc++ string ABI differs from torch's.
+
+    core_abi: the _GLIBCXX_USE_CXX11_ABI the core was compiled with (None: not libstdc++, or a
+    build from before this was recorded). Under different ABIs every error an op raises (a
+    c10::Error holds std::strings) crashes the process instead of reaching Python.
+    """
+    if core_abi is None or bool(core_abi) == torch_abi:
+        return
+    name = lambda abi: "the C++11 (new)" if abi else "the pre-C++11 (old)"
+    raise ImportError(
+        f"af2's compiled core was built with {name(core_abi)} libstdc++ string ABI but torch uses "
+        f"{name(torch_abi)} one (_GLIBCXX_USE_CXX11_ABI {int(bool(core_abi))} vs {int(torch_abi)}); an op's "
+        f"error would crash the process. Rebuild af2 (its setup.py passes torch's ABI): {_REINSTALL}")

@@ -25,6 +25,7 @@
 #            MAX_JOBS=16)                                                               cap 240 s
 #   tests    the CUDA parametrisations (AF2_TEST_DEVICES=cuda) of tests/ops, tests/nn,
 #            tests/test_build.py and tests/training/test_gpu_smoke.py if present     cap 150 s
+#   demo     python -m training.demo --quick (the main job's plumbing on the GPU)    cap  90 s
 #   report   benchmarks/report.py, one process per section, all into ONE results JSON
 #            (rewritten after every row, so a kill keeps what finished):
 #            rope 45 s, media_attn 75 s, contrastive 75 s, model 150 s (af2-3b bf16: stage-1
@@ -33,10 +34,10 @@
 #
 # Everything lands under $OUT (default ./gpu_out) as it is produced, at most 8 files (the device
 # tool returns 8): summary.txt (nvidia-smi, build info, one line per step, written step by step),
-# build.log, tests.log, report.log, bench.log, results/<device>-<date>.json.
+# build.log, tests.log, demo.log, report.log, bench.log, results/<device>-<date>.json.
 #
 # Variables: BUDGET_S (480); TESTS, BENCH (pytest targets; BENCH="" skips the benchmarks);
-# REPORT_OPS (sections, in order; e.g. REPORT_OPS=contrastive); REPORT_ARGS (default --quick);
+# REPORT_OPS (sections, in order; e.g. REPORT_OPS=contrastive; "" for none); REPORT_ARGS (default --quick);
 # TORCH_CUDA_ARCH_LIST (9.0a), MAX_JOBS (16); AF2_CONTRASTIVE_KERNEL=simt|tc (default tc).
 # A run for one op, e.g. the contrastive loss:
 #   TESTS=tests/ops/test_contrastive.py BENCH=benchmarks/test_contrastive_bench.py REPORT_OPS=contrastive \
@@ -102,6 +103,10 @@ fi
 if step build 240 "$OUT/build.log" "$PY" setup.py build_ext --inplace; then
   "$PY" -m af2 info >> "$SUMMARY" 2>&1
 
+  # DIAG=1: benchmarks/gpu_throw_diag.sh (why an op's C++ error crashes; keeps a relinked core
+  # that raises cleanly, if one does, for the steps that follow).
+  [ "${DIAG:-0}" = 1 ] && step diag 120 "$OUT/diag.log" env FIX=1 bash benchmarks/gpu_throw_diag.sh
+
   # Tests: CUDA parametrisations only (CI runs the CPU ones), 8 workers where pytest-xdist is
   # there, 90 s per test where pytest-timeout is (a hung kernel fails its test, not the run).
   default_tests="tests/ops tests/nn tests/test_build.py"
@@ -113,9 +118,12 @@ if step build 240 "$OUT/build.log" "$PY" setup.py build_ext --inplace; then
   AF2_TEST_DEVICES=cuda step tests 150 "$OUT/tests.log" "$PY" -m pytest ${TESTS:-$default_tests} -q \
     -p no:cacheprovider -rfEs -k "not peak_memory" ${extra[@]+"${extra[@]}"}
 
+  # The main job's plumbing on the GPU: data, 4 DeepSpeed stages, evaluation, report (--quick).
+  step demo 90 "$OUT/demo.log" "$PY" -m training.demo --quick --out /tmp/af2_demo
+
   # Report sections in priority order, one process each (a crash or kill loses one section only).
   declare -A CAP=([rope]=45 [media_attn]=75 [contrastive]=75 [model]=150)
-  for op in ${REPORT_OPS:-rope media_attn contrastive model}; do
+  for op in ${REPORT_OPS-rope media_attn contrastive model}; do
     cap=$(limit_for "${CAP[$op]:-90}")  # report.py starts no new measurement in its last 20 s
     # shellcheck disable=SC2086
     step "report:$op" "$cap" "$OUT/report.log" "$PY" benchmarks/report.py --ops "$op" --into "$RESULTS" \
@@ -130,5 +138,5 @@ if step build 240 "$OUT/build.log" "$PY" setup.py build_ext --inplace; then
 fi
 note "total $((SECONDS - START))s of ${BUDGET_S}s; results: $RESULTS"
 echo "== summary"
-grep -E "^(wheels|build|tests|report:[a-z_]+|bench|total) " "$SUMMARY"
+grep -E "^(wheels|build|diag|tests|demo|report:[a-z_]+|bench|total) " "$SUMMARY"
 exit "$status"

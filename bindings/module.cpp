@@ -76,6 +76,11 @@ PYBIND11_MODULE(_C, m) {
   info["openmp"] = "";
 #endif
   info["vector_isa"] = vector_isa();
+#ifdef _GLIBCXX_USE_CXX11_ABI
+  info["cxx11_abi"] = static_cast<bool>(_GLIBCXX_USE_CXX11_ABI);  // checked against torch's on import
+#else
+  info["cxx11_abi"] = py::none();  // not libstdc++
+#endif
   info["float16_native"] = static_cast<bool>(AF2_HAVE_FLOAT16);
   m.attr("_build_info") = info;
 }

@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 import torch
 
 import af2
@@ -18,6 +19,7 @@ def test_build_info_keys_and_values():
     if info["cuda"]:
         assert info["cuda_archs"]
     assert info["compiler"].split()[0] in ("gcc", "clang", "msvc")
+    assert info["cxx11_abi"] == bool(torch._C._GLIBCXX_USE_CXX11_ABI)  # setup.py passes torch's
     assert info["openmp"].isdigit()  # built with OpenMP
     assert info["vector_isa"]
 
@@ -35,3 +37,24 @@ def test_import_against_other_torch_fails_clearly():
     assert proc.returncode != 0
     assert f"af2 was built against torch {torch.__version__} but torch 0.0.1+other is installed" in proc.stderr
     assert "undefined symbol" not in proc.stderr
+
+
+def test_string_abi_mismatch_fails_clearly():
+    from af2._extension import check_string_abi
+
+    check_string_abi(True, True)
+    check_string_abi(None, True)  # not libstdc++: nothing to compare
+    with pytest.raises(ImportError, match=r"pre-C\+\+11 \(old\) libstdc\+\+ string ABI but torch uses the C\+\+11 "
+                                          r"\(new\) one \(_GLIBCXX_USE_CXX11_ABI 0 vs 1\); an op's error would crash"):
+        check_string_abi(False, True)
+
+
+def test_op_errors_reach_python():
+    """An op's argument error arrives as a Python ValueError (under a mismatched string ABI the
+    process crashed here: seen on a GPU image whose gcc defaulted to the other ABI)."""
+    code = ("import torch, af2\nfrom af2.ops import rope_windowed\n"
+            "try:\n    rope_windowed(torch.randn(2, 8, 2, 8), window_size=3)\n"
+            "except ValueError as e:\n    print('caught', e)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "caught rope_windowed: S must be a multiple of window_size" in proc.stdout

@@ -21,6 +21,7 @@ LOSS_TOL = {torch.float64: dict(rtol=1e-10, atol=1e-10), torch.float32: dict(rto
             torch.float16: dict(rtol=1e-4, atol=1e-4), torch.bfloat16: dict(rtol=1e-4, atol=1e-4)}
 GRAD_TOL = {torch.float64: dict(rtol=1e-9, atol=1e-10), torch.float32: dict(rtol=1e-4, atol=1e-5),
             torch.float16: dict(rtol=5e-3, atol=1e-4), torch.bfloat16: dict(rtol=3e-2, atol=3e-4)}
+UNIT_ROUNDOFF = {torch.float16: 2.0 ** -11, torch.bfloat16: 2.0 ** -8}
 
 
 def make(B, M, N, D, device="cpu", dtype=torch.float32, seed=0):
@@ -56,7 +57,7 @@ def test_gradients_match_float64_reference(device, dtype, M, N):
     loss = contrastive_loss(audio, text, logit_scale=scale, hard_negatives=neg)
     grads = torch.autograd.grad(loss, [*inputs, scale])
     ref_in = [t.detach().double().requires_grad_() for t in inputs]
-    ref_scale = torch.tensor(9.0, dtype=torch.float64, requires_grad=True)
+    ref_scale = torch.tensor(9.0, dtype=torch.float64, device=device, requires_grad=True)
     ref = R.contrastive_loss(ref_in[0], ref_in[1], logit_scale=ref_scale,
                              hard_negatives=ref_in[2] if N else None)
     refs = torch.autograd.grad(ref, [*ref_in, ref_scale])
@@ -254,7 +255,13 @@ def _check_terms_and_grads(audio, text, neg, scale, dtype, offset=0, audio_all=N
     refs = torch.autograd.grad((ref * g).sum(), ref_leaves)
     names = ["audio", "text", *(["negatives"] if h is not None else []), "scale"]
     for name, x, r in zip(names, grads, refs):
-        torch.testing.assert_close(x.double(), r, **GRAD_TOL[dtype], msg=lambda m: f"grad {name}: {m}")
+        # An audio/text gradient is the sum of two parts (query side, key side). The SIMT path
+        # stores each in the storage dtype and autograd adds them, so a small entry can carry two
+        # roundings of parts as large as the gradient's largest entry: 2 u max|grad| (u = unit
+        # roundoff: 2^-8 bf16, 2^-11 fp16; seen on an H200 with the SIMT path at bf16, D = 16).
+        atol = max(GRAD_TOL[dtype]["atol"], 2 * UNIT_ROUNDOFF[dtype] * r.abs().max().item())
+        torch.testing.assert_close(x.double(), r, rtol=GRAD_TOL[dtype]["rtol"], atol=atol,
+                                   msg=lambda m: f"grad {name}: {m}")
 
 
 @needs_cuda

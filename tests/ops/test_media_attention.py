@@ -424,7 +424,13 @@ def test_cuda_tensor_core_shapes(monkeypatch, dtype, D, path):
     pad = (torch.arange(288, device="cuda")[None, None] < counts[..., None]).reshape(B, Lk)
     out = media_cross_attention(q, k, v, key_start=ks, key_end=ke, key_padding_mask=pad)
     ref = _oracle(q.detach(), k.detach(), v.detach(), ks, ke, pad)
-    torch.testing.assert_close(out.double(), ref, **ATTN_TOL[dtype])
+    tol = ATTN_TOL[dtype]
+    if D in (64, 128) and dtype == torch.float16:
+        # The tensor-core forward rounds P to fp16 before P V: up to u |v| more per output
+        # (u = 2^-11; |v| ~ 0.8 on average for these unit normals), beyond the single rounding
+        # of ATTN_TOL (seen at 1.2e-4 on an H200). bf16's atol already covers its rounding of P.
+        tol = dict(rtol=1e-3, atol=5e-4)
+    torch.testing.assert_close(out.double(), ref, **tol)
     g = torch.randn_like(out)
     grads = torch.autograd.grad(out, (q, k, v), g)
     q64, k64, v64 = (t.detach().double().requires_grad_() for t in (q, k, v))

@@ -43,7 +43,7 @@ def stage_config(tmp_path, synth):
 
 
 def env() -> dict:
-    e = dict(os.environ, DS_ACCELERATOR="cpu", PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    e = dict(os.environ, DS_ACCELERATOR="cpu", PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])), OMP_NUM_THREADS="1")
     e.pop("RANK", None)
     return e
 
