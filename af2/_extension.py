@@ -27,21 +27,21 @@ def load():
         raise ImportError(
             f"af2's compiled core failed to load ({e}). It was built against torch "
             f"{_build_meta.TORCH_VERSION}; rebuild it: {_REINSTALL}") from e
-    check_string_abi(_C._build_info.get("cxx11_abi"), bool(torch._C._GLIBCXX_USE_CXX11_ABI))
+    check_libstdcxx(_C._build_info.get("libstdcxx", "shared"))
     return _C
 
 
-def check_string_abi(core_abi, torch_abi: bool) -> None:
-    """Raise ImportError when the core's libstdc++ string ABI differs from torch's.
+def check_libstdcxx(linkage: str) -> None:
+    """Raise ImportError for a core with its own static copy of libstdc++ (linkage "static").
 
-    core_abi: the _GLIBCXX_USE_CXX11_ABI the core was compiled with (None: not libstdc++, or a
-    build from before this was recorded). Under different ABIs every error an op raises (a
-    c10::Error holds std::strings) crashes the process instead of reaching Python.
+    Such a copy's iostreams are never initialised: the first error message an op formats would
+    crash the process (seen with a GPU image's /opt/gcc g++ 13.3, which links libstdc++
+    statically). "shared" and "unknown" (not libstdc++, or not determinable) pass.
     """
-    if core_abi is None or bool(core_abi) == torch_abi:
+    if linkage != "static":
         return
-    name = lambda abi: "the C++11 (new)" if abi else "the pre-C++11 (old)"
     raise ImportError(
-        f"af2's compiled core was built with {name(core_abi)} libstdc++ string ABI but torch uses "
-        f"{name(torch_abi)} one (_GLIBCXX_USE_CXX11_ABI {int(bool(core_abi))} vs {int(torch_abi)}); an op's "
-        f"error would crash the process. Rebuild af2 (its setup.py passes torch's ABI): {_REINSTALL}")
+        "af2's compiled core carries its own static copy of libstdc++ (its C++ compiler linked it "
+        "statically), so an op's error message would crash the process instead of raising. Rebuild "
+        "it with a compiler that links libstdc++ as a shared library, e.g. the system one: "
+        f"CC=/usr/bin/gcc CXX=/usr/bin/g++ {_REINSTALL}")

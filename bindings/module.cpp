@@ -1,7 +1,10 @@
 // The pybind11 module af2._C. Loading it runs the TORCH_LIBRARY registrations of the other
 // binding files (same shared object); it exports facts about how this build was made.
+#include <dlfcn.h>
 #include <pybind11/pybind11.h>
 
+#include <cstring>
+#include <exception>
 #include <string>
 
 #include "common/dtype.h"
@@ -53,6 +56,20 @@ std::string compiler() {
 #endif
 }
 
+// How this module reaches libstdc++: "shared" (the process's libstdc++.so, torch's too) or
+// "static" (a private copy linked into _C). A private copy's iostreams are never initialised, so
+// the first error message an op formats (c10::str) crashes the process: seen on a GPU image
+// whose g++ (/opt/gcc, 13.3) linked libstdc++ statically. af2/_extension.py refuses to load such
+// a build. Where the code that calls std::terminate lands tells which copy this module uses.
+std::string libstdcxx_linkage() {
+  Dl_info lib{}, self{};
+  if (dladdr(reinterpret_cast<void*>(&std::terminate), &lib) == 0 ||
+      dladdr(reinterpret_cast<void*>(&libstdcxx_linkage), &self) == 0 || lib.dli_fname == nullptr ||
+      self.dli_fname == nullptr)
+    return "unknown";
+  return std::strcmp(lib.dli_fname, self.dli_fname) == 0 ? "static" : "shared";
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_C, m) {
@@ -76,8 +93,9 @@ PYBIND11_MODULE(_C, m) {
   info["openmp"] = "";
 #endif
   info["vector_isa"] = vector_isa();
+  info["libstdcxx"] = libstdcxx_linkage();
 #ifdef _GLIBCXX_USE_CXX11_ABI
-  info["cxx11_abi"] = static_cast<bool>(_GLIBCXX_USE_CXX11_ABI);  // checked against torch's on import
+  info["cxx11_abi"] = static_cast<bool>(_GLIBCXX_USE_CXX11_ABI);  // setup.py passes torch's
 #else
   info["cxx11_abi"] = py::none();  // not libstdc++
 #endif

@@ -39,19 +39,19 @@ def test_import_against_other_torch_fails_clearly():
     assert "undefined symbol" not in proc.stderr
 
 
-def test_string_abi_mismatch_fails_clearly():
-    from af2._extension import check_string_abi
+def test_static_libstdcxx_core_is_refused():
+    from af2._extension import check_libstdcxx
 
-    check_string_abi(True, True)
-    check_string_abi(None, True)  # not libstdc++: nothing to compare
-    with pytest.raises(ImportError, match=r"pre-C\+\+11 \(old\) libstdc\+\+ string ABI but torch uses the C\+\+11 "
-                                          r"\(new\) one \(_GLIBCXX_USE_CXX11_ABI 0 vs 1\); an op's error would crash"):
-        check_string_abi(False, True)
+    assert af2.build_info()["libstdcxx"] in ("shared", "unknown")  # this build loaded, so not static
+    check_libstdcxx("shared")
+    check_libstdcxx("unknown")
+    with pytest.raises(ImportError, match=r"own static copy of libstdc\+\+.*CC=/usr/bin/gcc CXX=/usr/bin/g\+\+"):
+        check_libstdcxx("static")
 
 
 def test_op_errors_reach_python():
-    """An op's argument error arrives as a Python ValueError (under a mismatched string ABI the
-    process crashed here: seen on a GPU image whose gcc defaulted to the other ABI)."""
+    """An op's argument error arrives as a Python ValueError (a core with a static libstdc++
+    crashed here: seen on a GPU image whose g++ linked it statically)."""
     code = ("import torch, af2\nfrom af2.ops import rope_windowed\n"
             "try:\n    rope_windowed(torch.randn(2, 8, 2, 8), window_size=3)\n"
             "except ValueError as e:\n    print('caught', e)\n")

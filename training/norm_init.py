@@ -53,8 +53,7 @@ def init_audio_norm_from_data(model, batches, *, device=None) -> dict:
     finally:
         audio.train(was_training)
     if dist.is_available() and dist.is_initialized():
-        for t in (total, squares, count):
-            dist.all_reduce(t)
+        _all_reduce_sums(total, squares, count)
     if count.item() < 2:
         raise ValueError("init_audio_norm_from_data: the batches hold no valid audio window")
     mean = total / count
@@ -64,3 +63,17 @@ def init_audio_norm_from_data(model, batches, *, device=None) -> dict:
     gains = 1 / std
     return {"tokens": int(count.item()), "mean_norm": round(float(mean.norm()), 4),
             "gain_min": round(float(gains.min()), 4), "gain_max": round(float(gains.max()), 4)}
+
+
+def _all_reduce_sums(*sums: torch.Tensor) -> None:
+    """Sum each tensor over the ranks, in place, on a device the process group's backend serves:
+    the statistics are computed where the model is (the CPU, before the engine moves it), and
+    NCCL reduces CUDA tensors only (seen on an H200: "No backend type associated with device
+    type cpu")."""
+    backend = str(dist.get_backend())
+    on = torch.device("cuda", torch.cuda.current_device()) if "nccl" in backend and "gloo" not in backend else None
+    for t in sums:
+        buf = t if on is None else t.to(on)
+        dist.all_reduce(buf)
+        if buf is not t:
+            t.copy_(buf)
