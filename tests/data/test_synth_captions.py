@@ -31,15 +31,22 @@ def test_captions_agree_with_the_answers(seed):
     n = int(clip.questions[0].answer)
     assert clip.meta["caption"] == ("a beep" if n == 1 else f"{NUMBER_WORDS[n] if n <= 10 else n} beeps")
 
-    clip = temporal.make(rng(1), CTX)
-    names = [part.split(" ", 1)[1] for part in clip.meta["caption"].split(", then ")]
-    q = clip.questions[0]
-    if q.qtype == "temporal.after":
-        x = re.search(r"after the (.+)\?", q.prompt).group(1)
-        assert "the " + names[names.index(x) + 1] == q.answer
-    elif q.qtype == "temporal.first_of_two":
-        x, y = re.search(r"first, the (.+) or the (.+)\?", q.prompt).groups()
-        assert q.answer == "the " + min((x, y), key=names.index)
+    for k in range(6):  # every question of several clips: each temporal answer type is met
+        clip = temporal.make(rng(10 + k), CTX)
+        names = [part.split(" ", 1)[1] for part in clip.meta["caption"].split(", then ")]
+        for q in clip.questions:
+            kind = q.qtype.split(".")[1]
+            if kind in ("after", "before"):
+                x = re.search(rf"right {kind} the (.+)\?", q.prompt).group(1)
+                step = 1 if kind == "after" else -1
+                assert q.answer == f"{kind} {names[names.index(x) + step]}"
+            elif kind == "first_of_two":
+                x, y = re.search(r"first, the (.+?) or the (.+?)\?", q.prompt).groups()
+                assert q.answer == "first " + min((x, y), key=names.index)
+            elif kind in ("first", "last"):
+                assert q.answer == f"{kind} {names[0 if kind == 'first' else -1]}"
+            if q.choices:
+                assert q.answer in q.choices and all(c.startswith(q.answer.split()[0] + " ") for c in q.choices)
 
     clip = attributes.make(rng(2), CTX)
     q = clip.questions[0]

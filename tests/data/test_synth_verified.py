@@ -61,15 +61,16 @@ def _expected(qtype: str, prompt: str, x: np.ndarray) -> str | None:
         return str(_labels(x, segs).count(target))
     if qtype.startswith("temporal."):
         labels = _labels(x, segs)
+        # answers name the relation, then the sound ("first beep", "after siren")
         if qtype in ("temporal.first", "temporal.last"):
-            return "the " + labels[0 if qtype == "temporal.first" else -1]
+            return qtype[9:] + " " + labels[0 if qtype == "temporal.first" else -1]
         names = _named(q)
         if qtype == "temporal.after":
-            return "the " + labels[labels.index(names[0]) + 1]
+            return "after " + labels[labels.index(names[0]) + 1]
         if qtype == "temporal.before":
-            return "the " + labels[labels.index(names[0]) - 1]
+            return "before " + labels[labels.index(names[0]) - 1]
         if qtype == "temporal.first_of_two":
-            return "the " + min(names, key=labels.index)
+            return "first " + min(names, key=labels.index)
         onset = segs[labels.index(names[0])][0]
         return f"{onset:.1f} seconds"
     if qtype.startswith("attribute."):

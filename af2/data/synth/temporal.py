@@ -6,6 +6,14 @@ first), ``temporal.first`` / ``temporal.last`` (which sound opens / closes the s
 ``temporal.onset`` (when does X start; answer to 0.1 s). Every onset lies within 25 ms of a multiple of 0.1 s
 (:func:`clear_of_rounding_ties`), so the answer is never a rounding tie (x.x5 s) that an
 onset measured a few ms off would round the other way.
+
+Answers about which sound (every type but onset) name the relation asked about, then the sound:
+"first doorbell", "last beep", "after siren" (the sound right after the one named in the
+question), "before alarm"; the options of a multiple-choice question are written the same way.
+A model reading the answer then has the question's key word right before the sound's name, so
+even a small language model (the demo's tiny, frozen, random one) conditions on the question;
+with the bare name ("the doorbell") the tiny model stayed at chance on which-is-first/last
+(measured with a probe: 0.27 vs 0.26 after 900 steps; 0.46 with this format).
 """
 from __future__ import annotations
 
@@ -36,30 +44,33 @@ def make(rng: np.random.Generator, ctx) -> Clip:
     scene = Scene(rng)
     placed = scene.sequence([(lab, make_event(lab, rng), rng.uniform(0.4, 0.6)) for lab in labels],
                             start=rng.uniform(0.3, 1.5), gaps=(0.5, 1.2), align=clear_of_rounding_ties)
-    names = [f"the {lab}" for lab in labels]
     qtypes = [QTYPES[j] for j in rng.permutation(len(QTYPES))[:QUESTIONS_PER_CLIP]]
-    return scene.clip([_question(qtype, names, placed, rng) for qtype in qtypes])
+    return scene.clip([_question(qtype, labels, placed, rng) for qtype in qtypes])
 
 
-def _question(qtype: str, names: list[str], placed, rng: np.random.Generator):
-    """One ``temporal.<qtype>`` question about the events ``names`` (in order of onset)."""
-    k = len(names)
+def _question(qtype: str, labels: list[str], placed, rng: np.random.Generator):
+    """One ``temporal.<qtype>`` question about the events ``labels`` (in order of onset)."""
+    k = len(labels)
+    names = [f"the {lab}" for lab in labels]                     # as the questions say them
+    said = lambda key, idx: [f"{key} {labels[j]}" for j in idx]  # answers and options
     if qtype == "after":
         i = int(rng.integers(k - 1))
         return qa(TEMPORAL_REASONING, "temporal.after", f"Which sound comes right after {names[i]}?",
-                  names[i + 1], rng, [n for n in names if n != names[i]])
+                  said("after", [i + 1])[0], rng, said("after", [j for j in range(k) if j != i]))
     if qtype == "before":
         i = int(rng.integers(1, k))
         return qa(TEMPORAL_REASONING, "temporal.before", f"Which sound comes right before {names[i]}?",
-                  names[i - 1], rng, [n for n in names if n != names[i]])
+                  said("before", [i - 1])[0], rng, said("before", [j for j in range(k) if j != i]))
     if qtype == "first_of_two":
         i, j = sorted(rng.choice(k, 2, replace=False))
-        pair = [names[i], names[j]] if rng.integers(2) else [names[j], names[i]]
-        return qa(TEMPORAL_REASONING, "temporal.first_of_two", f"Which is heard first, {pair[0]} or {pair[1]}?",
-                  names[i], rng, pair)
+        pair = [i, j] if rng.integers(2) else [j, i]
+        return qa(TEMPORAL_REASONING, "temporal.first_of_two",
+                  f"Which is heard first, {names[pair[0]]} or {names[pair[1]]}?", said("first", [i])[0], rng,
+                  said("first", pair))
     if qtype in ("first", "last"):
         i = 0 if qtype == "first" else k - 1
-        return qa(TEMPORAL_REASONING, f"temporal.{qtype}", f"Which sound is heard {qtype}?", names[i], rng, names)
+        return qa(TEMPORAL_REASONING, f"temporal.{qtype}", f"Which sound is heard {qtype}?",
+                  said(qtype, [i])[0], rng, said(qtype, range(k)))
     i = int(rng.integers(k))
     return qa(TEMPORAL_REASONING, "temporal.onset", f"When does {names[i]} start, in seconds from the beginning?",
               f"{placed[i].onset:.1f} seconds", rng)
