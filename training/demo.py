@@ -41,7 +41,7 @@ SKILL_ORDER = ("counting", "temporal_reasoning", "attribute_identification", "co
                "contextual_speech_event_reasoning", "information_extraction", "general_reasoning")
 STAGES = ("clap", "pretrain", "sft", "long")
 
-#: Sizes of the default run (about 11 min on 2 idle CPU cores) and of ``--quick``. ``weights``: the
+#: Sizes of the default run (about 12.5 min on 2 CPU cores) and of ``--quick``. ``weights``: the
 #: share of clips per skill (af2.data.synth.generate.skill_cycle): the skills the report must show
 #: learned (counting, temporal order, attributes) get more training clips and more held-out questions.
 TRAIN_WEIGHTS = {"counting": 2, "temporal_reasoning": 4, "attribute_identification": 4,
