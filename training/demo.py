@@ -41,7 +41,7 @@ SKILL_ORDER = ("counting", "temporal_reasoning", "attribute_identification", "co
                "contextual_speech_event_reasoning", "information_extraction", "general_reasoning")
 STAGES = ("clap", "pretrain", "sft", "long")
 
-#: Sizes of the default run (about 12.5 min on 2 CPU cores) and of ``--quick``. ``weights``: the
+#: Sizes of the default run (about 13.5 min on 2 CPU cores) and of ``--quick``. ``weights``: the
 #: share of clips per skill (af2.data.synth.generate.skill_cycle): the skills the report must show
 #: learned (counting, temporal order, attributes) get more training clips and more held-out questions.
 TRAIN_WEIGHTS = {"counting": 2, "temporal_reasoning": 4, "attribute_identification": 4,
@@ -49,7 +49,7 @@ TRAIN_WEIGHTS = {"counting": 2, "temporal_reasoning": 4, "attribute_identificati
 HELDOUT_WEIGHTS = {"counting": 3, "temporal_reasoning": 4, "attribute_identification": 4}
 SIZES = {
     "full": {"n_train": 6000, "n_long": 24, "n_test": 1500, "n_long_test": 12, "long_seconds": (30.0, 60.0),
-             "steps": {"clap": 24, "pretrain": 2500, "sft": 200, "long": 6}},
+             "steps": {"clap": 24, "pretrain": 3000, "sft": 200, "long": 6}},
     "quick": {"n_train": 28, "n_long": 1, "n_test": 21, "n_long_test": 1, "long_seconds": (30.0, 32.0),
               "steps": {"clap": 2, "pretrain": 2, "sft": 2, "long": 1}},
 }

@@ -101,4 +101,5 @@ def test_each_clip_is_asked_several_distinct_question_types(clips):
     for seed, clip, onsets in clips:
         kinds = [q.qtype for q in clip.questions]
         assert len(kinds) == temporal.QUESTIONS_PER_CLIP == len(set(kinds)), (seed, kinds)
+        assert {"temporal.first", "temporal.last"} <= set(kinds), (seed, kinds)  # ALWAYS_ASKED
         assert all(k.removeprefix("temporal.") in temporal.QTYPES for k in kinds)

@@ -1,8 +1,9 @@
 """Temporal reasoning and grounding over a sequence of 3-5 distinct events.
 
-Each clip gets :data:`QUESTIONS_PER_CLIP` questions of distinct types: ``temporal.after`` (what
-comes right after X), ``temporal.before``, ``temporal.first_of_two`` (which of X and Y comes
-first), ``temporal.first`` / ``temporal.last`` (which sound opens / closes the sequence),
+Each clip gets :data:`QUESTIONS_PER_CLIP` questions of distinct types: ``temporal.first`` /
+``temporal.last`` (which sound opens / closes the sequence; both asked of every clip,
+:data:`ALWAYS_ASKED`) and one of ``temporal.after`` (what comes right after X),
+``temporal.before``, ``temporal.first_of_two`` (which of X and Y comes first),
 ``temporal.onset`` (when does X start; answer to 0.1 s). Every onset lies within 25 ms of a multiple of 0.1 s
 (:func:`clear_of_rounding_ties`), so the answer is never a rounding tie (x.x5 s) that an
 onset measured a few ms off would round the other way.
@@ -29,6 +30,9 @@ TIE_MARGIN = 0.025  # seconds: the least distance of an onset from a rounding ti
 #: ways, so a model must read the question (which sound opens, closes, follows X...) and cannot
 #: learn one answer per clip.
 QUESTIONS_PER_CLIP = 3
+#: Asked of every clip: which sound opens and which closes the sequence, about the same events, so
+#: the answer depends on the question word alone (the rest: drawn from the other types).
+ALWAYS_ASKED = ("first", "last")
 
 
 def clear_of_rounding_ties(t: float) -> float:
@@ -44,7 +48,8 @@ def make(rng: np.random.Generator, ctx) -> Clip:
     scene = Scene(rng)
     placed = scene.sequence([(lab, make_event(lab, rng), rng.uniform(0.4, 0.6)) for lab in labels],
                             start=rng.uniform(0.3, 1.5), gaps=(0.5, 1.2), align=clear_of_rounding_ties)
-    qtypes = [QTYPES[j] for j in rng.permutation(len(QTYPES))[:QUESTIONS_PER_CLIP]]
+    others = [q for q in QTYPES if q not in ALWAYS_ASKED]
+    qtypes = [*ALWAYS_ASKED, *(others[j] for j in rng.permutation(len(others))[:QUESTIONS_PER_CLIP - len(ALWAYS_ASKED)])]
     return scene.clip([_question(qtype, labels, placed, rng) for qtype in qtypes])
 
 
