@@ -180,7 +180,7 @@ def main() -> None:
     macros = [("AF2_VERSION", f'"{version}"'), ("AF2_TORCH_VERSION", f'"{torch.__version__}"')]
     # The C++ standard is torch's choice (C++17 up to torch 2.13, C++20 from 2.14).
     # libstdc++'s string ABI must be torch's (else the core cannot load: undefined symbols).
-    # torch >= 2.10 no longer passes this flag; a compiler whose default differs needs it.
+    # Recent torch (seen: 2.11, 2.13) no longer passes it; a compiler whose default differs needs it.
     abi = f"-D_GLIBCXX_USE_CXX11_ABI={int(torch._C._GLIBCXX_USE_CXX11_ABI)}"
     cxx = ["-O3", "-fopenmp", "-fno-math-errno", abi, *cpu_arch_flags()]
     include_dirs = [str(ROOT / "csrc"), str(ROOT)]

@@ -12,8 +12,9 @@ def build_info() -> dict:
     now), cuda_note (why the CUDA kernels are absent: AF2_BUILD_CUDA=0, a CPU-only torch, no nvcc,
     or an nvcc whose CUDA major version differs from torch's; '' when they are compiled),
     compiler, cxx11_abi (libstdc++'s _GLIBCXX_USE_CXX11_ABI of the build, torch's; None when not
-    recorded), libstdcxx ("shared", "static": a private copy, refused on import, or "unknown"), openmp (the _OPENMP date, '' without OpenMP), num_threads, vector_isa,
-    float16_native (fp16 conversions in hardware on the CPU path).
+    recorded), libstdcxx ("shared"; "static": a private copy, refused on import; "unknown"),
+    openmp (the _OPENMP date, '' without OpenMP), num_threads, vector_isa, float16_native (fp16
+    conversions in hardware on the CPU path).
     """
     from af2 import _C, _build_meta
 
@@ -25,5 +26,6 @@ def build_info() -> dict:
     info.setdefault("cxx11_abi", None)  # absent in builds before it was recorded
     info.setdefault("libstdcxx", "unknown")
     order = ["version", "torch_version", "torch_runtime", "cuda", "cuda_archs", "cuda_version",
-             "cuda_available", "cuda_note", "compiler", "cxx11_abi", "libstdcxx", "openmp", "num_threads", "vector_isa", "float16_native"]
+             "cuda_available", "cuda_note", "compiler", "cxx11_abi", "libstdcxx", "openmp", "num_threads",
+             "vector_isa", "float16_native"]
     return {k: info[k] for k in order}

@@ -23,7 +23,8 @@ def _run(args: list[str]):
     import subprocess
     import sys
 
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])), CUDA_VISIBLE_DEVICES=os.environ.get("CUDA_VISIBLE_DEVICES", "0"))
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))  # keep carried wheels
+    env = dict(os.environ, PYTHONPATH=path, CUDA_VISIBLE_DEVICES=os.environ.get("CUDA_VISIBLE_DEVICES", "0"))
     for key in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "DS_ACCELERATOR"):
         env.pop(key, None)
     proc = subprocess.run([sys.executable, "-m", "training.train", *args], cwd=ROOT, env=env, capture_output=True,
