@@ -43,7 +43,8 @@ def stage_config(tmp_path, synth):
 
 
 def env() -> dict:
-    e = dict(os.environ, DS_ACCELERATOR="cpu", PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])), OMP_NUM_THREADS="1")
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    e = dict(os.environ, DS_ACCELERATOR="cpu", PYTHONPATH=path, OMP_NUM_THREADS="1")
     e.pop("RANK", None)
     return e
 
