@@ -119,14 +119,17 @@ class FixedResumableSampler(_Resumable, FixedBatchSampler):
     pass
 
 
-def build_loader(cfg: dict, manifest: Path, tokenizer, *, world: int, rank: int, collator=None) -> AudioQALoader:
+def build_loader(cfg: dict, manifest: Path, tokenizer, *, world: int, rank: int, collator=None,
+                 window_keys: bool = False) -> AudioQALoader:
     """The stage's loader: dynamic batches with the LLM collator, or (``collator`` given, CLAP)
-    fixed-size batches with that collator."""
+    fixed-size batches with that collator. ``window_keys``: the LLM collator also hashes each
+    window (for the dense-feature cache; the hashing then runs in the loader's workers)."""
     data = cfg["data"]
     dataset = AudioQADataset.from_manifest(manifest, max_windows=data["max_windows"],
                                            skip_truncated_long_audio=data.get("skip_truncated_long_audio", False))
     if collator is None:
-        collator = AF2Collator(tokenizer, max_windows=data["max_windows"], max_length=data["max_length"])
+        collator = AF2Collator(tokenizer, max_windows=data["max_windows"], max_length=data["max_length"],
+                               window_keys=window_keys)
         sampler = DynamicResumableSampler(dataset.window_counts(), max_windows_per_batch=data["max_windows_per_batch"],
                                           max_batch_size=data["max_batch_size"], seed=data["seed"],
                                           num_replicas=world, rank=rank)

@@ -6,35 +6,32 @@ window's dense features (64 tokens x D) are a pure function of the window's samp
 model the HTSAT (and its mel front end) is most of a training step, so every epoch after the
 first is several times faster when the features are kept.
 
-Entries are keyed by the window's content (BLAKE2b of its samples, dtype and length), not by
-sample id: the same audio asked about in several manifest lines is encoded once, and a changed
-file can never be served stale features. Features are kept on the CPU in the dtype the encoder
-returned; once ``max_bytes`` is reached, new windows are computed but not stored. Hits, misses
-and the bytes held are counted (:meth:`stats`). The keys are hashed on the CPU: on a GPU every
-step copies its windows back to the host for that (a hit still skips the HTSAT); hashing in the
-loader's workers would avoid the copy.
+Entries are keyed by the window's content (:func:`af2.data.windows.window_key`: BLAKE2b of its
+samples, dtype and length), not by sample id: the same audio asked about in several manifest
+lines is encoded once, and a changed file can never be served stale features. On a GPU the
+training loader's collator computes the keys in its workers (``audio_window_keys``;
+training.train), so the training process does not copy every window back to the host to hash
+it; on the CPU the cache hashes them here (a worker hashing beside the training threads made a
+2-core tiny pretrain step slower: 210 vs 184 ms).
+Features are kept on the CPU in the dtype the encoder returned; once ``max_bytes`` is reached,
+new windows are computed but not stored. Hits, misses and the bytes held are counted (:meth:`stats`).
 """
 from __future__ import annotations
 
-import hashlib
+from typing import Optional
 
-import numpy as np
 import torch
 
-
-def window_key(window: torch.Tensor) -> bytes:
-    """A content key of one window (L,) on the CPU: BLAKE2b-128 of its bytes, dtype and length."""
-    arr = np.ascontiguousarray(window.detach().numpy())
-    h = hashlib.blake2b(memoryview(arr).cast("B"), digest_size=16)
-    h.update(f"{arr.dtype}:{arr.shape[0]}".encode())
-    return h.digest()
+from af2.data.windows import KEY_BYTES, window_key
 
 
 class DenseFeatureCache:
-    """``cache(clap, windows (B, W, L), mask (B, W)) -> dense features (B, W, n, D)``, the same as
-    ``clap.dense_features(windows, mask)`` (zeros on padded windows), computing only windows
-    not seen before. The caller guarantees the encoder is frozen and in eval mode
-    (:func:`encoder_is_frozen`); the cache checks it on every call."""
+    """``cache(clap, windows (B, W, L), mask (B, W), keys (B, W, 16) uint8 or None) -> dense
+    features (B, W, n, D)``, the same as ``clap.dense_features(windows, mask)`` (zeros on padded
+    windows), computing only windows not seen before. ``keys``: the windows' content keys
+    (:func:`af2.data.windows.window_keys`), hashed here when not given. The caller guarantees
+    the encoder is frozen and in eval mode (:func:`encoder_is_frozen`); the cache checks it on
+    every call."""
 
     def __init__(self, max_bytes: int):
         if max_bytes <= 0:
@@ -51,7 +48,8 @@ class DenseFeatureCache:
                 "hit_rate": round(self.hits / total, 4) if total else 0.0, "windows": len(self._store),
                 "mb": round(self.bytes / 2**20, 2), "max_mb": round(self.max_bytes / 2**20, 2)}
 
-    def __call__(self, clap, windows: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def __call__(self, clap, windows: torch.Tensor, mask: torch.Tensor,
+                 keys: Optional[torch.Tensor] = None) -> torch.Tensor:
         if not encoder_is_frozen(clap):
             raise RuntimeError("DenseFeatureCache: the AF-CLAP audio encoder is trainable or in training mode; "
                                "its features would go stale")
@@ -60,12 +58,19 @@ class DenseFeatureCache:
         valid = flat_mask.nonzero().flatten().tolist()
         if not valid:
             return clap.dense_features(windows, mask)  # nothing valid: the encoder's own all-zeros answer
-        host = flat_windows.detach().cpu()
-        keys = {i: window_key(host[i]) for i in valid}
-        missing = [i for i in valid if keys[i] not in self._store]
+        if keys is None:
+            host = flat_windows.detach().cpu()
+            key_of = {i: window_key(host[i]) for i in valid}
+        else:
+            if keys.shape != (B, W, KEY_BYTES):
+                raise ValueError(f"DenseFeatureCache: keys must be (B, W, {KEY_BYTES}) = {(B, W, KEY_BYTES)} "
+                                 f"for windows {tuple(windows.shape)}, got {tuple(keys.shape)}")
+            flat_keys = keys.reshape(B * W, KEY_BYTES).cpu().numpy()
+            key_of = {i: flat_keys[i].tobytes() for i in valid}
+        missing = [i for i in valid if key_of[i] not in self._store]
         todo: dict[bytes, int] = {}  # key -> its first window: a window repeated in the batch is computed once
         for i in missing:
-            todo.setdefault(keys[i], i)
+            todo.setdefault(key_of[i], i)
         fresh: dict[bytes, torch.Tensor] = {}
         if todo:
             rows = torch.tensor(list(todo.values()), device=flat_windows.device)
@@ -79,7 +84,7 @@ class DenseFeatureCache:
                     self.bytes += size
         self.misses += len(missing)
         self.hits += len(valid) - len(missing)
-        parts = [fresh[keys[i]] if keys[i] in fresh else self._store[keys[i]] for i in valid]
+        parts = [fresh[key_of[i]] if key_of[i] in fresh else self._store[key_of[i]] for i in valid]
         ref = parts[0]
         stacked = torch.stack([p.to(flat_windows.device, ref.dtype) for p in parts])
         out = stacked.new_zeros(B * W, *ref.shape)

@@ -19,7 +19,7 @@ from torch import nn
 
 from af2.model import AF2Config, AudioFlamingo2
 from training.clap import clap_loss
-from training.feature_cache import DenseFeatureCache, encoder_is_frozen
+from training.feature_cache import DenseFeatureCache
 
 REFERENCE = {"clap": {"max_windows": 3, "lr": 1e-4}, "pretrain": {"max_windows": 3, "lr": 1e-4},
              "sft": {"max_windows": 9, "lr": 2e-5}, "long": {"max_windows": 30, "lr": 2e-5}}
@@ -38,11 +38,9 @@ class StageModule(nn.Module):
         #: never updates them, also where its parameters train (clap, sft)
         self.freeze_batchnorm = bool(cfg["train"].get("freeze_batchnorm", False))
         self.train()  # build after freezing: frozen modules go to eval mode here
-        #: train.feature_cache_mb > 0 in an LLM stage with the AF-CLAP audio encoder frozen
-        #: (pretrain, long): its dense features are computed once per distinct window
-        mb = cfg["train"].get("feature_cache_mb", 0)
-        self.feature_cache = (DenseFeatureCache(int(mb * 2**20))
-                              if mb and self.stage != "clap" and encoder_is_frozen(model.clap) else None)
+        #: the frozen HTSAT's dense features, computed once per distinct window (pretrain, long)
+        self.feature_cache = (DenseFeatureCache(int(cfg["train"]["feature_cache_mb"] * 2**20))
+                              if uses_feature_cache(model, cfg) else None)
 
     def train(self, mode: bool = True) -> "StageModule":
         """Modules whose parameters are all frozen run in eval mode: a frozen AF-CLAP must not
@@ -76,8 +74,17 @@ class StageModule(nn.Module):
             mask = inputs.get("audio_window_mask")
             if mask is None:
                 mask = torch.ones(windows.shape[:2], dtype=torch.bool, device=windows.device)
-            inputs["dense_features"] = self.feature_cache(self.model.clap, windows, mask)
+            inputs["dense_features"] = self.feature_cache(self.model.clap, windows, mask,
+                                                          batch.get("audio_window_keys"))
         return self.model(**inputs).loss
+
+
+def uses_feature_cache(model: AudioFlamingo2, cfg: dict) -> bool:
+    """``train.feature_cache_mb`` > 0 in an LLM stage whose AF-CLAP audio encoder has no trainable
+    parameter (after :func:`freeze_for_stage`; :class:`StageModule` runs it in eval mode): its
+    dense features are computed once per distinct window."""
+    return (bool(cfg["train"].get("feature_cache_mb", 0)) and cfg["stage"] != "clap"
+            and not any(p.requires_grad for p in model.clap.audio.parameters()))
 
 
 def build_model(cfg: dict) -> AudioFlamingo2:

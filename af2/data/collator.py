@@ -18,6 +18,8 @@ audio_windows          (B, W, L) f32    10-s windows, zero-padded (L = 160000)
 audio_window_mask      (B, W) bool      True on windows holding real audio
 num_windows            (B,) int64       real windows per sample
 truncated              (B,) bool        the sample's audio was longer than max_windows
+audio_window_keys      (B, W, 16) uint8 content keys of the windows (``window_keys=True``
+                                        only; :func:`af2.data.windows.window_keys`)
 ids, indices, skills,  lists (B)        per-sample manifest fields (``prompts`` as the
 prompts, answers                        model sees them, choices included)
 skipped                list             :class:`Skipped` records of this batch
@@ -38,7 +40,7 @@ from af2.data.manifest import Sample
 from af2.data.prompts import with_choices
 from af2.data.report import Skipped
 from af2.data.tokens import AUDIO_TOKEN, EOC_TOKEN
-from af2.data.windows import split_windows_batch, window_length
+from af2.data.windows import split_windows_batch, window_keys, window_length
 
 IGNORE_INDEX = -100
 
@@ -51,10 +53,13 @@ def _token_id(tokenizer, token: str | None, what: str) -> int:
 
 
 class AF2Collator:
-    """Tokenise, mask labels to the answer, and window the audio of a list of items."""
+    """Tokenise, mask labels to the answer, and window the audio of a list of items.
+    ``window_keys``: also hash each window's content (``audio_window_keys``; training's feature
+    cache looks its features up by them)."""
 
     def __init__(self, tokenizer, *, max_windows: int, sample_rate: int = 16000, window_seconds: float = 10.0,
-                 max_length: int | None = None, supervise_end_tokens: bool = True, trim_windows: bool = True):
+                 max_length: int | None = None, supervise_end_tokens: bool = True, trim_windows: bool = True,
+                 window_keys: bool = False):
         self.tokenizer = tokenizer
         self.max_windows = max_windows
         self.sample_rate = sample_rate
@@ -62,6 +67,7 @@ class AF2Collator:
         self.max_length = max_length
         self.supervise_end_tokens = supervise_end_tokens
         self.trim_windows = trim_windows
+        self.window_keys = window_keys
         self.audio_id = _token_id(tokenizer, AUDIO_TOKEN, "audio")
         self.eoc_id = _token_id(tokenizer, EOC_TOKEN, "end-of-chunk")
         self.sep_id = _token_id(tokenizer, tokenizer.sep_token, "sep")
@@ -119,7 +125,7 @@ class AF2Collator:
             length = window_length(self.sample_rate, self.window_seconds)
             windows, mask = torch.zeros((0, 0, length)), torch.zeros((0, 0), dtype=torch.bool)
             num, truncated = torch.zeros(0, dtype=torch.int64), torch.zeros(0, dtype=torch.bool)
-        return {
+        batch = {
             "input_ids": input_ids, "attention_mask": attention, "labels": labels,
             "media_locations": input_ids == self.audio_id,
             "audio_windows": windows, "audio_window_mask": mask, "num_windows": num, "truncated": truncated,
@@ -127,3 +133,6 @@ class AF2Collator:
             "skills": [it.sample.skill for it in kept], "prompts": [self.prompt(it.sample) for it in kept],
             "answers": [it.sample.answer for it in kept], "skipped": skipped,
         }
+        if self.window_keys:
+            batch["audio_window_keys"] = window_keys(windows, mask)
+        return batch

@@ -5,14 +5,20 @@ samples (10 s); the last one is zero-padded. At most ``max_windows`` are kept (3
 9 = 1.5 min, 30 = 5 min); audio past that is dropped, ``truncated`` is set and a warning
 is logged, so truncation is never silent. Windows are padded up to ``max_windows`` with
 zero windows whose mask is False.
+
+:func:`window_keys` gives each real window a content key (BLAKE2b-128 of its samples, dtype
+and length), computed where the batch is built (the loader's workers): training's dense-feature
+cache (training.feature_cache) looks features up by it without hashing on the training process.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 from dataclasses import dataclass
 from typing import Sequence
 
+import numpy as np
 import torch
 
 log = logging.getLogger(__name__)
@@ -49,6 +55,31 @@ def window_length(sample_rate: int = 16000, window_seconds: float = 10.0) -> int
     if length <= 0 or length != int(length):
         raise ValueError(f"sample_rate * window_seconds must be a positive whole number, got {length}")
     return int(length)
+
+
+#: Bytes of a window's content key (:func:`window_key`).
+KEY_BYTES = 16
+
+
+def window_key(window: torch.Tensor) -> bytes:
+    """A content key of one window (L,): BLAKE2b-128 of its bytes, dtype and length (copied to
+    the CPU if it is elsewhere)."""
+    arr = np.ascontiguousarray(window.detach().cpu().numpy())
+    h = hashlib.blake2b(memoryview(arr).cast("B"), digest_size=KEY_BYTES)
+    h.update(f"{arr.dtype}:{arr.shape[0]}".encode())
+    return h.digest()
+
+
+def window_keys(windows: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """windows (B, W, L), mask (B, W) bool -> keys (B, W, KEY_BYTES) uint8: :func:`window_key` of
+    each real window, zeros on padded ones."""
+    if windows.dim() != 3 or mask.shape != windows.shape[:2]:
+        raise ValueError(f"window_keys: windows must be (B, W, L) and mask (B, W), got windows "
+                         f"{tuple(windows.shape)} and mask {tuple(mask.shape)}")
+    keys = torch.zeros(*windows.shape[:2], KEY_BYTES, dtype=torch.uint8)
+    for b, w in mask.nonzero().tolist():
+        keys[b, w] = torch.frombuffer(bytearray(window_key(windows[b, w])), dtype=torch.uint8)
+    return keys
 
 
 def count_windows(duration_seconds: float, *, window_seconds: float = 10.0, max_windows: int) -> int:

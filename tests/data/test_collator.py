@@ -14,6 +14,7 @@ from af2.data.prompts import with_choices
 from af2.data.report import Skipped
 from af2.data.synth.scene import qa
 from af2.data.tokens import AUDIO_TOKEN, EOC_TOKEN, SEP_TOKEN
+from af2.data.windows import window_keys
 
 
 def _item(i: int, seconds: float, prompt="How many beeps?", answer="3 beeps", truncated=False,
@@ -60,6 +61,15 @@ def test_windows_masks_and_skips(tokenizer):
     assert [s.kind for s in batch["skipped"]] == ["missing", "too_long"]
     empty = col([bad])
     assert empty["ids"] == [] and empty["input_ids"].shape == (0, 0) and empty["skipped"] == [bad]
+    assert "audio_window_keys" not in batch
+
+
+def test_window_keys_on_request(tokenizer):
+    col = AF2Collator(tokenizer, max_windows=3, window_keys=True)
+    batch = col([_item(0, 4.0), _item(1, 25.0)])
+    assert torch.equal(batch["audio_window_keys"], window_keys(batch["audio_windows"], batch["audio_window_mask"]))
+    assert batch["audio_window_keys"][1].any(dim=1).tolist() == [True, True, True]
+    assert col([])["audio_window_keys"].shape == (0, 0, 16)
 
 
 def test_choices_reach_the_model_once(tokenizer):

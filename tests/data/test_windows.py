@@ -6,7 +6,8 @@ import logging
 import pytest
 import torch
 
-from af2.data.windows import count_windows, split_windows, split_windows_batch, stack_windows
+from af2.data.windows import (KEY_BYTES, count_windows, split_windows, split_windows_batch, stack_windows,
+                              window_key, window_keys)
 
 L = 160000
 
@@ -50,3 +51,24 @@ def test_batched_variant_stacks_and_trims():
     assert not trimmed.truncated.any()
     with pytest.raises(ValueError, match="share"):
         stack_windows([split_windows(waves[0], max_windows=3), split_windows(waves[0], max_windows=9)])
+
+
+def test_window_key_is_content_dtype_and_length():
+    w = torch.randn(1000)
+    assert len(window_key(w)) == KEY_BYTES and window_key(w) == window_key(w.clone())
+    assert window_key(w) != window_key(torch.cat([w[:999], w[999:] + 1e-6]))
+    assert window_key(w) != window_key(w.double())
+    assert window_key(torch.zeros(10)) != window_key(torch.zeros(11))
+
+
+def test_window_keys_of_a_batch():
+    windows = torch.randn(2, 3, 100)
+    windows[1, 0] = windows[0, 2]
+    mask = torch.tensor([[True, True, True], [True, False, False]])
+    keys = window_keys(windows, mask)
+    assert keys.shape == (2, 3, KEY_BYTES) and keys.dtype == torch.uint8
+    assert bytes(keys[0, 1].tolist()) == window_key(windows[0, 1])
+    assert torch.equal(keys[1, 0], keys[0, 2]) and not keys[1, 1:].any()  # same audio, same key; padding 0
+    with pytest.raises(ValueError, match=r"windows must be \(B, W, L\) and mask \(B, W\), got windows "
+                                         r"\(2, 3, 100\) and mask \(2, 2\)"):
+        window_keys(windows, mask[:, :2])

@@ -8,10 +8,12 @@ import logging
 from pathlib import Path
 
 import pytest
+import torch
 import torch.multiprocessing as mp
 
 from af2.data.manifest import load_manifest, write_manifest
 from af2.data.tokens import tiny_tokenizer
+from af2.data.windows import window_keys
 from tests.data.audio_files import tone, write
 from training.data import BatchStream, build_loader, write_mixture
 
@@ -36,6 +38,15 @@ def _loader(manifest: Path, *, world: int = 1, rank: int = 0):
 @functools.lru_cache(maxsize=1)
 def _tokenizer():
     return tiny_tokenizer()
+
+
+def test_window_keys_come_from_the_loader_workers(tmp_path):
+    data = {"max_windows": 1, "max_windows_per_batch": 2, "max_batch_size": None, "max_length": None,
+            "num_workers": 1, "seed": 5}
+    loader = build_loader({"data": data}, _folder(tmp_path), _tokenizer(), world=1, rank=0, window_keys=True)
+    batches = [b for b in loader if b["ids"]]
+    assert batches and all(torch.equal(b["audio_window_keys"], window_keys(b["audio_windows"], b["audio_window_mask"]))
+                           for b in batches)
 
 
 def test_one_rank_reports_every_epoch_and_the_stage_end(tmp_path, caplog):

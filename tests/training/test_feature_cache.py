@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from training.config import ConfigError, SCHEMA, merge, validate
-from training.feature_cache import DenseFeatureCache, encoder_is_frozen, window_key
-from training.stages import StageModule, build_model, freeze_for_stage, random_lm_batch
+from af2.data.windows import KEY_BYTES, window_keys
+from training.feature_cache import DenseFeatureCache, encoder_is_frozen
+from training.stages import StageModule, build_model, freeze_for_stage, random_lm_batch, uses_feature_cache
 
 
 def _stage(stage: str, mb: float):
@@ -25,14 +26,6 @@ def _counting_encoder(clap, calls: list):
         return real(windows, mask)
 
     clap.dense_features = counted
-
-
-def test_window_key_is_content_dtype_and_length():
-    w = torch.randn(1000)
-    assert window_key(w) == window_key(w.clone())
-    assert window_key(w) != window_key(torch.cat([w[:999], w[999:] + 1e-6]))
-    assert window_key(w) != window_key(w.double())
-    assert window_key(torch.zeros(10)) != window_key(torch.zeros(11))
 
 
 def test_cache_matches_encoder_and_encodes_each_window_once():
@@ -53,6 +46,46 @@ def test_cache_matches_encoder_and_encodes_each_window_once():
     again = cache(clap, windows, mask)
     assert torch.equal(again, want) and calls == [4]  # nothing recomputed
     assert cache.stats()["hits"] == 5 and cache.stats()["windows"] == 4
+
+
+def test_cache_looks_up_by_the_keys_it_is_given():
+    """Keys from the loader (af2.data.windows.window_keys) give the same features without hashing
+    here; the lookup goes by the keys alone (two windows given one key share features)."""
+    module, _ = _stage("pretrain", 64)
+    clap = module.model.clap
+    windows = 0.1 * torch.randn(2, 2, 160000, generator=torch.Generator().manual_seed(2))
+    mask = torch.tensor([[True, True], [True, False]])
+    keys = window_keys(windows, mask)
+    with torch.no_grad():
+        want = clap.dense_features(windows, mask)
+    cache = DenseFeatureCache(2**20)
+    assert torch.equal(cache(clap, windows, mask, keys), want) and cache.misses == 3
+    assert torch.equal(cache(clap, windows, mask), want) and cache.hits == 3  # hashed here: the same keys
+    shared = keys.clone()
+    shared[1, 0] = keys[0, 0]
+    fresh = DenseFeatureCache(2**20)
+    got = fresh(clap, windows, mask, shared)
+    assert torch.equal(got[1, 0], want[0, 0]) and fresh.misses == 3 and fresh.stats()["windows"] == 2
+    with pytest.raises(ValueError, match=r"keys must be \(B, W, 16\) = \(2, 2, 16\) for windows "
+                                         r"\(2, 2, 160000\), got \(2, 16\)"):
+        cache(clap, windows, mask, keys[:, 0])
+
+
+def test_stages_that_use_the_cache():
+    for stage, mb, used in (("pretrain", 16, True), ("long", 16, True), ("pretrain", 0, False), ("sft", 16, False),
+                            ("clap", 16, False)):
+        cfg = merge(SCHEMA, {"stage": stage, "train": {"feature_cache_mb": mb}})
+        model = build_model(cfg)
+        freeze_for_stage(model, cfg)
+        assert uses_feature_cache(model, cfg) is used, (stage, mb)
+
+
+def test_stage_module_uses_the_batch_keys():
+    module, _ = _stage("pretrain", 16)
+    batch = random_lm_batch(module.model, B=2, W=1, seed=5)
+    batch["audio_window_keys"] = torch.zeros(2, 1, KEY_BYTES, dtype=torch.uint8)  # both windows: one key
+    module(batch)
+    assert module.feature_cache.stats()["windows"] == 1 and module.feature_cache.misses == 2
 
 
 def test_cache_byte_budget_stores_what_fits_and_still_answers():
