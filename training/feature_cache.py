@@ -12,9 +12,9 @@ lines is encoded once, and a changed file can never be served stale features. On
 training loader's collator computes the keys in its workers (``audio_window_keys``;
 training.train), so the training process does not copy every window back to the host to hash
 it; on the CPU the cache hashes them here (a worker hashing beside the training threads made a
-2-core tiny pretrain step slower: 210 vs 184 ms).
-Features are kept on the CPU in the dtype the encoder returned; once ``max_bytes`` is reached,
-new windows are computed but not stored. Hits, misses and the bytes held are counted (:meth:`stats`).
+2-core tiny pretrain step slower: 210 vs 184 ms). Features are kept on the CPU in the dtype the
+encoder returned; once ``max_bytes`` is reached, new windows are computed but not stored. Hits,
+misses and the bytes held are counted (:meth:`stats`).
 """
 from __future__ import annotations
 

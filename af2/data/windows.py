@@ -7,8 +7,8 @@ is logged, so truncation is never silent. Windows are padded up to ``max_windows
 zero windows whose mask is False.
 
 :func:`window_keys` gives each real window a content key (BLAKE2b-128 of its samples, dtype
-and length), computed where the batch is built (the loader's workers): training's dense-feature
-cache (training.feature_cache) looks features up by it without hashing on the training process.
+and length): training's dense-feature cache (training.feature_cache) looks features up by it, and
+on a GPU the loader's workers compute the keys as they build the batch.
 """
 from __future__ import annotations
 

@@ -212,9 +212,9 @@ def _tiny() -> AF2Config:
         # RoPE base scaled to the toy rotary dims: with 4 frequencies, base 4096 leaves the
         # 64-384 token positions of 1-6 windows almost unresolved (temporal-order questions
         # do not train); base 100 spans them (wavelengths 6 to 200 tokens). 4 heads of 8 dims,
-        # all of them rotary: which sound is first / last is
-        # learned sooner and far less seed-dependently than with 2 heads of 16 (half rotary) -
-        # probe, 600 steps of first/last questions, 3 seeds: 0.57-0.62 vs 0.24-0.56 (chance 0.26).
+        # all of them rotary: which sound is first / last is learned sooner and far less
+        # seed-dependently than with 2 heads of 16 (half rotary) - probe, 600 steps of first/last
+        # questions, 3 seeds: 0.57-0.62 vs 0.24-0.56 (chance 0.26).
         audio_transformer=AudioTransformerConfig(layers=3, heads=4, ffn_dim=64, rotary_dim=8, rope_base=100.0),
         xattn=XattnConfig(heads=2, dim_head=16), llm=llm, tokenizer="tiny")
 
