@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from training.config import ConfigError, SCHEMA, merge, validate
 from af2.data.windows import KEY_BYTES, window_keys
+from training.config import ConfigError, SCHEMA, merge, validate
 from training.feature_cache import DenseFeatureCache, encoder_is_frozen
 from training.stages import StageModule, build_model, freeze_for_stage, random_lm_batch, uses_feature_cache
 
