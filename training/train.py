@@ -186,9 +186,8 @@ def run_stage(cfg: dict, *, resume: bool = False) -> dict:
         collator = ClapCollator(caption_tokenizer(model.config), max_windows=cfg["data"]["max_windows"],
                                 m=c["positives"], n=c["negatives"], max_length=c["max_text_length"],
                                 seed=cfg["data"]["seed"])
-    # the feature cache's window keys: hashed by the loader's workers on a GPU (the training
-    # process would copy every window back to the host), by the training process on the CPU (2
-    # cores, tiny pretrain: 184 ms/step, 210 ms with a worker hashing beside the training threads)
+    # the feature cache's window keys: hashed by the loader's workers on a GPU, by the training
+    # process on the CPU (why: training.feature_cache)
     loader = build_loader(cfg, manifest, model.tokenizer, world=world, rank=rank, collator=collator,
                           window_keys=uses_feature_cache(model, cfg) and torch.cuda.is_available())
     norm_init = _init_audio_norm(model, loader, cfg, rank)
