@@ -1,9 +1,20 @@
-"""AF2 model layer: config, AF-CLAP, audio transformation, Qwen2 wiring, checkpoints, importer."""
-from af2.model.af2 import BATCH_KEYS, AF2Output, AudioFlamingo2, causal_lm_loss
+"""AF2 model layer: config, AF-CLAP, audio transformation, Qwen2 wiring, processor, checkpoints, importer.
+
+Importing it registers AF2 with transformers' Auto classes (af2.model.hub.register_auto_classes).
+"""
+from af2.model.af2 import (BATCH_KEYS, AF2Output, AudioFlamingo2, AudioFlamingo2ForConditionalGeneration,
+                           AudioFlamingo2PreTrainedModel, causal_lm_loss)
 from af2.model.afclap import AFCLAP
 from af2.model.audio_transformer import AudioTransformer
 from af2.model.config import STAGE_MAX_WINDOWS, STAGES, AF2Config
+from af2.model.configuration_af2 import AudioFlamingo2AudioTransformerConfig, AudioFlamingo2Config
+from af2.model.hub import register_auto_classes
 from af2.model.mel import LogMel
+from af2.model.processing_af2 import AudioFlamingo2FeatureExtractor, AudioFlamingo2Processor
 
-__all__ = ["AF2Config", "AF2Output", "AFCLAP", "AudioFlamingo2", "AudioTransformer", "BATCH_KEYS", "LogMel",
-           "STAGES", "STAGE_MAX_WINDOWS", "causal_lm_loss"]
+register_auto_classes()
+
+__all__ = ["AF2Config", "AF2Output", "AFCLAP", "AudioFlamingo2", "AudioFlamingo2AudioTransformerConfig",
+           "AudioFlamingo2Config", "AudioFlamingo2FeatureExtractor", "AudioFlamingo2ForConditionalGeneration",
+           "AudioFlamingo2PreTrainedModel", "AudioFlamingo2Processor", "AudioTransformer", "BATCH_KEYS", "LogMel",
+           "STAGES", "STAGE_MAX_WINDOWS", "causal_lm_loss", "register_auto_classes"]

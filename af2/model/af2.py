@@ -1,4 +1,5 @@
-"""AudioFlamingo2: AF-CLAP -> audio transformation -> gated cross-attention into Qwen2.
+"""AudioFlamingo2ForConditionalGeneration: AF-CLAP -> audio transformation -> gated cross-attention
+into Qwen2, as a transformers ``PreTrainedModel`` with ``GenerationMixin``.
 
 Shapes (B batch, W windows, L = 160,000 samples, n = 64 tokens per window, D = AF-CLAP width,
 S text length, V vocabulary):
@@ -9,10 +10,12 @@ S text length, V vocabulary):
       -> media (B, 1, W·n, D), media mask (B, 1, W·n): one media item per sample, its `<audio>` token
     input_ids (B, S) -> Qwen2 with xattn.{i} before decoder layer i -> logits (B, S, V)
 
-``forward`` takes the collator's keys (:data:`BATCH_KEYS`; ``model(**AudioFlamingo2.batch_inputs(batch))``)
-and returns :class:`AF2Output` (loss on the supervised labels only, logits). ``generate`` runs a
-batched greedy / sampling loop with the LLM's KV cache; the audio path runs once per call and each
-block's media keys/values are cached (``GatedCrossAttentionBlock.cache_media``).
+``forward`` takes the processor's / collator's keys (:data:`BATCH_KEYS`) and returns
+:class:`AF2Output` (loss on the supervised labels only, logits, the KV cache when one is used).
+``generate`` is transformers' (greedy, sampling, beam search, streamers, stop strings,
+``GenerationConfig``); the audio path runs once per call and each block's media keys/values ride
+on the KV cache (af2.model.generation). ``AudioFlamingo2`` is this class under its older name; its
+older ``generate(audio, prompts)`` call (strings in, strings out) still works.
 """
 from __future__ import annotations
 
@@ -24,26 +27,29 @@ from typing import Optional, Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
+from transformers import GenerationConfig, GenerationMixin, PreTrainedModel
+from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from af2.data.collator import IGNORE_INDEX
-from af2.data.windows import BatchedWindows, split_windows_batch
+from af2.data.windows import BatchedWindows
+from af2.model import generation as gen
 from af2.model.afclap import AFCLAP
 from af2.model.audio_transformer import AudioTransformer
 from af2.model.config import STAGES, AF2Config
-from af2.model.generation import decode, positions
+from af2.model.configuration_af2 import AudioFlamingo2Config
+from af2.model.generation import positions
 from af2.model.llm import MEDIA_KWARG, MediaInputs, attach_xattn, build_llm, build_xattn
 from af2.model.tokenizer import resolve_tokenizer, special_token_ids
 
 #: Collator keys ``forward`` takes (the collator's other keys are bookkeeping).
 BATCH_KEYS = ("input_ids", "attention_mask", "labels", "media_locations", "audio_windows", "audio_window_mask")
+#: The config fields that name build-time sources; cleared in a saved config (the weights are in the files).
+_BUILD_SOURCES = ("llm_path", "tokenizer", "tokenizer_path", "clap_text_path")
 
 
 @dataclass
-class AF2Output:
-    """loss: scalar (None without labels); logits: (B, S, V)."""
-
-    loss: Optional[torch.Tensor]
-    logits: torch.Tensor
+class AF2Output(CausalLMOutputWithPast):
+    """loss: scalar (None without labels); logits: (B, S, V); cache: the KV cache (generation)."""
 
 
 def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -51,42 +57,98 @@ def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits[:, :-1].float().flatten(0, 1), labels[:, 1:].flatten(), ignore_index=IGNORE_INDEX)
 
 
-class AudioFlamingo2(nn.Module):
+class AudioFlamingo2PreTrainedModel(PreTrainedModel):
+    config_class = AudioFlamingo2Config
+    base_model_prefix = "af2"
+    main_input_name = "input_ids"
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["Qwen2DecoderLayer", "GatedCrossAttentionBlock", "AudioSelfAttention"]
+    _supports_sdpa = True
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        """PyTorch's own initialisation of af2's modules (the one their constructors run; the
+        transformers sub-models initialise themselves), zero gates for the xattn blocks and
+        log(1/0.07) for AF-CLAP's logit scale. Runs on what a checkpoint did not provide."""
+        from af2.nn import GatedCrossAttentionBlock
+
+        if isinstance(module, GatedCrossAttentionBlock):
+            module.attn_gate.zero_()
+            module.ff_gate.zero_()
+        elif isinstance(module, AFCLAP) and module.logit_scale is not None:
+            module.logit_scale.fill_(float(self.config.clap_logit_scale_init))
+        elif hasattr(module, "reset_parameters"):
+            module.reset_parameters()
+
+
+class AudioFlamingo2ForConditionalGeneration(AudioFlamingo2PreTrainedModel, GenerationMixin):
     """Audio Flamingo 2. Submodules: ``clap`` (AFCLAP), ``audio_transformer``, ``llm``
     (Qwen2ForCausalLM, keys as transformers'), ``xattn`` ({decoder layer: GatedCrossAttentionBlock}).
 
     Args:
-        config: an :class:`AF2Config` (e.g. ``AF2Config.preset("tiny")``).
+        config: an :class:`AudioFlamingo2Config` (``AudioFlamingo2Config.preset("tiny")``) or an
+            :class:`~af2.model.config.AF2Config` (converted).
         tokenizer: a transformers tokenizer with AF2's tokens; default from the config
-            (``tokenizer_path`` / ``llm_path``, offline, or the tiny offline BPE).
+            (``tokenizer_path`` / ``llm_path``, offline, or the tiny offline BPE); a model loaded
+            with ``from_pretrained`` gets the tokenizer saved beside it.
     """
 
-    def __init__(self, config: AF2Config, tokenizer=None):
-        super().__init__()
+    def __init__(self, config: AudioFlamingo2Config | AF2Config, tokenizer=None):
+        if isinstance(config, AF2Config):
+            config = AudioFlamingo2Config.from_af2_config(config)
         config = copy.deepcopy(config)
+        super().__init__(config)
+        cfg = config.to_af2_config()
         self.tokenizer = tokenizer if tokenizer is not None else resolve_tokenizer(
-            config.tokenizer, config.tokenizer_path, config.llm_path)
+            cfg.tokenizer, cfg.tokenizer_path, cfg.llm_path)
         if self.tokenizer is not None:
-            config.token_ids = special_token_ids(self.tokenizer)
-        self.clap = AFCLAP(config.clap, config.mel)
-        self.audio_transformer = AudioTransformer(config.audio_dim, config.audio_transformer, fused=config.fused)
-        self.llm = build_llm(config)
+            config.set_token_ids(special_token_ids(self.tokenizer))
+        self.clap = AFCLAP(cfg.clap, cfg.mel)
+        self.audio_transformer = AudioTransformer(cfg.audio_dim, cfg.audio_transformer, fused=cfg.fused)
+        self.llm = build_llm(cfg)
         if self.tokenizer is not None:
-            if config.llm_path:  # AF2 resizes Qwen's embeddings to len(tokenizer) (151936 -> 151669)
+            if cfg.llm_path:  # AF2 resizes Qwen's embeddings to len(tokenizer) (151936 -> 151669)
                 self.llm.resize_token_embeddings(len(self.tokenizer))
             elif len(self.tokenizer) > self.llm.config.vocab_size:
                 raise ValueError(f"tokenizer has {len(self.tokenizer)} tokens but the LLM's vocab_size is "
                                  f"{self.llm.config.vocab_size}")
-        if config.llm_path:
-            config.llm = self.llm.config.to_diff_dict()
-        self.xattn = build_xattn(config, self.llm.config.hidden_size, self.llm.config.num_hidden_layers)
+        if cfg.llm_path:
+            config.text_config = self.llm.config
+        self.xattn = build_xattn(cfg, self.llm.config.hidden_size, self.llm.config.num_hidden_layers)
         self._hooks = attach_xattn(self.llm, self.xattn)
-        self.config = config
+        if not any(p.is_meta for p in self.parameters()):
+            self._mark_constructed_initialised()
+        self.post_init()
+        self.generation_config = gen.default_generation_config(config, self.generation_config)
+
+    def _mark_constructed_initialised(self) -> None:
+        """The constructors above already initialised every parameter (with the RNG stream of the
+        seed the caller set): keep transformers' post_init from drawing them a second time."""
+        for module in self.modules():
+            module._is_hf_initialized = True
+
+    # -- transformers plumbing -----------------------------------------------------------------
+    def get_expanded_tied_weights_keys(self, all_submodels: bool = False) -> dict:
+        """transformers' tied pairs plus AF-CLAP's T5 encoder, whose ``encoder.embed_tokens`` is
+        its ``shared`` embedding (one tensor, stored once)."""
+        tied = super().get_expanded_tied_weights_keys(all_submodels=all_submodels)
+        if getattr(getattr(self, "clap", None), "text", None) is not None:
+            tied["clap.text.encoder.embed_tokens.weight"] = "clap.text.shared.weight"
+        return tied
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.llm.get_input_embeddings()
+
+    def set_input_embeddings(self, value: nn.Module) -> None:
+        self.llm.set_input_embeddings(value)
+
+    def get_output_embeddings(self) -> nn.Module:
+        return self.llm.get_output_embeddings()
 
     def use_fused_ops(self, fused: bool = True) -> None:
         """Switch the RoPE of the audio transformation and every xattn block between af2's fused
         ops (True) and their eager twins in af2.reference (False); the weights are shared."""
-        self.config.fused = fused
+        self.config.use_fused_ops = fused
         self.audio_transformer.fused = fused
         for block in self.xattn.values():
             block.fused = fused
@@ -99,19 +161,30 @@ class AudioFlamingo2(nn.Module):
 
     @property
     def audio_token_id(self) -> int:
-        if "audio" not in self.config.token_ids:
-            raise RuntimeError("the model has no tokenizer and config.token_ids lacks 'audio'")
-        return int(self.config.token_ids["audio"])
+        if self.config.audio_token_id is None:
+            raise RuntimeError("the model has no tokenizer and config.audio_token_id is not set")
+        return int(self.config.audio_token_id)
+
+    @property
+    def processor(self):
+        """An :class:`~af2.model.processing_af2.AudioFlamingo2Processor` for this model's config and tokenizer."""
+        from af2.model.processing_af2 import AudioFlamingo2Processor
+
+        if self.tokenizer is None:
+            raise RuntimeError("the model has no tokenizer: build the processor with AudioFlamingo2Processor")
+        return AudioFlamingo2Processor.from_config(self.config, tokenizer=self.tokenizer)
 
     def window_audio(self, waves: Sequence[torch.Tensor], *, max_windows: Optional[int] = None,
                      stage: Optional[str] = None, names: Optional[Sequence[str]] = None) -> BatchedWindows:
         """1-D waveforms at 16 kHz, any lengths -> BatchedWindows (windows (B, W, L), mask (B, W),
         truncated (B,)) with at most ``max_windows`` (default: the stage's, else config.max_windows)
-        windows each; longer audio is cut with a logged warning (af2.data.windows)."""
+        windows each; longer audio is cut with a logged warning (af2.data.windows). The level is
+        not changed (the processor's feature extractor normalises)."""
+        from af2.model.processing_af2 import AudioFlamingo2FeatureExtractor
+
         limit = max_windows if max_windows is not None else self.config.max_windows_for(stage)
-        mel = self.config.mel
-        return split_windows_batch(list(waves), sample_rate=mel.sample_rate, window_seconds=mel.window_seconds,
-                                   max_windows=limit, names=names)
+        return AudioFlamingo2FeatureExtractor.from_model_config(self.config).windows(waves, max_windows=limit,
+                                                                                   names=names)
 
     # -- audio path --------------------------------------------------------------------------
     def encode_media(self, audio_windows: Optional[torch.Tensor] = None,
@@ -131,113 +204,94 @@ class AudioFlamingo2(nn.Module):
         mask = audio_window_mask.bool().repeat_interleave(n, dim=1)
         return media[:, None], mask[:, None]
 
-    # -- training / scoring ------------------------------------------------------------------
+    # -- forward -----------------------------------------------------------------------------
     def forward(self, input_ids: torch.Tensor, attention_mask: Optional[torch.Tensor] = None,
                 labels: Optional[torch.Tensor] = None, media_locations: Optional[torch.Tensor] = None,
                 audio_windows: Optional[torch.Tensor] = None, audio_window_mask: Optional[torch.Tensor] = None,
-                dense_features: Optional[torch.Tensor] = None) -> AF2Output:
-        """input_ids (B, S); attention_mask (B, S) (True/1 on real tokens); labels (B, S) with
-        -100 where unsupervised; media_locations (B, S) bool (default: input_ids == `<audio>`);
-        audio_windows (B, W, L) or dense_features (B, W, n, D), audio_window_mask (B, W).
-        Without audio the LLM runs unconditioned (every block is skipped)."""
+                dense_features: Optional[torch.Tensor] = None, position_ids: Optional[torch.Tensor] = None,
+                cache=None, use_cache: Optional[bool] = None, logits_to_keep: int = 0,
+                truncated: Optional[torch.Tensor] = None,
+                **kwargs) -> AF2Output:
+        """input_ids (B, S); attention_mask (B, S') (True/1 on real tokens; S' >= S when a cache
+        holds the first S' - S); labels (B, S) with -100 where unsupervised; media_locations
+        (B, S) bool (default: input_ids == `<audio>`); audio_windows (B, W, L) or dense_features
+        (B, W, n, D), audio_window_mask (B, W). Without audio (and without media on the cache)
+        the LLM runs unconditioned (every block is skipped). ``use_cache`` / ``cache``: the KV
+        cache of generation; the media keys/values of the first call are kept on it."""
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids, dtype=torch.bool)
-        extra = {}
-        if audio_windows is not None or dense_features is not None:
+        if position_ids is None:
+            position_ids = positions(attention_mask)[:, -input_ids.shape[1]:]
+        use_cache = bool(use_cache) or cache is not None
+        if use_cache and cache is None:
+            cache = gen.new_cache(self.config)
+        has_audio = audio_windows is not None or dense_features is not None
+        if media_locations is None or media_locations.shape != input_ids.shape:
+            media_locations = input_ids == self.config.audio_token_id if self.config.audio_token_id is not None \
+                else torch.zeros_like(input_ids, dtype=torch.bool)
+        media_state = gen.media_state(cache) if use_cache else None
+        media = media_mask = None
+        if has_audio and media_state is None:
             media, media_mask = self.encode_media(audio_windows, audio_window_mask, dense_features)
-            if media_locations is None:
-                media_locations = input_ids == self.audio_token_id
-            extra[MEDIA_KWARG] = MediaInputs(media, media_mask, media_locations.bool())
-        out = self.llm(input_ids=input_ids, attention_mask=attention_mask.long(),
-                       position_ids=positions(attention_mask), use_cache=False, **extra)
+            if media.shape[0] != input_ids.shape[0]:
+                raise ValueError(f"{media.shape[0]} audio inputs for {input_ids.shape[0]} prompts")
+            if use_cache:
+                media_state = gen.attach_media(cache, self.xattn, media, media_mask)
+        llm_kwargs = dict(input_ids=input_ids, attention_mask=attention_mask.long(), position_ids=position_ids,
+                          use_cache=use_cache, logits_to_keep=logits_to_keep)
+        if use_cache:
+            llm_kwargs[gen.cache_keyword(self.llm)] = cache
+        if media_state is not None:
+            with gen.cached_media(self.xattn, media_state):
+                out = self.llm(**llm_kwargs, **{MEDIA_KWARG: MediaInputs(None, None, media_locations.bool(), cached=True)})
+        elif media is not None:
+            out = self.llm(**llm_kwargs, **{MEDIA_KWARG: MediaInputs(media, media_mask, media_locations.bool())})
+        else:
+            out = self.llm(**llm_kwargs)
         loss = causal_lm_loss(out.logits, labels) if labels is not None else None
-        return AF2Output(loss=loss, logits=out.logits)
+        return AF2Output(loss=loss, logits=out.logits, cache=cache if use_cache else None)
 
     # -- generation --------------------------------------------------------------------------
+    def prepare_inputs_for_generation(self, input_ids, cache=None, is_first_iteration=False, **kwargs):
+        inputs = super().prepare_inputs_for_generation(input_ids, cache=cache, is_first_iteration=is_first_iteration,
+                                                       **kwargs)
+        if cache is not None and gen.media_state(cache) is not None:   # the audio ran on the first call
+            for key in ("audio_windows", "audio_window_mask", "dense_features", "media_locations"):
+                inputs.pop(key, None)
+        return inputs
+
+    def _reorder_cache(self, cache, beam_idx: torch.Tensor):
+        """Beam search: reorder the KV cache and the media state of every block alike."""
+        return gen.reorder_cache(cache, beam_idx)
+
     def encode_prompts(self, prompts: Sequence[str], *, audio: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         """Prompts -> left-padded ``<audio>{prompt}<SEP>`` ids (B, P) and attention mask (B, P);
-        ``audio=False``: ``{prompt}<SEP>`` (text-only prompts)."""
-        if self.tokenizer is None:
-            raise RuntimeError("encode_prompts needs a tokenizer")
-        t = self.config.token_ids
-        head = [t["audio"]] if audio else []
-        rows = [[*head, *self.tokenizer(p, add_special_tokens=False)["input_ids"], t["sep"]] for p in prompts]
-        width = max(len(r) for r in rows)
-        ids = torch.full((len(rows), width), t["pad"], dtype=torch.long)
-        mask = torch.zeros(len(rows), width, dtype=torch.bool)
-        for i, r in enumerate(rows):
-            ids[i, width - len(r):] = torch.tensor(r)
-            mask[i, width - len(r):] = True
-        return ids, mask
+        ``audio=False``: ``{prompt}<SEP>`` (text-only prompts). As the processor; the prompts are
+        used as they are (no official lower-casing)."""
+        enc = self.processor(text=list(prompts), audio_token=audio, official_format=False)
+        return enc["input_ids"], enc["attention_mask"]
 
     def encode_examples(self, prompts: Sequence[str], answers: Sequence[str]) -> dict:
         """Training text of (prompt, answer) pairs, as the collator makes it
         (``<audio>{prompt}<SEP>{answer}<|endofchunk|>{eos}``, af2.data.collator.AF2Collator.encode):
         ``input_ids`` (B, S) right-padded, ``attention_mask`` (B, S) bool, and ``labels`` (B, S)
         with -100 on the prompt and the padding, so the loss is on the answer (and end tokens)."""
-        if self.tokenizer is None:
-            raise RuntimeError("encode_examples needs a tokenizer")
-        if len(prompts) != len(answers):
-            raise ValueError(f"{len(prompts)} prompts for {len(answers)} answers")
-        from af2.data.collator import AF2Collator
+        enc = self.processor(text=list(prompts), answers=list(answers), official_format=False)
+        return {k: enc[k] for k in ("input_ids", "attention_mask", "labels")}
 
-        collator = AF2Collator(self.tokenizer, max_windows=self.config.max_windows_for(None))
-        rows = [collator.encode(p, a) for p, a in zip(prompts, answers)]
-        width = max(len(ids) for ids, _ in rows)
-        out = {"input_ids": torch.full((len(rows), width), collator.pad_id, dtype=torch.long),
-               "attention_mask": torch.zeros(len(rows), width, dtype=torch.bool),
-               "labels": torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)}
-        for i, (ids, labels) in enumerate(rows):
-            out["input_ids"][i, :len(ids)] = torch.tensor(ids)
-            out["attention_mask"][i, :len(ids)] = True
-            out["labels"][i, :len(labels)] = torch.tensor(labels)
-        return out
+    def generate(self, *args, **kwargs):
+        """transformers' ``generate`` (``model.generate(**processor(...), max_new_tokens=...,
+        num_beams=..., do_sample=..., streamer=...)``: prompt + new ids (B, P + N)).
 
-    @torch.no_grad()
-    def generate(self, audio: Optional[Sequence[torch.Tensor]] = None, prompts: Sequence[str] | str = (), *,
-                 max_new_tokens: int = 64, do_sample: bool = False, temperature: float = 1.0, top_k: int = 0,
-                 top_p: float = 1.0, generator: Optional[torch.Generator] = None,
-                 audio_windows: Optional[torch.Tensor] = None, audio_window_mask: Optional[torch.Tensor] = None,
-                 dense_features: Optional[torch.Tensor] = None, input_ids: Optional[torch.Tensor] = None,
-                 attention_mask: Optional[torch.Tensor] = None, max_windows: Optional[int] = None,
-                 return_ids: bool = False):
-        """Answer ``prompts`` about ``audio`` (a list of 1-D 16-kHz waveforms, windowed here), or
-        about ``audio_windows``/``dense_features`` (+ ``audio_window_mask``), or, with none of
-        them, text-only prompts (``{prompt}<SEP>``, no `<audio>` token; the LLM runs without the
-        xattn blocks, as ``forward`` does without audio). Prompts are strings, or
-        ``input_ids``/``attention_mask`` already left-padded. Stops at ``<|endofchunk|>`` or eos.
-        The `<audio>` token is never generated. Returns the decoded answers (list of str), or with
-        ``return_ids`` the new ids (B, N) padded with the pad id after a sequence stops."""
-        if isinstance(prompts, str):
-            prompts = [prompts]
-        device = next(self.parameters()).device
-        if audio is not None:
-            if isinstance(audio, torch.Tensor):                  # one wave (T,) or a stack (B, T)
-                audio = [audio] if audio.dim() == 1 else list(audio)
-            win = self.window_audio(audio, max_windows=max_windows)
-            audio_windows, audio_window_mask = win.windows.to(device), win.mask.to(device)
-        has_media = audio_windows is not None or dense_features is not None
-        if input_ids is None:
-            input_ids, attention_mask = self.encode_prompts(prompts, audio=has_media)
-        elif attention_mask is None:
-            attention_mask = torch.ones_like(input_ids, dtype=torch.bool)
-        input_ids, attention_mask = input_ids.to(device), attention_mask.to(device).long()
-        if has_media:
-            media, media_mask = self.encode_media(audio_windows, audio_window_mask, dense_features)
-            if media.shape[0] != input_ids.shape[0]:
-                raise ValueError(f"{media.shape[0]} audio inputs for {input_ids.shape[0]} prompts")
-            for block in self.xattn.values():
-                block.cache_media(media, media_mask)
-        try:
-            new = decode(self.llm, input_ids, attention_mask, self.config.token_ids, max_new_tokens,
-                         do_sample=do_sample, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator,
-                         media=has_media)
-        finally:
-            for block in self.xattn.values():
-                block.clear_cache()
-        if return_ids:
-            return new
-        return self.tokenizer.batch_decode(new, skip_special_tokens=True)
+        The older call is recognised and kept: ``generate(audio, prompts, *, max_new_tokens=64,
+        do_sample=False, temperature=1.0, top_k=0, top_p=1.0, generator=None, audio_windows=None,
+        audio_window_mask=None, dense_features=None, input_ids=None, attention_mask=None,
+        max_windows=None, return_ids=False)`` with ``audio`` a list of 1-D 16-kHz waveforms and
+        ``prompts`` strings returns the decoded answers (list of str), or with ``return_ids`` the
+        new ids (B, N) padded with the pad id after a sequence stops (af2.model.generation)."""
+        if gen.is_legacy_call(args, kwargs):
+            return gen.generate_legacy(self, super().generate, *args, **kwargs)
+        return super().generate(*args, **kwargs)
 
     # -- curriculum ----------------------------------------------------------------------------
     def trainable_parameters(self, stage: str) -> list[nn.Parameter]:
@@ -272,7 +326,7 @@ class AudioFlamingo2(nn.Module):
         self.train(self.training)
         return trainable
 
-    def train(self, mode: bool = True) -> "AudioFlamingo2":
+    def train(self, mode: bool = True) -> "AudioFlamingo2ForConditionalGeneration":
         """As nn.Module.train, except that a fully frozen AF-CLAP audio encoder stays in eval mode:
         its BatchNorm keeps its running statistics and drop-path is off while it is not trained."""
         super().train(mode)
@@ -280,15 +334,49 @@ class AudioFlamingo2(nn.Module):
             self.clap.audio.eval()
         return self
 
-    # -- checkpoints -----------------------------------------------------------------------------
-    def save_pretrained(self, directory: str | Path) -> None:
-        """config.json + model.safetensors (+ tokenizer/); see af2.model.checkpoint."""
-        from af2.model.checkpoint import save_pretrained
 
-        save_pretrained(self, directory)
+    # -- checkpoints -----------------------------------------------------------------------------
+    def save_pretrained(self, save_directory: str | Path, *args, **kwargs) -> None:
+        """transformers' save_pretrained (config.json with ``model_type``, generation_config.json,
+        sharded safetensors with ``max_shard_size``) plus the processor (tokenizer, feature
+        extractor, chat template) and a model card (README.md, unless one is there). The saved
+        config is self-contained: the build-time sources (``llm_path``, ``tokenizer_path``, ...) are cleared."""
+        from af2.model.hub import write_model_card
+
+        saved = {k: getattr(self.config, k) for k in _BUILD_SOURCES}
+        try:
+            for k in _BUILD_SOURCES:
+                setattr(self.config, k, None)
+            super().save_pretrained(save_directory, *args, **kwargs)
+        finally:
+            for k, v in saved.items():
+                setattr(self.config, k, v)
+        if self.tokenizer is not None and kwargs.get("is_main_process", True):
+            self.processor.save_pretrained(save_directory)
+        if kwargs.get("is_main_process", True):
+            write_model_card(self, Path(save_directory))
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path, **kw) -> "AudioFlamingo2":
-        from af2.model.checkpoint import load_pretrained
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, tokenizer=None, device=None, **kwargs):
+        """transformers' from_pretrained (``dtype``, ``device_map``, ``local_files_only``, hub ids
+        where a hub is reachable; built on the meta device, no random copy). The tokenizer saved
+        beside the weights is loaded too (or pass ``tokenizer=``). A directory in af2's older
+        format (config.json without ``model_type``, one model.safetensors, tokenizer/) loads as
+        well. ``device``: where to put the model afterwards (the older keyword)."""
+        from af2.model.hub import is_legacy_checkpoint, load_legacy, load_tokenizer_beside
 
-        return load_pretrained(cls, directory, **kw)
+        if "torch_dtype" in kwargs and "dtype" not in kwargs:
+            kwargs["dtype"] = kwargs.pop("torch_dtype")
+        if is_legacy_checkpoint(pretrained_model_name_or_path):
+            model = load_legacy(cls, pretrained_model_name_or_path, tokenizer=tokenizer, **kwargs)
+        else:
+            model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+            if tokenizer is None:
+                tokenizer = load_tokenizer_beside(pretrained_model_name_or_path, kwargs)
+            if tokenizer is not None:
+                model.tokenizer = tokenizer
+        return model.to(device) if device is not None else model
+
+
+#: The older name of the model class (the same class).
+AudioFlamingo2 = AudioFlamingo2ForConditionalGeneration

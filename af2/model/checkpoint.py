@@ -44,6 +44,7 @@ def save_pretrained(model, directory: str | Path) -> None:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     cfg = model.config
+    cfg = cfg.to_af2_config() if hasattr(cfg, "to_af2_config") else cfg
     cfg = dataclasses.replace(cfg, llm_path=None, tokenizer=None, tokenizer_path=None,
                               clap=dataclasses.replace(cfg.clap, text_path=None))
     cfg.to_json(directory / CONFIG_NAME)

@@ -89,7 +89,9 @@ class AF2Config:
     builds the small offline BPE of :func:`af2.data.tokens.tiny_tokenizer`. ``token_ids`` holds
     the ids of ``audio``, ``eoc``, ``sep``, ``pad``, ``eos`` (filled from the tokenizer).
     ``max_windows``: the default for inference; ``stage_max_windows``: per curriculum stage.
-    ``fused``: af2's fused ops (True) or their eager twins (False)."""
+    ``fused``: af2's fused ops (True) or their eager twins (False). ``audio_normalization``
+    (``"official"``: peak to 1 and an int16 round trip, as the released weights were trained; None:
+    the level as read) and ``official_format`` (lower-cased questions) are the processor's defaults."""
 
     name: str = "custom"
     mel: MelConfig = field(default_factory=MelConfig)
@@ -104,6 +106,8 @@ class AF2Config:
     max_windows: int = 30
     stage_max_windows: dict = field(default_factory=lambda: dict(STAGE_MAX_WINDOWS))
     fused: bool = True
+    audio_normalization: Optional[str] = None
+    official_format: bool = False
 
     # -- derived sizes ----------------------------------------------------------------------
     @property
@@ -194,7 +198,8 @@ def _af2_3b() -> AF2Config:
         name="af2-3b", clap=CLAPConfig(audio=_htsat(), text=flan_t5_large),
         audio_transformer=AudioTransformerConfig(), xattn=XattnConfig(), llm=qwen25_3b,
         # Official ids after AF2's tokenizer additions to Qwen2.5 (len 151665 -> 151669).
-        token_ids=dict(audio=151665, eoc=151666, sep=151668, pad=151643, eos=151643))
+        token_ids=dict(audio=151665, eoc=151666, sep=151668, pad=151643, eos=151643),
+        audio_normalization="official", official_format=True)
 
 
 def _tiny() -> AF2Config:
