@@ -213,18 +213,20 @@ class AudioFlamingo2ForConditionalGeneration(AudioFlamingo2PreTrainedModel, Gene
                 truncated: Optional[torch.Tensor] = None,
                 **kwargs) -> AF2Output:
         """input_ids (B, S); attention_mask (B, S') (True/1 on real tokens; S' >= S when a cache
-        holds the first S' - S); labels (B, S) with -100 where unsupervised; media_locations
+        holds the first S' - S; None: all real); labels (B, S) with -100 where unsupervised; media_locations
         (B, S) bool (default: input_ids == `<audio>`); audio_windows (B, W, L) or dense_features
         (B, W, n, D), audio_window_mask (B, W). Without audio (and without media on the cache)
         the LLM runs unconditioned (every block is skipped). ``use_cache`` / ``cache``: the KV
         cache of generation; the media keys/values of the first call are kept on it."""
-        if attention_mask is None:
-            attention_mask = torch.ones_like(input_ids, dtype=torch.bool)
-        if position_ids is None:
-            position_ids = positions(attention_mask)[:, -input_ids.shape[1]:]
         use_cache = bool(use_cache) or cache is not None
         if use_cache and cache is None:
             cache = gen.new_cache(self.config)
+        past = cache.get_seq_length() if use_cache else 0
+        if attention_mask is None and not past:
+            attention_mask = torch.ones_like(input_ids, dtype=torch.bool)
+        if position_ids is None:
+            position_ids = positions(attention_mask)[:, -input_ids.shape[1]:] if attention_mask is not None else \
+                torch.arange(past, past + input_ids.shape[1], device=input_ids.device).expand(input_ids.shape[0], -1)
         has_audio = audio_windows is not None or dense_features is not None
         if media_locations is None or media_locations.shape != input_ids.shape:
             media_locations = input_ids == self.config.audio_token_id if self.config.audio_token_id is not None \
@@ -237,7 +239,8 @@ class AudioFlamingo2ForConditionalGeneration(AudioFlamingo2PreTrainedModel, Gene
                 raise ValueError(f"{media.shape[0]} audio inputs for {input_ids.shape[0]} prompts")
             if use_cache:
                 media_state = gen.attach_media(cache, self.xattn, media, media_mask)
-        llm_kwargs = dict(input_ids=input_ids, attention_mask=attention_mask.long(), position_ids=position_ids,
+        llm_kwargs = dict(input_ids=input_ids, position_ids=position_ids,
+                          attention_mask=attention_mask.long() if attention_mask is not None else None,
                           use_cache=use_cache, logits_to_keep=logits_to_keep)
         if use_cache:
             llm_kwargs[gen.cache_keyword(self.llm)] = cache
