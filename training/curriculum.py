@@ -61,6 +61,7 @@ def plan(path: str | Path, extra: dict | None = None) -> list[dict]:
 def main(argv: list[str] | None = None) -> int:
     from training.config import parse_overrides
     from training.checkpoint import is_complete
+    from training.safe_load import CheckpointError
 
     p = argparse.ArgumentParser(prog="python -m training.curriculum", description=__doc__)
     p.add_argument("--config", required=True)
@@ -73,7 +74,11 @@ def main(argv: list[str] | None = None) -> int:
         out = Path(cfg["output"]["dir"])
         if args.resume and is_complete(out / "checkpoints" / "final") and (out / "summary.json").is_file():
             continue
-        run_stage(cfg, resume=args.resume)
+        try:
+            run_stage(cfg, resume=args.resume)
+        except CheckpointError as e:  # a damaged or unsafe checkpoint (or init_from): exit 2, as training.train
+            logging.getLogger("training").error("%s", e)
+            return 2
     return 0
 
 
