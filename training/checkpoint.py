@@ -16,7 +16,7 @@ Resume (:func:`select`) trusts nothing on disk: from the newest checkpoint down,
 one (trainer state readable, every file of files.json there with its size, every ``.pt`` file
 loadable by :func:`training.safe_load.load_file`) and takes the first good one, warning about
 each damaged one it skips. A file holding pickled code is never skipped quietly: resume stops
-with :class:`~training.safe_load.UnsafeCheckpointError`. See docs/design.md ("Checkpoints").
+with :class:`~training.safe_load.UnsafeCheckpointError`. See docs/checkpoints.md.
 """
 from __future__ import annotations
 

@@ -9,9 +9,9 @@ content the weights-only unpickler rejects: af2 never writes such a file). A fil
 unreadable (truncated zip, empty, I/O error) is :class:`DamagedCheckpointError`.
 
 ``SafeCheckpointEngine`` is DeepSpeed's torch checkpoint engine with its ``load`` (which calls
-``torch.load(weights_only=False)``) replaced by :func:`load_file`; ``training.engine`` installs
-it on every engine, so ``engine.load_checkpoint`` reads nothing else. See docs/design.md
-("Checkpoints").
+``torch.load(weights_only=False)``) replaced by :func:`load_file`; :func:`install` puts it on an
+engine (``training.checkpoint.load`` does, before ``engine.load_checkpoint``), so DeepSpeed reads
+nothing else. See docs/checkpoints.md.
 """
 from __future__ import annotations
 
