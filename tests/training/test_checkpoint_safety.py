@@ -10,7 +10,7 @@ import shutil
 import pytest
 import torch
 import yaml
-from safetensors.torch import load_file as load_safetensors
+from safetensors.torch import load_file as load_safetensors, save_file as save_safetensors
 
 from tests.training.conftest import run
 from training.checkpoint import candidates, verify
@@ -188,3 +188,32 @@ def test_resume_with_every_checkpoint_damaged_exits_2(trained, tmp_path):
                 "step-00000001/rng-rank0.pt"):
         assert bad in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_curriculum_resume_refuses_a_planted_pickle_and_exits_2(trained, tmp_path, synth):
+    from tests.training.conftest import ROOT
+
+    shutil.copytree(trained / "run", tmp_path / "cur" / "0-pretrain")
+    (tmp_path / "cur" / "0-pretrain" / "summary.json").unlink()  # the stage is unfinished
+    marker = tmp_path / "ran"
+    _plant(tmp_path / "cur" / "0-pretrain" / "checkpoints" / "final" / "rng-rank0.pt", marker)
+    spec = {"output_dir": str(tmp_path / "cur"),
+            "overrides": {"data": {"sources": [{"manifest": str(synth)}], "num_workers": 0}},
+            "stages": [{"config": str(ROOT / "training" / "configs" / "pretrain.yaml")}]}
+    (tmp_path / "cur.yaml").write_text(yaml.safe_dump(spec))
+    proc = run(["-m", "training.curriculum", "--config", str(tmp_path / "cur.yaml"), "--resume"], check=False)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "final/rng-rank0.pt: refused" in proc.stderr and not marker.exists()
+
+
+def test_damaged_init_from_names_the_file(tmp_path):
+    from training.stages import load_init
+
+    weights = tmp_path / "prev" / "model" / "model.safetensors"
+    weights.parent.mkdir(parents=True)
+    save_safetensors({"weight": torch.zeros(2, 2), "bias": torch.zeros(2)}, str(weights))
+    _truncate(weights)
+    with pytest.raises(DamagedCheckpointError, match="model.safetensors: unreadable"):
+        load_init(torch.nn.Linear(2, 2), str(tmp_path / "prev"))
+    with pytest.raises(DamagedCheckpointError, match="missing"):
+        load_init(torch.nn.Linear(2, 2), str(tmp_path / "nothing"))
