@@ -1,7 +1,9 @@
 """``python -m training.train --config training/configs/pretrain.yaml [--resume] [--set key=value ...]``
 
 Runs one curriculum stage. The same module runs under ``torchrun`` and ``deepspeed`` (one
-process per rank; the launcher's env gives rank and world size).
+process per rank; the launcher's env gives rank and world size). ``--resume`` skips damaged
+checkpoints with a warning (training.checkpoint.select); exit status 2 when no checkpoint (or
+``init_from``) can be used, the message naming the file (docs/checkpoints.md).
 """
 from __future__ import annotations
 
