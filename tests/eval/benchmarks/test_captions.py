@@ -2,6 +2,7 @@
 with its reason where its models are absent."""
 from __future__ import annotations
 
+import importlib.util
 import math
 
 import pytest
@@ -10,7 +11,8 @@ from af2.eval.benchmarks import caption_metrics, captions
 from af2.eval.benchmarks.items import BenchmarkInputError
 from tests.eval.benchmarks.conftest import predictions, write_csv
 
-pytest.importorskip("pycocoevalcap")
+needs_coco = pytest.mark.skipif(importlib.util.find_spec("pycocoevalcap") is None,
+                                reason="pycocoevalcap is not installed (the eval extra)")
 
 
 def test_audiocaps_rows_of_one_clip_are_its_references(audiocaps_dir):
@@ -33,6 +35,7 @@ def test_clotho_five_captions_per_row(clotho_dir, tmp_path):
         captions.load_clotho(tmp_path)
 
 
+@needs_coco
 def test_cider_d_by_hand():
     # Two clips, so every n-gram that occurs has idf log(2). Clip x: "a" against "a b": the
     # unigram cosine is 1/sqrt(2), no bigram, and the length penalty exp(-1/72) (one bigram less);
@@ -43,17 +46,20 @@ def test_cider_d_by_hand():
     assert corpus == pytest.approx((x + 5.0) / 2)
 
 
+@needs_coco
 def test_cider_d_is_zero_for_a_single_clip_and_for_unrelated_text():
     assert caption_metrics.cider_d({"x": ["a dog barks"]}, {"x": "a dog barks"})[0] == 0.0  # idf log(1)
     assert caption_metrics.cider_d({"x": ["a dog barks"], "y": ["rain"]}, {"x": "music", "y": "wind"})[0] == 0.0
 
 
+@needs_coco
 def test_tokenizer_lowercases_and_drops_punctuation():
     tokens, how = caption_metrics.tokenize({"x": ["A dog's bark, LOUD!"]})
     assert tokens == {"x": ["a dog 's bark loud"]} and how
     assert caption_metrics.simple_tokens("A dog's bark, LOUD!") == "a dog 's bark loud"
 
 
+@needs_coco
 def test_rows_and_skipped_spice(clotho_dir, tmp_path, monkeypatch):
     monkeypatch.setattr(caption_metrics, "spice_unavailable", lambda: "needs Java (no 'java' on PATH)")
     items = captions.load_clotho(clotho_dir)
@@ -66,6 +72,7 @@ def test_rows_and_skipped_spice(clotho_dir, tmp_path, monkeypatch):
     assert (one.n, one.missing) == (1, 1)
 
 
+@needs_coco
 def test_baseline_side_by_side(audiocaps_dir, tmp_path, monkeypatch):
     from af2.eval.benchmarks import run_benchmark
 
@@ -81,6 +88,7 @@ def test_baseline_side_by_side(audiocaps_dir, tmp_path, monkeypatch):
     assert "skipped: needs Java" in lines[3]
 
 
+@needs_coco
 def test_spice_unavailable_says_why(monkeypatch):
     monkeypatch.setattr(caption_metrics.shutil, "which", lambda name: None)
     assert caption_metrics.spice_unavailable() == "needs Java (no 'java' on PATH)"
@@ -88,3 +96,13 @@ def test_spice_unavailable_says_why(monkeypatch):
         caption_metrics.spice({"x": ["a"]}, {"x": "a"})
     assert caption_metrics.tokenize({"x": ["Hi, there."]}) == ({"x": ["hi there"]}, "python (no Java)")
 
+
+
+def test_without_pycocoevalcap_every_metric_is_skipped(clotho_dir, monkeypatch):
+    def absent():
+        raise caption_metrics.Unavailable("pycocoevalcap is not installed (pip install 'af2[eval]')")
+
+    monkeypatch.setattr(caption_metrics, "_package", absent)
+    rows = captions.score("Clotho v2", captions.load_clotho(clotho_dir), {"birds.wav": "Birds sing."})
+    assert [(r.metric, r.score) for r in rows] == [("CIDEr-D", None), ("SPICE", None), ("SPIDEr", None)]
+    assert rows[0].note == "skipped: pycocoevalcap is not installed (pip install 'af2[eval]')" == rows[1].note
