@@ -50,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as stop:  # --help (0) or a usage error (2), already printed
         return int(stop.code or 0)
+    if not isinstance(logging.getLevelName(args.log_level.upper()), int):
+        print(f"af2 eval: error: --log-level: unknown level {args.log_level!r}", file=sys.stderr)
+        return 2
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     for flag in ("batch_size", "max_new_tokens"):
         if getattr(args, flag) < 1:

@@ -43,6 +43,9 @@ def load(data: Path) -> list[Item]:
         if not isinstance(row, dict) or any(f not in row for f in REQUIRED):
             missing = [f for f in REQUIRED if not isinstance(row, dict) or f not in row]
             raise BenchmarkInputError(f"{path}: question {k} has no {', '.join(missing)}")
+        for key in ("question", "answer", "audio_id"):
+            if not isinstance(row[key], str):
+                raise BenchmarkInputError(f"{path}: question {k} ({row['id']}): '{key}' is not a string")
         choices = row["choices"]
         if not isinstance(choices, list) or not choices or not all(isinstance(c, str) for c in choices):
             raise BenchmarkInputError(f"{path}: question {k} ({row['id']}): 'choices' is not a list of strings")

@@ -41,7 +41,11 @@ def _audio(root: Path, row: dict, musiccaps: dict, sdd: dict, where: str) -> Pat
         clip = musiccaps.get(ytid)
         if clip is None:
             raise BenchmarkInputError(f"{where}: ytid {ytid!r} is not in musiccaps/musiccaps-public.csv")
-        return root / "musiccaps" / "audio" / f"[{ytid}]-[{int(float(clip['start_s']))}-{int(float(clip['end_s']))}].wav"
+        try:
+            start, end = int(float(clip["start_s"])), int(float(clip["end_s"]))
+        except ValueError as err:
+            raise BenchmarkInputError(f"{where}: musiccaps-public.csv has bad times for {ytid!r} ({err})") from err
+        return root / "musiccaps" / "audio" / f"[{ytid}]-[{start}-{end}].wav"
     if row["dataset"] == "sdd":
         track = sdd.get(ident)
         if track is None:

@@ -46,12 +46,13 @@ def _predictions(path: Path, flag: str, ids: set[str]) -> dict[str, str]:
     return loaded.by_id
 
 
-def run_benchmark(name: str, data_dir, model_dir=None, output="eval-out", *, predictions=None, baseline=None,
+def run_benchmark(name: str, data_dir, model_dir, output, *, predictions=None, baseline=None,
                   batch_size: int = 8, max_new_tokens: int = 64, max_windows: Optional[int] = None,
                   device: Optional[str] = None, judge: Optional[JudgeSettings] = None,
                   progress: bool = True) -> Result:
-    """Evaluate ``model_dir`` (or the ``predictions`` file) on benchmark ``name`` read from
-    ``data_dir``; ``baseline``: another model's predictions file, scored alongside."""
+    """Evaluate ``model_dir`` (None with ``predictions``: that file is scored instead) on benchmark
+    ``name`` read from ``data_dir``, writing into the folder ``output``; ``baseline``: another
+    model's predictions file, scored alongside. Raises ``BenchmarkInputError`` on bad input."""
     bench = registry.get(name)
     items = bench.load(Path(data_dir))
     if not items:

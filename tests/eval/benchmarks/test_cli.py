@@ -50,6 +50,7 @@ def test_complete_partial_and_printed_table(mmau_dir, tmp_path, capsys):
     (["--predictions", None], "--model: a model folder is needed unless --predictions is given"),
     (["--predictions", None, "--model", "{tmp}/no-model"], "--model: {tmp}/no-model is not a folder"),
     (["--batch-size", "0"], "--batch-size must be at least 1, got 0"),
+    (["--log-level", "LOUD"], "--log-level: unknown level 'LOUD'"),
 ])
 def test_bad_input_is_one_line_naming_the_argument(args, message, mmau_dir, tmp_path, capsys):
     good = predictions(tmp_path / "p.jsonl", {"s1": "Man"})

@@ -37,9 +37,13 @@ def test_clothoaqa_rows_all_and_unanimous(clothoaqa_dir):
     assert full.details["by_type"]["yes/no"] == {"n": 2, "accuracy": 50.0}
 
 
-def test_clothoaqa_missing_column(tmp_path):
+def test_clothoaqa_missing_column_or_cells(tmp_path):
     write_csv(tmp_path / "clotho_aqa_test.csv", ["file_name", "question", "answer"], [["a.wav", "q?", "yes"]])
     with pytest.raises(BenchmarkInputError, match="no column 'QuestionText'"):
+        clothoaqa.load(tmp_path)
+    write_csv(tmp_path / "clotho_aqa_test.csv", ["file_name", "QuestionText", "answer", "confidence"],
+              [["a.wav", "q?", "yes", "yes"], ["a.wav", "q?"]])
+    with pytest.raises(BenchmarkInputError, match=r"clotho_aqa_test.csv:3: 4 columns expected"):
         clothoaqa.load(tmp_path)
 
 
@@ -72,4 +76,11 @@ def test_muchomusic_score_counts_unanswered(muchomusic_dir):
 def test_muchomusic_unknown_track(muchomusic_dir):
     write_csv(muchomusic_dir / "sdd" / "song_describer.csv", ["track_id", "path"], [[5, "05/5.mp3"]])
     with pytest.raises(BenchmarkInputError, match="track_id '1037' is not in sdd/song_describer.csv"):
+        muchomusic.load(muchomusic_dir)
+
+
+def test_muchomusic_bad_clip_times(muchomusic_dir):
+    write_csv(muchomusic_dir / "musiccaps" / "musiccaps-public.csv", ["ytid", "start_s", "end_s"],
+              [["-0Gj8-vB1q4", "thirty", 40]])
+    with pytest.raises(BenchmarkInputError, match="bad times for '-0Gj8-vB1q4'"):
         muchomusic.load(muchomusic_dir)
