@@ -45,9 +45,10 @@ def tokenize(captions: dict[str, list[str]]) -> tuple[dict[str, list[str]], str]
             from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
 
             tokens = PTBTokenizer().tokenize({k: [{"caption": c} for c in v] for k, v in captions.items()})
-            return tokens, "PTB (Stanford CoreNLP)"
+            if all(len(tokens.get(k, ())) == len(v) for k, v in captions.items()):
+                return tokens, "PTB (Stanford CoreNLP)"
         except (Unavailable, OSError):
-            pass
+            pass  # no usable Java tokenizer: the Python one below
     return {k: [simple_tokens(c) for c in v] for k, v in captions.items()}, "python (no Java)"
 
 

@@ -33,9 +33,7 @@ class Result:
     paths: dict
 
 
-def _predictions(path: Path, flag: str, ids: set[str]) -> dict[str, str]:
-    if not path.is_file():
-        raise BenchmarkInputError(f"{flag}: {path} does not exist")
+def _predictions(path: Path, ids: set[str]) -> dict[str, str]:
     loaded = load_predictions(path)
     for problem in loaded.problems:
         log.warning("%s: %s (not used)", path, problem)
@@ -60,14 +58,21 @@ def run_benchmark(name: str, data_dir, model_dir, output, *, predictions=None, b
     out = Path(output)
     if out.exists() and not out.is_dir():
         raise BenchmarkInputError(f"--output: {out} is a file, not a folder")
-    out.mkdir(parents=True, exist_ok=True)
+    for flag, path in (("--predictions", predictions), ("--baseline", baseline)):
+        if path is not None and not Path(path).is_file():
+            raise BenchmarkInputError(f"{flag}: {path} does not exist")
     if predictions is None:
         if model_dir is None:
             raise BenchmarkInputError("--model: a model folder is needed unless --predictions is given")
         if not Path(model_dir).is_dir():
             raise BenchmarkInputError(f"--model: {model_dir} is not a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    if predictions is None:
         pred_path = out / "predictions.jsonl"
-        model = infer.load_model(str(model_dir), device or infer.default_device())
+        try:
+            model = infer.load_model(str(model_dir), device or infer.default_device())
+        except (OSError, ValueError, KeyError) as err:
+            raise BenchmarkInputError(f"--model: cannot load {model_dir}: {err}") from err
         counts = infer.run(model, [it.request() for it in items], output=pred_path, batch_size=batch_size,
                            max_new_tokens=max_new_tokens, max_windows=max_windows, progress=progress)
         log.info("answered %d, already done %d, unreadable audio %d (see %s.errors.jsonl)", counts["answered"],
@@ -76,12 +81,12 @@ def run_benchmark(name: str, data_dir, model_dir, output, *, predictions=None, b
         pred_path = Path(predictions)
     ids = {it.id for it in items}
     context = {"work_dir": out, "judge": judge}
-    rows = bench.score(bench.title, items, _predictions(pred_path, "--predictions", ids),
+    rows = bench.score(bench.title, items, _predictions(pred_path, ids),
                        predictions_path=pred_path, tag="predictions", **context)
     baseline_rows = None
     if baseline is not None:
         base_path = Path(baseline)
-        baseline_rows = bench.score(bench.title, items, _predictions(base_path, "--baseline", ids),
+        baseline_rows = bench.score(bench.title, items, _predictions(base_path, ids),
                                     predictions_path=base_path, tag="baseline", **context)
     complete = all(r.missing == 0 and not r.details.get("pending") for r in rows)
     text = table.markdown(rows, baseline_rows)

@@ -51,6 +51,9 @@ def test_complete_partial_and_printed_table(mmau_dir, tmp_path, capsys):
     (["--predictions", None, "--model", "{tmp}/no-model"], "--model: {tmp}/no-model is not a folder"),
     (["--batch-size", "0"], "--batch-size must be at least 1, got 0"),
     (["--log-level", "LOUD"], "--log-level: unknown level 'LOUD'"),
+    (["--predictions", None, "--model", "{tmp}", "--baseline", "{tmp}/absent.jsonl"],
+     "--baseline: {tmp}/absent.jsonl does not exist"),  # checked before any model runs
+    (["--predictions", None, "--model", "{tmp}/mmau"], "--model: cannot load {tmp}/mmau:"),
 ])
 def test_bad_input_is_one_line_naming_the_argument(args, message, mmau_dir, tmp_path, capsys):
     good = predictions(tmp_path / "p.jsonl", {"s1": "Man"})
