@@ -101,7 +101,7 @@ def score(name: str, items: Sequence[Item], predictions: dict[str, str], **_) ->
             d = by_difficulty.setdefault(str(it.extra.get("difficulty")), [0, 0])
             d[0] += ok
             d[1] += 1
+        difficulty = {k: {"n": v[1], "accuracy": rate(*v)} for k, v in by_difficulty.items()}
         rows.append(Row(f"{name} ({group})", "accuracy %", len(pairs), missing, rate(sum(right), len(pairs)),
-                        details={"correct": sum(right),
-                                 "by_difficulty": {k: {"n": v[1], "accuracy": rate(*v)} for k, v in by_difficulty.items()}}))
+                        details={"correct": sum(right), "by_difficulty": difficulty}))
     return rows

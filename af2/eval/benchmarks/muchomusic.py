@@ -68,7 +68,8 @@ def load(data: Path) -> list[Item]:
         items.append(Item(item_id, _audio(root, row, musiccaps, sdd, f"{path}:{k + 2}"), row["question"].strip(),
                           (answers[0],), choices, row.get("genre") or None,
                           {"answer_index": order.index(0), "dataset": row["dataset"],
-                           "music_reasoning": row.get("music_reasoning"), "music_knowledge": row.get("music_knowledge")}))
+                           "music_reasoning": row.get("music_reasoning"),
+                           "music_knowledge": row.get("music_knowledge")}))
     return items
 
 

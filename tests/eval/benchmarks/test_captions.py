@@ -63,7 +63,8 @@ def test_tokenizer_lowercases_and_drops_punctuation():
 def test_rows_and_skipped_spice(clotho_dir, tmp_path, monkeypatch):
     monkeypatch.setattr(caption_metrics, "spice_unavailable", lambda: "needs Java (no 'java' on PATH)")
     items = captions.load_clotho(clotho_dir)
-    rows = captions.score("Clotho v2", items, {"birds.wav": "Birds chirp in a forest.", "engine.wav": "An engine idles."})
+    preds = {"birds.wav": "Birds chirp in a forest.", "engine.wav": "An engine idles."}
+    rows = captions.score("Clotho v2", items, preds)
     cider, spice, spider = rows
     assert (cider.metric, cider.n, cider.missing) == ("CIDEr-D", 2, 0) and cider.score > 1.0
     assert spice.score is None and spice.note == "skipped: needs Java (no 'java' on PATH)"

@@ -46,7 +46,8 @@ def test_judged_mean_resumes_without_new_requests(serve, longaudio_dir, tmp_path
     [row], [brow] = result.rows, result.baseline_rows
     assert (row.metric, row.n, row.missing, row.score) == ("LLM judge 1-10", 2, 0, 8.0)
     assert (brow.n, brow.score) == (2, 2.5) and result.complete
-    judged = {json.loads(x)["id"]: json.loads(x)["score"] for x in (out / "predictions.judged.jsonl").read_text().splitlines()}
+    lines = [json.loads(x) for x in (out / "predictions.judged.jsonl").read_text().splitlines()]
+    judged = {line["id"]: line["score"] for line in lines}
     assert judged == {"la-0": 10, "la-1": 6}
     assert (out / "baseline.judged.jsonl").is_file() and server.count == 4
     again = run_benchmark("longaudiobench", longaudio_dir, None, out, predictions=pred, baseline=base,
