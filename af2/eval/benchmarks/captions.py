@@ -51,6 +51,8 @@ def load_clotho(data: Path) -> list[Item]:
             raise BenchmarkInputError(f"{path}: file_name {name!r} appears twice")
         seen.add(name)
         refs = tuple(row[c].strip() for c in columns[1:] if row[c].strip())
+        if not refs:
+            raise BenchmarkInputError(f"{path}: {name!r} has no caption")
         items.append(Item(name, find_audio(path.parent, [f"evaluation/{name}", name]), PROMPT, refs))
     return items
 

@@ -33,6 +33,9 @@ def test_clotho_five_captions_per_row(clotho_dir, tmp_path):
     write_csv(tmp_path / "clotho_captions_evaluation.csv", header, [["a.wav", "x", "y", "z", "w"]])
     with pytest.raises(BenchmarkInputError, match="no column 'caption_5'"):
         captions.load_clotho(tmp_path)
+    write_csv(tmp_path / "clotho_captions_evaluation.csv", [*header, "caption_5"], [["a.wav", "", "", "", "", " "]])
+    with pytest.raises(BenchmarkInputError, match="'a.wav' has no caption"):
+        captions.load_clotho(tmp_path)
 
 
 @needs_coco
