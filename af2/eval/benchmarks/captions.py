@@ -30,9 +30,12 @@ def load_audiocaps(data: Path) -> list[Item]:
     clips: dict[str, dict] = {}
     for row in read_csv(path, ("audiocap_id", "youtube_id", "start_time", "caption")):
         clip = clips.setdefault(row["youtube_id"], {"start": row["start_time"], "captions": []})
-        clip["captions"].append(row["caption"].strip())
+        if row["caption"].strip():
+            clip["captions"].append(row["caption"].strip())
     items = []
     for yid, clip in clips.items():
+        if not clip["captions"]:
+            raise BenchmarkInputError(f"{path}: youtube_id {yid!r} has no caption")
         start = clip["start"].strip()
         stems = [yid, f"Y{yid}", f"{yid}_{start}", f"Y{yid}_{start}"]
         names = [f"{d}/{s}{ext}" for d in (".", "audio", "test") for s in stems for ext in (".wav", ".flac")]
