@@ -437,3 +437,69 @@ def test_cuda_tensor_core_shapes(monkeypatch, dtype, D, path):
     refs = torch.autograd.grad(_oracle(q64, k64, v64, ks, ke, pad), (q64, k64, v64), g.double())
     for a, b in zip(grads, refs):
         torch.testing.assert_close(a.double(), b, rtol=3e-2, atol=3e-2)
+
+
+# ---- integer ranges: checked before the narrowing to int32, never wrapped around ------------
+
+@pytest.mark.parametrize("name,value", [("key_end", 2**32 + 2), ("key_start", -2**32), ("key_end", 2**31)])
+def test_int64_ranges_outside_int32_are_named(name, value):
+    """int64 key_end = 2^32 + 2 used to become 2 after the int32 cast (a silent wrong range)."""
+    q, k, v, ks, ke, pad = make_case("immediate", "cpu", H=2, D=8)
+    ranges = {"key_start": ks.long(), "key_end": ke.long()}
+    ranges[name][1, 4] = value
+    with pytest.raises(ValueError, match=rf"media_cross_attention: {name} must lie in \[-2147483648, 2147483647\].*"
+                                         rf"got {value} at \[1, 4\]"):
+        media_cross_attention(q, k, v, **ranges)
+
+
+def test_int64_ranges_saturate_where_values_are_not_read(monkeypatch):
+    """Without a host read (CUDA, tracing) out-of-int32 values saturate instead of wrapping: 2^32 + 2
+    stays past Lk (the CPU range check then names it) instead of becoming 2."""
+    import af2.ops._checks as checks
+
+    monkeypatch.setattr(checks, "values_checkable", lambda t: False)
+    q, k, v, ks, ke, pad = make_case("immediate", "cpu", H=2, D=8)
+    ke = ke.long()
+    ke[0, 0] = 2**32 + 2
+    with pytest.raises(ValueError, match=r"key_end\[0, 0\] = 2147483647"):
+        media_cross_attention(q, k, v, key_start=ks, key_end=ke)
+
+
+def test_media_key_ranges_count_larger_than_slot():
+    loc = torch.tensor([[True, False, True]])
+    with pytest.raises(ValueError, match=r"tokens_per_media must lie in \[0, slot_size = 4\], got 7 at \[0, 1\]"):
+        media_key_ranges(loc, torch.tensor([[4, 7]]), slot_size=4)
+    with pytest.raises(ValueError, match=r"tokens_per_media must lie in \[0, slot_size = 4\], got -1 at \[0, 0\]"):
+        media_key_ranges(loc, torch.tensor([[-1, 2]]), slot_size=4)
+    with pytest.raises(ValueError, match=r"tokens_per_media must lie in \[0, slot_size = 4\], got 5"):
+        media_key_ranges(loc, 5, slot_size=4)
+    with pytest.raises(ValueError, match=r"tokens_per_media must hold integer counts, got torch.float32"):
+        media_key_ranges(loc, torch.tensor([[4.0, 2.0]]), slot_size=4)
+    with pytest.raises(ValueError, match=r"slot_size must lie in \[0, 2147483647\], got -4"):
+        media_key_ranges(loc, torch.tensor([[1, 2]]), slot_size=-4)
+
+
+def test_media_key_ranges_int32_overflow():
+    """Three media of 2^30 tokens need key indices up to 3 * 2^30 > 2^31 - 1: refused, not wrapped
+    to negative ranges."""
+    loc = torch.tensor([[True, False, True, True]])
+    with pytest.raises(ValueError, match=r"3 media of slot_size = 1073741824 keys overflow the kernels' int32"):
+        media_key_ranges(loc, 2**30)
+    with pytest.raises(ValueError, match=r"T \* slot_size = 3 \* 1073741824 keys overflow the kernels' int32"):
+        media_key_ranges(loc, torch.ones(1, 3, dtype=torch.long), slot_size=2**30)
+    ks, ke = media_key_ranges(loc[:, :3], 2**30 - 1)  # two media: the largest range end is 2^31 - 2
+    assert ke.tolist() == [[2**30 - 1, 2**30 - 1, 2**31 - 2]] and ks.tolist() == [[0, 0, 2**30 - 1]]
+
+
+def test_media_key_ranges_clamp_where_values_are_not_read(monkeypatch):
+    """The sync-free path (CUDA, tracing) clamps counts to the slot and ends to the int32 range."""
+    import af2.ops.media_attention as ma
+
+    monkeypatch.setattr(ma, "values_checkable", lambda t: False)
+    loc = torch.tensor([[True, False, True]])
+    ks, ke = media_key_ranges(loc, torch.tensor([[9, -3]]), slot_size=4)
+    assert ks.tolist() == [[0, 0, 4]] and ke.tolist() == [[4, 4, 4]]
+    loc = torch.ones(1, 4, dtype=torch.bool)
+    ks, ke = media_key_ranges(loc, 2**30)
+    assert ks.min() >= 0 and ke.min() >= 0 and ke.max() == 2**31 - 1
+
