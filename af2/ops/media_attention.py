@@ -33,6 +33,17 @@ def media_cross_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, 
     Returns:
         (B, Lq, H, Dh), contiguous; exactly 0 for queries with no key.
 
+    NaN in, NaN out (as the dense reference): a query attends the keys of its range that the
+    padding mask keeps. If one of its attended scores q.k is NaN (a NaN in its q row or in an
+    attended key's k row), its whole output row is NaN, and so are its dq row and the dk and dv
+    rows of every key it attends; a NaN in v at an attended key makes that channel of its output
+    NaN (and its dq row). A NaN q row leaves the other queries' outputs and dq as they were, and
+    NaN in k at keys a query does not attend never reaches its output. A query with no key
+    outputs exactly 0 and gets zero dq whatever q, k and v hold. Left open, as in the dense
+    reference where 0 * NaN = NaN: what NaN in v at keys a query does not attend does to its
+    output, what NaN in k or v at such keys does to its gradients, and dk / dv of keys the NaN
+    query does not attend.
+
     On CUDA the backward of bfloat16 / float16 inputs with Dh 64 or 128 runs on tensor cores
     (fp32 accumulation); other cases, or the environment variable
     ``AF2_MEDIA_ATTN_BACKWARD=simt`` (read at every call), use the generic SIMT kernels.
