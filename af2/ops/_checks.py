@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Iterable, Optional
 
 import torch
+from torch._subclasses.fake_tensor import FakeTensor
 
 INT32_MIN, INT32_MAX = -(2 ** 31), 2 ** 31 - 1
 
@@ -37,7 +38,7 @@ def values_checkable(t: torch.Tensor) -> bool:
     """True where reading t's values costs no device sync and no graph break: a real CPU tensor
     outside torch.compile tracing."""
     return (t.device.type == "cpu" and not torch.compiler.is_compiling()
-            and not isinstance(t, torch._subclasses.FakeTensor))
+            and not isinstance(t, FakeTensor))
 
 
 def checked_int32(op: str, name: str, t: torch.Tensor, low: int = INT32_MIN, high: int = INT32_MAX) -> torch.Tensor:
