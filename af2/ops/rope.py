@@ -13,6 +13,8 @@ from typing import Optional
 
 import torch
 
+from af2.ops._checks import check_same_device
+
 __all__ = ["rope_windowed", "rope_windowed_qk"]
 
 
@@ -61,11 +63,13 @@ def rope_windowed_qk(q: torch.Tensor, k: torch.Tensor, *, window_size: int,
 
 @torch.library.register_fake("af2::rope_windowed")
 def _rope_windowed_fake(x, window_size, window_offsets, base, rotary_dim, interleaved, inverse):
+    check_same_device("rope_windowed", [("x", x), ("window_offsets", window_offsets)])
     return torch.empty_like(x, memory_format=torch.contiguous_format)
 
 
 @torch.library.register_fake("af2::rope_windowed_qk")
 def _rope_windowed_qk_fake(q, k, window_size, window_offsets, base, rotary_dim, interleaved, inverse):
+    check_same_device("rope_windowed_qk", [("q", q), ("k", k), ("window_offsets", window_offsets)])
     return (torch.empty_like(q, memory_format=torch.contiguous_format),
             torch.empty_like(k, memory_format=torch.contiguous_format))
 
