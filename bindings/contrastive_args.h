@@ -61,6 +61,8 @@ inline ContrastCall make_contrast_call(const at::Tensor& audio, const at::Tensor
   TORCH_CHECK_VALUE(logit_scale.numel() == 1, op, "logit_scale must be a scalar, got sizes ", logit_scale.sizes());
   TORCH_CHECK_VALUE(is_supported_float(logit_scale.scalar_type()), op, "logit_scale must be a float tensor, got ",
                     logit_scale.scalar_type());
+  TORCH_CHECK_VALUE(logit_scale.device() == audio.device() || logit_scale.device().is_cpu(), op,
+                    "logit_scale is on ", logit_scale.device(), " but audio is on ", audio.device());
   call.audio = audio.contiguous();
   call.text = text.contiguous();
   call.audio_all = audio_all.contiguous();
@@ -105,6 +107,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tenso
                         grad_terms.size(2) == p.M,
                     "contrastive_loss_backward: grad_terms must be (2, B, M) = (2, ", p.B, ", ", p.M, "), got sizes ",
                     grad_terms.sizes());
+  for (auto [t, name] : {std::pair{&grad_terms, "grad_terms"}, {&row_lse, "row_lse"}, {&pair_lse, "pair_lse"},
+                         {&col_lse, "col_lse"}}) {
+    TORCH_CHECK_VALUE(t->device() == audio.device(), "contrastive_loss_backward: ", name, " is on ", t->device(),
+                      " but audio is on ", audio.device());
+  }
   const at::Tensor gt = grad_terms.to(call.acc).contiguous();
   const at::Tensor rl = row_lse.to(call.acc).contiguous(), pl = pair_lse.to(call.acc).contiguous(),
                    cl = col_lse.to(call.acc).contiguous();

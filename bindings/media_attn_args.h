@@ -116,6 +116,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> media_attn_backward_op(
                         lse.size(2) == p.Lq,
                     op, "lse must be ", lse_dtype(q.scalar_type()), " (B, H, Lq) = (", p.B, ", ", p.H, ", ", p.Lq, "), got ",
                     lse.scalar_type(), " ", lse.sizes());
+  TORCH_CHECK_VALUE(lse.device() == q.device(), op, "lse is on ", lse.device(), " but q is on ", q.device());
   const at::Tensor go = unit_stride_d(grad_out), o = unit_stride_d(out), l = lse.contiguous();
   at::Tensor dq = empty_output(q.sizes(), q.options());
   at::Tensor dk = empty_output(k.sizes(), k.options());

@@ -99,13 +99,20 @@ inline std::vector<RopeTensor> rope_tensors(const RopeCall& call) {
   return ts;
 }
 
-// Raises the ValueError of an out-of-range position; rc from rope_position_code (rope.h).
+// Raises the ValueError of an out-of-range position; rc from rope_position_code (rope.h). On
+// this error path the offending offset is read back (a device sync on CUDA is fine here).
 inline void check_position_code(int rc, const RopeCall& call) {
-  TORCH_CHECK_VALUE(rc != 1, "rope_windowed: window_offsets must be >= 0, got a negative offset in "
-                    "window_offsets of sizes ", call.offsets.sizes());
-  TORCH_CHECK_VALUE(rc != 2, "rope_windowed: positions must stay below 2^24 (exact in float32); "
-                    "window_offsets (sizes ", call.offsets.defined() ? call.offsets.sizes() : at::IntArrayRef{},
-                    ") or S = ", call.params.S, " give a larger one");
+  if (rc == 0) return;
+  if (!call.offsets.defined()) {
+    TORCH_CHECK_VALUE(false, "rope_windowed: positions must stay below 2^24 (exact in float32); S = ",
+                      call.params.S, " gives a larger one");
+  }
+  const auto [lo, hi] = at::aminmax(call.offsets);
+  TORCH_CHECK_VALUE(rc != 1, "rope_windowed: window_offsets must be >= 0, got ", lo.item<int64_t>(),
+                    " (window_offsets sizes ", call.offsets.sizes(), ")");
+  TORCH_CHECK_VALUE(false, "rope_windowed: positions must stay below 2^24 (exact in float32); window_offsets "
+                    "holds ", hi.item<int64_t>(), " (sizes ", call.offsets.sizes(), "), which with window_size = ",
+                    call.params.window_size, " gives a larger one");
 }
 
 // The two op entry points, parameterised by the backend's runner (CPU or CUDA).

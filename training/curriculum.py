@@ -11,7 +11,8 @@ Runs the stages in order in one process (group). Curriculum YAML::
 Stage ``k`` writes ``<output_dir>/<k>-<stage>/`` and starts from stage ``k-1``'s exported
 weights (``<dir>/model``) with a fresh engine over its own trainable set. Every stage's
 config is validated before the first one starts. ``--resume`` skips finished stages and
-resumes the unfinished one from its newest checkpoint.
+resumes the unfinished one from its newest good checkpoint (exit status 2, as training.train,
+when none can be used).
 """
 from __future__ import annotations
 
@@ -61,6 +62,7 @@ def plan(path: str | Path, extra: dict | None = None) -> list[dict]:
 def main(argv: list[str] | None = None) -> int:
     from training.config import parse_overrides
     from training.checkpoint import is_complete
+    from training.safe_load import CheckpointError
 
     p = argparse.ArgumentParser(prog="python -m training.curriculum", description=__doc__)
     p.add_argument("--config", required=True)
@@ -73,7 +75,11 @@ def main(argv: list[str] | None = None) -> int:
         out = Path(cfg["output"]["dir"])
         if args.resume and is_complete(out / "checkpoints" / "final") and (out / "summary.json").is_file():
             continue
-        run_stage(cfg, resume=args.resume)
+        try:
+            run_stage(cfg, resume=args.resume)
+        except CheckpointError as e:  # a damaged or unsafe checkpoint (or init_from): exit 2, as training.train
+            logging.getLogger("training").error("%s", e)
+            return 2
     return 0
 
 

@@ -1,6 +1,6 @@
 """Contrastive loss with M positive captions and M x N hard negatives per audio.
 
-Semantics are fixed in DESIGN.md. audio (B, D); text (B, M, D); hard_negatives (B, M, N, D);
+Semantics are fixed in docs/design.md. audio (B, D); text (B, M, D); hard_negatives (B, M, N, D);
 logit scale s. With S(x, y) = s <x, y>:
   audio->text term (i, j): -S(a_i, t_ij) + log( exp S(a_i, t_ij) + sum_{k != i, m} exp S(a_i, t_km)
                                                + sum_n exp S(a_i, h_ijn) )
@@ -18,6 +18,8 @@ from typing import Optional, Union
 
 import torch
 
+from af2.ops._checks import check_same_device
+
 __all__ = ["contrastive_loss"]
 
 
@@ -30,7 +32,8 @@ def contrastive_loss(audio: torch.Tensor, text: torch.Tensor, *, logit_scale: Un
         audio: (B, D) float32 / float16 / bfloat16 (float64 too).
         text: (B, M, D): M positive captions (paraphrases) per audio; the other paraphrases of
             the same audio are not negatives.
-        logit_scale: the multiplier s, a float or a differentiable scalar tensor.
+        logit_scale: the multiplier s, a float or a differentiable scalar tensor (on audio's
+            device or the CPU).
         hard_negatives: (B, M, N, D) or None: N negatives for each positive pair.
         reduction: "mean" (a scalar) or "none" (the (2, B, M) terms: [0] audio->text,
             [1] text->audio; their mean is the "mean" loss).
@@ -83,8 +86,15 @@ def _all_gather_autograd(t: torch.Tensor, group) -> torch.Tensor:
     return torch.cat(all_gather(t, group=group), dim=0)
 
 
+def _named(audio, text, audio_all, text_all, hard_negatives, logit_scale):
+    return [("audio", audio), ("text", text), ("audio_all", audio_all), ("text_all", text_all),
+            ("hard_negatives", hard_negatives), ("logit_scale", logit_scale)]
+
+
 @torch.library.register_fake("af2::contrastive_loss")
 def _fake(audio, text, audio_all, text_all, hard_negatives, logit_scale, offset):
+    check_same_device("contrastive_loss", _named(audio, text, audio_all, text_all, hard_negatives, logit_scale),
+                      cpu_ok=("logit_scale",))
     B, M, _ = text.shape
     acc = torch.float64 if audio.dtype == torch.float64 else torch.float32
     return (audio.new_empty((2, B, M), dtype=acc), audio.new_empty((B,), dtype=acc),
@@ -94,9 +104,13 @@ def _fake(audio, text, audio_all, text_all, hard_negatives, logit_scale, offset)
 @torch.library.register_fake("af2::contrastive_loss_backward")
 def _fake_backward(grad_terms, audio, text, audio_all, text_all, hard_negatives, logit_scale, offset,
                    row_lse, pair_lse, col_lse):
+    check_same_device("contrastive_loss_backward",
+                      _named(audio, text, audio_all, text_all, hard_negatives, logit_scale)
+                      + [("grad_terms", grad_terms), ("row_lse", row_lse), ("pair_lse", pair_lse),
+                         ("col_lse", col_lse)], cpu_ok=("logit_scale",))
     d_neg = torch.empty_like(hard_negatives) if hard_negatives is not None else audio.new_empty((0,))
     return (torch.empty_like(audio), torch.empty_like(text), torch.empty_like(audio_all),
-            torch.empty_like(text_all), d_neg, torch.empty_like(logit_scale))
+            torch.empty_like(text_all), d_neg, torch.empty_like(logit_scale, device=audio.device))
 
 
 def _setup_context(ctx, inputs, output):

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import torch
 
+from af2.ops._checks import check_same_device
+
 __all__ = ["gated_residual"]
 
 
@@ -21,11 +23,13 @@ def gated_residual(x: torch.Tensor, y: torch.Tensor, gate: torch.Tensor) -> torc
 
 @torch.library.register_fake("af2::gated_residual")
 def _fake(x, y, gate):
+    check_same_device("gated_residual", [("x", x), ("y", y), ("gate", gate)], cpu_ok=("gate",))
     return torch.empty_like(x, memory_format=torch.contiguous_format)
 
 
 @torch.library.register_fake("af2::gated_residual_backward")
 def _fake_backward(grad, y, gate):
+    check_same_device("gated_residual", [("grad", grad), ("y", y), ("gate", gate)], cpu_ok=("gate",))
     return torch.empty_like(y, memory_format=torch.contiguous_format), torch.empty_like(gate)
 
 

@@ -1,6 +1,6 @@
 """Windowed rotary position embedding (RoPE) over (window, token) sequences.
 
-Semantics are fixed in DESIGN.md. For x of shape (B, S, H, D), S = W * window_size:
+Semantics are fixed in docs/design.md. For x of shape (B, S, H, D), S = W * window_size:
   position of token s in batch b:  p = window_offsets[b, s // window_size] + s % window_size
   (default window_offsets[b, w] = w * window_size, i.e. p = s);
   theta_i = base ** (-2 i / rotary_dim), i < rotary_dim / 2; angle p * theta_i formed in float32;
@@ -12,6 +12,8 @@ from __future__ import annotations
 from typing import Optional
 
 import torch
+
+from af2.ops._checks import check_same_device
 
 __all__ = ["rope_windowed", "rope_windowed_qk"]
 
@@ -61,11 +63,13 @@ def rope_windowed_qk(q: torch.Tensor, k: torch.Tensor, *, window_size: int,
 
 @torch.library.register_fake("af2::rope_windowed")
 def _rope_windowed_fake(x, window_size, window_offsets, base, rotary_dim, interleaved, inverse):
+    check_same_device("rope_windowed", [("x", x), ("window_offsets", window_offsets)])
     return torch.empty_like(x, memory_format=torch.contiguous_format)
 
 
 @torch.library.register_fake("af2::rope_windowed_qk")
 def _rope_windowed_qk_fake(q, k, window_size, window_offsets, base, rotary_dim, interleaved, inverse):
+    check_same_device("rope_windowed_qk", [("q", q), ("k", k), ("window_offsets", window_offsets)])
     return (torch.empty_like(q, memory_format=torch.contiguous_format),
             torch.empty_like(k, memory_format=torch.contiguous_format))
 

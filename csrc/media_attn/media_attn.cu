@@ -82,7 +82,8 @@ __global__ void forward_generic(const MediaAttnParams p, const MediaAttnForward 
     const int64_t d = lane + 32 * u;
     if (d < p.D) out[d] = dev_from_acc<DT>(acc[u] * inv);
   }
-  if (lane == 0) static_cast<A*>(f.lse)[(b * p.H + h) * p.Lq + i] = l > A(0) ? m + acc_log(l) : A(INFINITY);
+  // l is NaN when a score was NaN: lse is then NaN too, so the backward's p is NaN.
+  if (lane == 0) static_cast<A*>(f.lse)[(b * p.H + h) * p.Lq + i] = l != A(0) ? m + acc_log(l) : A(INFINITY);
 }
 
 // dq and delta = rowsum(dO * O); one warp per query.

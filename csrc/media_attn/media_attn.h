@@ -7,6 +7,9 @@
 // Ranges must satisfy 0 <= start <= end <= Lk (the bindings check this on the CPU).
 // lse (B, H, Lq) (float32; float64 for float64 inputs) holds the natural-log sum-exp of the scaled scores for the backward;
 // +inf marks a query with no key (so exp(s - lse) = 0 and its gradients are 0).
+// NaN in, NaN out: a NaN among a query's attended scores makes its output row and lse NaN (so the
+// backward's p, and the gradients through it, are NaN); a query with no key still outputs exactly
+// 0 and gets dq = 0 (af2/ops/media_attention.py states the whole rule).
 // The backward recomputes the probabilities tile by tile from lse.
 #pragma once
 

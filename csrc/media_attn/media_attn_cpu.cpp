@@ -14,6 +14,8 @@
 //       dV += P^T dO, dP = dO V^T, dS = P (dP - rowsum(dO * O)), dQ += scale dS K,
 //       dK += scale dS^T Q. The tile products are register-blocked micro-kernels
 //       (common/microkernels.h).
+//       NaN: std::max drops NaN, so the forward counts NaN scores per row and marks the row NaN
+//       (output and lse); vexp maps NaN to ~0, so the backward passes a NaN argument through.
 // Assumes: unit stride along D; 0 <= start <= end <= Lk (checked by the bindings).
 #include <algorithm>
 #include <cmath>
@@ -93,6 +95,7 @@ void forward(const MediaAttnParams& p, const MediaAttnForward& f) {
   {
     std::vector<A> Q(kQB * D), KT(D * kKB), V(kKB * D), S(kQB * kKB), acc(kQB * D), m(kQB), l(kQB);
     std::vector<RowRange> rr(kQB);
+    std::vector<uint8_t> has_nan(kQB);  // a NaN among the row's attended scores
 #pragma omp for schedule(dynamic, 1)
     for (int64_t task = 0; task < tasks; ++task) {
       const int64_t qb = task % nqb, h = (task / nqb) % p.H, b = task / (nqb * p.H);
@@ -108,6 +111,7 @@ void forward(const MediaAttnParams& p, const MediaAttnForward& f) {
       std::fill(acc.begin(), acc.end(), A(0));
       std::fill(m.begin(), m.end(), -inf);
       std::fill(l.begin(), l.end(), A(0));
+      std::fill(has_nan.begin(), has_nan.end(), uint8_t(0));
       if (lo < hi) load_rows<T, A>(p.q, b, i0, n, h, D, static_cast<A>(p.scale), Q.data());
       for (int64_t t0 = lo; t0 < hi; t0 += kKB) {
         const int64_t kb = std::min(kKB, hi - t0);
@@ -118,9 +122,14 @@ void forward(const MediaAttnParams& p, const MediaAttnForward& f) {
         for (int64_t r = 0; r < n; ++r) {
           A* s = S.data() + r * kKB;
           A mx = -inf;
-#pragma omp simd reduction(max : mx)
-          for (int64_t j = 0; j < kKB; ++j) mx = std::max(mx, s[j]);
-          if (mx == -inf) {  // no attended key in this tile: P = 0, state unchanged
+          int nans = 0;  // std::max drops NaN: count them separately
+#pragma omp simd reduction(max : mx) reduction(+ : nans)
+          for (int64_t j = 0; j < kKB; ++j) {
+            mx = std::max(mx, s[j]);
+            nans += s[j] != s[j];
+          }
+          if (nans) has_nan[r] = 1;
+          if (mx == -inf || has_nan[r]) {  // no attended key in this tile, or the row is NaN: P = 0
             std::fill(s, s + kKB, A(0));
             continue;
           }
@@ -141,13 +150,21 @@ void forward(const MediaAttnParams& p, const MediaAttnForward& f) {
         // acc += P V for every row (a row with no key in this tile has P = 0).
         mk::axpy_rows<A>(acc.data(), S.data(), kKB, 1, V.data(), n, kb, D);
       }
+      // A NaN row outputs NaN (lse NaN, so the backward's P is NaN too); a row with no key
+      // outputs exactly 0 (not acc * 0: acc may hold 0 * NaN from a tile's other keys).
+      const A nan = std::numeric_limits<A>::quiet_NaN();
       for (int64_t r = 0; r < n; ++r) {
         T* out = row_ptr<T>(f.out, b, i0 + r, h);
-        const A inv = l[r] > A(0) ? A(1) / l[r] : A(0);
+        const bool any = l[r] > A(0), bad = has_nan[r] != 0;
+        const A inv = bad ? nan : (any ? A(1) / l[r] : A(0));
         const A* a = acc.data() + r * D;
+        if (bad || any) {
 #pragma omp simd
-        for (int64_t d = 0; d < D; ++d) out[d] = cvt_out<T, A>(a[d] * inv);
-        static_cast<A*>(f.lse)[(b * p.H + h) * p.Lq + i0 + r] = l[r] > A(0) ? m[r] + std::log(l[r]) : inf;
+          for (int64_t d = 0; d < D; ++d) out[d] = cvt_out<T, A>(a[d] * inv);
+        } else {
+          for (int64_t d = 0; d < D; ++d) out[d] = cvt_out<T, A>(A(0));
+        }
+        static_cast<A*>(f.lse)[(b * p.H + h) * p.Lq + i0 + r] = bad ? nan : (any ? m[r] + std::log(l[r]) : inf);
       }
     }
   }
@@ -208,8 +225,12 @@ void backward(const MediaAttnParams& p, const MediaAttnBackward& g) {
             const A lr = lse[r], dr = Di[r];
 #pragma omp simd
             for (int64_t j = 0; j < kKB; ++j) {
-              pr[j] = pr[j] == -std::numeric_limits<A>::infinity() ? A(0) : vexp(pr[j] * scale - lr);
-              ds[j] = pr[j] * (ds[j] - dr) * scale;
+              // Masked entries are exactly 0 (never 0 * NaN); vexp maps NaN to ~0, so a NaN
+              // argument (a NaN score or a NaN row's lse) is passed through.
+              const bool masked = pr[j] == -std::numeric_limits<A>::infinity();
+              const A x = pr[j] * scale - lr;
+              pr[j] = masked ? A(0) : (x != x ? x : vexp(x));
+              ds[j] = masked ? A(0) : pr[j] * (ds[j] - dr) * scale;
             }
           }
           // dV += P^T dO and dK += dS^T Q for the tile's keys; dQ += dS K.
@@ -219,8 +240,10 @@ void backward(const MediaAttnParams& p, const MediaAttnBackward& g) {
         }
         for (int64_t r = 0; r < n; ++r) {
           T* dq = row_ptr<T>(g.dq, b, i0 + r, h);
+          // A row with no key (lse = +inf) gets exactly 0, not dS K with 0 * NaN in it.
+          const bool empty = lo >= hi || lse[r] == std::numeric_limits<A>::infinity();
 #pragma omp simd
-          for (int64_t d = 0; d < D; ++d) dq[d] = cvt_out<T, A>(dQ[r * D + d]);
+          for (int64_t d = 0; d < D; ++d) dq[d] = empty ? cvt_out<T, A>(A(0)) : cvt_out<T, A>(dQ[r * D + d]);
         }
       }
       for (int64_t j = 0; j < Lk; ++j) {

@@ -9,7 +9,8 @@
 //       update O += P V are mma.sync m16n8k16 (CuTe's SM80 atoms; fp32 accumulation), with Q
 //       and K fed by ldmatrix and V by ldmatrix.trans; P is re-packed from the S accumulators
 //       straight into A fragments. The online softmax runs in registers in log2 units; rows
-//       with no key keep max = -inf and end with output 0 and lse = +inf.
+//       with no key keep max = -inf and end with output 0 and lse = +inf; a NaN score makes
+//       the row's sum, output and lse NaN.
 // Assumes: 16-byte aligned q/k/v with unit stride along D and (B, L, H) strides multiple of 8
 //       elements (the launcher checks and falls back to the generic kernel otherwise);
 //       shared memory rows padded by 8 elements so ldmatrix is free of bank conflicts.
@@ -237,6 +238,12 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const FwdArgs a) {
     l1 += __shfl_xor_sync(0xffffffffu, l1, off);
   }
   const float inv0 = l0 > 0.f ? 1.f / l0 : 0.f, inv1 = l1 > 0.f ? 1.f / l1 : 0.f;
+  // A row with no key outputs exactly 0: its acc may hold 0 * NaN from keys of other rows.
+#pragma unroll
+  for (int dt = 0; dt < D / 8; ++dt) {
+    if (l0 == 0.f) acc[dt][0] = acc[dt][1] = 0.f;
+    if (l1 == 0.f) acc[dt][2] = acc[dt][3] = 0.f;
+  }
   T* out = static_cast<T*>(a.out) + b * a.o_sb + h * a.o_sh;
   const int i_r0 = i0 + row0, i_r1 = i0 + row1;
 #pragma unroll
@@ -249,8 +256,9 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const FwdArgs a) {
   }
   if (t4 == 0) {
     float* lse = a.lse + (int64_t(b) * a.H + h) * a.Lq;
-    if (i_r0 < a.Lq) lse[i_r0] = l0 > 0.f ? (m0 + log2f(l0)) * kLn2 : INFINITY;
-    if (i_r1 < a.Lq) lse[i_r1] = l1 > 0.f ? (m1 + log2f(l1)) * kLn2 : INFINITY;
+    // l is NaN when a score was NaN: lse is then NaN too, so the backward's p is NaN.
+    if (i_r0 < a.Lq) lse[i_r0] = l0 != 0.f ? (m0 + log2f(l0)) * kLn2 : INFINITY;
+    if (i_r1 < a.Lq) lse[i_r1] = l1 != 0.f ? (m1 + log2f(l1)) * kLn2 : INFINITY;
   }
 }
 

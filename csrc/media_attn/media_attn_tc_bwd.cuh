@@ -419,6 +419,12 @@ __global__ void __launch_bounds__(kThreads) dq_kernel(const BwdArgs a) {
     t_cur = t_next;
   }
   cute::cp_async_wait<0>();
+  // A row with no key (lse = +inf) gets dq = 0 exactly: acc may hold 0 * NaN from other rows' keys.
+#pragma unroll
+  for (int dt = 0; dt < D / 8; ++dt) {
+    if (l2_0 == INFINITY) acc[dt][0] = acc[dt][1] = 0.f;
+    if (l2_1 == INFINITY) acc[dt][2] = acc[dt][3] = 0.f;
+  }
   store_rows<T, D>(acc, row_ptr<T>(a.dq, b, 0, h), a.dq.sl, i0 + row0, a.Lq, a.scale, a.scale, t4);
 }
 

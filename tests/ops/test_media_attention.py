@@ -437,3 +437,261 @@ def test_cuda_tensor_core_shapes(monkeypatch, dtype, D, path):
     refs = torch.autograd.grad(_oracle(q64, k64, v64, ks, ke, pad), (q64, k64, v64), g.double())
     for a, b in zip(grads, refs):
         torch.testing.assert_close(a.double(), b, rtol=3e-2, atol=3e-2)
+
+
+# ---- integer ranges: checked before the narrowing to int32, never wrapped around ------------
+
+@pytest.mark.parametrize("name,value", [("key_end", 2**32 + 2), ("key_start", -2**32), ("key_end", 2**31)])
+def test_int64_ranges_outside_int32_are_named(name, value):
+    """int64 key_end = 2^32 + 2 used to become 2 after the int32 cast (a silent wrong range)."""
+    q, k, v, ks, ke, pad = make_case("immediate", "cpu", H=2, D=8)
+    ranges = {"key_start": ks.long(), "key_end": ke.long()}
+    ranges[name][1, 4] = value
+    with pytest.raises(ValueError, match=rf"media_cross_attention: {name} must lie in \[-2147483648, 2147483647\].*"
+                                         rf"got {value} at \[1, 4\]"):
+        media_cross_attention(q, k, v, **ranges)
+
+
+def test_int64_ranges_saturate_where_values_are_not_read(monkeypatch):
+    """Without a host read (CUDA, tracing) out-of-int32 values saturate instead of wrapping: 2^32 + 2
+    stays past Lk (the CPU range check then names it) instead of becoming 2."""
+    import af2.ops._checks as checks
+
+    monkeypatch.setattr(checks, "values_checkable", lambda t: False)
+    q, k, v, ks, ke, pad = make_case("immediate", "cpu", H=2, D=8)
+    ke = ke.long()
+    ke[0, 0] = 2**32 + 2
+    with pytest.raises(ValueError, match=r"key_end\[0, 0\] = 2147483647"):
+        media_cross_attention(q, k, v, key_start=ks, key_end=ke)
+
+
+def test_media_key_ranges_count_larger_than_slot():
+    loc = torch.tensor([[True, False, True]])
+    with pytest.raises(ValueError, match=r"tokens_per_media must lie in \[0, slot_size = 4\], got 7 at \[0, 1\]"):
+        media_key_ranges(loc, torch.tensor([[4, 7]]), slot_size=4)
+    with pytest.raises(ValueError, match=r"tokens_per_media must lie in \[0, slot_size = 4\], got -1 at \[0, 0\]"):
+        media_key_ranges(loc, torch.tensor([[-1, 2]]), slot_size=4)
+    with pytest.raises(ValueError, match=r"tokens_per_media must lie in \[0, slot_size = 4\], got 5"):
+        media_key_ranges(loc, 5, slot_size=4)
+    with pytest.raises(ValueError, match=r"tokens_per_media must hold integer counts, got torch.float32"):
+        media_key_ranges(loc, torch.tensor([[4.0, 2.0]]), slot_size=4)
+    with pytest.raises(ValueError, match=r"slot_size must lie in \[0, 2147483647\], got -4"):
+        media_key_ranges(loc, torch.tensor([[1, 2]]), slot_size=-4)
+
+
+def test_media_key_ranges_int32_overflow():
+    """Three media of 2^30 tokens need key indices up to 3 * 2^30 > 2^31 - 1: refused, not wrapped
+    to negative ranges."""
+    loc = torch.tensor([[True, False, True, True]])
+    with pytest.raises(ValueError, match=r"3 media of slot_size = 1073741824 keys overflow the kernels' int32"):
+        media_key_ranges(loc, 2**30)
+    with pytest.raises(ValueError, match=r"T \* slot_size = 3 \* 1073741824 keys overflow the kernels' int32"):
+        media_key_ranges(loc, torch.ones(1, 3, dtype=torch.long), slot_size=2**30)
+    ks, ke = media_key_ranges(loc[:, :3], 2**30 - 1)  # two media: the largest range end is 2^31 - 2
+    assert ke.tolist() == [[2**30 - 1, 2**30 - 1, 2**31 - 2]] and ks.tolist() == [[0, 0, 2**30 - 1]]
+
+
+def test_media_key_ranges_clamp_where_values_are_not_read(monkeypatch):
+    """The sync-free path (CUDA, tracing) clamps counts to the slot and ends to the int32 range."""
+    import af2.ops.media_attention as ma
+
+    monkeypatch.setattr(ma, "values_checkable", lambda t: False)
+    loc = torch.tensor([[True, False, True]])
+    ks, ke = media_key_ranges(loc, torch.tensor([[9, -3]]), slot_size=4)
+    assert ks.tolist() == [[0, 0, 4]] and ke.tolist() == [[4, 4, 4]]
+    loc = torch.ones(1, 4, dtype=torch.bool)
+    ks, ke = media_key_ranges(loc, 2**30)
+    assert ks.min() >= 0 and ke.min() >= 0 and ke.max() == 2**31 - 1
+
+
+# ---- NaN in, NaN out --------------------------------------------------------------------------
+# The contract (stated in media_cross_attention's docstring), for one (batch, head):
+#   * a query attends the keys of its range that the padding mask keeps;
+#   * if any attended score q.k is NaN (a NaN in its q row or in an attended key's k row), the
+#     query's whole output row is NaN, and so are its dq row and the dk and dv rows of every key
+#     it attends (as in the dense reference: its softmax row is NaN);
+#   * a NaN in v at an attended key makes that channel of the query's output NaN, and its dq row
+#     NaN (through rowsum(dO * O));
+#   * a NaN q row leaves the outputs and dq rows of the other queries as they were; NaN in k at
+#     keys a query does not attend never reaches its output;
+#   * a query with no key outputs exactly 0 and gets dq = 0 exactly, whatever NaN q, k or v hold.
+# Left open (implementation-defined, as in the dense reference, where 0 * NaN = NaN): what NaN in
+# v at keys a query does not attend does to its output, what NaN in k or v at such keys does to
+# its gradients, and dk / dv of keys the NaN query does not attend.
+#
+# One batch, two heads, Lq = 40 queries in four groups of ten, Lk = 70 keys (two 64-key tiles;
+# the groups share 32-query blocks, so every group sits beside the others in the kernels' tiles):
+#   queries  0..9   no key (key_start = key_end = 0)
+#   queries 10..19  keys [0, 30)
+#   queries 20..29  keys [30, 70)
+#   queries 30..39  keys [5, 65)
+# and keys 40..44 padded (key_padding_mask False) for everyone.
+NAN_GROUPS = {"empty": range(0, 10), "a": range(10, 20), "b": range(20, 30), "c": range(30, 40)}
+NAN_RANGES = {"empty": (0, 0), "a": (0, 30), "b": (30, 70), "c": (5, 65)}
+NAN = float("nan")
+# Head dims: 8 (generic kernels) and 64 (on CUDA, bf16 / fp16 run the tensor-core kernels).
+NAN_D = pytest.mark.parametrize("D", [8, 64])
+
+
+def _nan_case(device, dtype, D, seed=11):
+    g = torch.Generator().manual_seed(seed)
+    ks = torch.zeros(1, 40, dtype=torch.int32)
+    ke = torch.zeros(1, 40, dtype=torch.int32)
+    for group, rows in NAN_GROUPS.items():
+        ks[0, rows.start:rows.stop], ke[0, rows.start:rows.stop] = NAN_RANGES[group]
+    pad = torch.ones(1, 70, dtype=torch.bool)
+    pad[0, 40:45] = False
+    q, k, v = (torch.randn(1, L, 2, D, generator=g, dtype=torch.float64) for L in (40, 70, 70))
+    grad = torch.randn(1, 40, 2, D, generator=g, dtype=torch.float64)
+    to = lambda t: t.to(device=device, dtype=dtype)
+    return to(q), to(k), to(v), ks.to(device), ke.to(device), pad.to(device), to(grad)
+
+
+def _keys_of(*groups):
+    """The keys the given groups attend (their ranges, minus the padded keys 40..44)."""
+    keys = set()
+    for group in groups:
+        keys |= set(range(*NAN_RANGES[group])) - set(range(40, 45))
+    return sorted(keys)
+
+
+def _rows(*groups):
+    return [i for group in groups for i in NAN_GROUPS[group]]
+
+
+def _run(q, k, v, ks, ke, pad, grad):
+    """af2's output and (dq, dk, dv), and the float64 reference's output, for the given inputs."""
+    q, k, v = (t.detach().clone().requires_grad_() for t in (q, k, v))
+    out = media_cross_attention(q, k, v, key_start=ks, key_end=ke, key_padding_mask=pad)
+    grads = torch.autograd.grad(out, (q, k, v), grad)
+    ref = _oracle(q.detach(), k.detach(), v.detach(), ks, ke, pad)
+    return out.detach(), grads, ref
+
+
+def _clean(device, D):
+    """Output and gradients of the float64 reference on the NaN-free inputs."""
+    q, k, v, ks, ke, pad, grad = _nan_case(device, torch.float64, D)
+    q, k, v = (t.clone().requires_grad_() for t in (q, k, v))
+    ref = R.media_cross_attention(q, k, v, key_start=ks, key_end=ke, key_padding_mask=pad)
+    return ref.detach(), torch.autograd.grad(ref, (q, k, v), grad)
+
+
+def _all_nan(t):
+    return bool(torch.isnan(t).all())
+
+
+def _close(actual, expected, dtype, what):
+    tol = {torch.float16: dict(rtol=2e-3, atol=2e-3), torch.bfloat16: dict(rtol=2e-2, atol=2e-2)}.get(
+        dtype, ATTN_TOL[dtype])
+    assert not torch.isnan(actual).any(), f"{what}: NaN where the contract says the value is unaffected"
+    torch.testing.assert_close(actual.double(), expected, **tol, msg=lambda m: f"{what}: {m}")
+
+
+@NAN_D
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=str)
+def test_nan_in_a_query_row(device, dtype, D):
+    """NaN in one element of q row (query 15, head 1): that query's output and dq rows are NaN,
+    and so are dk and dv of the keys it attends; other queries are unaffected. The CPU kernel used
+    to output 0 here, with a ~1e-38 gradient."""
+    q, k, v, ks, ke, pad, grad = _nan_case(device, dtype, D)
+    q[0, 15, 1, 2] = NAN
+    out, (dq, dk, dv), ref = _run(q, k, v, ks, ke, pad, grad)
+    assert _all_nan(ref[0, 15, 1]), "the reference gives NaN for this row"
+    assert _all_nan(out[0, 15, 1]), "output row of the NaN query"
+    assert _all_nan(dq[0, 15, 1]), "dq row of the NaN query"
+    keys = _keys_of("a")
+    assert _all_nan(dk[0, keys, 1]) and _all_nan(dv[0, keys, 1]), "dk, dv of the keys the NaN query attends"
+    clean_out, (clean_dq, _, _) = _clean(device, D)
+    others = [i for i in range(40) if i != 15]
+    _close(out[0, others], clean_out[0, others], dtype, "output of the other queries")
+    _close(out[0, 15, 0], clean_out[0, 15, 0], dtype, "the NaN query's other head")
+    _close(dq[0, others], clean_dq[0, others], dtype, "dq of the other queries")
+
+
+@NAN_D
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=str)
+def test_nan_in_an_attended_key(device, dtype, D):
+    """NaN in k of key 25 (head 0), which groups a and c attend and group b does not: a and c
+    output NaN rows (NaN dq; NaN dk, dv over the keys they attend); b is unaffected. The CPU kernel
+    used to ignore the NaN key."""
+    q, k, v, ks, ke, pad, grad = _nan_case(device, dtype, D)
+    k[0, 25, 0, 4] = NAN
+    out, (dq, dk, dv), ref = _run(q, k, v, ks, ke, pad, grad)
+    hit = _rows("a", "c")
+    assert _all_nan(ref[0, hit, 0]), "the reference gives NaN for the queries attending key 25"
+    assert _all_nan(out[0, hit, 0]) and _all_nan(dq[0, hit, 0])
+    keys = _keys_of("a", "c")
+    assert _all_nan(dk[0, keys, 0]) and _all_nan(dv[0, keys, 0])
+    clean_out, (clean_dq, _, _) = _clean(device, D)
+    _close(out[0, _rows("b"), 0], clean_out[0, _rows("b"), 0], dtype, "queries not attending key 25")
+    _close(out[0, :, 1], clean_out[0, :, 1], dtype, "the other head")
+    _close(dq[0, :, 1], clean_dq[0, :, 1], dtype, "dq of the other head")
+    assert torch.equal(out[0, _rows("empty")], torch.zeros_like(out[0, _rows("empty")]))
+
+
+@NAN_D
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=str)
+def test_nan_in_keys_nobody_attends_is_ignored(device, dtype, D):
+    """NaN in k of a padded key (42) is no query's score: every output equals the NaN-free one."""
+    q, k, v, ks, ke, pad, grad = _nan_case(device, dtype, D)
+    k[0, 42] = NAN
+    out, _, ref = _run(q, k, v, ks, ke, pad, grad)
+    clean_out, _ = _clean(device, D)
+    assert not torch.isnan(ref).any(), "the reference ignores it too"
+    _close(out, clean_out, dtype, "output")
+
+
+@NAN_D
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=str)
+def test_nan_in_an_attended_value(device, dtype, D):
+    """NaN in v of key 50, channel 3 (head 1), attended by groups b and c: channel 3 of their
+    outputs is NaN, the other channels are not; their dq rows are NaN."""
+    q, k, v, ks, ke, pad, grad = _nan_case(device, dtype, D)
+    v[0, 50, 1, 3] = NAN
+    out, (dq, dk, dv), ref = _run(q, k, v, ks, ke, pad, grad)
+    hit = _rows("b", "c")
+    assert _all_nan(ref[0, hit, 1, 3]) and _all_nan(out[0, hit, 1, 3])
+    assert _all_nan(dq[0, hit, 1])
+    clean_out, _ = _clean(device, D)
+    other_channels = [c for c in range(8) if c != 3]
+    _close(out[0, hit, 1][..., other_channels], clean_out[0, hit, 1][..., other_channels], dtype,
+           "the other channels of the queries attending key 50")
+    _close(out[0, :, 0], clean_out[0, :, 0], dtype, "the other head")
+
+
+@NAN_D
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=str)
+def test_queries_with_no_key_stay_exactly_zero_beside_nan(device, dtype, D):
+    """Queries 0..9 have no key. With NaN in their own q rows and NaN in k and v of keys their
+    neighbours attend (in the same tiles), their outputs and dq rows are exactly 0."""
+    q, k, v, ks, ke, pad, grad = _nan_case(device, dtype, D)
+    q[0, 0:10] = NAN
+    k[0, 25, 0, 1] = NAN
+    v[0, 3, :, 0] = NAN
+    v[0, 50, 1, 3] = NAN
+    v[0, 42] = NAN  # a padded key
+    out, (dq, _, _), _ = _run(q, k, v, ks, ke, pad, grad)
+    empty = _rows("empty")
+    assert torch.equal(out[0, empty], torch.zeros_like(out[0, empty])), "no key: output exactly 0"
+    assert torch.equal(dq[0, empty], torch.zeros_like(dq[0, empty])), "no key: dq exactly 0"
+
+
+def test_nan_rule_is_in_the_docstring():
+    doc = " ".join(media_cross_attention.__doc__.split())
+    assert "NaN" in doc and "exactly 0" in doc
+
+
+@needs_cuda
+@pytest.mark.cuda
+@pytest.mark.parametrize("path", BACKWARD_PATHS)
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=str)
+def test_cuda_nan_rule_on_both_backward_paths(monkeypatch, dtype, path):
+    """The NaN contract on the tensor-core forward (head dim 64) with each backward path. The
+    forward keeps lse = NaN for a NaN row, so even the keys of that row other than the NaN one get
+    NaN dv (with lse = +inf their p would be 0)."""
+    monkeypatch.setenv("AF2_MEDIA_ATTN_BACKWARD", path)
+    cuda = torch.device("cuda")
+    test_nan_in_a_query_row(cuda, dtype, 64)
+    test_nan_in_an_attended_key(cuda, dtype, 64)
+    test_nan_in_an_attended_value(cuda, dtype, 64)
+    test_queries_with_no_key_stay_exactly_zero_beside_nan(cuda, dtype, 64)

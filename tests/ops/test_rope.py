@@ -23,7 +23,7 @@ def _oracle(x, **kw):
 
 
 def _spec_rope(x, window_size, offsets, base, rd, interleaved):
-    """DESIGN.md's formula written element by element with complex numbers (checks the oracle)."""
+    """docs/design.md's formula written element by element with complex numbers (checks the oracle)."""
     B, S, H, D = x.shape
     out = x.clone()
     for b in range(B):
@@ -295,3 +295,12 @@ def test_cuda_matches_cpu_on_af2_shape(dtype):
     torch.testing.assert_close(out.double(), _oracle(x, **kw), **TOLERANCES[dtype])
     # Deterministic: a second launch gives the same bits.
     assert torch.equal(out, rope_windowed(x.cuda(), **{**kw, "window_offsets": off.cuda()}).cpu())
+
+
+def test_bad_offsets_name_the_value():
+    """The range error says which offset is out of range, for int64 offsets past int32 too."""
+    x = torch.randn(1, 4, 1, 4)
+    with pytest.raises(ValueError, match=r"window_offsets must be >= 0, got -6"):
+        rope_windowed(x, window_size=2, window_offsets=torch.tensor([[0, -6]]))
+    with pytest.raises(ValueError, match=r"window_offsets holds 4294967298 .*window_size = 2"):
+        rope_windowed(x, window_size=2, window_offsets=torch.tensor([[2**32 + 2, 0]]))
