@@ -35,9 +35,11 @@ def positions(attention_mask: torch.Tensor) -> torch.Tensor:
 def default_generation_config(config, base=None):
     """A GenerationConfig for AF2: eos = [``<|endofchunk|>``, eos], pad, `<audio>` suppressed,
     greedy, 64 new tokens (``base``'s other settings kept)."""
+    import copy
+
     from transformers import GenerationConfig
 
-    g = copy_config(base) if base is not None else GenerationConfig()
+    g = copy.deepcopy(base) if base is not None else GenerationConfig()
     ids = config.token_ids
     stop = sorted({ids[k] for k in ("eoc", "eos") if k in ids})
     if stop:
@@ -49,12 +51,6 @@ def default_generation_config(config, base=None):
     g.bos_token_id = None
     g.max_new_tokens = 64 if g.max_new_tokens is None else g.max_new_tokens
     return g
-
-
-def copy_config(g):
-    import copy
-
-    return copy.deepcopy(g)
 
 
 def new_cache(config):
