@@ -29,7 +29,8 @@ from af2.data.batching import DynamicBatchSampler
 from af2.data.collator import AF2Collator
 from af2.data.dataset import AudioQADataset
 from af2.data.loader import AudioQALoader
-from af2.data.manifest import load_manifest, read_lines
+from af2.data.jsonl import read_jsonl
+from af2.data.manifest import load_manifest
 from af2.data.report import LoadReport, Skipped
 
 log = logging.getLogger("training.data")
@@ -44,10 +45,8 @@ def write_mixture(sources: Sequence[dict], out: Path, *, seed: int) -> Path:
         if not result.ok:
             raise ValueError(f"data.sources[{k}].manifest {manifest}: " + "; ".join(map(str, result.errors[:5])))
         rows = []
-        for _, raw, _ in read_lines(manifest):  # the lines load_manifest read (all valid UTF-8 here)
-            if not raw.strip():
-                continue
-            row = json.loads(raw)
+        for entry in read_jsonl(manifest, "manifest"):  # the lines load_manifest read (all good here)
+            row = entry.value
             is_long = bool(row.get("long_audio", False))
             keep = {"any": True, "only": is_long, "exclude": not is_long}[src.get("long_audio", "any")]
             if keep:
