@@ -218,8 +218,9 @@ class LLMClient:
                 result.value, result.problems = check(parsed.value) if check else (parsed.value, [])
             if result.ok:
                 return result
-            if "truncated" in parsed.repairs or completion.finish_reason == "length":
-                result.problems.insert(0, "the reply was cut off at the token limit: keep it shorter")
+            cause = cutoff_problem(completion.finish_reason, "truncated" in parsed.repairs)
+            if cause:
+                result.problems.insert(0, cause)
             if round_ < max_repairs:
                 self.usage.count("events", "repair_requests")
                 bullets = "\n".join(f"- {p}" for p in result.problems)
@@ -228,6 +229,18 @@ class LLMClient:
                     *self.repair_template.render(problems=bullets)]
         self.usage.count("events", "rejected_replies")
         return result
+
+
+def cutoff_problem(finish_reason: str | None, unfinished_json: bool) -> str | None:
+    """What to tell the model about a reply that ended early: cut off at the token limit
+    only when the server says so (``finish_reason`` "length"); JSON left open by a model that
+    stopped on its own is a malformed reply, not a cut-off one."""
+    if finish_reason == "length":
+        return "the reply was cut off at the token limit: keep it shorter"
+    if unfinished_json:
+        stopped = f" although the model stopped on its own (finish_reason {finish_reason!r})" if finish_reason else ""
+        return f"the reply ends inside unfinished JSON (an unclosed bracket or string){stopped}: send complete JSON"
+    return None
 
 
 def _unpack(response, messages: list[dict]) -> CachedReply:
