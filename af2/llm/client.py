@@ -3,10 +3,10 @@
 ``LLMClient.complete`` sends one chat-completions request (``openai`` package, its own retries
 off): cache first, then the concurrency slot and the rate limiter, then retries with backoff
 on the failures ``retry.classify`` calls transient. When ``max_unreachable`` consecutive
-requests (of all threads) could not connect (refused, DNS, TLS), every call raises
-``retry.Unreachable`` from then on: the server is not there, retrying for minutes per record
-would only hide it (a reply of any kind, even a 5xx, resets the count). Concurrent calls with the same key wait
-for the first instead of paying twice. ``LLMClient.complete_json`` parses and validates the
+requests (of all threads) could not connect (refused, DNS, TLS), or one got a 404, every call
+raises ``retry.Unreachable`` from then on: the server is not there, and retrying for minutes
+per record would only hide it (a reply of any kind, even a 5xx, resets the count). Concurrent
+calls with the same key wait for the first instead of paying twice. ``LLMClient.complete_json`` parses and validates the
 reply (``jsonout``) and runs a caller's content check; a reply that fails either is sent back
 with the list of problems for a fix, up to ``max_repairs`` times, and then rejected.
 """
@@ -153,12 +153,12 @@ class LLMClient:
                 self.usage.add(replies=1, prompt_tokens=reply.prompt_tokens,
                                completion_tokens=reply.completion_tokens)
                 return reply
-            if failure.status == 404:
-                self.usage.count("events", f"failed_{failure.reason}")
-                self._down = self._down or self._absent_message(failure.unreachable, 1)
-                self._raise_if_down()
             if not failure.retry:
                 self.usage.count("events", f"failed_{failure.reason}")
+                if failure.unreachable:  # a 404: no such endpoint
+                    with self._lock:
+                        self._down = self._down or self._absent_message(failure.unreachable, 1)
+                    raise Unreachable(self._down, failure.reason)
                 error = FatalError if failure.status in FATAL_STATUS else RequestRejected
                 raise error(f"the server refused the request: {error_text}", failure.reason)
             self._raise_if_down()

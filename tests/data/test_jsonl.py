@@ -147,3 +147,24 @@ def test_cut_torn_tail_and_good_objects(tmp_path, caplog):
     assert path.read_bytes().endswith(b'{"id": "b"}\n')
     assert good_objects(path) == [{"id": "a"}, {"id": "b"}] and ":2: not valid UTF-8" in caplog.text
     assert good_objects(tmp_path / "absent.jsonl") == []
+
+
+@SETTINGS
+@given(st.lists(st.one_of(st.fixed_dictionaries({"id": st.sampled_from("abcdef"), "prediction": st.text()})
+                          .map(lambda v: ("good", v)), bad_lines.map(lambda b: ("bad", b))), max_size=12))
+def test_job_and_prediction_readers_keep_good_lines_and_report_bad_ones(tmp_path, lines):
+    from af2.data.llm.jobs import read_records
+    from af2.eval.inputs import load_predictions
+
+    path = tmp_path / "p.jsonl"
+    path.write_bytes(b"\n".join(_encode(v) if kind == "good" else v for kind, v in lines) + b"\n")
+    first = {}
+    for n, (kind, v) in enumerate(lines, 1):
+        if kind == "good":
+            first.setdefault(v["id"], (n, v))
+    records, bad = read_records(path)
+    assert [(r.line, r.data) for r in records] == sorted(first.values(), key=lambda x: x[0])
+    assert sorted(b["input_line"] for b in bad) == sorted(set(range(1, len(lines) + 1)) - {n for n, _ in first.values()})
+    predictions = load_predictions(path)
+    assert predictions.by_id == {k: v["prediction"] for k, (_, v) in first.items()}
+    assert len(predictions.problems) == len(bad)
