@@ -23,7 +23,7 @@ class Predictions:
 
 def load_predictions(path: str | Path) -> Predictions:
     records, bad = read_records(Path(path))
-    out, problems = Predictions(), [(b["input_line"], b["reasons"][0].removeprefix("input: ")) for b in bad]
+    out, problems = Predictions(), [(b["input_line"], b["reasons"][0]) for b in bad]
     for record in records:
         prediction = record.data.get("prediction")
         if "id" not in record.data:

@@ -91,7 +91,7 @@ def test_score_and_judge_read_bad_prediction_lines_per_line(serve, tmp_path):
                                                                 for i in range(3)]))
     score = run_score("--pred", str(pred), "--ref", str(ref))
     assert score.returncode == 0 and "Traceback" not in score.stderr, score.stderr
-    assert "line 2: not valid UTF-8" in score.stderr and "line 6" in score.stderr
+    assert "line 2: input: not valid UTF-8" in score.stderr and "line 6" in score.stderr
 
     from tests.eval.fake_judge import fair_judge
 
