@@ -14,7 +14,7 @@ from af2.data.jsonl import cut_torn_tail, good_objects, read_jsonl
 from af2.data.manifest import load_manifest
 from af2.errors import InputError
 
-SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
