@@ -22,6 +22,7 @@ from pathlib import Path
 
 from af2.data.llm.jobs import Job, run_for_cli
 from af2.data.manifest import ManifestValidationError
+from af2.errors import InputError
 from af2.eval.inputs import load_predictions, load_references
 from af2.eval.judge import Judge
 from af2.eval.judge_summary import read_jsonl, summarize
@@ -117,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_cli_logging(args.log_level)
     try:
         return args.run(args)
-    except (FileNotFoundError, ManifestValidationError) as err:
+    except (InputError, ManifestValidationError) as err:
         log.error("%s", err)
         return 2
 

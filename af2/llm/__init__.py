@@ -17,10 +17,10 @@ from af2.llm.client import Completion, LLMClient, StructuredResult
 from af2.llm.config import LLMConfig
 from af2.llm.jsonout import parse_json, parse_structured, validate
 from af2.llm.redact import Secret
-from af2.llm.retry import FatalError, LLMError, RequestRejected, RetriesExhausted
+from af2.llm.retry import FatalError, LLMError, RequestRejected, RetriesExhausted, Unreachable
 from af2.llm.templates import PromptTemplate, load_template
 from af2.llm.usage import Usage
 
 __all__ = ["Completion", "FatalError", "LLMClient", "LLMConfig", "LLMError", "PromptTemplate",
            "RequestRejected", "ResponseCache", "RetriesExhausted", "Secret", "StructuredResult",
-           "Usage", "cache_key", "load_template", "parse_json", "parse_structured", "validate"]
+           "Unreachable", "Usage", "cache_key", "load_template", "parse_json", "parse_structured", "validate"]

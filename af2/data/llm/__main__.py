@@ -17,6 +17,7 @@ from af2.data.llm.longqa import LongQA
 from af2.data.llm.negatives import Negatives
 from af2.data.llm.paraphrase import Paraphrase
 from af2.data.llm.qa import QA
+from af2.errors import InputError
 from af2.llm import LLMClient, LLMConfig, ResponseCache
 from af2.llm.logsetup import configure_cli_logging
 from af2.llm.redact import install, redact
@@ -49,6 +50,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_cli_logging(args.log_level)
+    try:
+        return run(args)
+    except InputError as err:
+        log.error("%s", err)
+        return 2
+
+
+def run(args: argparse.Namespace) -> int:
     config = LLMConfig.from_args(args)
     install(config.api_key)
     if not config.model:
