@@ -1,0 +1,58 @@
+"""``af2 train --config STAGE.yaml [--set key=value ...] [--seed N] [--resume]``: one training stage.
+
+Runs one curriculum stage (clap, pretrain, sft or long; ``training/configs/*.yaml``) with
+DeepSpeed. Under ``torchrun`` or ``deepspeed`` each rank runs this same command. ``--seed N``
+sets ``model.seed``, ``data.seed`` and ``train.seed``. ``--resume`` continues from the newest
+complete checkpoint in ``output.dir``. Needs ``pip install 'af2[train]'``.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+
+from af2.cli.args import add_config, add_seed
+from af2.errors import ConfigError
+
+HELP = "run one training stage (DeepSpeed)"
+
+
+def configure(parser: argparse.ArgumentParser, *, legacy: bool = False, what: str = "stage") -> None:
+    add_config(parser, help=f"the {what} config (YAML)")
+    add_seed(parser, default=None, help="set model.seed, data.seed and train.seed (default: the config's)")
+    parser.add_argument("--resume", action="store_true", help="continue from the newest complete checkpoint")
+    parser.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)
+
+
+def overrides(args: argparse.Namespace) -> dict:
+    """The ``--set`` items and ``--seed`` as one nested dict; ConfigError on a bad item."""
+    import training.config as tc
+
+    try:
+        extra = tc.parse_overrides(args.overrides)
+    except (tc.ConfigError, ValueError) as err:  # ValueError: a YAML value that does not parse
+        raise ConfigError(f"--set: {err}") from None
+    if args.seed is not None:
+        extra = tc.merge(extra, {part: {"seed": args.seed} for part in ("model", "data", "train")})
+    return extra
+
+
+def config_errors():
+    """The exceptions that mean a bad config file or value (exit status 2)."""
+    import yaml
+
+    import training.config as tc
+
+    return tc.ConfigError, yaml.YAMLError
+
+
+def main(args: argparse.Namespace) -> int:
+    from training.config import load_config
+    from training.train import run_stage
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        cfg = load_config(args.config, overrides(args))
+    except config_errors() as err:
+        raise ConfigError(f"--config {args.config}: {err}") from None
+    run_stage(cfg, resume=args.resume)
+    return 0
