@@ -13,7 +13,7 @@ import importlib
 import sys
 from typing import Sequence
 
-from af2.cli.runner import EPILOG, EXIT_CODES, Parser, run
+from af2.cli.runner import EPILOG, EXIT_CODES, Parser, fail, run
 
 __all__ = ["VERBS", "EXIT_CODES", "main", "dispatch", "legacy_main", "verb_parser"]
 
@@ -65,8 +65,13 @@ def dispatch(argv: Sequence[str] | None, *, prog: str, verbs: dict[str, str], de
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] not in verbs:  # --help, --version, no verb or an unknown one
         return run(_verb_list_parser(prog, verbs, description, version), argv, lambda args: 0)
-    parser, module = verb_parser(argv[0], f"{prog} {argv[0]}", legacy=legacy)
-    return run(parser, argv[1:], module.main)
+    try:
+        parser, module = verb_parser(argv[0], f"{prog} {argv[0]}", legacy=legacy)
+        return run(parser, argv[1:], module.main)
+    except ImportError as err:
+        if getattr(err, "extra", None) is None:  # not af2's "install the extra" error: a bug
+            raise
+        return fail(f"{prog} {argv[0]}", str(err))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -79,8 +84,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 def legacy_main(verb: str, prog: str, argv: Sequence[str] | None = None) -> int:
     """An old entry point (``python -m af2.eval``, ``python -m training.train``, ...): ``verb``'s
     flags plus the old names, under the old program name."""
-    parser, module = verb_parser(verb, prog, legacy=True)
-    return run(parser, sys.argv[1:] if argv is None else argv, module.main)
+    try:
+        parser, module = verb_parser(verb, prog, legacy=True)
+        return run(parser, sys.argv[1:] if argv is None else argv, module.main)
+    except ImportError as err:
+        if getattr(err, "extra", None) is None:
+            raise
+        return fail(prog, str(err))
 
 
 __doc__ += "\n" + EPILOG

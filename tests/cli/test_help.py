@@ -96,3 +96,38 @@ def test_help_loads_neither_torch_nor_the_compiled_core():
             "print(sorted(m for m in ('torch', 'af2._C') if m in sys.modules))")
     run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert run.returncode == 0 and run.stdout.strip() == "[]", run.stdout + run.stderr
+
+
+def test_a_missing_extra_is_one_line_and_status_2(af2, monkeypatch):
+    import af2.cli.gen as gen
+
+    class MissingExtra(ModuleNotFoundError):
+        extra = "llm"
+
+    def no_openai():
+        raise MissingExtra("af2.llm needs openai, which is not installed: pip install 'af2[llm]'")
+
+    monkeypatch.setattr(gen, "pipelines", no_openai)
+    bad_input(af2("gen", "paraphrase", "--help"), "af2 gen: error:", "pip install 'af2[llm]'")
+
+    def broken():
+        raise ImportError("a bug, not a missing extra")
+
+    monkeypatch.setattr(gen, "pipelines", broken)
+    with pytest.raises(ImportError, match="a bug"):
+        af2("gen", "paraphrase", "--help")
+
+
+def test_input_errors_of_a_command_are_one_line_other_errors_keep_their_traceback(capsys):
+    from af2.cli.runner import Parser, run
+    from af2.errors import ConfigError, InputError, ServerUnreachable
+
+    parser = Parser(prog="af2 x")
+    for error in (InputError("--input a.jsonl: line 3 is not UTF-8\n(more)"), ConfigError("bad"),
+                  ServerUnreachable("down")):
+        assert run(parser, [], lambda args: (_ for _ in ()).throw(error)) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("af2 x: error: ") and err.count("\n") == 1
+    with pytest.raises(KeyError):
+        run(parser, [], lambda args: {}["bug"])
+    assert run(parser, [], lambda args: 1) == 1
