@@ -1,7 +1,7 @@
 """Plain-PyTorch twins of af2's fused ops: the test oracle and the benchmark baseline.
 
 They follow the eager code that other AF2/Flamingo codebases run (e.g. HF-style RoPE with
-``rotate_half`` and cos/sin tables built per call), with the exact semantics of DESIGN.md.
+``rotate_half`` and cos/sin tables built per call), with the exact semantics of docs/design.md.
 Pass float64 inputs to get the float64 oracle.
 """
 from __future__ import annotations

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from af2 import reference as R
 from af2.ops import media_cross_attention, media_key_ranges
 
-# issue 3: B = 4, Lq = 512, Lk in {192, 576, 1920}, H = 8, Dh = 64
+# docs/design.md targets: B = 4, Lq = 512, Lk in {192, 576, 1920}, H = 8, Dh = 64
 MEDIA_ATTN_SHAPES = {f"Lk{lk}": dict(B=4, Lq=512, Lk=lk, H=8, Dh=64) for lk in (192, 576, 1920)}
 
 

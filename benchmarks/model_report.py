@@ -1,4 +1,4 @@
-"""The ``model`` section of benchmarks/report.py (issue 5, item 10): the whole AF2 model.
+"""The ``model`` section of benchmarks/report.py: the whole AF2 model.
 
 At ``af2-3b`` size (the paper's config, random weights, text tower left out: AF2 inference and
 stage-1 training never use it), built with its parameters on the meta device and materialised

@@ -1,5 +1,5 @@
 """Benchmark report: times af2's ops against their baselines on this machine's device and
-writes benchmarks/results/<device>-<date>.json (format in DESIGN.md).
+writes benchmarks/results/<device>-<date>.json (format in docs/design.md).
 
   python benchmarks/report.py [--ops rope media_attn contrastive model] [--out benchmarks/results]
                               [--quick] [--smoke] [--budget-s SECONDS]
@@ -250,7 +250,7 @@ def _attn_peak_mb(device, shp, dtype, impl, mode, fn):
 
 # ---- contrastive loss -----------------------------------------------------------------------
 
-# issue 4: M = 2, N = 3, D = 512 against the eager full-logits loss; on a GPU also Inf-CL at
+# docs/design.md targets: M = 2, N = 3, D = 512 against the eager full-logits loss; on a GPU also Inf-CL at
 # B = 65,536 (M = 1, N = 0, D = 512: CLIP / CLAP's embedding width, and Inf-CL's head_dim 256 x 2)
 # and a loss-side peak-memory probe at B = 262,144. --smoke: tiny shapes, one repetition (checks
 # that the section runs; the figures mean nothing).

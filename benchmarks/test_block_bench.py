@@ -3,7 +3,7 @@ residuals) against the same block on the eager twins (dense-mask attention, plai
 
 CPU size: dim 512 (AF2 uses 2048, too slow for a 2-core benchmark), 8 heads x 64, FFN x4,
 B = 4, Lq = 512, one audio of 576 tokens (9 windows) per sample, the last 2 windows padded.
-On a GPU: AF2's dim 2048 in bf16. Target (issue 3, GPU): block fwd+bwd >= 1.5x the eager block.
+On a GPU: AF2's dim 2048 in bf16. Target (docs/design.md, GPU): block fwd+bwd >= 1.5x the eager block.
 """
 from __future__ import annotations
 

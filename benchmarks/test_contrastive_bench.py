@@ -1,6 +1,6 @@
 """Contrastive loss microbenchmarks: af2 (tiled, O(B) memory) vs the eager full-logits loss.
 
-Shapes (issue 4): M = 2 positives, N = 3 negatives, D = 512, B in {1024, 4096} here (B = 8192
+Shapes (docs/design.md): M = 2 positives, N = 3 negatives, D = 512, B in {1024, 4096} here (B = 8192
 and the memory figures are measured by benchmarks/report.py). Target on the CPU: >= 1.2x eager
 speed and <= 1/10 of eager peak memory at B = 8192.
 """

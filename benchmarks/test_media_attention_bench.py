@@ -1,7 +1,7 @@
 """Media cross-attention microbenchmarks: af2 vs eager masked softmax, SDPA with a boolean mask,
 and unmasked SDPA (a yardstick of kernel quality; it does twice the work here).
 
-Targets (issue 3), CPU: fwd+bwd >= 1.5x eager, >= 1.0x SDPA with a mask; GPU: fwd+bwd >= 1.5x
+Targets (docs/design.md), CPU: fwd+bwd >= 1.5x eager, >= 1.0x SDPA with a mask; GPU: fwd+bwd >= 1.5x
 SDPA with a mask, >= 0.8x unmasked SDPA flash. Peak memory is measured by benchmarks/report.py.
 """
 from __future__ import annotations

@@ -79,7 +79,7 @@ def test_stage1_train_step(benchmark, tokenizer, size, audio, impl):
 
 
 def test_tiny_forward(benchmark, tokenizer):
-    """The tiny preset's inference forward on one 10-s window (issue 5: well under a second)."""
+    """The tiny preset's inference forward on one 10-s window (target in docs/design.md: well under a second)."""
     model, _ = _step_case("tiny", tokenizer)
     model.eval()
     win = model.window_audio([torch.randn(16000 * 10)])

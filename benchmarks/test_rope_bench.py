@@ -2,7 +2,7 @@
 
 Run: pytest benchmarks/test_rope_bench.py   (on the CPU, or on a GPU with a CUDA build)
 Shapes: the AF2 audio-transformer shape (B=8, S=1920 = 30 windows x 64 tokens, H=8, D=256,
-rotary_dim=128) and a small one. Targets (issue 2): CPU fwd+bwd >= 3x eager; GPU bf16 >= 3x
+rotary_dim=128) and a small one. Targets (docs/design.md): CPU fwd+bwd >= 3x eager; GPU bf16 >= 3x
 eager and >= 80% of the measured copy bandwidth (see benchmarks/report.py for the latter).
 """
 from __future__ import annotations

@@ -1,7 +1,7 @@
 // CUDA registration of the windowed RoPE ops: checks (rope_args.h), position range check,
 // device guard, allocation, launch on the current stream.
 //
-// Position range check (DESIGN.md: every op rejects out-of-range offsets): the offsets live on
+// Position range check (docs/design.md: every op rejects out-of-range offsets): the offsets live on
 // the device, so the glue reduces them there (one aminmax) and copies the two values to the host
 // (16 bytes), which waits for the stream: a host-device sync per call that passes
 // window_offsets (~10-20 us plus the loss of the host's run-ahead; calls without offsets check

@@ -4,13 +4,13 @@
 #include <torch/library.h>
 
 TORCH_LIBRARY(af2, m) {
-  // Windowed RoPE (DESIGN.md). `inverse` rotates by the negative angle (the backward).
+  // Windowed RoPE (docs/design.md). `inverse` rotates by the negative angle (the backward).
   m.def("rope_windowed(Tensor x, int window_size, Tensor? window_offsets, float base, "
         "int rotary_dim, bool interleaved, bool inverse) -> Tensor");
   m.def("rope_windowed_qk(Tensor q, Tensor k, int window_size, Tensor? window_offsets, "
         "float base, int rotary_dim, bool interleaved, bool inverse) -> (Tensor, Tensor)");
 
-  // Media cross-attention (DESIGN.md). Returns (out, lse); lse (B, H, Lq) float32 (float64 for
+  // Media cross-attention (docs/design.md). Returns (out, lse); lse (B, H, Lq) float32 (float64 for
   // float64 inputs) feeds the backward, +inf for a query with no key.
   m.def("media_cross_attention(Tensor q, Tensor k, Tensor v, Tensor key_start, Tensor key_end, "
         "Tensor? key_padding_mask, float scale) -> (Tensor, Tensor)");
@@ -22,7 +22,7 @@ TORCH_LIBRARY(af2, m) {
   m.def("gated_residual(Tensor x, Tensor y, Tensor gate) -> Tensor");
   m.def("gated_residual_backward(Tensor grad, Tensor y, Tensor gate) -> (Tensor, Tensor)");
 
-  // Contrastive loss with M positives and M x N hard negatives (DESIGN.md) over keys audio_all /
+  // Contrastive loss with M positives and M x N hard negatives (docs/design.md) over keys audio_all /
   // text_all (the global batch; local row i is global row i + offset). Returns
   // (terms (2, B, M), row_lse (B), pair_lse (B, M), col_lse (B, M)), float32 (float64 for float64).
   m.def("contrastive_loss(Tensor audio, Tensor text, Tensor audio_all, Tensor text_all, "

@@ -11,7 +11,8 @@ Runs the stages in order in one process (group). Curriculum YAML::
 Stage ``k`` writes ``<output_dir>/<k>-<stage>/`` and starts from stage ``k-1``'s exported
 weights (``<dir>/model``) with a fresh engine over its own trainable set. Every stage's
 config is validated before the first one starts. ``--resume`` skips finished stages and
-resumes the unfinished one from its newest checkpoint.
+resumes the unfinished one from its newest good checkpoint (exit status 2, as training.train,
+when none can be used).
 """
 from __future__ import annotations
 

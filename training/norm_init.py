@@ -1,6 +1,6 @@
 """Data-dependent initialisation of the audio transformation's input LayerNorm.
 
-The audio transformation starts with ``LayerNorm(dense * sqrt(D))`` (DESIGN.md). A LayerNorm
+The audio transformation starts with ``LayerNorm(dense * sqrt(D))`` (docs/design.md). A LayerNorm
 normalises each token across its D features; it does not remove what all tokens share. Dense
 features of an encoder that was not trained for them (the tiny preset's random HTSAT) are
 dominated by such a shared component (the mean token is about twice as long as a token's

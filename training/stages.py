@@ -107,9 +107,18 @@ def load_init(model: AudioFlamingo2, init_from: str) -> None:
     set, and the sets differ - e.g. AF-CLAP's logit scale is trained in "clap" only.)"""
     from pathlib import Path
 
+    from safetensors import SafetensorError
     from safetensors.torch import load_model
 
-    missing, unexpected = load_model(model, str(Path(init_from) / "model" / "model.safetensors"), strict=True)
+    from training.safe_load import DamagedCheckpointError
+
+    path = Path(init_from) / "model" / "model.safetensors"
+    try:
+        missing, unexpected = load_model(model, str(path), strict=True)
+    except FileNotFoundError:
+        raise DamagedCheckpointError(path, "missing (init_from: the previous stage has not finished)") from None
+    except (SafetensorError, OSError) as e:
+        raise DamagedCheckpointError(path, f"unreadable ({e})") from None
     if missing or unexpected:
         raise RuntimeError(f"init_from {init_from}: missing {missing[:5]}, unexpected {unexpected[:5]}")
 

@@ -1,7 +1,9 @@
 """``python -m training.train --config training/configs/pretrain.yaml [--resume] [--set key=value ...]``
 
 Runs one curriculum stage. The same module runs under ``torchrun`` and ``deepspeed`` (one
-process per rank; the launcher's env gives rank and world size).
+process per rank; the launcher's env gives rank and world size). ``--resume`` skips damaged
+checkpoints with a warning (training.checkpoint.select); exit status 2 when no checkpoint (or
+``init_from``) can be used, the message naming the file (docs/checkpoints.md).
 """
 from __future__ import annotations
 
@@ -170,6 +172,7 @@ def run_stage(cfg: dict, *, resume: bool = False) -> dict:
     rank, world = setup_distributed()
     out = Path(cfg["output"]["dir"])
     root = out / "checkpoints"
+    found = ckpt.select(root) if resume else None  # before anything is built: a bad checkpoint fails fast
     torch.manual_seed(cfg["train"]["seed"])
     model = build_model(cfg)
     if cfg["init_from"]:
@@ -194,7 +197,6 @@ def run_stage(cfg: dict, *, resume: bool = False) -> dict:
     frozen_before, trained_before = digests(engine.module, frozen), digests(engine.module, trainable)
 
     state = {"step": 0, "epoch": 0, "batch": 0, "skipped": 0, "samples": 0, "loss": None}
-    found = ckpt.find_latest(root) if resume else None
     if found is not None:
         state = ckpt.load(engine, found, strict=not cfg["deepspeed"]["exclude_frozen"] or found.name == "final")
         if rank == 0:

@@ -2,7 +2,8 @@
 
 One module per verb (``af2/cli/<verb>.py``), each with ``HELP`` (one line), ``configure(parser,
 legacy=False)`` (its flags) and ``main(args) -> int`` (the work; heavy imports inside, so that
-``af2 --help`` and the pure-Python verbs never load torch or the compiled core). Shared flag
+``af2 --help`` and the pure-Python verbs never load torch or the compiled core); or, for a verb
+that keeps its own parser (``eval``), ``run_argv(argv) -> int``. Shared flag
 types are in :mod:`af2.cli.args`; parsing, errors and exit statuses in :mod:`af2.cli.runner`.
 The old ``python -m`` entry points call :func:`legacy_main`, which accepts their old flag
 names (``--in``/``--out``, ``--pred``/``--ref``) as aliases.
@@ -27,6 +28,7 @@ VERBS = {
     "demo": "the whole curriculum on synthetic data, small, with a report",
     "infer": "answer prompts about audio with a saved AF2 model",
     "score": "accuracy per skill: multiple choice, exact and normalised match",
+    "eval": "a model or predictions on a public benchmark (MMAU, ClothoAQA, AudioCaps, Clotho, ...)",
     "judge": "score predictions 1-10 with an LLM judge (resumable)",
 }
 
@@ -66,6 +68,9 @@ def dispatch(argv: Sequence[str] | None, *, prog: str, verbs: dict[str, str], de
     if not argv or argv[0] not in verbs:  # --help, --version, no verb or an unknown one
         return run(_verb_list_parser(prog, verbs, description, version), argv, lambda args: 0)
     try:
+        module = importlib.import_module(f"af2.cli.{argv[0]}")
+        if hasattr(module, "run_argv"):  # a verb with its own parser
+            return module.run_argv(argv[1:])
         parser, module = verb_parser(argv[0], f"{prog} {argv[0]}", legacy=legacy)
         return run(parser, argv[1:], module.main)
     except ImportError as err:

@@ -25,7 +25,6 @@ def configure(parser: argparse.ArgumentParser, *, legacy: bool = False) -> None:
 def main(args: argparse.Namespace) -> int:
     from training.checkpoint import is_complete
     from training.curriculum import plan
-    from training.train import run_stage
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -36,5 +35,5 @@ def main(args: argparse.Namespace) -> int:
         out = Path(cfg["output"]["dir"])
         if args.resume and is_complete(out / "checkpoints" / "final") and (out / "summary.json").is_file():
             continue
-        run_stage(cfg, resume=args.resume)
+        train.run_stage(cfg, resume=args.resume)
     return 0

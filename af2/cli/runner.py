@@ -73,4 +73,4 @@ def run(parser: argparse.ArgumentParser, argv: Sequence[str] | None,
     try:
         return command(args)
     except InputError as err:
-        return fail(parser.prog, str(err).splitlines()[0] if str(err) else type(err).__name__)
+        return fail(parser.prog, str(err) or type(err).__name__)

@@ -3,7 +3,9 @@
 Runs one curriculum stage (clap, pretrain, sft or long; ``training/configs/*.yaml``) with
 DeepSpeed. Under ``torchrun`` or ``deepspeed`` each rank runs this same command. ``--seed N``
 sets ``model.seed``, ``data.seed`` and ``train.seed``. ``--resume`` continues from the newest
-complete checkpoint in ``output.dir``. Needs ``pip install 'af2[train]'``.
+good checkpoint in ``output.dir``, skipping damaged ones with a warning; none usable (or a
+checkpoint holding pickled code) is exit status 2, the message naming the file
+(docs/checkpoints.md). Needs ``pip install 'af2[train]'``.
 """
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import argparse
 import logging
 
 from af2.cli.args import add_config, add_seed
-from af2.errors import ConfigError
+from af2.errors import ConfigError, InputError
 
 HELP = "run one training stage (DeepSpeed)"
 
@@ -19,7 +21,7 @@ HELP = "run one training stage (DeepSpeed)"
 def configure(parser: argparse.ArgumentParser, *, legacy: bool = False, what: str = "stage") -> None:
     add_config(parser, help=f"the {what} config (YAML)")
     add_seed(parser, default=None, help="set model.seed, data.seed and train.seed (default: the config's)")
-    parser.add_argument("--resume", action="store_true", help="continue from the newest complete checkpoint")
+    parser.add_argument("--resume", action="store_true", help="continue from the newest good checkpoint (damaged ones are skipped with a warning)")
     parser.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)
 
 
@@ -45,9 +47,20 @@ def config_errors():
     return tc.ConfigError, yaml.YAMLError
 
 
+def run_stage(cfg: dict, *, resume: bool) -> dict:
+    """training.train.run_stage; a checkpoint (or ``init_from``) that cannot be used, damaged or
+    unsafe, is an InputError (exit status 2): nothing to retry until a person looks."""
+    from training.safe_load import CheckpointError
+    from training.train import run_stage as train_stage
+
+    try:
+        return train_stage(cfg, resume=resume)
+    except CheckpointError as err:
+        raise InputError(str(err)) from None
+
+
 def main(args: argparse.Namespace) -> int:
     from training.config import load_config
-    from training.train import run_stage
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:

@@ -8,7 +8,7 @@ on af2's ops: no dense (Lq, T*n) mask, no Lq x Lk score matrix, one fused gated 
 Weights and state_dicts are untouched; :func:`unpatch_flamingo` restores the originals.
 
 One deliberate difference: with ``only_attend_immediate_media=False``, text before any media
-outputs 0 here (DESIGN.md), where flamingo-pytorch lets it attend uniformly to all media.
+outputs 0 here (docs/design.md), where flamingo-pytorch lets it attend uniformly to all media.
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The AF2 / Flamingo gated cross-attention block on af2's fused ops.
 
-Per block (DESIGN.md): LayerNorm, q = x W_q (dim -> heads*dim_head), k, v from the media
+Per block (docs/design.md): LayerNorm, q = x W_q (dim -> heads*dim_head), k, v from the media
 (dim_media -> 2 * heads*dim_head), masked media cross-attention, out projection, then
 ``x + tanh(attn_gate) * attn``; LayerNorm, FFN dim -> ff_mult*dim (GELU) -> dim without bias,
 ``x + tanh(ff_gate) * ff``. Both gates start at 0, so the block is the identity at init.

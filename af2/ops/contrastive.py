@@ -1,6 +1,6 @@
 """Contrastive loss with M positive captions and M x N hard negatives per audio.
 
-Semantics are fixed in DESIGN.md. audio (B, D); text (B, M, D); hard_negatives (B, M, N, D);
+Semantics are fixed in docs/design.md. audio (B, D); text (B, M, D); hard_negatives (B, M, N, D);
 logit scale s. With S(x, y) = s <x, y>:
   audio->text term (i, j): -S(a_i, t_ij) + log( exp S(a_i, t_ij) + sum_{k != i, m} exp S(a_i, t_km)
                                                + sum_n exp S(a_i, h_ijn) )

@@ -1,6 +1,6 @@
 """Media cross-attention: text queries attend to per-query ranges of media (audio) keys.
 
-Semantics are fixed in DESIGN.md. q (B, Lq, H, Dh), k/v (B, Lk, H, Dh): query i of batch b
+Semantics are fixed in docs/design.md. q (B, Lq, H, Dh), k/v (B, Lk, H, Dh): query i of batch b
 attends keys j with key_start[b, i] <= j < key_end[b, i] and key_padding_mask[b, j] (if given);
 a query with no key outputs exactly 0 and gets zero gradient. Flash-style: never forms Lq x Lk.
 """

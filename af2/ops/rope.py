@@ -1,6 +1,6 @@
 """Windowed rotary position embedding (RoPE) over (window, token) sequences.
 
-Semantics are fixed in DESIGN.md. For x of shape (B, S, H, D), S = W * window_size:
+Semantics are fixed in docs/design.md. For x of shape (B, S, H, D), S = W * window_size:
   position of token s in batch b:  p = window_offsets[b, s // window_size] + s % window_size
   (default window_offsets[b, w] = w * window_size, i.e. p = s);
   theta_i = base ** (-2 i / rotary_dim), i < rotary_dim / 2; angle p * theta_i formed in float32;

@@ -1,6 +1,6 @@
 // Windowed RoPE, CUDA kernel.
 //
-// What: out = rotate(x, sign * p * theta) per DESIGN.md (rope.h has the exact contract); one
+// What: out = rotate(x, sign * p * theta) per docs/design.md (rope.h has the exact contract); one
 //       launch rotates one tensor, or q and k together (they share positions and the table).
 // How:  one thread block per token (b, s). The block first computes the cos/sin of the
 //       token's rd/2 angles into shared memory (theta in double, rounded to float, the angle

@@ -1,6 +1,6 @@
 // Windowed RoPE, CPU kernel.
 //
-// What: out = rotate(x, sign * p * theta) per DESIGN.md (see rope.h for the exact contract).
+// What: out = rotate(x, sign * p * theta) per docs/design.md (see rope.h for the exact contract).
 // How:  one OpenMP loop over the flattened (position, batch) index, static schedule. For each
 //       token the cos/sin of its rd/2 angles are computed once (vectorised, common/sincos.h)
 //       into a per-thread table and

@@ -1,4 +1,4 @@
-// rope_windowed_cpu against a straightforward double-precision implementation of DESIGN.md's
+// rope_windowed_cpu against a straightforward double-precision implementation of docs/design.md's
 // formula: odd shapes, both pair layouts, offsets with gaps, q+k in one call, strided input,
 // the inverse rotation, and the offset range errors.
 #include <cmath>

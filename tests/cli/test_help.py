@@ -47,6 +47,7 @@ def required(verb: str, tmp_path) -> list[str]:
             "gen": ["paraphrase", "--input", inp, "--output", tmp_path / "out.jsonl"],
             "train": ["--config", inp], "curriculum": ["--config", inp], "demo": [],
             "infer": ["--model", tmp_path / "model"], "score": ["--input", inp, "--reference", inp],
+            "eval": ["--benchmark", "mmau", "--data", inp, "--output", tmp_path / "o"],
             "judge": ["--input", inp, "--reference", inp, "--output", tmp_path / "out.jsonl"]}[verb]
 
 
@@ -123,11 +124,12 @@ def test_input_errors_of_a_command_are_one_line_other_errors_keep_their_tracebac
     from af2.errors import ConfigError, InputError, ServerUnreachable
 
     parser = Parser(prog="af2 x")
-    for error in (InputError("--input a.jsonl: line 3 is not UTF-8\n(more)"), ConfigError("bad"),
-                  ServerUnreachable("down")):
+    for error in (InputError("--input a.jsonl: line 3 is not UTF-8"), ConfigError("bad"), ServerUnreachable("down")):
         assert run(parser, [], lambda args: (_ for _ in ()).throw(error)) == 2
         err = capsys.readouterr().err
-        assert err.startswith("af2 x: error: ") and err.count("\n") == 1
+        assert err == f"af2 x: error: {error}\n"
+    assert run(parser, [], lambda args: (_ for _ in ()).throw(InputError("3 damaged:\n  a\n  b"))) == 2
+    assert capsys.readouterr().err == "af2 x: error: 3 damaged:\n  a\n  b\n"  # details kept
     with pytest.raises(KeyError):
         run(parser, [], lambda args: {}["bug"])
     assert run(parser, [], lambda args: 1) == 1

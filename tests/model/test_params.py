@@ -1,6 +1,6 @@
 """af2-3b parameter counts, on the meta device (nothing allocated), against the paper's architecture.
 
-Figures derived from the architecture (DESIGN.md), checked here:
+Figures derived from the architecture (docs/design.md), checked here:
   xattn block   = LN 2·2048 + to_q 2048·512 + to_kv 2048·1024 + to_out 512·2048 + LN 2·2048
                   + ff 2048·8192 + 8192·2048 + 2 gates                              = 37,756,930
   audio transf. = LN 2·2048 + 3 · (4·2048² + LN 2·2048 + (2048² + 2048)·2 + LN 2·2048) = 75,538,432
@@ -50,7 +50,7 @@ def test_af2_3b_counts_on_meta():
     assert (block, at, vocab * d + d + 36 * layer) == (OFFICIAL["xattn_block"], OFFICIAL["audio_transformation"],
                                                       OFFICIAL["llm"])
     af2_total = sum(counts[k] for k in ("audio_encoder", "audio_transformation", "xattn", "llm"))
-    # DESIGN.md's 4.80 B also counts 7,838,015 HTSAT parameters AF2 never uses (torchlibrosa
+    # docs/design.md's 4.80 B also counts 7,838,015 HTSAT parameters AF2 never uses (torchlibrosa
     # extractors, AudioSet head) that transformers' ClapAudioModel does not have.
     assert af2_total == 4_798_949_791 - 7_838_015 == 4_791_111_776
     trainable = {s: sum(p.numel() for p in model.trainable_parameters(s)) for s in ("pretrain", "sft", "long")}

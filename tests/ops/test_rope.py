@@ -23,7 +23,7 @@ def _oracle(x, **kw):
 
 
 def _spec_rope(x, window_size, offsets, base, rd, interleaved):
-    """DESIGN.md's formula written element by element with complex numbers (checks the oracle)."""
+    """docs/design.md's formula written element by element with complex numbers (checks the oracle)."""
     B, S, H, D = x.shape
     out = x.clone()
     for b in range(B):

@@ -1,5 +1,6 @@
 """2 ranks on the CPU (gloo, torchrun): same loss curve as 1 rank with the same global batch;
-the contrastive stage runs its distributed loss; DeepSpeed's own launcher runs the trainer."""
+the contrastive stage runs its distributed loss; DeepSpeed's own launcher runs the trainer;
+both ranks resume together past a damaged checkpoint."""
 from __future__ import annotations
 
 import json
@@ -14,9 +15,9 @@ def _port() -> str:
         return str(s.getsockname()[1])
 
 
-def _torchrun(cfg, n: int):
+def _torchrun(cfg, n: int, *extra: str):
     return run(["-m", "torch.distributed.run", f"--nproc_per_node={n}", "--master_addr=127.0.0.1",
-                f"--master_port={_port()}", "-m", "training.train", "--config", str(cfg)], timeout=300)
+                f"--master_port={_port()}", "-m", "training.train", "--config", str(cfg), *extra], timeout=300)
 
 
 def _losses(out) -> list[float]:
@@ -58,3 +59,15 @@ def test_deepspeed_launcher_two_ranks(stage_config, tmp_path):
     summary = json.loads((tmp_path / "dsl" / "summary.json").read_text())
     assert summary["world_size"] == 2 and summary["steps"] == 2 and summary["frozen_unchanged"]
     assert len(_losses(tmp_path / "dsl")) == 2
+
+
+def test_two_ranks_resume_past_a_damaged_checkpoint(stage_config, tmp_path):
+    # rank 1's optimizer states of the latest checkpoint cut short: both ranks skip it, together
+    cfg = stage_config("resume2", train={"max_steps": 2, "checkpoint_every": 1, "progress": False})
+    _torchrun(cfg, 2)
+    bad = tmp_path / "resume2" / "checkpoints" / "final" / "zero_pp_rank_1_mp_rank_00_optim_states.pt"
+    bad.write_bytes(bad.read_bytes()[:100])
+    proc = _torchrun(cfg, 2, "--resume")
+    assert "checkpoint final is damaged, skipped" in proc.stderr and "zero_pp_rank_1_mp_rank_00" in proc.stderr
+    summary = json.loads((tmp_path / "resume2" / "summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["resumed_at"] == 1 and summary["steps"] == 2
