@@ -13,7 +13,6 @@ import logging
 from pathlib import Path
 
 from af2.cli import train
-from af2.errors import ConfigError
 
 HELP = "run the training stages of a curriculum in order"
 
@@ -30,7 +29,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         stages = plan(args.config, train.overrides(args))
     except train.config_errors() as err:
-        raise ConfigError(f"--config {args.config}: {err}") from None
+        raise train.config_error(args.config, err) from None
     for cfg in stages:
         out = Path(cfg["output"]["dir"])
         if args.resume and is_complete(out / "checkpoints" / "final") and (out / "summary.json").is_file():

@@ -7,11 +7,12 @@ entry points:
 - 1: partial; a rerun continues (records left pending, unreadable items skipped and reported);
 - 2: the input or the configuration is wrong: a missing or unreadable input file, a directory
   where a file is expected, an output path in a missing folder, a bad or unknown flag, a bad
-  config value, an unreachable server. One line on stderr names the argument; nothing is
-  written.
+  config value, an unreachable server, a checkpoint that cannot be resumed. One line on
+  stderr names the argument (a few more may list details, e.g. each damaged checkpoint);
+  nothing is written.
 
 Library code signals status 2 by raising :class:`af2.errors.InputError` (or a subclass);
-:func:`run` turns it into the one-line message. Any other exception is a bug: it keeps its
+:func:`run` prints it after ``PROG: error:``. Any other exception is a bug: it keeps its
 traceback (status 1, Python's own).
 """
 from __future__ import annotations
@@ -31,7 +32,8 @@ EXIT_CODES = {
     PARTIAL: "partial: a rerun continues (records pending, unreadable items skipped and reported)",
     BAD_INPUT: "the input or the configuration is wrong (missing or unreadable input, a directory "
                "where a file is expected, an output path in a missing folder, a bad or unknown flag, "
-               "a bad config value, an unreachable server); nothing written",
+               "a bad config value, an unreachable server, a checkpoint that cannot be resumed); nothing "
+               "written",
 }
 EPILOG = "exit status:\n" + "\n".join(textwrap.fill(text, 92, initial_indent=f"  {code}  ", subsequent_indent=" " * 5)
                                        for code, text in EXIT_CODES.items())

@@ -44,7 +44,16 @@ def config_errors():
 
     import training.config as tc
 
-    return tc.ConfigError, yaml.YAMLError
+    return tc.ConfigError, yaml.YAMLError, UnicodeDecodeError
+
+
+def config_error(path, err: Exception) -> ConfigError:
+    """One line for a bad config file: YAML's own message spans several lines."""
+    mark = getattr(err, "problem_mark", None)
+    if mark is not None:
+        return ConfigError(f"--config {path}: not valid YAML: {getattr(err, 'problem', None) or 'syntax error'} "
+                           f"at line {mark.line + 1}, column {mark.column + 1}")
+    return ConfigError(f"--config {path}: {' '.join(str(err).split())}")
 
 
 def run_stage(cfg: dict, *, resume: bool) -> dict:
@@ -66,6 +75,6 @@ def main(args: argparse.Namespace) -> int:
     try:
         cfg = load_config(args.config, overrides(args))
     except config_errors() as err:
-        raise ConfigError(f"--config {args.config}: {err}") from None
+        raise config_error(args.config, err) from None
     run_stage(cfg, resume=args.resume)
     return 0

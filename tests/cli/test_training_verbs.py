@@ -41,6 +41,8 @@ def test_a_bad_config_is_status_2_and_nothing_runs(af2, tmp_path, verb):
                                       {"stages": [{"config": "good.yaml"}], "trian": {"max_steps": 1}}))
     broken = tmp_path / "broken.yaml"
     broken.write_text("stage: [pretrain\n")
+    latin = tmp_path / "latin.yaml"
+    latin.write_bytes(b"stage: pr\xe9train\n")
     before = files_under(tmp_path)
     bad_input(af2(verb, "--config", tmp_path / "missing.yaml"), "--config", "no such file")
     bad_input(af2(verb, "--config", tmp_path), "--config", "is a directory")
@@ -48,7 +50,8 @@ def test_a_bad_config_is_status_2_and_nothing_runs(af2, tmp_path, verb):
     bad_input(af2(verb, "--config", good, "--set", "train.max_steps"), "--set", "KEY.SUB=VALUE")
     bad_input(af2(verb, "--config", good, "--seed", "-1"), "--seed")
     bad_input(af2(verb, "--config", unknown), "--config", "trian")
-    bad_input(af2(verb, "--config", broken), "--config", str(broken))
+    bad_input(af2(verb, "--config", broken), "--config", str(broken), "not valid YAML", "line 2")
+    bad_input(af2(verb, "--config", latin), "--config", "utf-8")
     if verb == "train":
         bad_input(af2(verb, "--config", good, "--set", "train.max_steps=many"), "train.max_steps")
         bad_input(af2(verb, "--config", good, "--set", "stage=dance"), "stage")
