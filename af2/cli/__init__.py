@@ -67,16 +67,20 @@ def dispatch(argv: Sequence[str] | None, *, prog: str, verbs: dict[str, str], de
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] not in verbs:  # --help, --version, no verb or an unknown one
         return run(_verb_list_parser(prog, verbs, description, version), argv, lambda args: 0)
+    return _run_verb(argv[0], f"{prog} {argv[0]}", argv[1:], legacy=legacy)
+
+
+def _run_verb(verb: str, prog: str, argv: list[str], *, legacy: bool) -> int:
     try:
-        module = importlib.import_module(f"af2.cli.{argv[0]}")
+        module = importlib.import_module(f"af2.cli.{verb}")
         if hasattr(module, "run_argv"):  # a verb with its own parser
-            return module.run_argv(argv[1:])
-        parser, module = verb_parser(argv[0], f"{prog} {argv[0]}", legacy=legacy)
-        return run(parser, argv[1:], module.main)
+            return module.run_argv(argv)
+        parser, module = verb_parser(verb, prog, legacy=legacy)
+        return run(parser, argv, module.main)
     except ImportError as err:
         if getattr(err, "extra", None) is None:  # not af2's "install the extra" error: a bug
             raise
-        return fail(f"{prog} {argv[0]}", str(err))
+        return fail(prog, str(err))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -89,13 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def legacy_main(verb: str, prog: str, argv: Sequence[str] | None = None) -> int:
     """An old entry point (``python -m af2.eval``, ``python -m training.train``, ...): ``verb``'s
     flags plus the old names, under the old program name."""
-    try:
-        parser, module = verb_parser(verb, prog, legacy=True)
-        return run(parser, sys.argv[1:] if argv is None else argv, module.main)
-    except ImportError as err:
-        if getattr(err, "extra", None) is None:
-            raise
-        return fail(prog, str(err))
+    return _run_verb(verb, prog, list(sys.argv[1:] if argv is None else argv), legacy=True)
 
 
 __doc__ += "\n" + EPILOG

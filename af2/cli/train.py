@@ -21,7 +21,8 @@ HELP = "run one training stage (DeepSpeed)"
 def configure(parser: argparse.ArgumentParser, *, legacy: bool = False, what: str = "stage") -> None:
     add_config(parser, help=f"the {what} config (YAML)")
     add_seed(parser, default=None, help="set model.seed, data.seed and train.seed (default: the config's)")
-    parser.add_argument("--resume", action="store_true", help="continue from the newest good checkpoint (damaged ones are skipped with a warning)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from the newest good checkpoint (damaged ones are skipped with a warning)")
     parser.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)
 
 

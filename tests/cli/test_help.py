@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from af2.cli import EXIT_CODES, VERBS
 from tests.cli.conftest import bad_input
 
-ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_top_level_help_lists_every_verb_and_the_exit_statuses(af2):
@@ -88,7 +89,8 @@ PURE_PYTHON = ["--help", "synth --help", "gen paraphrase --help", "score --help"
 
 def test_help_loads_neither_torch_nor_the_compiled_core():
     probe = "import sys, af2; print('af2._C' in sys.modules or 'torch' in sys.modules)"
-    if subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True).stdout.strip() != "False":
+    loads = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    if loads != "False":
         pytest.skip("`import af2` itself loads the compiled core in this checkout")
     code = ("import sys, contextlib, io\nfrom af2.cli import main\n"
             f"for argv in {PURE_PYTHON!r}:\n"
