@@ -80,3 +80,18 @@ def test_infer_cuda_without_cuda_is_status_2(af2, model_dir, audio):
         pytest.skip("CUDA is available here")
     bad_input(af2("infer", "--model", model_dir, "--audio", audio / "tone.wav", "--prompt", "?", "--device", "cuda"),
               "--device cuda", "CUDA is not available")
+
+
+def test_infer_max_prompt_tokens_records_the_long_prompt_and_answers_the_rest(af2, model_dir, audio):
+    rows = [{"id": "short", "audio": "tone.wav", "prompt": "What?", "answer": "x"},
+            {"id": "long", "audio": "tone.wav", "prompt": "what is that sound " * 20, "answer": "x"}]
+    manifest = write_jsonl(audio / "m.jsonl", rows)
+    out = audio / "preds.jsonl"
+    result = af2("infer", "--model", model_dir, "--input", manifest, "--output", out, "--max-new-tokens", "2",
+                 "--max-prompt-tokens", "16", "--device", "cpu")
+    assert result.code == 1, result.err  # partial: the long prompt is an item error
+    assert [json.loads(x)["id"] for x in out.read_text().splitlines()] == ["short"]
+    errors = [json.loads(x) for x in (audio / "preds.jsonl.errors.jsonl").read_text().splitlines()]
+    assert [e["id"] for e in errors] == ["long"]
+    assert af2("infer", "--model", model_dir, "--input", manifest, "--output", out,
+               "--max-prompt-tokens", "0").code == 2
