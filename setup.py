@@ -199,11 +199,20 @@ def torch_variant(torch) -> str:
     return mod.torch_variant(torch.version.cuda, getattr(torch.version, "hip", None))
 
 
+BUILD_COMMANDS = {"build", "build_ext", "build_py", "bdist_wheel", "bdist", "install", "develop", "editable_wheel"}
+
+
+def builds(args: list) -> bool:
+    """Whether setup.py's command line (``args``) compiles or installs, rather than only making an
+    sdist or metadata (sdist, egg_info, dist_info)."""
+    return bool(BUILD_COMMANDS & set(args))
+
+
 def import_torch():
     try:
         import torch  # noqa: F401
-    except ImportError:  # pragma: no cover - exercised only on a machine without torch
-        fail("torch must be installed before building af2, and the build must see it: "
+    except ImportError as e:  # pragma: no cover - exercised only on a machine without torch
+        fail(f"torch must be installed before building af2, and the build must see it ({e}): "
              "pip install torch==2.13.0 ninja && pip install --no-build-isolation .")
 
 
@@ -250,15 +259,17 @@ def main() -> None:
                                  extra_compile_args={"cxx": cxx}, **ext_kwargs)
 
     # Facts the Python side checks before loading _C (a torch mismatch would otherwise surface
-    # as an undefined-symbol error); CUDA_NOTE says why the CUDA kernels were left out.
-    (ROOT / "af2" / "_build_meta.py").write_text(
-        "# Written by setup.py at build time; do not edit.\n"
-        f"TORCH_VERSION = {torch.__version__!r}\n"
-        f"TORCH_VARIANT = {torch_variant(torch)!r}\n"
-        f"CUDA = {with_cuda!r}\n"
-        f"CUDA_ARCHS = {cuda_archs!r}\n"
-        f"CUDA_NOTE = {cuda_note!r}\n"
-    )
+    # as an undefined-symbol error); CUDA_NOTE says why the CUDA kernels were left out. Not for
+    # an sdist or metadata alone: they build nothing (and MANIFEST.in leaves the file out).
+    if builds(sys.argv[1:]):
+        (ROOT / "af2" / "_build_meta.py").write_text(
+            "# Written by setup.py at build time; do not edit.\n"
+            f"TORCH_VERSION = {torch.__version__!r}\n"
+            f"TORCH_VARIANT = {torch_variant(torch)!r}\n"
+            f"CUDA = {with_cuda!r}\n"
+            f"CUDA_ARCHS = {cuda_archs!r}\n"
+            f"CUDA_NOTE = {cuda_note!r}\n"
+        )
 
     setup(
         version=version,

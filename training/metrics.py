@@ -97,7 +97,6 @@ class MetricsLogger:
         if wandb:
             import wandb as wandb_lib
 
-            (out / "wandb").mkdir(exist_ok=True)
             self.wandb = wandb_lib.init(project="af2", name=f"{desc}-{out.name}", dir=str(out), mode=wandb,
                                         config=config)
 
