@@ -235,3 +235,18 @@ def test_all_and_dev_extras():
     assert includes == {"all"}
     assert {"pytest", "pytest-benchmark", "hypothesis", "flamingo-pytorch", "build", "ruff"} <= dists
     assert _names(extras["serve"])[0] == {"fastapi", "uvicorn"}
+
+
+def test_demo_without_matplotlib_stops_before_training(tmp_path):
+    out = _ok(f"""
+        import sys
+        sys.modules["matplotlib"] = None
+        from training.demo import main
+        try:
+            main(["--quick", "--out", {str(tmp_path / "demo")!r}])
+        except ModuleNotFoundError as e:
+            print(type(e).__name__, e)
+    """)
+    assert out.startswith("MissingExtraError training.demo needs matplotlib, which is not installed: "
+                          "pip install 'af2[train]'")
+    assert not (tmp_path / "demo").exists()

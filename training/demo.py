@@ -279,6 +279,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps-scale", type=float, default=1.0, help="multiply every stage's step count")
     p.add_argument("--workers", type=int, default=1, help="data-loader workers per stage")
     args = p.parse_args(argv)
+    from af2._deps import require
+
+    require("training.demo", "train", ["matplotlib"])  # its plots come last: fail before training
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
