@@ -2,7 +2,7 @@
 
 Stage configs ship in ``training/configs`` (``--config pretrain`` names one of them, see
 :func:`training.config.resolve_config_path`). tensorboard and wandb are checked when a config
-asks for them (training/config.py), matplotlib when the demo plots.
+asks for them (training/config.py), matplotlib when the demo starts.
 """
 from af2._deps import all_modules, require
 

@@ -61,7 +61,8 @@ SCHEMA: dict[str, Any] = {
     # only, 0-based, if set); make the gradients non-finite (finite loss) at these steps
     "debug": {"nan_loss_steps": [], "nan_micro_batch": None, "nan_grad_steps": []},
 }
-TYPES = {"init_from": str, "output.wandb": str, "data.max_batch_size": int, "data.max_length": int, "debug.nan_micro_batch": int}
+TYPES = {"init_from": str, "output.wandb": str, "data.max_batch_size": int, "data.max_length": int,
+         "debug.nan_micro_batch": int}
 SOURCE_KEYS = {"manifest": str, "weight": (int, float), "long_audio": str}
 CHOICES = {"stage": STAGE_NAMES, "optim.schedule": ("cosine", "linear", "constant"),
            "deepspeed.precision": ("auto", "fp32", "bf16"), "deepspeed.zero_stage": (0, 1, 2, 3),
