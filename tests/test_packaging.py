@@ -7,7 +7,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
-import tomllib
 from pathlib import Path
 
 import pytest
@@ -200,6 +199,7 @@ def test_require_checks_without_importing(monkeypatch):
 # ---- pyproject.toml ----
 
 def _project() -> dict:
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
     return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 
 
