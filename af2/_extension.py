@@ -33,18 +33,18 @@ def torch_variant(cuda: str | None, hip: str | None = None) -> str:
     return "cpu"
 
 
-def torch_mismatch(built: str, built_variant: str, runtime: str, runtime_variant: str) -> str | None:
+def torch_mismatch(built: str, built_var: str, runtime: str, runtime_var: str) -> str | None:
     """Why a core built against torch ``built`` cannot load into torch ``runtime``; None if it can.
 
-    built / runtime: ``torch.__version__`` strings ("2.13.0+cpu"); *_variant: :func:`torch_variant`
+    built / runtime: ``torch.__version__`` strings ("2.13.0+cpu"); *_var: :func:`torch_variant`
     of each. Pure (the tests call it over version strings, without rebuilding).
     """
     b_public, _, b_local = built.partition("+")
     r_public, _, r_local = runtime.partition("+")
     if b_public != r_public:
         return f"torch {r_public} is not the release it was built against ({b_public})"
-    if built_variant != runtime_variant:
-        return f"the installed torch is a {runtime_variant} build, the core was built for {built_variant}"
+    if built_var != runtime_var:
+        return f"the installed torch is a {runtime_var} build, the core was built for {built_var}"
     b_label = "" if _VARIANT_LABEL.match(b_local) else b_local
     r_label = "" if _VARIANT_LABEL.match(r_local) else r_local
     if b_label != r_label:
@@ -52,12 +52,18 @@ def torch_mismatch(built: str, built_variant: str, runtime: str, runtime_variant
     return None
 
 
+def runtime_variant() -> str:
+    """:func:`torch_variant` of the torch imported."""
+    return torch_variant(torch.version.cuda, getattr(torch.version, "hip", None))
+
+
 def built_variant(meta) -> str:
+    """The variant of the torch the core was built against (af2/_build_meta.py's TORCH_VARIANT)."""
     variant = getattr(meta, "TORCH_VARIANT", None)
     if variant:
         return variant
     local = meta.TORCH_VERSION.partition("+")[2]  # a core built before the variant was recorded
-    return local if _VARIANT_LABEL.match(local) else torch_variant(torch.version.cuda, torch.version.hip)
+    return local if _VARIANT_LABEL.match(local) else runtime_variant()
 
 
 def load():
@@ -72,8 +78,7 @@ def load():
         raise ImportError(
             "af2's compiled core (af2._C) has not been built: this af2 is a source tree without a build. "
             f"Build it with the torch you use: {_REBUILD}. ({_PURE}.)") from e
-    runtime_variant = torch_variant(torch.version.cuda, torch.version.hip)
-    why = torch_mismatch(_build_meta.TORCH_VERSION, built_variant(_build_meta), torch.__version__, runtime_variant)
+    why = torch_mismatch(_build_meta.TORCH_VERSION, built_variant(_build_meta), torch.__version__, runtime_variant())
     if why:
         raise ImportError(
             f"af2 was built against torch {_build_meta.TORCH_VERSION} but torch {torch.__version__} is installed "
