@@ -20,7 +20,7 @@ from pathlib import Path
 
 import yaml
 
-from training.config import ConfigError, load_config, merge
+from training.config import ConfigError, load_config, merge, resolve_config_path
 
 KEYS = {"output_dir", "overrides", "stages"}
 STAGE_KEYS = {"config", "overrides"}
@@ -28,7 +28,7 @@ STAGE_KEYS = {"config", "overrides"}
 
 def plan(path: str | Path, extra: dict | None = None) -> list[dict]:
     """The validated config of every stage, ``init_from`` chained."""
-    path = Path(path)
+    path = resolve_config_path(path)
     spec = yaml.safe_load(path.read_text()) or {}
     for key in spec:
         if key not in KEYS:

@@ -278,6 +278,9 @@ def main(argv: list[str] | None = None) -> int:
 def run(args) -> int:
     """The demo with the parsed flags of ``af2 demo`` (output, quick, seed, steps_scale, workers,
     command_line)."""
+    from af2._deps import require
+
+    require("training.demo", "train", ["matplotlib"])  # its plots come last: fail before training
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 

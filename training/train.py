@@ -205,7 +205,8 @@ def run_stage(cfg: dict, *, resume: bool = False) -> dict:
     stream = BatchStream(loader, state["epoch"], state["batch"])
     tr = cfg["train"]
     logger = MetricsLogger(out, rank=rank, total=tr["max_steps"], start=start_step, progress=tr["progress"],
-                           tensorboard=cfg["output"]["tensorboard"], desc=cfg["stage"])
+                           tensorboard=cfg["output"]["tensorboard"], wandb=cfg["output"]["wandb"], config=cfg,
+                           desc=cfg["stage"])
     t_start = time.time()
     try:
         while state["step"] < tr["max_steps"]:

@@ -7,6 +7,10 @@ format to 16 kHz mono), :mod:`~af2.data.windows` (10-s windows), :mod:`~af2.data
 :mod:`~af2.data.synth` (synthetic AudioSkills and long scenes) and
 :mod:`~af2.data.negatives` (rule-based hard-negative captions).
 """
-from af2.data.skills import SKILLS
+from af2._deps import require
+
+require("af2.data", "audio")
+
+from af2.data.skills import SKILLS  # noqa: E402
 
 __all__ = ["SKILLS"]
