@@ -16,6 +16,8 @@ from typing import Any, Mapping
 
 import yaml
 
+from af2 import errors
+
 STAGE_NAMES = ("clap", "pretrain", "sft", "long")
 
 #: Every key a stage config may set, with its default. ``None`` defaults accept ``None`` or any
@@ -72,8 +74,8 @@ LOGGERS = {"output.tensorboard": ("tensorboard", "pip install 'af2[train]'"),
            "output.wandb": ("wandb", "pip install 'af2[wandb]'")}
 
 
-class ConfigError(ValueError):
-    """A bad config value; ``key`` is its dotted name."""
+class ConfigError(errors.ConfigError, ValueError):
+    """A bad config value; ``key`` is its dotted name (an af2.errors.ConfigError: exit status 2)."""
 
     def __init__(self, key: str, message: str):
         super().__init__(f"config key '{key}': {message}")
