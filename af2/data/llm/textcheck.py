@@ -16,6 +16,7 @@ from af2.data.lexicon import attributes, event_count, event_sequence, events, no
 __all__ = ["attributes", "content_stems", "count_signature", "event_change", "event_count", "event_sequence",
            "events", "normalize", "quantities", "stem", "trigram_similarity", "words"]
 
+
 def quantities(text: str) -> Counter:
     """Numbers and quantity words (``twice`` is 2; ``a``/``one``/``once`` are not counts)."""
     out: Counter = Counter()
