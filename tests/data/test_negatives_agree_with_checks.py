@@ -8,6 +8,8 @@ from hypothesis import strategies as st
 from af2.data import lexicon
 from af2.data.llm import checks
 from af2.data.negatives import make_negatives, plural
+from af2.data.synth.catalog import CONTEXT_LABELS, SEQUENCE_LABELS, SHORT_LABELS
+from af2.data.synth.scene import Placed, caption
 
 SOURCES = sorted({w for group in lexicon.SIMILAR_SOURCES for w in group} | {"siren", "owl", "robot"})
 ACTIONS = sorted({w for group in lexicon.SIMILAR_ACTIONS for w in group} | {"passes", "rattles"})
@@ -37,6 +39,15 @@ def captions(draw):
 def test_every_generated_negative_passes_the_checks(caption, seed):
     for negative in make_negatives(caption, 40, seed=seed).negatives:
         assert checks.negative_problems(caption, negative.text, negative.kind) == [], (caption, negative)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(sorted(set(SEQUENCE_LABELS + SHORT_LABELS + CONTEXT_LABELS))), min_size=1, max_size=8),
+       st.integers(0, 3))
+def test_negatives_of_synthetic_captions_pass_the_checks(labels, seed):
+    text = caption([Placed(label, float(k), k + 0.5, 0.5) for k, label in enumerate(labels)])
+    for negative in make_negatives(text, 40, seed=seed).negatives:
+        assert checks.negative_problems(text, negative.text, negative.kind) == [], (text, negative)
 
 
 def test_the_substitution_groups_name_different_known_events():
