@@ -205,7 +205,8 @@ NUMBERS = {**{w: k for k, w in enumerate(NUMBER_WORDS) if w != "one"},
 # that "a dog" and "one dog" read alike.
 QUANTITY_WORDS = frozenset({"several", "multiple", "many", "few", "some", "numerous", "various"})
 
-IRREGULAR_PLURALS = frozenset({"men", "women", "children", "people", "geese", "mice", "feet", "sheep", "cattle"})
+IRREGULAR_PLURALS = frozenset({"men", "women", "children", "people", "geese", "mice", "feet", "sheep", "cattle",
+                               "oxen"})
 
 STOPWORDS = frozenset("""
 a an the and or but of in on at to from by with without for as is are was were be been being
