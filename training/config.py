@@ -17,8 +17,7 @@ from typing import Any, Mapping
 import yaml
 
 from af2 import errors
-
-STAGE_NAMES = ("clap", "pretrain", "sft", "long")
+from af2.stages import STAGES as STAGE_NAMES
 
 #: Every key a stage config may set, with its default. ``None`` defaults accept ``None`` or any
 #: value of the type written in :data:`TYPES`.

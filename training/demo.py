@@ -35,9 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
-SKILL_ORDER = ("counting", "temporal_reasoning", "attribute_identification", "contextual_sound_event_reasoning",
-               "contextual_speech_event_reasoning", "information_extraction", "general_reasoning")
-STAGES = ("clap", "pretrain", "sft", "long")
+from af2.data.skills import SKILLS as SKILL_ORDER
+from af2.stages import STAGES
 
 #: Sizes of the default run (about 13.5 min on 2 CPU cores) and of ``--quick``. ``weights``: the
 #: share of clips per skill (af2.data.synth.generate.skill_cycle): the skills the report must show

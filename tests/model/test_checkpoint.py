@@ -120,3 +120,17 @@ def test_not_a_checkpoint(tmp_path):
     with pytest.raises(FileNotFoundError, match="not an af2 checkpoint"):
         AudioFlamingo2.from_pretrained(tmp_path)
 
+
+
+def test_a_0dim_logit_scale_of_an_older_checkpoint_loads_as_shape_1(make_model, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    model = make_model()
+    model.save_pretrained(tmp_path)
+    state = load_file(tmp_path / "model.safetensors")
+    assert state["clap.logit_scale"].shape == (1,)
+    state["clap.logit_scale"] = torch.tensor(2.5)            # as written when the scale was 0-dim
+    save_file(state, tmp_path / "model.safetensors")
+    loaded = AudioFlamingo2.from_pretrained(tmp_path)
+    assert loaded.clap.logit_scale.shape == (1,) and loaded.clap.logit_scale.item() == 2.5
+    assert isinstance(loaded.clap.logit_scale, torch.nn.Parameter) and loaded.clap.logit_scale.requires_grad

@@ -11,12 +11,7 @@ from __future__ import annotations
 from af2.data.llm import checks, textcheck
 from af2.data.llm.base import Outcome, Pipeline, Record, RecordError, keep_valid, seeded_rng
 
-try:
-    from af2.data.skills import SKILLS
-except ImportError:  # pragma: no cover - the data issue's module is missing
-    SKILLS = ("temporal_reasoning", "attribute_identification", "counting",
-              "contextual_sound_event_reasoning", "contextual_speech_event_reasoning",
-              "information_extraction", "general_reasoning")
+from af2.data.skills import SKILLS
 
 ITEM = {"type": "object", "required": ["skill", "format", "question", "answer"],
         "properties": {"skill": {"type": "string"}, "format": {"enum": list(checks.FORMATS)},
