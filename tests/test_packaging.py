@@ -93,6 +93,18 @@ def test_build_info_on_an_unloadable_core_raises_the_same_error():
     assert out.startswith("ERROR af2's compiled core failed to load")
 
 
+def test_af2_info_on_an_unloadable_core_is_one_line_and_status_2():
+    import subprocess
+    import sys
+
+    code = _BLOCK_CORE + "from af2.cli import main; raise SystemExit(main(['info']))"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "the compiled core cannot be loaded: af2's compiled core failed to load" in lines[0]
+    assert "Traceback" not in proc.stderr
+
+
 # ---- which torch a core loads into (pure function over version strings) ----
 
 @pytest.mark.parametrize("built, bvar, runtime, rvar", [

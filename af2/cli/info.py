@@ -13,8 +13,14 @@ def configure(parser: argparse.ArgumentParser, *, legacy: bool = False) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from af2.build import build_info
+    from af2.errors import InputError
 
-    data = build_info()
+    try:
+        data = build_info()
+    except ModuleNotFoundError:
+        raise
+    except ImportError as err:  # the core is missing, built for another torch, or refused
+        raise InputError(f"the compiled core cannot be loaded: {' '.join(str(err).split())}") from None
     if args.json:
         print(json.dumps(data, indent=2))
     else:
