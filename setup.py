@@ -8,10 +8,16 @@ The source list is sources.txt (shared with CMakeLists.txt and the tests). Envir
                                              1 insists (fails with a clear message instead).
   TORCH_CUDA_ARCH_LIST                      CUDA archs, default "8.0;9.0a" (sm_80, sm_90a).
   AF2_CPU_ARCH = native (default) | none | <gcc -march value>   vector ISA of the CPU kernels.
-The CUDA kernels also need the CUTLASS/CuTe headers: pip install --no-deps nvidia-cutlass.
+  AF2_CUTLASS_INCLUDE=<dir with cute/>      the CUTLASS/CuTe headers the CUDA kernels need (as CMake's
+  CUTLASS_PATH=<CUTLASS checkout>            -DAF2_CUTLASS_INCLUDE; CUTLASS_PATH: its include/ is used);
+                                             default: the nvidia-cutlass wheel's headers
+                                             (pip install --no-deps nvidia-cutlass). A CPU-only build
+                                             never needs them; AF2_BUILD_CUDA=auto without them builds
+                                             the CPU core with a warning, =1 fails.
   MAX_JOBS                                  parallel compile jobs (ninja).
 Install with the torch already present (no build isolation):
   pip install torch==2.13.0 ninja && pip install --no-build-isolation -e .
+Distributions (docs/packaging.md): python -m build --no-isolation  (an sdist and a wheel in dist/).
 """
 from __future__ import annotations
 
@@ -58,6 +64,9 @@ def read_sources() -> dict:
         kinds[kind].append(path)
     return kinds
 
+
+#: What a wheel installs: af2 and the trainer (training/ stays at the top of the repository).
+PACKAGES = ["af2", "af2.*", "training", "training.*"]
 
 MODES = ("auto", "0", "1")
 
@@ -136,16 +145,42 @@ def want_cuda(mode: str, cuda_home) -> tuple:
     return with_cuda, note
 
 
-def cutlass_include() -> str:
-    """CUTLASS/CuTe headers from the nvidia-cutlass wheel (found without importing it)."""
+def cutlass_include(environ=os.environ) -> str | None:
+    """The CUTLASS/CuTe include directory (it holds cute/), or None where none is found.
+
+    AF2_CUTLASS_INCLUDE (the directory itself, as CMake's -DAF2_CUTLASS_INCLUDE), else
+    CUTLASS_PATH (a CUTLASS checkout: its include/, or the directory itself if it holds cute/),
+    else the nvidia-cutlass wheel's headers (found without importing it). A variable that is set
+    but holds no cute/ fails, naming it.
+    """
     import importlib.util
 
+    for var in ("AF2_CUTLASS_INCLUDE", "CUTLASS_PATH"):
+        raw = environ.get(var, "").strip()
+        if not raw:
+            continue
+        tries = [Path(raw)] if var == "AF2_CUTLASS_INCLUDE" else [Path(raw) / "include", Path(raw)]
+        for path in tries:
+            if (path / "cute").is_dir():
+                return str(path)
+        fail(f"{var}={raw!r} holds no CuTe headers (looked for {' and '.join(str(p / 'cute') for p in tries)})")
     spec = importlib.util.find_spec("cutlass_library")
     path = Path(spec.submodule_search_locations[0]) / "source" / "include" if spec else None
-    if path is None or not (path / "cute").is_dir():
-        fail("the CUDA kernels need the CUTLASS/CuTe headers of the nvidia-cutlass wheel: "
-             "pip install --no-deps nvidia-cutlass (or build the CPU core with AF2_BUILD_CUDA=0)")
-    return str(path)
+    return str(path) if path is not None and (path / "cute").is_dir() else None
+
+
+NO_CUTLASS = ("the CUDA kernels need the CUTLASS/CuTe headers: pip install --no-deps nvidia-cutlass, or set "
+              "AF2_CUTLASS_INCLUDE (or CUTLASS_PATH) to them")
+
+
+def cutlass_plan(mode: str, include) -> tuple:
+    """After cuda_plan chose CUDA: (True, "") with the headers found (include), else (False, why)
+    in auto mode; mode "1" fails. Pure (tests call it)."""
+    if include is not None:
+        return True, ""
+    if mode == "1":
+        fail(f"AF2_BUILD_CUDA=1 but {NO_CUTLASS} (or build the CPU core with AF2_BUILD_CUDA=0)")
+    return False, f"no CUTLASS/CuTe headers were found ({NO_CUTLASS})"
 
 
 def cpu_arch_flags() -> list:
@@ -153,11 +188,31 @@ def cpu_arch_flags() -> list:
     return [] if arch in ("", "none") else [f"-march={arch}"]
 
 
+def torch_variant(torch) -> str:
+    """The build of torch ("cpu", "cu130", "rocm6.2") as af2/_extension.py names it when it checks
+    that the core may load (that file is read by path: af2 is not importable while it builds)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("af2_extension_at_build", ROOT / "af2" / "_extension.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.torch_variant(torch.version.cuda, getattr(torch.version, "hip", None))
+
+
+BUILD_COMMANDS = {"build", "build_ext", "build_py", "bdist_wheel", "bdist", "install", "develop", "editable_wheel"}
+
+
+def builds(args: list) -> bool:
+    """Whether setup.py's command line (``args``) compiles or installs, rather than only making an
+    sdist or metadata (sdist, egg_info, dist_info)."""
+    return bool(BUILD_COMMANDS & set(args))
+
+
 def import_torch():
     try:
         import torch  # noqa: F401
-    except ImportError:  # pragma: no cover - exercised only on a machine without torch
-        fail("torch must be installed before building af2, and the build must see it: "
+    except ImportError as e:  # pragma: no cover - exercised only on a machine without torch
+        fail(f"torch must be installed before building af2, and the build must see it ({e}): "
              "pip install torch==2.13.0 ninja && pip install --no-build-isolation .")
 
 
@@ -173,6 +228,11 @@ def main() -> None:
     version = re.search(r'__version__ = "([^"]+)"', (ROOT / "af2" / "_version.py").read_text()).group(1)
     sources = read_sources()
     with_cuda, cuda_note = want_cuda(mode, cuda_home)
+    cutlass = cutlass_include() if with_cuda else None
+    if with_cuda:
+        with_cuda, cuda_note = cutlass_plan(mode, cutlass)
+        if not with_cuda:
+            print(f"af2 build warning: building the CPU core only: {cuda_note}", file=sys.stderr)
     if with_cuda:
         os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "8.0;9.0a")
     cuda_archs = os.environ.get("TORCH_CUDA_ARCH_LIST", "") if with_cuda else ""
@@ -190,7 +250,7 @@ def main() -> None:
         macros += [("AF2_WITH_CUDA", None), ("AF2_CUDA_ARCHS", f'"{cuda_archs}"'),
                    ("AF2_CUDA_VERSION", f'"{torch.version.cuda}"')]
         ext_sources += sources["cuda"] + sources["bind_cuda"]
-        include_dirs.append(cutlass_include())
+        include_dirs.append(cutlass)
         nvcc = ["-O3", "-lineinfo", "--expt-relaxed-constexpr", abi]
         extension = CUDAExtension("af2._C", ext_sources, define_macros=macros,
                                   extra_compile_args={"cxx": cxx, "nvcc": nvcc}, **ext_kwargs)
@@ -199,18 +259,21 @@ def main() -> None:
                                  extra_compile_args={"cxx": cxx}, **ext_kwargs)
 
     # Facts the Python side checks before loading _C (a torch mismatch would otherwise surface
-    # as an undefined-symbol error); CUDA_NOTE says why the CUDA kernels were left out.
-    (ROOT / "af2" / "_build_meta.py").write_text(
-        "# Written by setup.py at build time; do not edit.\n"
-        f"TORCH_VERSION = {torch.__version__!r}\n"
-        f"CUDA = {with_cuda!r}\n"
-        f"CUDA_ARCHS = {cuda_archs!r}\n"
-        f"CUDA_NOTE = {cuda_note!r}\n"
-    )
+    # as an undefined-symbol error); CUDA_NOTE says why the CUDA kernels were left out. Not for
+    # an sdist or metadata alone: they build nothing (and MANIFEST.in leaves the file out).
+    if builds(sys.argv[1:]):
+        (ROOT / "af2" / "_build_meta.py").write_text(
+            "# Written by setup.py at build time; do not edit.\n"
+            f"TORCH_VERSION = {torch.__version__!r}\n"
+            f"TORCH_VARIANT = {torch_variant(torch)!r}\n"
+            f"CUDA = {with_cuda!r}\n"
+            f"CUDA_ARCHS = {cuda_archs!r}\n"
+            f"CUDA_NOTE = {cuda_note!r}\n"
+        )
 
     setup(
         version=version,
-        packages=find_packages(include=["af2", "af2.*"]),
+        packages=find_packages(include=PACKAGES),
         ext_modules=[extension],
         cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},
     )

@@ -32,7 +32,7 @@ def test_cli_info_prints_build_info():
 
 
 def test_import_against_other_torch_fails_clearly():
-    code = "import torch; torch.__version__ = '0.0.1+other'; import af2"
+    code = "import torch; torch.__version__ = '0.0.1+other'; import af2.ops"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode != 0
     assert f"af2 was built against torch {torch.__version__} but torch 0.0.1+other is installed" in proc.stderr

@@ -20,3 +20,19 @@ def test_ci_runs_the_readme_test_command():
     assert m, "README lost its test command"
     ci = (README.parent / ".ci" / "run").read_text()
     assert m.group(1).strip() in ci
+
+
+def test_documented_curriculum_paths_are_the_ones_it_writes():
+    """Every ``runs/curriculum/<k>-<stage>`` path in the README and docs/ is a stage folder that
+    training/configs/curriculum.yaml really writes."""
+    import yaml
+
+    root = README.parent
+    configs = root / "training" / "configs"
+    spec = yaml.safe_load((configs / "curriculum.yaml").read_text())
+    stages = [yaml.safe_load((configs / s["config"]).read_text())["stage"] for s in spec["stages"]]
+    written = {f"{spec['output_dir']}/{k}-{stage}" for k, stage in enumerate(stages)}  # as training.curriculum names them
+    texts = [README, *sorted((root / "docs").glob("*.md"))]
+    cited = {(p.name, m) for p in texts for m in re.findall(r"runs/curriculum/\d+-\w+", p.read_text())}
+    assert cited, "no curriculum stage path is documented"
+    assert {(name, path) for name, path in cited if path not in written} == set()

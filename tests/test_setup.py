@@ -97,3 +97,50 @@ def test_build_info_says_why_cuda_is_absent():
     info = af2.build_info()
     assert isinstance(info["cuda_note"], str)
     assert (info["cuda_note"] == "") == bool(info["cuda"])
+
+
+def test_cutlass_headers_from_the_override_variables(setup_py, tmp_path):
+    (tmp_path / "checkout" / "include" / "cute").mkdir(parents=True)
+    include = str(tmp_path / "checkout" / "include")
+    assert setup_py.cutlass_include({"AF2_CUTLASS_INCLUDE": include}) == include
+    assert setup_py.cutlass_include({"CUTLASS_PATH": str(tmp_path / "checkout")}) == include  # its include/
+    assert setup_py.cutlass_include({"CUTLASS_PATH": include}) == include                      # or itself
+    assert setup_py.cutlass_include({"AF2_CUTLASS_INCLUDE": include, "CUTLASS_PATH": "/nowhere"}) == include
+    with pytest.raises(SystemExit, match=r"AF2_CUTLASS_INCLUDE='/nowhere' holds no CuTe headers \(looked for /nowhere/cute\)"):
+        setup_py.cutlass_include({"AF2_CUTLASS_INCLUDE": "/nowhere"})
+    with pytest.raises(SystemExit, match=r"CUTLASS_PATH='/nowhere' holds no CuTe headers"):
+        setup_py.cutlass_include({"CUTLASS_PATH": "/nowhere"})
+
+
+def test_cutlass_missing_builds_the_cpu_core_in_auto_and_fails_in_1(setup_py):
+    assert setup_py.cutlass_plan("auto", "/cutlass/include") == (True, "")
+    ok, note = setup_py.cutlass_plan("auto", None)
+    assert not ok and note.startswith("no CUTLASS/CuTe headers were found (the CUDA kernels need")
+    with pytest.raises(SystemExit, match=r"AF2_BUILD_CUDA=1 but the CUDA kernels need the CUTLASS/CuTe headers: "
+                                         r"pip install --no-deps nvidia-cutlass, or set AF2_CUTLASS_INCLUDE"):
+        setup_py.cutlass_plan("1", None)
+
+
+def test_cpu_build_never_asks_for_cutlass(tmp_path):
+    """A CPU-only configuration runs setup.py to its end (egg_info builds nothing) even with a
+    CUTLASS_PATH that holds no headers: CUTLASS is looked for only when CUDA kernels are built."""
+    env = {**os.environ, "AF2_BUILD_CUDA": "0", "CUTLASS_PATH": str(tmp_path / "none")}
+    proc = subprocess.run([sys.executable, "setup.py", "egg_info", "--egg-base", str(tmp_path)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "CUTLASS" not in proc.stderr
+
+
+def test_only_building_commands_write_the_build_facts(setup_py):
+    assert not setup_py.builds(["sdist", "--formats", "gztar", "--dist-dir", "/tmp/d"])
+    assert not setup_py.builds(["egg_info"]) and not setup_py.builds(["dist_info", "--output-dir", "x"])
+    for cmd in (["bdist_wheel", "--dist-dir", "d"], ["build_ext", "--inplace"], ["editable_wheel"], ["install"]):
+        assert setup_py.builds(cmd)
+
+
+def test_wheel_packages_include_the_trainer(setup_py):
+    from setuptools import find_packages
+
+    found = find_packages(str(ROOT), include=setup_py.PACKAGES)
+    assert {"af2", "af2.ops", "af2.model", "training"} <= set(found)
+    assert not [p for p in found if p.startswith(("tests", "benchmarks"))]

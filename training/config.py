@@ -4,6 +4,9 @@ Every key is declared in :data:`SCHEMA` (nested dicts of defaults). Unknown keys
 impossible batch/window budgets and missing data fail in :func:`load_config` /
 :func:`validate`, before any model or engine is built, with a :class:`ConfigError` that names
 the key (``data.max_windows_per_batch``). Relative paths are taken from the working directory.
+A logger asked for (``output.tensorboard: true``, ``output.wandb: offline``) whose package is not
+installed is such an error too. ``--config`` takes a file, or the name of a config shipped in
+``training/configs`` (``pretrain``): :func:`resolve_config_path`.
 """
 from __future__ import annotations
 
@@ -13,7 +16,8 @@ from typing import Any, Mapping
 
 import yaml
 
-STAGE_NAMES = ("clap", "pretrain", "sft", "long")
+from af2 import errors
+from af2.stages import STAGES as STAGE_NAMES
 
 #: Every key a stage config may set, with its default. ``None`` defaults accept ``None`` or any
 #: value of the type written in :data:`TYPES`.
@@ -50,19 +54,27 @@ SCHEMA: dict[str, Any] = {
               "init_audio_norm_from_data": False},
     "deepspeed": {"zero_stage": 2, "precision": "auto", "gradient_checkpointing": False,
                   "exclude_frozen": True},
-    "output": {"dir": "runs/stage", "tensorboard": False},
+    # loggers besides metrics.jsonl: TensorBoard scalars in <dir>/tensorboard (pip install 'af2[train]');
+    # Weights & Biases, "offline" (a local run in <dir>/wandb, `wandb sync` uploads it later) or
+    # "online" (pip install 'af2[wandb]'); null / false: off
+    "output": {"dir": "runs/stage", "tensorboard": False, "wandb": None},
     # test hooks: make the loss non-finite at these (1-based) steps (in micro-batch nan_micro_batch
     # only, 0-based, if set); make the gradients non-finite (finite loss) at these steps
     "debug": {"nan_loss_steps": [], "nan_micro_batch": None, "nan_grad_steps": []},
 }
-TYPES = {"init_from": str, "data.max_batch_size": int, "data.max_length": int, "debug.nan_micro_batch": int}
+TYPES = {"init_from": str, "output.wandb": str, "data.max_batch_size": int, "data.max_length": int,
+         "debug.nan_micro_batch": int}
 SOURCE_KEYS = {"manifest": str, "weight": (int, float), "long_audio": str}
 CHOICES = {"stage": STAGE_NAMES, "optim.schedule": ("cosine", "linear", "constant"),
-           "deepspeed.precision": ("auto", "fp32", "bf16"), "deepspeed.zero_stage": (0, 1, 2, 3)}
+           "deepspeed.precision": ("auto", "fp32", "bf16"), "deepspeed.zero_stage": (0, 1, 2, 3),
+           "output.wandb": ("offline", "online")}
+#: logger key -> (the package it needs, how to install it)
+LOGGERS = {"output.tensorboard": ("tensorboard", "pip install 'af2[train]'"),
+           "output.wandb": ("wandb", "pip install 'af2[wandb]'")}
 
 
-class ConfigError(ValueError):
-    """A bad config value; ``key`` is its dotted name."""
+class ConfigError(errors.ConfigError, ValueError):
+    """A bad config value; ``key`` is its dotted name (an af2.errors.ConfigError: exit status 2)."""
 
     def __init__(self, key: str, message: str):
         super().__init__(f"config key '{key}': {message}")
@@ -130,9 +142,23 @@ def _check_model(model: Mapping) -> None:
         raise ConfigError("model.overrides", str(e)) from None
 
 
+def _check_loggers(output: Mapping) -> None:
+    """Every logger asked for can be imported (checked without importing it)."""
+    from af2._deps import missing
+
+    for name, (package, install) in LOGGERS.items():
+        value = output[name.split(".")[1]]
+        if value and missing([package]):
+            raise ConfigError(name, f"{value!r} asks for {package}, which is not installed: {install} "
+                              f"(or set {name}: {'false' if value is True else 'null'})")
+
+
 def validate(cfg: dict) -> dict:
-    """Check types, ranges, budgets and data; returns ``cfg``. Raises :class:`ConfigError`."""
+    """Check types, ranges, budgets, loggers and data; returns ``cfg``. Raises :class:`ConfigError`."""
+    if isinstance(cfg.get("output"), dict) and cfg["output"].get("wandb") is False:
+        cfg["output"]["wandb"] = None  # YAML's `wandb: false` / `wandb: off`
     _check_types(cfg, SCHEMA)
+    _check_loggers(cfg["output"])
     _positive(cfg, "data.max_windows", "data.max_windows_per_batch", "data.max_batch_size", "data.max_length",
               "clap.positives", "clap.batch_size", "clap.max_text_length", "optim.lr", "optim.grad_clip",
               "train.max_steps", "train.grad_accum", "train.keep_checkpoints")
@@ -184,11 +210,36 @@ def validate(cfg: dict) -> dict:
     return cfg
 
 
+def bundled_configs() -> dict[str, Path]:
+    """The configs shipped with the trainer: name ("pretrain") -> file (in the installed package)."""
+    folder = Path(__file__).resolve().parent / "configs"
+    return {p.stem: p for p in sorted(folder.glob("*.yaml"))}
+
+
+def resolve_config_path(path: str | Path) -> Path:
+    """``path`` if it is a file, else the shipped config it names ("pretrain", "pretrain.yaml" or
+    "training/configs/pretrain.yaml"), so a wheel's user can start from them (``--config pretrain``)
+    in any directory. Raises :class:`ConfigError`."""
+    given = Path(path)
+    if given.is_file():
+        return given
+    shipped = bundled_configs()
+    name = given.name[:-5] if given.name.endswith(".yaml") else given.name
+    # "pretrain", or the checkout's path "training/configs/pretrain.yaml" from another directory
+    if name in shipped and (given.parent == Path(".") or given.parent.parts[-2:] == ("training", "configs")):
+        return shipped[name]
+    if given.is_dir():
+        raise ConfigError("config", f"{path} is a directory, not a YAML file")
+    raise ConfigError("config", f"no such file: {path} (shipped configs: {', '.join(shipped)})")
+
+
 def load_config(path: str | Path | None = None, overrides: Mapping | None = None, *, check: bool = True) -> dict:
-    """Defaults <- YAML file <- ``overrides``; validated unless ``check=False``."""
+    """Defaults <- YAML file (or shipped config name, :func:`resolve_config_path`) <- ``overrides``;
+    validated unless ``check=False``."""
     cfg = copy.deepcopy(SCHEMA)
     if path is not None:
-        text = yaml.safe_load(Path(path).read_text()) or {}
+        path = resolve_config_path(path)
+        text = yaml.safe_load(path.read_text()) or {}
         if not isinstance(text, Mapping):
             raise ConfigError("<root>", f"{path} does not hold a mapping")
         cfg = merge(cfg, text, schema=SCHEMA)

@@ -16,14 +16,11 @@ when none can be used).
 """
 from __future__ import annotations
 
-import argparse
-import logging
 from pathlib import Path
 
 import yaml
 
-from training.config import ConfigError, load_config, merge
-from training.train import run_stage
+from training.config import ConfigError, load_config, merge, resolve_config_path
 
 KEYS = {"output_dir", "overrides", "stages"}
 STAGE_KEYS = {"config", "overrides"}
@@ -31,7 +28,7 @@ STAGE_KEYS = {"config", "overrides"}
 
 def plan(path: str | Path, extra: dict | None = None) -> list[dict]:
     """The validated config of every stage, ``init_from`` chained."""
-    path = Path(path)
+    path = resolve_config_path(path)
     spec = yaml.safe_load(path.read_text()) or {}
     for key in spec:
         if key not in KEYS:
@@ -60,27 +57,10 @@ def plan(path: str | Path, extra: dict | None = None) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from training.config import parse_overrides
-    from training.checkpoint import is_complete
-    from training.safe_load import CheckpointError
+    """The old name of ``af2 curriculum`` (af2/cli/curriculum.py parses the flags and runs the plan)."""
+    from af2.cli import legacy_main
 
-    p = argparse.ArgumentParser(prog="python -m training.curriculum", description=__doc__)
-    p.add_argument("--config", required=True)
-    p.add_argument("--resume", action="store_true")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a key in every stage")
-    p.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)
-    args = p.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    for cfg in plan(args.config, parse_overrides(args.set)):
-        out = Path(cfg["output"]["dir"])
-        if args.resume and is_complete(out / "checkpoints" / "final") and (out / "summary.json").is_file():
-            continue
-        try:
-            run_stage(cfg, resume=args.resume)
-        except CheckpointError as e:  # a damaged or unsafe checkpoint (or init_from): exit 2, as training.train
-            logging.getLogger("training").error("%s", e)
-            return 2
-    return 0
+    return legacy_main("curriculum", "python -m training.curriculum", argv)
 
 
 if __name__ == "__main__":

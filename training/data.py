@@ -29,25 +29,29 @@ from af2.data.batching import DynamicBatchSampler
 from af2.data.collator import AF2Collator
 from af2.data.dataset import AudioQADataset
 from af2.data.loader import AudioQALoader
-from af2.data.manifest import load_manifest, read_lines
+from af2.data.jsonl import read_jsonl
+from af2.data.manifest import load_manifest
 from af2.data.report import LoadReport, Skipped
+from af2.errors import InputError
 
 log = logging.getLogger("training.data")
 
 
 def write_mixture(sources: Sequence[dict], out: Path, *, seed: int) -> Path:
-    """The stage's manifest from ``sources``; written atomically (every rank writes the same)."""
+    """The stage's manifest from ``sources``; written atomically (every rank writes the same).
+    A source manifest that is missing or has a bad line raises ``af2.errors.InputError``
+    naming the source and the lines (a stage never trains on a silently shrunken mixture)."""
     lines: list[str] = []
     for k, src in enumerate(sources):
         manifest = Path(src["manifest"]).resolve()
         result = load_manifest(manifest)
         if not result.ok:
-            raise ValueError(f"data.sources[{k}].manifest {manifest}: " + "; ".join(map(str, result.errors[:5])))
+            more = f" (and {len(result.errors) - 5} more)" if len(result.errors) > 5 else ""
+            raise InputError(f"data.sources[{k}].manifest {manifest}: "
+                             + "; ".join(map(str, result.errors[:5])) + more)
         rows = []
-        for _, raw, _ in read_lines(manifest):  # the lines load_manifest read (all valid UTF-8 here)
-            if not raw.strip():
-                continue
-            row = json.loads(raw)
+        for entry in read_jsonl(manifest, "manifest"):  # the lines load_manifest read (all good here)
+            row = entry.value
             is_long = bool(row.get("long_audio", False))
             keep = {"any": True, "only": is_long, "exclude": not is_long}[src.get("long_audio", "any")]
             if keep:

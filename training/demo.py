@@ -26,20 +26,17 @@ checks the plumbing and the report, not learning.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import math
 import os
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-SKILL_ORDER = ("counting", "temporal_reasoning", "attribute_identification", "contextual_sound_event_reasoning",
-               "contextual_speech_event_reasoning", "information_extraction", "general_reasoning")
-STAGES = ("clap", "pretrain", "sft", "long")
+from af2.data.skills import SKILLS as SKILL_ORDER
+from af2.stages import STAGES
 
 #: Sizes of the default run (about 13.5 min on 2 CPU cores) and of ``--quick``. ``weights``: the
 #: share of clips per skill (af2.data.synth.generate.skill_cycle): the skills the report must show
@@ -271,14 +268,18 @@ def write_markdown(report: dict, path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m training.demo", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", default="runs/demo", help="output folder (data/, runs/, report/)")
-    p.add_argument("--quick", action="store_true", help="a seconds-long smoke run (plumbing, not learning)")
-    p.add_argument("--seed", type=int, default=0, help="training data and model seed (held-out data: seed + 1)")
-    p.add_argument("--steps-scale", type=float, default=1.0, help="multiply every stage's step count")
-    p.add_argument("--workers", type=int, default=1, help="data-loader workers per stage")
-    args = p.parse_args(argv)
+    """The old name of ``af2 demo`` (af2/cli/demo.py parses the flags, ``--out`` is ``--output``)."""
+    from af2.cli import legacy_main
+
+    return legacy_main("demo", "python -m training.demo", argv)
+
+
+def run(args) -> int:
+    """The demo with the parsed flags of ``af2 demo`` (output, quick, seed, steps_scale, workers,
+    command_line)."""
+    from af2._deps import require
+
+    require("training.demo", "train", ["matplotlib"])  # its plots come last: fail before training
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -292,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     mode = "quick" if args.quick else "full"
     size = SIZES[mode]
     steps = {k: max(1, round(v * args.steps_scale)) for k, v in size["steps"].items()}
-    out = Path(args.out)
+    out = Path(args.output)
     runs, report_dir = out / "runs", out / "report"
     report_dir.mkdir(parents=True, exist_ok=True)
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -352,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
                          "samples": s["samples"]}
     predictions = {k: ev.pop("predictions") for k, ev in evals.items()}
     report = {
-        "command": "python -m training.demo " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": args.command_line,
         "mode": mode, "seed": args.seed, "device": device, "torch_threads": torch.get_num_threads(),
         "evaluation": {"method": "rank classification over the options (af2.eval.choice_scoring), "
                                  "multiple-choice held-out questions only",

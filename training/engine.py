@@ -79,59 +79,11 @@ def lr_lambda(cfg: dict):
     return f
 
 
-def _patch_scalar_broadcast() -> None:
-    """DeepSpeed broadcasts every parameter as ``p.data.view(torch.uint8)``, which torch >= 2.13
-    refuses for 0-dim tensors (AF2's xattn gates and AF-CLAP's logit scale): "self.dim() cannot
-    be 0 to view Float as Byte". Two call sites reach our parameters:
-
-    * ``DeepSpeedEngine._broadcast_model`` (ZeRO-0/1/2, at initialize): the scalars are shown as
-      shape (1,) during the broadcast (same storage), then their shape is restored;
-    * ``zero.Init._zero_init_param`` (ZeRO-3, when initialize partitions the module): the scalar
-      is shown as shape (1,) while it is converted, broadcast and partitioned, then its recorded
-      full shape (``ds_shape``) is set back to ``()``, so every later gather (forward, backward,
-      ``GatheredParameters``, the 16-bit export at save) rebuilds a 0-dim parameter.
-
-    (Later ZeRO-3 traffic uses the flat partitions, never a 0-dim view; the last caller,
-    ``GatheredParameters(modifier_rank=r)``, is only used here with ``modifier_rank=None``.)"""
-    from deepspeed.runtime.engine import DeepSpeedEngine
-    from deepspeed.runtime.zero.partition_parameters import Init
-
-    original = DeepSpeedEngine._broadcast_model
-    if not getattr(original, "_af2_patched", False):
-        def broadcast(self):
-            scalars = [p for p in self.module.parameters() if p.dim() == 0]
-            for p in scalars:
-                p.data = p.data.reshape(1)
-            try:
-                original(self)
-            finally:
-                for p in scalars:
-                    p.data = p.data.reshape(())
-
-        broadcast._af2_patched = True
-        DeepSpeedEngine._broadcast_model = broadcast
-
-    original_init = Init._zero_init_param
-    if not getattr(original_init, "_af2_patched", False):
-        def zero_init_param(self, param):
-            if param.dim() != 0:
-                return original_init(self, param)
-            param.data = param.data.reshape(1)
-            original_init(self, param)
-            param.ds_shape = torch.Size(())
-            if param.numel() == 1:  # not freed (never, today): keep the visible shape right too
-                param.data = param.data.reshape(())
-
-        zero_init_param._af2_patched = True
-        Init._zero_init_param = zero_init_param
-
-
 def build_engine(module: torch.nn.Module, params: list, cfg: dict):
     """A fresh engine over ``params`` (the stage's trainable set; everything else has
     requires_grad False before this call and is never unfrozen afterwards)."""
     import deepspeed
 
-    _patch_scalar_broadcast()
     if use_bf16(cfg):
         # DeepSpeed casts parameters to bf16, not buffers: BatchNorm would then see bf16 input and
         # weights with fp32 running statistics and fail ("expected scalar type BFloat16 but found

@@ -1,5 +1,7 @@
-"""Observability: JSONL metrics per step, tqdm, optional TensorBoard, stage summary, and the
-bit-exact digests that prove frozen weights unchanged (and trainable ones changed)."""
+"""Observability: JSONL metrics per step, tqdm, optional TensorBoard and Weights & Biases, stage
+summary, and the bit-exact digests that prove frozen weights unchanged (and trainable ones changed).
+
+The loggers' packages are checked when the config loads (training/config.py), before training."""
 from __future__ import annotations
 
 import hashlib
@@ -65,14 +67,20 @@ def unexpected_unchanged(names: list[str]) -> list[str]:
     return [n for n in names if not any(s in n for s in NEVER_USED)]
 
 
+#: the scalars each step sends to TensorBoard / W&B (as train/<key>), when present
+SCALARS = ("loss", "lr", "samples_per_s", "grad_norm")
+
+
 class MetricsLogger:
     """Rank 0 writes ``metrics.jsonl`` (one object per optimizer step), a tqdm bar and, if
-    asked, TensorBoard scalars; other ranks only keep time."""
+    asked, TensorBoard scalars (``<out>/tensorboard``) and a W&B run (``wandb``: "offline" writes
+    it under ``<out>/wandb``, "online" also uploads; ``config`` is recorded with it); other ranks
+    only keep time."""
 
     def __init__(self, out: Path, *, rank: int, total: int, start: int, progress: bool, tensorboard: bool,
-                 desc: str):
+                 desc: str, wandb: Optional[str] = None, config: Optional[dict] = None):
         self.rank, self.t0 = rank, time.time()
-        self.file = self.bar = self.tb = None
+        self.file = self.bar = self.tb = self.wandb = None
         if rank != 0:
             return
         out.mkdir(parents=True, exist_ok=True)
@@ -86,6 +94,11 @@ class MetricsLogger:
             from torch.utils.tensorboard import SummaryWriter
 
             self.tb = SummaryWriter(str(out / "tensorboard"))
+        if wandb:
+            import wandb as wandb_lib
+
+            self.wandb = wandb_lib.init(project="af2", name=f"{desc}-{out.name}", dir=str(out), mode=wandb,
+                                        config=config)
 
     def step(self, record: dict) -> None:
         if self.rank != 0:
@@ -96,15 +109,19 @@ class MetricsLogger:
             self.bar.update(1)
             self.bar.set_postfix(loss=f"{record['loss']:.4f}", lr=f"{record['lr']:.2e}",
                                  sps=f"{record['samples_per_s']:.1f}")
+        scalars = {f"train/{k}": record[k] for k in SCALARS if record.get(k) is not None}
         if self.tb is not None:
-            for key in ("loss", "lr", "samples_per_s", "grad_norm"):
-                if record.get(key) is not None:
-                    self.tb.add_scalar(f"train/{key}", record[key], record["step"])
+            for key, value in scalars.items():
+                self.tb.add_scalar(key, value, record["step"])
+        if self.wandb is not None:
+            self.wandb.log(scalars, step=record["step"])
 
     def close(self) -> None:
         for handle in (self.bar, self.tb, self.file):
             if handle is not None:
                 handle.close()
+        if self.wandb is not None:
+            self.wandb.finish()
 
 
 def write_summary(out: Path, summary: dict, rank: int) -> None:

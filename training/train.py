@@ -7,7 +7,6 @@ checkpoints with a warning (training.checkpoint.select); exit status 2 when no c
 """
 from __future__ import annotations
 
-import argparse
 import gc
 import itertools
 import logging
@@ -19,13 +18,11 @@ import torch.distributed as dist
 
 from training import checkpoint as ckpt
 from training.clap import ClapCollator, caption_tokenizer
-from training.config import load_config, parse_overrides
 from training.data import BatchStream, build_loader, write_mixture
 from training.engine import build_engine, setup_distributed
 from training.norm_init import NORM_INIT_BATCHES, init_audio_norm_from_data
 from training.metrics import (MetricsLogger, check_frozen, check_trained, count, digests, grad_norm,
                               unexpected_unchanged, write_summary)
-from training.safe_load import CheckpointError
 from training.stages import (StageModule, build_model, enable_gradient_checkpointing, freeze_for_stage, load_init,
                              uses_feature_cache)
 
@@ -208,7 +205,8 @@ def run_stage(cfg: dict, *, resume: bool = False) -> dict:
     stream = BatchStream(loader, state["epoch"], state["batch"])
     tr = cfg["train"]
     logger = MetricsLogger(out, rank=rank, total=tr["max_steps"], start=start_step, progress=tr["progress"],
-                           tensorboard=cfg["output"]["tensorboard"], desc=cfg["stage"])
+                           tensorboard=cfg["output"]["tensorboard"], wandb=cfg["output"]["wandb"], config=cfg,
+                           desc=cfg["stage"])
     t_start = time.time()
     try:
         while state["step"] < tr["max_steps"]:
@@ -268,20 +266,10 @@ def run_stage(cfg: dict, *, resume: bool = False) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m training.train", description=__doc__)
-    p.add_argument("--config", required=True)
-    p.add_argument("--resume", action="store_true", help="continue from the newest complete checkpoint")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
-    p.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)
-    args = p.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    cfg = load_config(args.config, parse_overrides(args.set))
-    try:
-        run_stage(cfg, resume=args.resume)
-    except CheckpointError as e:  # damaged or unsafe checkpoints: nothing to retry until a person looks
-        log.error("%s", e)
-        return 2
-    return 0
+    """The old name of ``af2 train`` (af2/cli/train.py parses the flags)."""
+    from af2.cli import legacy_main
+
+    return legacy_main("train", "python -m training.train", argv)
 
 
 if __name__ == "__main__":

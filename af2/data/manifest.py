@@ -10,17 +10,18 @@ the file to use), ``skill`` (one of :data:`af2.data.skills.SKILLS`), ``id`` and 
 are optional. Other keys are kept in :attr:`Sample.extra`. A relative ``audio`` path is
 resolved against the manifest's folder. :func:`load_manifest` checks every line and
 reports each bad one with its 1-based line number and the reason (bad JSON, a bad field,
-a duplicate id, bytes that are not UTF-8); it never stops at the first error.
+a duplicate id, bytes that are not UTF-8: lines are read by :mod:`af2.data.jsonl`); it never
+stops at the first error.
 """
 from __future__ import annotations
 
-import codecs
 import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Iterable, Mapping
 
+from af2.data.jsonl import read_jsonl, read_lines  # noqa: F401 (read_lines: the manifest's raw lines)
 from af2.data.skills import SKILLS
 
 KNOWN_KEYS = ("audio", "prompt", "answer", "start", "end", "skill", "id", "choices")
@@ -128,24 +129,6 @@ def _parse_line(obj: Any, line: int, root: Path) -> Sample:
     )
 
 
-def read_lines(path: str | Path) -> Iterator[tuple[int, str | None, str | None]]:
-    """``(line number, text, problem)`` for every line of a manifest file, 1-based.
-
-    The file is read as bytes and each line decoded on its own (a UTF-8 byte-order mark at
-    the start is dropped), so one line of invalid UTF-8 is ``(n, None, "not valid UTF-8 ...")``
-    and the lines after it still load. Lines end at ``\n``, ``\r\n`` or ``\r``, as in
-    text mode.
-    """
-    data = Path(path).read_bytes()
-    if data.startswith(codecs.BOM_UTF8):
-        data = data[len(codecs.BOM_UTF8):]
-    for line_no, raw in enumerate(data.splitlines(), start=1):
-        try:
-            yield line_no, raw.decode("utf-8"), None
-        except UnicodeDecodeError as e:
-            yield line_no, None, f"not valid UTF-8 (byte {e.start + 1} of the line: {raw[e.start:e.start + 1]!r})"
-
-
 def load_manifest(path: str | Path, *, strict: bool = False) -> ManifestResult:
     """Read and validate a JSONL manifest.
 
@@ -153,33 +136,27 @@ def load_manifest(path: str | Path, *, strict: bool = False) -> ManifestResult:
     in this module's docstring. Returns all good samples and one :class:`ManifestError`
     per bad line; with ``strict=True`` raises :class:`ManifestValidationError` listing
     every bad line instead. Duplicate ids are reported as errors (the later line is bad).
-    File existence is *not* checked here: the loader reports unreadable audio per sample.
+    A manifest that is missing or unreadable raises :class:`af2.errors.InputError`; the audio
+    files are *not* checked here: the loader reports unreadable audio per sample.
     """
     path = Path(path)
     root = path.resolve().parent
     samples: list[Sample] = []
     errors: list[ManifestError] = []
     seen: dict[str, int] = {}
-    for line_no, text, problem in read_lines(path):
-        if problem is not None:
-            errors.append(ManifestError(line_no, problem))
-            continue
-        if not text.strip():
+    for entry in read_jsonl(path, "manifest", objects=False):
+        if not entry.ok:
+            errors.append(ManifestError(entry.line, entry.error))
             continue
         try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as e:
-            errors.append(ManifestError(line_no, f"invalid JSON: {e.msg} (column {e.colno})"))
-            continue
-        try:
-            sample = _parse_line(obj, line_no, root)
+            sample = _parse_line(entry.value, entry.line, root)
         except ValueError as e:
-            errors.append(ManifestError(line_no, str(e)))
+            errors.append(ManifestError(entry.line, str(e)))
             continue
         if sample.id in seen:
-            errors.append(ManifestError(line_no, f"duplicate id {sample.id!r} (first on line {seen[sample.id]})"))
+            errors.append(ManifestError(entry.line, f"duplicate id {sample.id!r} (first on line {seen[sample.id]})"))
             continue
-        seen[sample.id] = line_no
+        seen[sample.id] = entry.line
         samples.append(sample)
     if strict and errors:
         raise ManifestValidationError(path, errors)

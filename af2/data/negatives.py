@@ -5,12 +5,17 @@ words but changes what it says, in four ways:
 
 * ``swap_order``: reorder events joined by a sequential connective (then, followed by,
   before, after): "a dog barks, then a car passes" -> "a car passes, then a dog barks";
-* ``swap_attributes``: exchange attribute words (loud, quiet, high-pitched, slowly, ...)
+* ``swap_attributes``: exchange attribute words (``lexicon.ATTRIBUTES``: loud, high-pitched, ...)
   between two events: "a loud dog barks while a quiet bird sings" ->
   "a quiet dog barks while a loud bird sings";
 * ``change_count``: change an explicit count: "a bell rings three times" -> "... twice";
-* ``substitute_event``: replace a sound source or action with a similar one from a small
-  lexicon: "a dog barks" -> "a wolf barks".
+* ``substitute_event``: replace a sound source or action with a similar one
+  (``lexicon.SIMILAR_SOURCES`` / ``SIMILAR_ACTIONS``): "a dog barks" -> "a wolf barks".
+
+The words come from :mod:`af2.data.lexicon`, the lexicon the checks of generated negatives
+(:func:`af2.data.llm.checks.negative_problems`) read texts with, and a rewrite is kept only when
+it changes what that lexicon reads in the way its kind says: a reordering changes the order of
+two or more known sound events, a substitution replaces a known event by another one.
 
 All candidates are enumerated, shuffled by a generator seeded by ``(seed, caption)`` and
 taken round-robin over the kinds. When the caption offers fewer than ``n`` distinct
@@ -23,6 +28,9 @@ import random
 import re
 from dataclasses import dataclass
 from typing import Sequence
+
+from af2.data import lexicon
+from af2.data.lexicon import ATTRIBUTES, NUMBER_WORDS, SIMILAR_ACTIONS, SIMILAR_SOURCES
 
 KINDS = ("swap_order", "swap_attributes", "change_count", "substitute_event")
 
@@ -43,30 +51,8 @@ class NegativesResult:
 SEQUENTIAL = re.compile(r"(,?\s+(?:and\s+then|then|followed\s+by|before|after)\s+)", re.IGNORECASE)
 ANY_LINK = re.compile(r"(,?\s+(?:and\s+then|then|followed\s+by|before|after|while|as|whereas|and)\s+|;\s*)",
                       re.IGNORECASE)
-ATTRIBUTES = (
-    "loud", "quiet", "soft", "faint", "high-pitched", "low-pitched", "deep", "shrill", "short", "long", "brief",
-    "fast", "slow", "rapid", "distant", "nearby", "close", "large", "small", "heavy", "light", "sharp", "dull",
-    "male", "female", "young", "old", "loudly", "quietly", "softly", "slowly", "quickly", "rapidly", "faintly",
-)
 _ATTR_RE = re.compile(r"\b(" + "|".join(re.escape(a) for a in sorted(ATTRIBUTES, key=len, reverse=True)) + r")\b",
                       re.IGNORECASE)
-SIMILAR_SOURCES = (
-    ("dog", "wolf", "fox", "coyote"), ("cat", "kitten"), ("bird", "crow", "pigeon", "seagull"),
-    ("cow", "bull", "ox"), ("rooster", "hen", "chicken"), ("sheep", "goat"), ("frog", "toad"),
-    ("car", "truck", "van", "motorcycle", "bus"), ("train", "tram", "subway"), ("airplane", "helicopter", "jet"),
-    ("piano", "harpsichord", "keyboard"), ("guitar", "banjo", "ukulele"), ("violin", "viola", "cello"),
-    ("flute", "piccolo", "recorder"), ("trumpet", "trombone", "horn"), ("drum", "tambourine", "cymbal"),
-    ("man", "woman", "boy", "girl"), ("baby", "child", "toddler"), ("crowd", "audience", "group"),
-    ("door", "window", "gate"), ("doorbell", "phone", "alarm", "bell"), ("clock", "timer", "metronome"),
-    ("rain", "hail", "drizzle"), ("thunder", "explosion", "gunshot"), ("wind", "breeze"), ("wave", "stream"),
-    ("engine", "motor", "generator"), ("siren", "horn", "whistle"), ("hammer", "mallet"), ("saw", "drill"),
-)
-SIMILAR_ACTIONS = (
-    ("barks", "howls", "growls", "whines"), ("meows", "purrs", "hisses"), ("sings", "hums", "whistles"),
-    ("speaks", "shouts", "whispers", "laughs"), ("talks", "argues", "chats"), ("rings", "beeps", "buzzes", "chimes"),
-    ("passes", "honks", "accelerates", "brakes"), ("knocks", "taps", "bangs"), ("claps", "cheers", "applauds"),
-    ("cries", "screams", "giggles"), ("chirps", "tweets", "squawks"), ("opens", "closes", "slams", "creaks"),
-)
 _IRREGULAR = {"ox": "oxen", "sheep": "sheep", "child": "children", "man": "men", "woman": "women"}
 
 
@@ -93,7 +79,6 @@ for _group in SIMILAR_ACTIONS:
     for _w in _group:
         _FORMS.setdefault(_w, (_group, False))
 _WORD_RE = re.compile(r"\b[a-zA-Z][a-zA-Z-]*\b")
-NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve")
 _NUM = r"(?:\d+|" + "|".join(NUMBER_WORDS) + r")"
 _TIMES_RE = re.compile(rf"\b(once|twice|thrice|{_NUM}\s+times)\b", re.IGNORECASE)
 _PLURAL_COUNT_RE = re.compile(rf"\b({_NUM})(?!\s+times\b)(\s+(?:[a-z-]+\s+)?[a-z]+s)\b", re.IGNORECASE)
@@ -125,6 +110,9 @@ def _swap_order(caption: str) -> tuple[list[str], str]:
     clauses, links = parts[0::2], parts[1::2]
     if len(clauses) < 2:
         return [], "swap_order: no events joined by then / followed by / before / after"
+    if lexicon.event_count(caption) < 2:
+        return [], "swap_order: fewer than two known sound events to reorder"
+    order = lexicon.event_sequence(caption)
     capital = clauses[0][:1].isupper()
     low = [c[:1].lower() + c[1:] if not c.startswith("I ") else c for c in clauses]
     out = []
@@ -132,10 +120,12 @@ def _swap_order(caption: str) -> tuple[list[str], str]:
         if list(perm) == sorted(perm):
             continue
         text = "".join(itertools.chain.from_iterable(zip([low[p] for p in perm], links + [""])))
-        out.append((text[:1].upper() + text[1:] if capital else text) + end)
+        text = (text[:1].upper() + text[1:] if capital else text) + end
+        if lexicon.event_sequence(text) != order:
+            out.append(text)
         if len(out) >= 24:
             break
-    return out, ""
+    return out, "" if out else "swap_order: reordering the clauses does not reorder the sound events"
 
 
 def _swap_attributes(caption: str) -> tuple[list[str], str]:
@@ -190,7 +180,7 @@ def _change_count(caption: str) -> tuple[list[str], str]:
 
 
 def _substitute_event(caption: str) -> tuple[list[str], str]:
-    out = []
+    out, before = [], lexicon.events(caption)
     for m in _WORD_RE.finditer(caption):
         word = m.group(0).lower()
         if word not in _FORMS:
@@ -198,8 +188,10 @@ def _substitute_event(caption: str) -> tuple[list[str], str]:
         group, is_plural = _FORMS[word]
         for other in group:
             new = plural(other) if is_plural else other
-            if new != word:
-                out.append(_replace(caption, m.start(), m.end(), _match_case(new, m.group(0))))
+            text = _replace(caption, m.start(), m.end(), _match_case(new, m.group(0)))
+            after = lexicon.events(text)
+            if new != word and before - after and after - before:  # one known event for another
+                out.append(text)
     return out, "" if out else "substitute_event: no sound source or action from the lexicon"
 
 

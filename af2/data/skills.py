@@ -22,8 +22,3 @@ SKILLS: tuple[str, ...] = (
     INFORMATION_EXTRACTION,
     GENERAL_REASONING,
 )
-
-
-def is_skill(name: str) -> bool:
-    """True when ``name`` is one of the seven AudioSkills skill strings."""
-    return name in SKILLS

@@ -15,11 +15,6 @@ SEP_TOKEN = "<SEP>"
 PAD_TOKEN = "<PAD>"
 
 
-def format_sample(prompt: str, answer: str, eos_token: str) -> str:
-    """The AF2 training text of one sample."""
-    return f"{AUDIO_TOKEN}{prompt}{SEP_TOKEN}{answer}{EOC_TOKEN}{eos_token}"
-
-
 #: Added by the AF2 release right after <audio> and <|endofchunk|>, before <SEP>; keeping the
 #: release's order keeps the new tokens' ids (151665-151668 on Qwen2.5) and so imported
 #: embedding rows aligned.

@@ -19,7 +19,7 @@ with its reasons and is counted apart: it never enters the mean. A line of the o
 """
 from __future__ import annotations
 
-from af2.data.llm.base import InputError, Outcome, Pipeline, Record
+from af2.data.llm.base import Outcome, Pipeline, Record, RecordError
 from af2.data.manifest import Sample
 from af2.eval.fallback import HIGH, LOW, fallback_score
 from af2.llm import load_template
@@ -42,10 +42,10 @@ class Judge(Pipeline):
     def process(self, record: Record) -> Outcome:
         sample = self.references.get(record.source_id)
         if sample is None:
-            raise InputError(f"no reference with id {record.source_id!r}")
+            raise RecordError(f"no reference with id {record.source_id!r}")
         prediction = record.data.get("prediction")
         if not isinstance(prediction, str):
-            raise InputError("the record has no 'prediction' string")
+            raise RecordError("the record has no 'prediction' string")
         inputs = {"question": sample.prompt, "reference": sample.answer, "answer": prediction}
         if sample.choices:
             inputs["choices"] = sample.choices

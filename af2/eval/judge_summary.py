@@ -11,12 +11,12 @@ rejected lines that match no reference (broken lines, unknown ids).
 """
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Mapping
 
+from af2.data.jsonl import good_objects
 from af2.data.manifest import Sample
 from af2.eval.skills import skill_of, skill_order
 
@@ -53,13 +53,14 @@ class JudgeSummary:
 
 
 def read_jsonl(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    return [json.loads(text) for text in path.read_text("utf-8").splitlines() if text.strip()]
+    """The usable lines of a judged or rejects file (``af2.data.jsonl.good_objects``)."""
+    return good_objects(path)
 
 
 def summarize(references: Mapping[str, Sample], predicted: set[str], judged: list[dict],
               rejects: list[dict]) -> JudgeSummary:
+    judged = [j for j in judged if isinstance(j.get("id"), str) and type(j.get("score")) is int]
+    rejects = [r for r in rejects if isinstance(r.get("source_id"), str)]
     counts = Counter(line["id"] for line in judged)
     scored = {}
     for line in judged:

@@ -12,15 +12,19 @@ shows), ``ratelimit`` (requests and tokens per minute), ``retry`` (what to retry
 Retry-After), ``cache`` (SQLite reply cache), ``jsonout`` (JSON extraction, repair, schema),
 ``templates`` (versioned prompt files), ``usage`` (tokens and cost), ``client`` (all together).
 """
-from af2.llm.cache import ResponseCache, cache_key
-from af2.llm.client import Completion, LLMClient, StructuredResult
-from af2.llm.config import LLMConfig
-from af2.llm.jsonout import parse_json, parse_structured, validate
-from af2.llm.redact import Secret
-from af2.llm.retry import FatalError, LLMError, RequestRejected, RetriesExhausted
-from af2.llm.templates import PromptTemplate, load_template
-from af2.llm.usage import Usage
+from af2._deps import require
+
+require("af2.llm", "llm")
+
+from af2.llm.cache import ResponseCache, cache_key  # noqa: E402
+from af2.llm.client import Completion, LLMClient, StructuredResult  # noqa: E402
+from af2.llm.config import LLMConfig  # noqa: E402
+from af2.llm.jsonout import parse_json, parse_structured, validate  # noqa: E402
+from af2.llm.redact import Secret  # noqa: E402
+from af2.llm.retry import FatalError, LLMError, RequestRejected, RetriesExhausted, Unreachable  # noqa: E402
+from af2.llm.templates import PromptTemplate, load_template  # noqa: E402
+from af2.llm.usage import Usage  # noqa: E402
 
 __all__ = ["Completion", "FatalError", "LLMClient", "LLMConfig", "LLMError", "PromptTemplate",
            "RequestRejected", "ResponseCache", "RetriesExhausted", "Secret", "StructuredResult",
-           "Usage", "cache_key", "load_template", "parse_json", "parse_structured", "validate"]
+           "Unreachable", "Usage", "cache_key", "load_template", "parse_json", "parse_structured", "validate"]

@@ -2,8 +2,11 @@
 
 ``LLMClient.complete`` sends one chat-completions request (``openai`` package, its own retries
 off): cache first, then the concurrency slot and the rate limiter, then retries with backoff
-on the failures ``retry.classify`` calls transient. Concurrent calls with the same key wait
-for the first instead of paying twice. ``LLMClient.complete_json`` parses and validates the
+on the failures ``retry.classify`` calls transient. When ``max_unreachable`` consecutive
+requests (of all threads) could not connect (refused, DNS, TLS), or one got a 404, every call
+raises ``retry.Unreachable`` from then on: the server is not there, and retrying for minutes
+per record would only hide it (a reply of any kind, even a 5xx, resets the count). Concurrent
+calls with the same key wait for the first instead of paying twice. ``LLMClient.complete_json`` parses and validates the
 reply (``jsonout``) and runs a caller's content check; a reply that fails either is sent back
 with the list of problems for a fix, up to ``max_repairs`` times, and then rejected.
 """
@@ -21,8 +24,9 @@ from af2.llm.cache import CachedReply, ResponseCache, cache_key
 from af2.llm.config import LLMConfig
 from af2.llm.jsonout import parse_structured
 from af2.llm.ratelimit import RateLimiter
+from af2.llm.redact import redact_url
 from af2.llm.retry import (FATAL_STATUS, TRANSPORT_ERRORS, Backoff, BadResponse, FatalError,
-                           RequestRejected, RetriesExhausted, classify)
+                           RequestRejected, RetriesExhausted, Unreachable, classify)
 from af2.llm.templates import PromptTemplate, load_template
 from af2.llm.usage import Usage
 
@@ -78,6 +82,8 @@ class LLMClient:
         self._slots = threading.BoundedSemaphore(max(1, config.concurrency))
         self._inflight: dict[str, threading.Event] = {}
         self._lock = threading.Lock()
+        self._unreachable_streak = 0  # consecutive requests that could not connect
+        self._down: str | None = None  # set once the server is deemed absent: the message
         self._openai = openai.OpenAI(api_key=config.api_key.reveal() or "not-set",
                                      base_url=config.base_url, timeout=config.timeout, max_retries=0)
 
@@ -130,6 +136,7 @@ class LLMClient:
         retries = self.config.max_retries
         for attempt in range(retries + 1):
             with self._slots:
+                self._raise_if_down()
                 self.limiter.acquire(estimate)
                 self.usage.add(requests=1)
                 try:
@@ -140,6 +147,7 @@ class LLMClient:
                     failure, error_text = classify(exc), str(exc)
                 else:
                     failure = None
+                self._track_reachability(failure)
             if failure is None:
                 self.limiter.settle(estimate, reply.prompt_tokens + reply.completion_tokens)
                 self.usage.add(replies=1, prompt_tokens=reply.prompt_tokens,
@@ -147,16 +155,44 @@ class LLMClient:
                 return reply
             if not failure.retry:
                 self.usage.count("events", f"failed_{failure.reason}")
+                if failure.unreachable:  # a 404: no such endpoint
+                    with self._lock:
+                        self._down = self._down or self._absent_message(failure.unreachable, 1)
+                    raise Unreachable(self._down, failure.reason)
                 error = FatalError if failure.status in FATAL_STATUS else RequestRejected
                 raise error(f"the server refused the request: {error_text}", failure.reason)
+            self._raise_if_down()
             if attempt == retries:
                 self.usage.count("events", f"gave_up_{failure.reason}")
                 raise RetriesExhausted(f"{failure.reason} after {retries + 1} attempts", failure.reason)
             delay = self.backoff.delay(attempt, failure)
             self.usage.count("retries", failure.reason)
-            log.warning("%s; retry %d/%d in %.2f s", failure.reason, attempt + 1, retries, delay)
+            log.warning("%s%s; retry %d/%d in %.2f s", failure.reason,
+                        f" ({failure.unreachable})" if failure.unreachable else "", attempt + 1, retries, delay)
             self.sleep(delay)
         raise AssertionError("unreachable")
+
+    def _track_reachability(self, failure) -> None:
+        """Count consecutive requests that could not connect; any reply resets the count."""
+        with self._lock:
+            if failure is None or failure.unreachable is None or failure.status is not None:
+                self._unreachable_streak = 0
+                return
+            self._unreachable_streak += 1
+            limit = max(1, self.config.max_unreachable)
+            if self._unreachable_streak >= limit and self._down is None:
+                self._down = self._absent_message(failure.unreachable, limit)
+
+    def _absent_message(self, why: str, requests: int) -> str:
+        where = redact_url(str(self._openai.base_url).rstrip("/"))
+        times = "" if requests == 1 else f" on {requests} consecutive requests"
+        return (f"the LLM server at {where} is not there: {why}{times}; check --base-url / "
+                f"AF2_LLM_BASE_URL (finished records are kept: rerun to resume)")
+
+    def _raise_if_down(self) -> None:
+        if self._down is not None:
+            self.usage.count("events", "server_unreachable")
+            raise Unreachable(self._down, "unreachable")
 
     def complete_json(self, messages: list[dict], *, schema: dict | None = None,
                       check: Check | None = None, template: PromptTemplate | None = None,
@@ -182,8 +218,9 @@ class LLMClient:
                 result.value, result.problems = check(parsed.value) if check else (parsed.value, [])
             if result.ok:
                 return result
-            if "truncated" in parsed.repairs or completion.finish_reason == "length":
-                result.problems.insert(0, "the reply was cut off at the token limit: keep it shorter")
+            cause = cutoff_problem(completion.finish_reason, "truncated" in parsed.repairs)
+            if cause:
+                result.problems.insert(0, cause)
             if round_ < max_repairs:
                 self.usage.count("events", "repair_requests")
                 bullets = "\n".join(f"- {p}" for p in result.problems)
@@ -192,6 +229,18 @@ class LLMClient:
                     *self.repair_template.render(problems=bullets)]
         self.usage.count("events", "rejected_replies")
         return result
+
+
+def cutoff_problem(finish_reason: str | None, unfinished_json: bool) -> str | None:
+    """What to tell the model about a reply that ended early: cut off at the token limit
+    only when the server says so (``finish_reason`` "length"); JSON left open by a model that
+    stopped on its own is a malformed reply, not a cut-off one."""
+    if finish_reason == "length":
+        return "the reply was cut off at the token limit: keep it shorter"
+    if unfinished_json:
+        stopped = f" although the model stopped on its own (finish_reason {finish_reason!r})" if finish_reason else ""
+        return f"the reply ends inside unfinished JSON (an unclosed bracket or string){stopped}: send complete JSON"
+    return None
 
 
 def _unpack(response, messages: list[dict]) -> CachedReply:

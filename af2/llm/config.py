@@ -34,6 +34,8 @@ class LLMConfig:
     backoff_base: float = _opt(1.0, "first backoff delay in seconds; doubles on each retry")
     backoff_max: float = _opt(60.0, "largest backoff delay in seconds")
     max_retry_after: float = _opt(600.0, "largest server Retry-After honoured, in seconds")
+    max_unreachable: int = _opt(3, "consecutive requests that cannot connect (refused, DNS, TLS) "
+                                   "before the whole job stops (exit 2)")
     concurrency: int = _opt(8, "requests in flight at once")
     rpm: float = _opt(0.0, "requests per minute (0: no limit)")
     tpm: float = _opt(0.0, "tokens per minute, prompt + completion (0: no limit)")

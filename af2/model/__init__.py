@@ -2,15 +2,19 @@
 
 Importing it registers AF2 with transformers' Auto classes (af2.model.hub.register_auto_classes).
 """
-from af2.model.af2 import (BATCH_KEYS, AF2Output, AudioFlamingo2, AudioFlamingo2ForConditionalGeneration,
+from af2._deps import require
+
+require("af2.model", "model")
+
+from af2.model.af2 import (BATCH_KEYS, AF2Output, AudioFlamingo2, AudioFlamingo2ForConditionalGeneration,  # noqa: E402
                            AudioFlamingo2PreTrainedModel, causal_lm_loss)
-from af2.model.afclap import AFCLAP
-from af2.model.audio_transformer import AudioTransformer
-from af2.model.config import STAGE_MAX_WINDOWS, STAGES, AF2Config
-from af2.model.configuration_af2 import AudioFlamingo2AudioTransformerConfig, AudioFlamingo2Config
-from af2.model.hub import register_auto_classes
-from af2.model.mel import LogMel
-from af2.model.processing_af2 import AudioFlamingo2FeatureExtractor, AudioFlamingo2Processor
+from af2.model.afclap import AFCLAP  # noqa: E402
+from af2.model.audio_transformer import AudioTransformer  # noqa: E402
+from af2.model.config import STAGE_MAX_WINDOWS, STAGES, AF2Config  # noqa: E402
+from af2.model.configuration_af2 import AudioFlamingo2AudioTransformerConfig, AudioFlamingo2Config  # noqa: E402
+from af2.model.hub import register_auto_classes  # noqa: E402
+from af2.model.mel import LogMel  # noqa: E402
+from af2.model.processing_af2 import AudioFlamingo2FeatureExtractor, AudioFlamingo2Processor  # noqa: E402
 
 register_auto_classes()
 

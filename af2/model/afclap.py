@@ -8,8 +8,9 @@ exactly as AF2's modified HTSAT returns its ``encodings``.
 Contrastive side (stage "clap"): the HTSAT's pooled output (N, D), averaged over a clip's valid
 windows, and the T5 encoder's masked mean over tokens each go through a 2-layer MLP
 (Linear, ReLU, Linear, as LAION-CLAP) to the joint space and are L2-normalised. The learnable
-``logit_scale`` (log-space, init log(1/0.07)) is kept here so that a checkpoint holds it;
-pass ``logit_scale.exp()`` to :func:`af2.ops.contrastive_loss`.
+``logit_scale`` (log-space, shape (1,), init log(1/0.07)) is kept here so that a checkpoint
+holds it; pass ``logit_scale.exp()`` to :func:`af2.ops.contrastive_loss`. Checkpoints that hold
+it as a 0-dim tensor (written before it was (1,)) load unchanged.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from torch import nn
 
 from af2.model.config import CLAPConfig, MelConfig
 from af2.model.mel import LogMel
+from af2.nn.contrastive import logit_scale_parameter, upgrade_scalar_logit_scale
 
 
 def _mlp(d_in: int, d_out: int) -> nn.Sequential:
@@ -57,7 +59,11 @@ class AFCLAP(nn.Module):
             else:
                 self.text = T5EncoderModel(T5Config(**cfg.text))
             self.text_projection = _mlp(self.text.config.d_model, cfg.joint_dim)
-            self.logit_scale = nn.Parameter(torch.tensor(float(cfg.logit_scale_init)))
+            self.logit_scale = logit_scale_parameter(cfg.logit_scale_init)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        upgrade_scalar_logit_scale(state_dict, prefix + "logit_scale")
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     # -- audio ------------------------------------------------------------------------------
     def _htsat(self, windows: torch.Tensor):

@@ -26,7 +26,7 @@ from typing import Any, Optional
 #: AF2's curriculum: stage name -> maximum number of 10-s windows (30 s, 1.5 min, 5 min).
 STAGE_MAX_WINDOWS = {"pretrain": 3, "sft": 9, "long": 30}
 #: All stage names :meth:`AudioFlamingo2.trainable_parameters` accepts ("clap" trains AF-CLAP).
-STAGES = ("clap", "pretrain", "sft", "long")
+from af2.stages import STAGES  # noqa: E402,F401  (re-exported: af2.model.STAGES)
 
 
 @dataclass

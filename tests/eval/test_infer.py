@@ -56,7 +56,7 @@ def test_manifest_run_is_batched_resumable_and_reports_bad_files(saved_model, da
     out = data / "preds.jsonl"
     run = _infer("--model", model_dir, "--input", data / "manifest.jsonl", "--output", out, "--batch-size", 2,
                  "--max-new-tokens", 5, "--device", "cpu")
-    assert run.returncode == 0, run.stderr
+    assert run.returncode == 1, run.stderr  # partial: one unreadable file, one bad line
     preds = [json.loads(x) for x in out.read_text().splitlines()]
     assert sorted(p["id"] for p in preds) == ["q1", "q2", "q4"]
     errors = [json.loads(x) for x in (data / "preds.jsonl.errors.jsonl").read_text().splitlines()]
@@ -71,7 +71,7 @@ def test_manifest_run_is_batched_resumable_and_reports_bad_files(saved_model, da
     with open(out, "a") as f:
         f.write('{"id": "q9", "predic')
     again = _infer("--model", model_dir, "--input", data / "manifest.jsonl", "--output", out, "--device", "cpu")
-    assert again.returncode == 0, again.stderr
+    assert again.returncode == 1, again.stderr  # the broken file is still unreadable
     assert "answered 0, already done 3" in again.stderr
     assert sorted(json.loads(x)["id"] for x in out.read_text().splitlines()) == ["q1", "q2", "q4"]
 
@@ -86,7 +86,9 @@ def test_audio_files_and_prompt(saved_model, data):
     assert "unreadable" in lines[1] and "broken.wav" in run.stderr
 
 
-def test_usage_errors(saved_model):
+def test_usage_errors(saved_model, data):
     model_dir, _ = saved_model
-    run = _infer("--model", model_dir, "--audio", "x.wav")
+    run = _infer("--model", model_dir, "--audio", data / "a.wav")
     assert run.returncode == 2 and "--audio needs --prompt" in run.stderr
+    run = _infer("--model", model_dir, "--audio", data / "x.wav", "--prompt", "?")
+    assert run.returncode == 2 and "argument --audio: no such file" in run.stderr

@@ -17,6 +17,7 @@ PREDS = [{"id": "r0", "prediction": "event 0 happens"}, {"id": "r1", "prediction
 
 
 def judge_cli(pred: Path, ref: Path, out: Path, server, *extra: str, wait: bool = True):
+    out.parent.mkdir(parents=True, exist_ok=True)
     return run_module(["af2.eval", "judge", "--pred", str(pred), "--ref", str(ref), "--out", str(out)],
                       server, *extra, wait=wait)
 

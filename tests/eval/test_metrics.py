@@ -59,8 +59,8 @@ def test_score_command_prints_the_table_and_writes_the_report(files, tmp_path, c
     refs, preds = files
     with preds.open("a") as f:  # a repeated id (the first line counts), no prediction, a broken line
         f.write(json.dumps({"id": "r0", "prediction": "(B)"}) + "\n" + json.dumps({"id": "r5"}) + "\n{oops\n")
-    out = tmp_path / "reports" / "report.json"
-    assert main(["score", "--pred", str(preds), "--ref", str(refs), "--out", str(out)]) == 0
+    out = tmp_path / "report.json"  # 1: three prediction lines were not used
+    assert main(["score", "--pred", str(preds), "--ref", str(refs), "--out", str(out)]) == 1
     printed = capsys.readouterr().out
     rows = {line.split()[0]: line.split() for line in printed.splitlines() if line and line[0].isalpha()}
     assert rows["skill"] == ["skill", "n", "missing", "accuracy", "%", "mc", "n", "mc", "acc", "%", "unparsed",
@@ -77,10 +77,10 @@ def test_score_command_prints_the_table_and_writes_the_report(files, tmp_path, c
     assert problems[1] == "line 8: 'prediction' is not a string" and problems[2].startswith("line 9: input:")
 
 
-def test_a_bad_manifest_stops_the_score(files, tmp_path, caplog):
+def test_a_bad_manifest_stops_the_score(files, tmp_path, capsys):
     refs, preds = files
     with refs.open("a") as f:
         f.write(json.dumps({"id": "bad", "audio": "x.wav", "prompt": "?", "answer": "a", "skill": "dancing"}) + "\n")
     assert main(["score", "--pred", str(preds), "--ref", str(refs)]) == 2
-    assert "line 7: unknown skill 'dancing'" in caplog.text
+    assert "line 7: unknown skill 'dancing'" in capsys.readouterr().err
     assert main(["score", "--pred", str(tmp_path / "missing.jsonl"), "--ref", str(refs)]) == 2

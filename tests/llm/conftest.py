@@ -47,7 +47,9 @@ def make_client(server: ScriptedServer, *, cache_path=None, sleeps: list | None 
 
 def run_cli(command: str, inp: Path, out: Path, server: ScriptedServer, *extra: str,
             wait: bool = True, **env) -> subprocess.CompletedProcess | subprocess.Popen:
-    """``python -m af2.data.llm COMMAND`` against ``server``, the key in the environment."""
+    """``python -m af2.data.llm COMMAND`` against ``server``, the key in the environment (OUT's
+    folder is created first: the command refuses an output path in a missing folder)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
     return run_module(["af2.data.llm", command, "--in", str(inp), "--out", str(out)], server, *extra,
                       wait=wait, **env)
 

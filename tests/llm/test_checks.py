@@ -1,7 +1,8 @@
 """The validators of generated captions, negatives and questions (af2.data.llm.checks)."""
 import pytest
 
-from af2.data.llm import checks, lexicon, textcheck
+from af2.data import lexicon
+from af2.data.llm import checks, textcheck
 from af2.data.llm.base import keep_valid
 from af2.data.skills import SKILLS
 
@@ -140,6 +141,6 @@ def test_keep_valid_with_and_without_a_quota():
 
 
 def test_lexicon_has_no_word_in_two_concepts():
-    table, attributes = textcheck._tables()
+    table, attributes = lexicon.tables()
     assert len(table) > 150 and "bark" in table and "loud" in attributes
     assert lexicon.SOURCES <= set(table.values())

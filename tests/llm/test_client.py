@@ -270,3 +270,12 @@ def test_key_is_never_logged(serve, caplog):
     assert "retry 1/3" in caplog.text and "Retrying" not in caplog.text
     for text in (caplog.text, str(failure.value), repr(client.config), json.dumps(client.report().to_dict())):
         assert KEY not in text
+
+
+def test_unfinished_json_from_a_model_that_stopped_is_not_called_cut_off(serve):
+    server = serve(script(completion('{"items": ["a", "b', finish_reason="stop"), GOOD))
+    result = make_client(server).complete_json(MESSAGES, schema=SCHEMA)
+    assert result.ok and server.count == 2
+    repair = server.requests[1]["messages"][-1]["content"]
+    assert "cut off at the token limit" not in repair
+    assert "unfinished JSON" in repair and "finish_reason 'stop'" in repair

@@ -1,6 +1,7 @@
 """AFCLAP: transformers' HTSAT, dense features 64 x width per 10-s window, contrastive towers."""
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -74,6 +75,19 @@ def test_contrastive_embeddings_train():
     for part in (clap.audio, clap.audio_projection, clap.text, clap.text_projection):
         assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in part.parameters())
     assert clap.logit_scale.grad is not None and clap.logit_scale.grad != 0
+
+
+def test_logit_scale_is_shape_1_and_a_0dim_one_loads():
+    clap = _clap()
+    assert clap.logit_scale.shape == (1,)
+    state = clap.state_dict()
+    state["logit_scale"] = torch.tensor(3.0)                 # older checkpoints held it 0-dim
+    clap.load_state_dict(state)
+    assert clap.logit_scale.shape == (1,) and clap.logit_scale.item() == 3.0
+    assert state["logit_scale"].shape == ()                  # the caller's dict is not changed
+    state["logit_scale"] = torch.ones(2)
+    with pytest.raises(RuntimeError, match="size mismatch for logit_scale"):
+        clap.load_state_dict(state)
 
 
 def test_padded_window_does_not_change_clip_embedding():

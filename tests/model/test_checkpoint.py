@@ -181,3 +181,18 @@ def test_older_format_not_strict_records_what_is_missing(make_model, tmp_path):
     assert loaded.load_warnings == {"missing": ["audio_transformer.norm.weight"], "unexpected": ["extra.weight"]}
     assert loaded.audio_transformer.norm.weight.device.type == "cpu"      # initialised, not left on meta
     assert torch.equal(loaded.audio_transformer.norm.bias, model.audio_transformer.norm.bias)
+
+
+@pytest.mark.parametrize("layout", ["transformers", "older"])
+def test_a_0dim_logit_scale_of_an_older_checkpoint_loads_as_shape_1(make_model, tmp_path, layout):
+    from safetensors.torch import load_file, save_file
+
+    model = make_model()
+    (model.save_pretrained if layout == "transformers" else lambda d: save_older_format(model, d))(tmp_path)
+    state = load_file(tmp_path / "model.safetensors")
+    assert state["clap.logit_scale"].shape == (1,)
+    state["clap.logit_scale"] = torch.tensor(2.5)            # as written when the scale was 0-dim
+    save_file(state, tmp_path / "model.safetensors", metadata={"format": "pt"})
+    loaded = AudioFlamingo2.from_pretrained(tmp_path)
+    assert loaded.clap.logit_scale.shape == (1,) and loaded.clap.logit_scale.item() == 2.5
+    assert isinstance(loaded.clap.logit_scale, torch.nn.Parameter) and loaded.clap.logit_scale.requires_grad

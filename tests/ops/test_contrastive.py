@@ -172,15 +172,18 @@ def test_torch_compile_fullgraph(device):
 def test_module_scale_init_clamp_and_grad(device):
     audio, text, neg = make(8, 2, 1, 16, device)
     mod = ContrastiveLoss().to(device)
-    torch.testing.assert_close(mod.scale(), torch.tensor(1 / 0.07, device=device))
+    assert mod.logit_scale.shape == (1,)
+    torch.testing.assert_close(mod.scale(), torch.tensor([1 / 0.07], device=device))
     loss = mod(audio, text, neg)
     loss.backward()
     assert mod.logit_scale.grad is not None and mod.logit_scale.grad != 0
     with torch.no_grad():
         mod.logit_scale.fill_(10.0)
-    torch.testing.assert_close(mod.scale(), torch.tensor(100.0, device=device))
+    torch.testing.assert_close(mod.scale(), torch.tensor([100.0], device=device))
     mod.clamp_()
     assert mod.logit_scale.item() == pytest.approx(torch.log(torch.tensor(100.0)).item())
+    mod.load_state_dict({"logit_scale": torch.tensor(2.0)})     # a 0-dim scale of an older checkpoint
+    assert mod.logit_scale.shape == (1,) and mod.logit_scale.item() == 2.0
 
 
 def test_bad_input_is_named(device):

@@ -1,6 +1,6 @@
 """ZeRO-3 (optional in every stage): a 2-stage curriculum (AF-CLAP, then pretrain) initialises
-with AF2's 0-dim parameters (AF-CLAP's logit scale), trains, hands the weights on, exports full
-parameters, and resumes exactly from a ZeRO-3 checkpoint."""
+with AF2's one-element parameters (AF-CLAP's logit scale, the xattn gates), trains, hands the
+weights on, exports full parameters, and resumes exactly from a ZeRO-3 checkpoint."""
 from __future__ import annotations
 
 import json
@@ -37,8 +37,8 @@ def test_zero3_two_stages_resume_and_export(tmp_path, synth):
         assert all(".fusion_model." in n or ".mel_conv2d." in n for n in summary["trainable_unchanged"])
         ds = json.loads((d / "checkpoints" / "final" / "trainer_state.json").read_text())
         assert ds["step"] == steps
-    # the 0-dim logit scale trained under ZeRO-3 and is exported with its shape
-    assert init["clap.logit_scale"].shape == ()
+    # the one-element logit scale trained under ZeRO-3 and is exported with its shape
+    assert init["clap.logit_scale"].shape == (1,)
     pre = load_file(str(pre_dir / "model" / "model.safetensors"))
     assert init.keys() == pre.keys() and all(init[k].shape == pre[k].shape for k in init)
     # hand-off: the pretrain stage started from AF-CLAP's weights and kept AF-CLAP frozen

@@ -19,7 +19,7 @@ from af2.llm import LLMClient, PromptTemplate, StructuredResult, load_template
 TEMPLATE_PACKAGE = "af2.data.llm"
 
 
-class InputError(ValueError):
+class RecordError(ValueError):
     """The input record lacks what the generator needs (it is rejected, not retried)."""
 
 
@@ -55,7 +55,7 @@ def require_text(data: dict, *keys: str) -> tuple[str, str]:
     for key in keys:
         if isinstance(data.get(key), str) and data[key].strip():
             return key, data[key].strip()
-    raise InputError(f"the record has no {' / '.join(keys)} text")
+    raise RecordError(f"the record has no {' / '.join(keys)} text")
 
 
 class Pipeline:

@@ -7,8 +7,8 @@ from __future__ import annotations
 import re
 
 from af2.data.llm import textcheck as tc
+from af2.data.negatives import KINDS as NEGATIVE_KINDS
 
-NEGATIVE_KINDS = ("swap_order", "swap_attributes", "change_count", "substitute_event")
 FORMATS = ("multiple_choice", "open")
 
 _SECONDS = re.compile(r"\b(\d+(?:\.\d+)?)\s*(?:s|sec|secs|second|seconds)\b", re.I)

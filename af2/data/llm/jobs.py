@@ -7,7 +7,11 @@ lines of one record go out in a single ``write`` on an ``O_APPEND`` descriptor, 
 a torn last line (power loss) is cut off on the next start. Replies are cached before a record
 is written, so a record whose reply arrived but whose line did not costs no request on resume.
 Records that fail transiently (retries exhausted, a refused request) are left pending: the job
-exits 1 and the next run tries them again.
+exits 1 and the next run tries them again. A server that is not there (``af2.llm.Unreachable``)
+or refuses every request (a bad key) stops the whole job at once: records in flight are left
+pending, finished ones stay written, and the job exits 2. A bad input line (not UTF-8, not
+JSON, not an object, a duplicate id) and a record whose fields have the wrong types are
+rejected with their line number; they never stop the job.
 """
 from __future__ import annotations
 
@@ -22,7 +26,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from af2.data.llm.base import InputError, Outcome, Pipeline, Record, record_id
+from af2.data.jsonl import cut_torn_tail, good_objects, read_jsonl
+from af2.data.llm.base import Outcome, Pipeline, Record, RecordError, record_id
+from af2.errors import InputError
 from af2.llm.redact import redact, redact_url
 from af2.llm.retry import FatalError, LLMError
 
@@ -41,44 +47,34 @@ class JobStats:
 
 
 def read_records(path: Path) -> tuple[list[Record], list[dict]]:
-    """The input records, and a reject entry for each unreadable or duplicate line."""
+    """The input records, and a reject entry for each unreadable or duplicate line
+    (``af2.data.jsonl``: a bad line never stops the job; a missing input raises ``InputError``)."""
     records, bad, first_line = [], [], {}
-    with open(path, encoding="utf-8") as f:
-        for n, text in enumerate(f, 1):
-            if not text.strip():
-                continue
-            try:
-                data = json.loads(text)
-                if not isinstance(data, dict):
-                    raise ValueError("not a JSON object")
-            except ValueError as err:
-                bad.append({"source_id": f"line-{n}", "input_line": n, "reasons": [f"input: {err}"]})
-                continue
-            sid = record_id(data)
-            if sid in first_line:
-                bad.append({"source_id": f"line-{n}", "input_line": n,
-                            "reasons": [f"input: duplicate id {sid!r} (first on line {first_line[sid]})"]})
-                continue
-            first_line[sid] = n
-            records.append(Record(sid, data, n))
+    for entry in read_jsonl(path, "input"):
+        n = entry.line
+        if not entry.ok:
+            bad.append({"source_id": f"line-{n}", "input_line": n, "reasons": [f"input: {entry.error}"]})
+            continue
+        sid = record_id(entry.value)
+        if sid in first_line:
+            bad.append({"source_id": f"line-{n}", "input_line": n,
+                        "reasons": [f"input: duplicate id {sid!r} (first on line {first_line[sid]})"]})
+            continue
+        first_line[sid] = n
+        records.append(Record(sid, entry.value, n))
     return records, bad
 
 
 def done_ids(path: Path) -> set[str]:
-    """Source ids already in a JSONL output; cuts off a torn last line first."""
-    if not path.exists():
-        return set()
-    raw = path.read_bytes()
-    if raw and not raw.endswith(b"\n"):
-        keep = raw.rfind(b"\n") + 1
-        log.warning("%s: cutting off a torn last line (%d bytes)", path, len(raw) - keep)
-        os.truncate(path, keep)
-        raw = raw[:keep]
+    """Source ids already in a JSONL output; cuts off a torn last line first (a bad line
+    elsewhere is logged and ignored: its record is done again)."""
+    cut_torn_tail(path)
     ids = set()
-    for text in raw.decode("utf-8").splitlines():
-        if text.strip():
-            obj = json.loads(text)
-            ids.add(obj.get("provenance", {}).get("source_id") or obj.get("source_id"))
+    for obj in good_objects(path, "output"):
+        provenance = obj.get("provenance")
+        sid = (provenance.get("source_id") if isinstance(provenance, dict) else None) or obj.get("source_id")
+        if isinstance(sid, str):
+            ids.add(sid)
     return ids
 
 
@@ -119,6 +115,7 @@ class Job:
         self.stats = JobStats()
         self._lock = threading.Lock()
         self._halt = threading.Event()  # set by a fatal error: records not yet started are left
+        self.started = False  # the input was read and the outputs opened
 
     def _reject(self, record: Record, outcome: Outcome) -> dict:
         pipeline = self.pipeline
@@ -132,11 +129,14 @@ class Job:
             return False
         try:
             outcome = self.pipeline.process(record)
-        except InputError as err:
+        except RecordError as err:
             outcome = Outcome(reasons=[f"input: {err}"])
         except FatalError:
             self._halt.set()
             raise
+        except (TypeError, AttributeError, KeyError, ValueError) as err:  # a field of the wrong type
+            log.warning("line %d: rejected, malformed record (%s: %s)", record.line, type(err).__name__, err)
+            outcome = Outcome(reasons=[f"input: malformed record ({type(err).__name__}: {err})"])
         if outcome.lines:
             in_dir, out_dir = self.inp.resolve().parent, self.out.resolve().parent
             out.write([rebase_audio(line, in_dir, out_dir) for line in outcome.lines])
@@ -157,6 +157,7 @@ class Job:
         if self.limit is not None:
             stats.not_started, todo = max(0, len(todo) - self.limit), todo[: self.limit]
         out, rejects = JsonlAppender(self.out), JsonlAppender(self.rejects)
+        self.started = True
         new_bad = [b for b in bad if b["source_id"] not in done]
         stats.already_done += len(bad) - len(new_bad)
         if new_bad:
@@ -190,6 +191,7 @@ class Job:
                         err = future.exception()
                         if isinstance(err, FatalError):
                             fatal = fatal or err
+                            self.stats.failed += 1  # in flight when the job stopped: pending
                         elif isinstance(err, LLMError):
                             self.stats.failed += 1
                             log.error("record left pending: %s", err)
@@ -221,22 +223,25 @@ def run_for_cli(job: "Job", *, report_path: Path, api_key, cache=None, extra=Non
     """Run ``job`` as the command-line tools do and return (exit status, report).
 
     Exit status: 0 every input has a result, 1 some are pending (rerun to resume), 2 a fatal
-    server error (bad key, URL or model), 130 interrupted. The report (``job.report()`` plus
-    ``extra()``) is always written to ``report_path`` with the key redacted, and the cache closed.
+    server error (bad key, URL or model, a server that is not there) or an input that cannot
+    be read, 130 interrupted. Once the job has started, the report (``job.report()`` plus
+    ``extra()``) is written to ``report_path`` with the key redacted; the cache is always closed.
     """
     code = 0
     try:
         stats = job.run()
         code = 1 if stats.failed or stats.not_started else 0
-    except FatalError as err:
-        log.error("stopped: %s", err)
+    except InputError as err:  # FatalError and Unreachable included
+        log.error("stopped: %s", redact(str(err), api_key))
         code = 2
     except KeyboardInterrupt:
         log.error("interrupted: rerun the same command to resume")
         code = 130
     finally:
         report = {**job.report(), **(extra() if extra else {})}
-        report_path.write_text(redact(json.dumps(report, indent=1, ensure_ascii=False), api_key) + "\n", "utf-8")
+        if job.started:
+            report_path.write_text(redact(json.dumps(report, indent=1, ensure_ascii=False), api_key) + "\n",
+                                   "utf-8")
         if cache is not None:
             cache.close()
     return code, report

@@ -9,20 +9,20 @@ refer to each (a content word of its caption); the manifest line records them in
 from __future__ import annotations
 
 from af2.data.llm import checks
-from af2.data.llm.base import InputError, Outcome, Record
+from af2.data.llm.base import Outcome, Record, RecordError
 from af2.data.llm.questions import SKILLS, QuestionPipeline
 
 
 def segments_of(data: dict) -> list[dict]:
     segs = data.get("segments")
     if not isinstance(segs, list) or not segs:
-        raise InputError("the record has no 'segments' list")
+        raise RecordError("the record has no 'segments' list")
     out = []
     for seg in segs:
         ok = isinstance(seg, dict) and isinstance(seg.get("caption"), str) and all(
             isinstance(seg.get(k), (int, float)) for k in ("start", "end"))
         if not ok or seg["end"] <= seg["start"]:
-            raise InputError(f"bad segment {seg!r}: needs start < end (seconds) and a caption")
+            raise RecordError(f"bad segment {seg!r}: needs start < end (seconds) and a caption")
         out.append({"start": float(seg["start"]), "end": float(seg["end"]), "caption": seg["caption"]})
     return sorted(out, key=lambda s: s["start"])
 
@@ -42,7 +42,7 @@ class LongQA(QuestionPipeline):
     def process(self, record: Record) -> Outcome:
         segments = segments_of(record.data)
         if len(segments) < self.args.min_segments:
-            raise InputError(f"{len(segments)} segments, fewer than --min-segments {self.args.min_segments}")
+            raise RecordError(f"{len(segments)} segments, fewer than --min-segments {self.args.min_segments}")
         duration = self.duration(record.data) or segments[-1]["end"]
         args = self.args
         listed = [{"index": i, **seg} for i, seg in enumerate(segments)]

@@ -9,14 +9,9 @@ and for multiple choice ``choices`` (shuffled, reproducibly) and ``answer_index`
 from __future__ import annotations
 
 from af2.data.llm import checks, textcheck
-from af2.data.llm.base import InputError, Outcome, Pipeline, Record, keep_valid, seeded_rng
+from af2.data.llm.base import Outcome, Pipeline, Record, RecordError, keep_valid, seeded_rng
 
-try:
-    from af2.data.skills import SKILLS
-except ImportError:  # pragma: no cover - the data issue's module is missing
-    SKILLS = ("temporal_reasoning", "attribute_identification", "counting",
-              "contextual_sound_event_reasoning", "contextual_speech_event_reasoning",
-              "information_extraction", "general_reasoning")
+from af2.data.skills import SKILLS
 
 ITEM = {"type": "object", "required": ["skill", "format", "question", "answer"],
         "properties": {"skill": {"type": "string"}, "format": {"enum": list(checks.FORMATS)},
@@ -55,7 +50,7 @@ class QuestionPipeline(Pipeline):
                       duration: float | None, inputs: dict) -> Outcome:
         """Ask for the planned questions; every valid one becomes a manifest line."""
         if not isinstance(record.data.get("audio"), str):
-            raise InputError("the record has no 'audio' path")
+            raise RecordError("the record has no 'audio' path")
 
         def issues(pair, kept):
             k, item = pair

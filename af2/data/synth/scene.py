@@ -14,6 +14,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from af2.data import lexicon
 from af2.data.prompts import with_choices
 from af2.data.synth.catalog import plural
 from af2.data.synth.events import SR, background
@@ -21,7 +22,7 @@ from af2.data.synth.events import SR, background
 MC_PROBABILITY = 0.5
 #: Caption words for event labels that do not read as nouns on their own.
 CAPTION_NOUNS = {"speech": "spoken word", "drum": "drum hit"}
-NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
+NUMBER_WORDS = lexicon.NUMBER_WORDS[:11]  # captions spell counts up to ten
 
 
 def _noun(label: str, count: int) -> str:

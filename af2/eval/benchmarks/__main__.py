@@ -14,6 +14,7 @@ import argparse
 import logging
 import sys
 
+from af2.cli.runner import Parser
 from af2.eval.benchmarks.items import BenchmarkInputError
 from af2.eval.benchmarks.longaudio import JudgeSettings
 from af2.eval.benchmarks.registry import BENCHMARKS
@@ -24,8 +25,7 @@ FILES = "; ".join(f"{b.name}: {b.files}" for b in BENCHMARKS.values())
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="af2 eval", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(prog="af2 eval", description=__doc__)
     p.add_argument("--benchmark", required=True, help=f"one of: {', '.join(BENCHMARKS)}")
     p.add_argument("--data", required=True, help=f"the benchmark file, or the folder holding it ({FILES})")
     p.add_argument("--model", help="a saved AF2 model folder (AudioFlamingo2.save_pretrained)")
