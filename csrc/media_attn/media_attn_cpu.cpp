@@ -25,6 +25,7 @@
 #include "media_attn/media_attn.h"
 
 namespace af2 {
+AF2_ISA_BEGIN  // compiled once per CPU variant (common/isa.h)
 namespace {
 
 constexpr int64_t kQB = 32;  // queries per forward task
@@ -260,4 +261,5 @@ int media_attn_backward_cpu(DType dtype, const MediaAttnParams& p, const MediaAt
   return 0;
 }
 
+AF2_ISA_END
 }  // namespace af2
