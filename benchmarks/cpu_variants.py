@@ -7,8 +7,10 @@ alike, and prints the ratio of the medians per case.
 
 DIR_A / DIR_B: source trees whose af2/_C*.so is built (e.g. one with AF2_CPU_ARCH=native, one
 with the default dispatching build). With --isa-b avx2 the B processes run with AF2_CPU_ISA=avx2.
-Ratio = A's median / B's median (> 1: B is faster). The CPU model, each build's variant and the
-rounds' medians go to --out (a section of benchmarks/results/CPU-*.json).
+Ratio = A's median / B's median (> 1: B is faster). With --into, the rows are appended to a
+results JSON of benchmarks/report.py (its row format: op, mode, dtype, ms = B's median,
+baseline = A, ratio; target 0.9 = B within 10% of A), with the CPU model and both builds'
+variants in its "cpu_variants" entry.
 """
 from __future__ import annotations
 
@@ -48,7 +50,7 @@ def _cases():
         gx = torch.randn(x.shape, dtype=dtype)
         cases[f"rope_windowed fwd+bwd {tag}"] = (
             lambda x=x, gx=gx: torch.autograd.grad(rope_windowed(x, window_size=64, rotary_dim=128), x, gx))
-        y = torch.randn(16, 2048, 2048, dtype=dtype)
+        y = torch.randn(4, 2048, 2048, dtype=dtype)
         cases[f"gated_residual fwd {tag}"] = lambda y=y: gated_residual(y, y, torch.tensor(0.3))
     return cases
 
@@ -93,7 +95,7 @@ def main() -> None:
     ap.add_argument("--isa-a")
     ap.add_argument("--isa-b")
     ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--out")
+    ap.add_argument("--into", help="a benchmarks/report.py results JSON to append the rows to")
     args = ap.parse_args()
     if args.child:
         sys.path.insert(0, os.getcwd())
@@ -123,8 +125,20 @@ def main() -> None:
                          for label, tree in ((args.label_a, args.a), (args.label_b, args.b))},
               "ratio": f"{args.label_a} median / {args.label_b} median (> 1: {args.label_b} faster)",
               "rows": rows}
-    if args.out:
-        Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+    if args.into:
+        path = Path(args.into)
+        report = json.loads(path.read_text())
+        report.setdefault("cpu_variants", []).append(result)
+        for row in rows:
+            op, mode, dtype, *shape = row["case"].split()
+            report["results"].append({
+                "op": op, "mode": mode, "dtype": {"fp32": "float32", "bf16": "bfloat16"}[dtype],
+                "shape": {"name": " ".join(shape) or "default"}, "ms": row[f"{args.label_b}_ms"],
+                "peak_mem_MB": None, "baseline": f"{args.label_a} build ({result['builds'][args.label_a]['cpu_isa']})",
+                "baseline_ms": row[f"{args.label_a}_ms"], "ratio": row["ratio"], "target": 0.9,
+                "achieved": f"{args.label_b} build on variant {result['builds'][args.label_b]['cpu_isa']}, "
+                            f"medians of {args.rounds} alternating processes"})
+        path.write_text(json.dumps(report, indent=1) + "\n")
 
 
 if __name__ == "__main__":
