@@ -55,14 +55,17 @@ def _cases():
     return cases
 
 
-def child() -> None:
-    """Times every case once (median of a few runs after a warm-up); prints JSON {case: ms}."""
+def child(only) -> None:
+    """Times every case (those whose name contains one of `only`, if given): the median of a few
+    runs after a warm-up; prints JSON {case: ms}."""
     import time
 
     import af2
 
     out = {"_cpu_isa": af2.build_info()["cpu_isa"], "_vector_isa": af2.build_info()["vector_isa"]}
     for name, fn in _cases().items():
+        if only and not any(o in name for o in only):
+            continue
         fn()
         times = []
         for _ in range(5):
@@ -73,12 +76,13 @@ def child() -> None:
     print(json.dumps(out))
 
 
-def _run(tree: str, isa: str | None) -> dict:
+def _run(tree: str, isa: str | None, only) -> dict:
     env = {**os.environ, "PYTHONPATH": tree}
     env.pop("AF2_CPU_ISA", None)
     if isa:
         env["AF2_CPU_ISA"] = isa
-    proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child"], env=env, cwd=tree,
+    proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child",
+                           *(["--only", *only] if only else [])], env=env, cwd=tree,
                           capture_output=True, text=True, timeout=1200)
     if proc.returncode != 0:
         sys.exit(f"the run in {tree} failed:\n{proc.stderr[-3000:]}")
@@ -95,11 +99,12 @@ def main() -> None:
     ap.add_argument("--isa-a")
     ap.add_argument("--isa-b")
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--only", nargs="+", help="only the cases whose name contains one of these")
     ap.add_argument("--into", help="a benchmarks/report.py results JSON to append the rows to")
     args = ap.parse_args()
     if args.child:
         sys.path.insert(0, os.getcwd())
-        child()
+        child(args.only)
         return
     if not (args.a and args.b):
         ap.error("--a and --b are required")
@@ -107,7 +112,7 @@ def main() -> None:
     for r in range(args.rounds):  # alternate, so load changes hit both builds alike
         order = [(args.label_a, args.a, args.isa_a), (args.label_b, args.b, args.isa_b)]
         for label, tree, isa in (order if r % 2 == 0 else order[::-1]):
-            runs[label].append(_run(tree, isa))
+            runs[label].append(_run(tree, isa, args.only))
             print(f"round {r + 1}/{args.rounds} {label} done", file=sys.stderr)
     cases = [k for k in runs[args.label_a][0] if not k.startswith("_")]
     rows = []

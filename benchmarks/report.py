@@ -43,6 +43,7 @@ from benchmarks.memory import cpu_peak_mb, cuda_peak_mb  # noqa: E402
 
 CEILINGS: dict = {}  # this run's measured ceilings (set by main)
 DEADLINE = float("inf")  # time.monotonic() after which sections start no new measurement (--budget-s)
+NO_EAGER = False  # --no-eager: the media attention rows leave out the eager twin and the memory probes
 
 
 def time_left() -> float:
@@ -96,7 +97,7 @@ def ceilings(device: torch.device, quick: bool) -> dict:
         for dtype, key in ((torch.float32, "fp32_matmul_TFLOPs"), (torch.bfloat16, "bf16_matmul_TFLOPs")):
             a, b = torch.randn(m, m, dtype=dtype), torch.randn(m, m, dtype=dtype)
             ms = time_ms(lambda: a @ b, device, reps=10)
-            out[key] = round(2 * m**3 / ms / 1e9, 3)
+            out[key] = round(2 * m**3 / ms / 1e9, 5)
     return out
 
 
@@ -216,10 +217,12 @@ def _media_attn_rows(device: torch.device, ceil: dict, quick: bool, dtype: torch
         q, k, v, ks, ke, pad = media_attn_case(**shp, device=device, dtype=dtype, requires_grad=True)
         g = torch.randn_like(q)
         impls = media_attn_impls(q, k, v, ks, ke, pad)
+        if NO_EAGER:
+            del impls["eager"]
         for mode in ("fwd", "fwd+bwd"):
             fns = {n: (f if mode == "fwd" else (lambda f=f: torch.autograd.grad(f(), (q, k, v), g)))
                    for n, f in impls.items()}
-            bases = ["eager", "sdpa_mask", "sdpa_nomask"]
+            bases = ["sdpa_mask", "sdpa_nomask"] if NO_EAGER else ["eager", "sdpa_mask", "sdpa_nomask"]
             if device.type == "cuda" and mode == "fwd+bwd":  # the generic backward, for comparison
                 fns["af2_simt_bwd"] = _with_env("AF2_MEDIA_ATTN_BACKWARD", "simt", fns["af2"])
                 bases.append("af2_simt_bwd")
@@ -227,7 +230,8 @@ def _media_attn_rows(device: torch.device, ceil: dict, quick: bool, dtype: torch
                 ms = time_interleaved_ms(fns, warmup=1 if quick else 2, reps=3 if quick else 5)
             else:
                 ms = {n: time_ms(f, device, warmup=2, reps=10 if quick else 30) for n, f in fns.items()}
-            mem = {n: _attn_peak_mb(device, shp, dtype, n, mode, fns[n]) for n in ("af2", "eager", "sdpa_mask")}
+            mem = {} if NO_EAGER else {n: _attn_peak_mb(device, shp, dtype, n, mode, fns[n])
+                                       for n in ("af2", "eager", "sdpa_mask")}
             flops = 4 * shp["B"] * shp["H"] * shp["Lq"] * (shp["Lk"] // 2) * shp["Dh"] * (3.5 if mode != "fwd" else 1)
             gemm = ceil.get({torch.float32: "fp32_matmul_TFLOPs", torch.bfloat16: "bf16_matmul_TFLOPs"}.get(dtype, ""))
             gemm_note = f" = {100 * flops / ms['af2'] / 1e9 / gemm:.0f}% of the measured {str(dtype)[6:]} GEMM rate" \
@@ -235,13 +239,13 @@ def _media_attn_rows(device: torch.device, ceil: dict, quick: bool, dtype: torch
             for base in bases:
                 results.append({
                     "op": "media_cross_attention", "mode": mode, "dtype": str(dtype)[6:], "shape": {**shp, "name": name},
-                    "ms": round(ms["af2"], 4), "peak_mem_MB": mem["af2"], "baseline": base,
+                    "ms": round(ms["af2"], 4), "peak_mem_MB": mem.get("af2"), "baseline": base,
                     "baseline_ms": round(ms[base], 4), "baseline_peak_mem_MB": mem.get(base),
                     "ratio": round(ms[base] / ms["af2"], 2),
                     "target": {"eager": 1.5, "sdpa_mask": 1.3 if device.type == "cpu" else 1.5,
                                "sdpa_nomask": 1.0 if device.type == "cpu" else 0.8, "af2_simt_bwd": 1.0}[base],
-                    "achieved": f"{flops / ms['af2'] / 1e6:.1f} GFLOP/s on the attended keys{gemm_note}; peak "
-                                f"{mem['af2']} MB vs eager {mem['eager']} MB",
+                    "achieved": f"{flops / ms['af2'] / 1e6:.1f} GFLOP/s on the attended keys{gemm_note}"
+                                + (f"; peak {mem['af2']} MB vs eager {mem['eager']} MB" if mem else ""),
                 })
     return results
 
@@ -559,7 +563,7 @@ def write_report(path: Path, report: dict) -> None:
 
 
 def main(argv=None) -> int:
-    global DEADLINE
+    global DEADLINE, NO_EAGER
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ops", nargs="+", default=list(OPS), choices=list(OPS))
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
@@ -572,10 +576,13 @@ def main(argv=None) -> int:
     ap.add_argument("--into", default=None,
                     help="results JSON to continue (created if absent) instead of a new file under --out: "
                          "one file for sections run by separate processes (benchmarks/gpu_check.sh)")
+    ap.add_argument("--no-eager", action="store_true",
+                    help="media attention: leave out the (slow) eager twin and the memory probes")
     args = ap.parse_args(argv)
     if args.smoke and not set(args.ops) <= SMOKE_OPS:
         ap.error(f"--smoke is implemented for --ops {' '.join(sorted(SMOKE_OPS))} only")
     DEADLINE = float("inf") if args.budget_s is None else time.monotonic() + args.budget_s
+    NO_EAGER = args.no_eager
 
     info = af2.build_info()
     device = torch.device("cuda" if info["cuda_available"] else "cpu")
