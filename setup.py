@@ -24,8 +24,6 @@ from __future__ import annotations
 import os
 import platform
 import re
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -44,6 +42,8 @@ def find_cuda_home():
     torch guesses CUDA_HOME from the nvcc on PATH; a wrapper script such as /usr/local/bin/nvcc
     makes that guess /usr/local, which has no CUDA headers. Check each candidate instead.
     """
+    import shutil
+
     nvcc = shutil.which("nvcc")
     candidates = [os.environ.get("CUDA_HOME"), os.environ.get("CUDA_PATH"),
                   str(Path(os.path.realpath(nvcc)).parent.parent) if nvcc else None, "/usr/local/cuda"]
@@ -80,6 +80,8 @@ def build_mode() -> str:
 
 def nvcc_release(cuda_home) -> str | None:
     """The CUDA release of cuda_home's nvcc ("13.0"), or None if it cannot be read."""
+    import subprocess
+
     if not cuda_home:
         return None
     try:
@@ -194,6 +196,9 @@ def variant_symbol_leaks(nm_lines, variant: str) -> list:
 
 def check_variant_objects(objects, variant: str) -> None:
     """Fails the build where a variant's object defines mergeable af2 code outside its namespace."""
+    import shutil
+    import subprocess
+
     nm = shutil.which("nm")
     if nm is None:
         print("af2 build warning: nm not found, the CPU variant objects are not checked", file=sys.stderr)
