@@ -7,7 +7,13 @@ The source list is sources.txt (shared with CMakeLists.txt and the tests). Envir
                                              warning (af2.build_info()["cuda_note"] says why);
                                              1 insists (fails with a clear message instead).
   TORCH_CUDA_ARCH_LIST                      CUDA archs, default "8.0;9.0a" (sm_80, sm_90a).
-  AF2_CPU_ARCH = native (default) | none | <gcc -march value>   vector ISA of the CPU kernels.
+  AF2_CPU_ARCH = dispatch | native | none | <gcc -march value>   instruction set of the CPU kernels:
+                                             dispatch (the default on x86-64) compiles them once per
+                                             variant (avx2 = x86-64-v3, avx512 = x86-64-v4) into one
+                                             library that picks one at run time (a wheel runs on any
+                                             AVX2 machine); native (the default elsewhere) or a -march
+                                             value compiles one variant for that target; none: the
+                                             compiler's default target (docs/cpu_dispatch.md).
   AF2_CUTLASS_INCLUDE=<dir with cute/>      the CUTLASS/CuTe headers the CUDA kernels need (as CMake's
   CUTLASS_PATH=<CUTLASS checkout>            -DAF2_CUTLASS_INCLUDE; CUTLASS_PATH: its include/ is used);
                                              default: the nvidia-cutlass wheel's headers
@@ -22,6 +28,7 @@ Distributions (docs/packaging.md): python -m build --no-isolation  (an sdist and
 from __future__ import annotations
 
 import os
+import platform
 import re
 import sys
 from pathlib import Path
@@ -53,7 +60,7 @@ def find_cuda_home():
 
 
 def read_sources() -> dict:
-    kinds: dict = {"core": [], "cuda": [], "bind": [], "bind_cuda": []}
+    kinds: dict = {"core": [], "cpu": [], "cuda": [], "bind": [], "bind_cuda": []}
     for lineno, line in enumerate((ROOT / "sources.txt").read_text().splitlines(), 1):
         line = line.split("#", 1)[0].strip()
         if not line:
@@ -183,9 +190,84 @@ def cutlass_plan(mode: str, include) -> tuple:
     return False, f"no CUTLASS/CuTe headers were found ({NO_CUTLASS})"
 
 
-def cpu_arch_flags() -> list:
-    arch = os.environ.get("AF2_CPU_ARCH", "native").strip()
-    return [] if arch in ("", "none") else [f"-march={arch}"]
+# The CPU variants of AF2_CPU_ARCH=dispatch, lowest first (the link order: where two variants
+# share an inline function of the standard library, the linker keeps the lowest one's copy).
+DISPATCH_VARIANTS = (("avx2", ["-march=x86-64-v3"]), ("avx512", ["-march=x86-64-v4"]))
+
+
+def cpu_variants(arch, machine: str) -> list:
+    """The CPU kernel variants to compile: [(name, compiler flags)], lowest first. Pure.
+
+    arch: AF2_CPU_ARCH (None: unset); machine: platform.machine(). The names are those of
+    csrc/cpu/dispatch.cpp; each variant's sources are compiled with -DAF2_ISA=<name>.
+    """
+    x86_64 = machine.lower() in ("x86_64", "amd64")
+    arch = (arch if arch is not None else ("dispatch" if x86_64 else "native")).strip()
+    if arch == "dispatch":
+        if not x86_64:
+            fail(f"AF2_CPU_ARCH=dispatch needs an x86-64 machine, this one is {machine!r} "
+                 "(use AF2_CPU_ARCH=native or none)")
+        return [(name, list(flags)) for name, flags in DISPATCH_VARIANTS]
+    if arch == "native":
+        return [("native", ["-march=native"])]
+    if arch in ("", "none"):
+        return [("generic", [])]
+    if not re.fullmatch(r"[A-Za-z0-9._+-]+", arch):
+        fail(f"AF2_CPU_ARCH must be dispatch, native, none or a -march value, got {arch!r}")
+    return [("custom", [f"-march={arch}"])]
+
+
+def variant_symbol_leaks(nm_lines, variant: str) -> list:
+    """Weak symbols of af2 code outside the namespace af2::<variant> (common/isa.h) among a variant
+    object's `nm -P --defined-only` lines: the linker would merge them across variants (an
+    AVX-512 copy could end up in AVX2 code). The standard library's inline functions are merged
+    too but harmlessly (the variants are linked lowest first, whose copy is kept). Pure."""
+    af2_code = re.compile(r"_Z(?:GV|TH|TW)?Z?N[rVK]*3af2")
+    ours = re.compile(af2_code.pattern + str(len(variant)) + re.escape(variant))
+    return [parts[0] for parts in (line.split() for line in nm_lines)
+            if len(parts) >= 2 and parts[1] in ("W", "V", "u") and af2_code.match(parts[0])
+            and not ours.match(parts[0])]
+
+
+def check_variant_objects(objects, variant: str) -> None:
+    """Fails the build where a variant's object defines mergeable af2 code outside its namespace."""
+    import shutil
+    import subprocess
+
+    nm = shutil.which("nm")
+    if nm is None:
+        print("af2 build warning: nm not found, the CPU variant objects are not checked", file=sys.stderr)
+        return
+    for obj in objects:
+        lines = subprocess.run([nm, "-P", "--defined-only", obj], capture_output=True, text=True,
+                               check=True).stdout.splitlines()
+        leaks = variant_symbol_leaks(lines, variant)
+        if leaks:
+            fail(f"{obj} (CPU variant {variant}) defines af2 code outside namespace af2::{variant}, which "
+                 f"the linker would share across variants: {leaks[:5]}; wrap it in AF2_ISA_BEGIN/END "
+                 "(csrc/common/isa.h)")
+
+
+def with_cpu_variants(build_ext_class, variants, cpu_sources):
+    """build_ext that compiles cpu_sources once per CPU variant ([(name, flags)], lowest first) with
+    that variant's flags and -DAF2_ISA=<name>, and links the objects after the extension's own,
+    in variant order (setuptools compiles every source of an extension with the same flags)."""
+
+    class BuildWithCpuVariants(build_ext_class):
+        def build_extension(self, ext):
+            objects = []
+            for name, flags in variants:
+                objs = self.compiler.compile(
+                    cpu_sources, output_dir=os.path.join(self.build_temp, f"cpu-{name}"),
+                    macros=[*ext.define_macros, ("AF2_ISA", name)], include_dirs=ext.include_dirs,
+                    extra_postargs={"cxx": [*ext.extra_compile_args["cxx"], *flags]}, depends=ext.depends)
+                check_variant_objects(objs, name)
+                objects += objs
+            ext.extra_objects = [*objects, *(ext.extra_objects or [])]
+            ext.depends = [*ext.depends, *objects]  # a recompiled variant relinks the library
+            super().build_extension(ext)
+
+    return BuildWithCpuVariants
 
 
 def torch_variant(torch) -> str:
@@ -242,7 +324,10 @@ def main() -> None:
     # libstdc++'s string ABI must be torch's (else the core cannot load: undefined symbols).
     # Recent torch (seen: 2.11, 2.13) no longer passes it; a compiler whose default differs needs it.
     abi = f"-D_GLIBCXX_USE_CXX11_ABI={int(torch._C._GLIBCXX_USE_CXX11_ABI)}"
-    cxx = ["-O3", "-fopenmp", "-fno-math-errno", abi, *cpu_arch_flags()]
+    cxx = ["-O3", "-fopenmp", "-fno-math-errno", abi]
+    cpu_arch = os.environ.get("AF2_CPU_ARCH")
+    variants = cpu_variants(cpu_arch, platform.machine())
+    macros += [(f"AF2_CPU_VARIANT_{name.upper()}", None) for name, _ in variants]
     include_dirs = [str(ROOT / "csrc"), str(ROOT)]
     ext_sources = sources["core"] + sources["bind"]
     ext_kwargs = dict(include_dirs=include_dirs, extra_link_args=["-fopenmp"])
@@ -269,13 +354,15 @@ def main() -> None:
             f"CUDA = {with_cuda!r}\n"
             f"CUDA_ARCHS = {cuda_archs!r}\n"
             f"CUDA_NOTE = {cuda_note!r}\n"
+            f"CPU_VARIANTS = {[name for name, _ in variants]!r}\n"
         )
 
     setup(
         version=version,
         packages=find_packages(include=PACKAGES),
         ext_modules=[extension],
-        cmdclass={"build_ext": BuildExtension.with_options(use_ninja=True)},
+        cmdclass={"build_ext": with_cpu_variants(BuildExtension.with_options(use_ninja=True), variants,
+                                                 sources["cpu"])},
     )
 
 

@@ -2,12 +2,14 @@
 // binding files (same shared object); it exports facts about how this build was made.
 #include <dlfcn.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
 #include <cstring>
 #include <exception>
 #include <string>
 
-#include "common/dtype.h"
+#include "cpu/dispatch.h"
+#include "cpu/entry_points.h"
 
 #ifndef AF2_VERSION
 #error "AF2_VERSION must be defined by the build"
@@ -19,30 +21,6 @@
 namespace py = pybind11;
 
 namespace {
-
-std::string vector_isa() {
-#if defined(__AVX512F__)
-  std::string isa = "avx512";
-#if defined(__AVX512BF16__)
-  isa += "+bf16";
-#endif
-  return isa;
-#elif defined(__AVX2__)
-  return "avx2";
-#elif defined(__AVX__)
-  return "avx";
-#elif defined(__SSE4_2__)
-  return "sse4.2";
-#elif defined(__x86_64__)
-  return "sse2";
-#elif defined(__ARM_FEATURE_SVE)
-  return "sve";
-#elif defined(__ARM_NEON)
-  return "neon";
-#else
-  return "scalar";
-#endif
-}
 
 std::string compiler() {
 #if defined(__clang__)
@@ -92,13 +70,25 @@ PYBIND11_MODULE(_C, m) {
 #else
   info["openmp"] = "";
 #endif
-  info["vector_isa"] = vector_isa();
   info["libstdcxx"] = libstdcxx_linkage();
 #ifdef _GLIBCXX_USE_CXX11_ABI
   info["cxx11_abi"] = static_cast<bool>(_GLIBCXX_USE_CXX11_ABI);  // setup.py passes torch's
 #else
   info["cxx11_abi"] = py::none();  // not libstdc++
 #endif
-  info["float16_native"] = static_cast<bool>(AF2_HAVE_FLOAT16);
+  info["cpu_ops"] = std::vector<std::string>{AF2_CPU_OPS};
   m.attr("_build_info") = info;
+
+  // The CPU kernel variant (csrc/cpu/dispatch.h); af2.build_info() reports these.
+  m.def("_cpu_isa", &af2::cpu::active_variant,
+        "The CPU kernel variant in use (RuntimeError: AF2_CPU_ISA unusable, or no variant runs here)");
+  m.def("_set_cpu_isa", &af2::cpu::force_variant, py::arg("name"),
+        "Use CPU kernel variant `name` from now on ('' = the automatic choice); ValueError if it cannot run");
+  m.def("_cpu_isas", &af2::cpu::compiled_variants, "The CPU kernel variants compiled in, lowest first");
+  m.def("_cpu_isas_runnable", &af2::cpu::runnable_variants, "The compiled variants this CPU/OS can run");
+  m.def("_cpu_isa_vector_isa", &af2::cpu::variant_vector_isa, py::arg("name"),
+        "What a variant was compiled for (avx2, avx512, avx512+bf16, ...)");
+  m.def("_cpu_isa_float16_native", &af2::cpu::variant_float16_native, py::arg("name"),
+        "Whether a variant converts fp16 in hardware");
+  m.def("_cpu_features", &af2::cpu::cpu_features, "Vector features of the running CPU that the OS enables");
 }

@@ -144,3 +144,36 @@ def test_wheel_packages_include_the_trainer(setup_py):
     found = find_packages(str(ROOT), include=setup_py.PACKAGES)
     assert {"af2", "af2.ops", "af2.model", "training"} <= set(found)
     assert not [p for p in found if p.startswith(("tests", "benchmarks"))]
+
+
+def test_cpu_variants_per_arch(setup_py):
+    variants = setup_py.cpu_variants
+    assert variants(None, "x86_64") == [("avx2", ["-march=x86-64-v3"]), ("avx512", ["-march=x86-64-v4"])]
+    assert variants("dispatch", "AMD64") == variants(None, "x86_64")
+    assert variants(None, "aarch64") == [("native", ["-march=native"])]  # no dispatch off x86-64
+    assert variants("native", "x86_64") == [("native", ["-march=native"])]
+    assert variants("none", "x86_64") == [("generic", [])]
+    assert variants("", "x86_64") == [("generic", [])]
+    assert variants("skylake-avx512", "x86_64") == [("custom", ["-march=skylake-avx512"])]
+
+
+def test_cpu_variants_bad_values_fail_clearly(setup_py):
+    with pytest.raises(SystemExit, match="AF2_CPU_ARCH=dispatch needs an x86-64 machine, this one is 'aarch64'"):
+        setup_py.cpu_variants("dispatch", "aarch64")
+    with pytest.raises(SystemExit, match="AF2_CPU_ARCH must be dispatch, native, none or a -march value, got 'a b'"):
+        setup_py.cpu_variants("a b", "x86_64")
+
+
+def test_variant_symbol_leaks_finds_af2_code_outside_the_variant(setup_py):
+    lines = [
+        "_ZN3af26avx5122mk11scores_tileIfLi64EEEvPKT_S5_llPS3_ W 0 0",  # in af2::avx512: fine
+        "_ZNSt6vectorIfSaIfEE17_M_default_appendEm W 0 0",  # the standard library's: linked lowest first
+        "DW.ref.__gxx_personality_v0 V 0 8",
+        "_ZN3af26avx51222media_attn_forward_cpuENS_5DTypeERKNS_15MediaAttnParamsE T 0 10",
+        "_ZN3af28to_floatENS_6bf16_tE W 0 0",  # af2::to_float outside the variant: merged by the linker
+        "_ZN3af24avx22mk4vexpEf W 0 0",  # another variant's namespace
+        "_ZZN3af25vexp2Ef W 0 0",
+    ]
+    assert setup_py.variant_symbol_leaks(lines, "avx512") == [
+        "_ZN3af28to_floatENS_6bf16_tE", "_ZN3af24avx22mk4vexpEf", "_ZZN3af25vexp2Ef"]
+    assert setup_py.variant_symbol_leaks(lines[:4], "avx512") == []

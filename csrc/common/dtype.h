@@ -9,12 +9,16 @@
 #include <cstdint>
 #include <cstring>
 
+#include "common/isa.h"
+
 namespace af2 {
 
 enum class DType : int { kFloat32 = 0, kFloat16 = 1, kBFloat16 = 2, kFloat64 = 3 };
 
 struct fp16_t { uint16_t bits; };
 struct bf16_t { uint16_t bits; };
+
+AF2_ISA_BEGIN
 
 inline uint32_t float_bits(float f) { uint32_t u; std::memcpy(&u, &f, 4); return u; }
 inline float bits_float(uint32_t u) { float f; std::memcpy(&f, &u, 4); return f; }
@@ -83,4 +87,5 @@ inline double cvt_in(double v) { return v; }
 template <typename T, typename A> inline T cvt_out(A v) { return store_f<T>(static_cast<float>(v)); }
 template <> inline double cvt_out<double, double>(double v) { return v; }
 
+AF2_ISA_END
 }  // namespace af2

@@ -14,7 +14,11 @@
 #include <cstdint>
 #include <cstring>
 
-namespace af2::mk {
+#include "common/isa.h"
+
+namespace af2 {
+AF2_ISA_BEGIN
+namespace mk {
 
 #if defined(__AVX512F__)
 constexpr int kVecBytes = 64;
@@ -194,4 +198,6 @@ void gemm_nn_acc(A* __restrict out, const A* __restrict coef, int64_t ci, int64_
       }
 }
 
-}  // namespace af2::mk
+}  // namespace mk
+AF2_ISA_END
+}  // namespace af2

@@ -11,7 +11,10 @@
 #include <cmath>
 #include <cstdint>
 
+#include "common/isa.h"
+
 namespace af2 {
+AF2_ISA_BEGIN
 
 inline void sincos_angle(float angle, double* s_out, double* c_out) {
   constexpr double kTwoOverPi = 6.36619772367581382433e-01;
@@ -45,4 +48,5 @@ inline void sincos_angle(float angle, double* s_out, double* c_out) {
   *c_out = ((q + 1) & 2) ? -c : c;
 }
 
+AF2_ISA_END
 }  // namespace af2

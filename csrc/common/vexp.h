@@ -12,7 +12,10 @@
 #include <cstdint>
 #include <cstring>
 
+#include "common/isa.h"
+
 namespace af2 {
+AF2_ISA_BEGIN
 
 inline float vexp(float x) {
   constexpr float kLog2e = 1.44269504088896341f;
@@ -58,4 +61,5 @@ inline F vexp_vec(F x) {
   return x < -87.3f ? F{} : (x > 88.3f ? F{} + INFINITY : y);
 }
 
+AF2_ISA_END
 }  // namespace af2

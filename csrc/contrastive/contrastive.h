@@ -18,6 +18,8 @@
 
 #include "common/dtype.h"
 
+// The *_cpu entry points are dispatched (csrc/cpu/dispatch.cpp): each CPU variant defines its own
+// copy in af2::<variant> (common/isa.h), and af2::*_cpu calls the one chosen at run time.
 namespace af2 {
 
 struct ContrastParams {

@@ -34,6 +34,7 @@
 #include "contrastive/contrastive.h"
 
 namespace af2 {
+AF2_ISA_BEGIN  // compiled once per CPU variant (common/isa.h)
 namespace {
 
 constexpr int64_t kRB = 32;  // query rows per block
@@ -802,4 +803,5 @@ void contrastive_backward_cpu(DType dtype, const ContrastParams& p, const Contra
   }
 }
 
+AF2_ISA_END
 }  // namespace af2

@@ -8,6 +8,8 @@
 
 #include "common/dtype.h"
 
+// The *_cpu entry points are dispatched (csrc/cpu/dispatch.cpp): each CPU variant defines its own
+// copy in af2::<variant> (common/isa.h), and af2::*_cpu calls the one chosen at run time.
 namespace af2 {
 
 void gated_residual_forward_cpu(DType dtype, const void* x, const void* y, double gate, void* out, int64_t n);

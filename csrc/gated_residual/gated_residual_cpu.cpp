@@ -9,6 +9,7 @@
 #include "gated_residual/gated_residual.h"
 
 namespace af2 {
+AF2_ISA_BEGIN  // compiled once per CPU variant (common/isa.h)
 namespace {
 
 template <typename T>
@@ -63,4 +64,5 @@ double gated_residual_backward_cpu(DType dtype, const void* grad, const void* y,
   return 0;
 }
 
+AF2_ISA_END
 }  // namespace af2

@@ -1,25 +1,30 @@
 // Media cross-attention, CPU kernels (forward and backward).
 //
-// What: softmax(scale * q k^T) v over each query's key range [key_start, key_end) and the
-//       key padding mask (media_attn.h has the contract), never materialising Lq x Lk.
-// How:  forward: OpenMP over (batch, head, block of kQB queries). A task loads its queries
-//       once, takes the union of their key ranges, and walks it in tiles of kKB keys: the tile
-//       of K (transposed) and V is converted to float once and shared by all queries of the
-//       block; S = Q K^T and acc += P V are register-blocked micro-kernels
-//       (common/microkernels.h), and the online softmax keeps a running max and sum per query
-//       (vectorised exp, common/vexp.h).
-//       Tiles that no query of the block attends are skipped, so the cost follows the keys
-//       actually attended. Backward: OpenMP over (batch, head); each task owns its dK/dV rows
-//       (float accumulators), recomputes P = exp(s - lse) tile by tile, and forms
-//       dV += P^T dO, dP = dO V^T, dS = P (dP - rowsum(dO * O)), dQ += scale dS K,
-//       dK += scale dS^T Q. The tile products are register-blocked micro-kernels
-//       (common/microkernels.h).
-//       NaN: std::max drops NaN, so the forward counts NaN scores per row and marks the row NaN
-//       (output and lse); vexp maps NaN to ~0, so the backward passes a NaN argument through.
+// What: softmax(scale * q k^T over each query's key range [key_start, key_end) and the key
+//       padding mask) v (media_attn.h has the contract), never materialising Lq x Lk.
+// How:  forward: OpenMP over (batch, head, tile of kQT queries), the tasks ordered by the number
+//       of keys they attend (largest first, so ragged ranges still spread evenly). A task loads
+//       its queries once (times scale, as float), and walks the union of their key ranges in
+//       tiles of kKT keys: the tile of K (transposed) and V is converted to float once and shared
+//       by all the task's queries. The score block S = Q K^T (kQT x kKT) and acc += P V are
+//       register-blocked micro-kernels (common/microkernels.h: kGemmMR rows x 2 vectors held in
+//       registers across the reduction), run only on the row blocks of kGemmMR queries that
+//       attend the tile; an online softmax keeps a running max and sum per query (vectorised
+//       exp, common/vexp.h). Key tiles that no query of a row block attends cost nothing.
+//       Backward: OpenMP over (batch, head), each task owning its dK/dV rows (float
+//       accumulators); per (query tile, key tile) it recomputes S, P = exp(S - lse) and dP = dO V^T
+//       with the same micro-kernels, dS = P (dP - rowsum(dO * O)), and accumulates dV += P^T dO,
+//       dK += dS^T (scale Q), dQ += dS K.
+//       NaN: the running max propagates NaN, so a NaN among a query's attended scores makes its
+//       output, lse and gradients NaN, as the dense reference does; a NaN in q or k that no score
+//       of a query attends leaves that query's gradients finite (NaN in v or grad_out reaches
+//       the queries of its row block: 0 * NaN).
 // Assumes: unit stride along D; 0 <= start <= end <= Lk (checked by the bindings).
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
+#include <numeric>
 #include <vector>
 
 #include "common/microkernels.h"
@@ -27,10 +32,17 @@
 #include "media_attn/media_attn.h"
 
 namespace af2 {
+AF2_ISA_BEGIN  // compiled once per CPU variant (common/isa.h)
 namespace {
 
-constexpr int64_t kQB = 32;  // queries per forward task
-constexpr int64_t kKB = 64;  // keys per tile
+constexpr int64_t kMR = mk::kGemmMR;                      // query rows per micro-tile (6 or 12)
+constexpr int64_t kQT = 48;                               // queries per task: a multiple of kMR
+constexpr int64_t kKT = mk::kVecBytes == 64 ? 96 : 48;    // keys per tile: a multiple of kMR and
+                                                          // of the micro-kernel's column width
+static_assert(kQT % kMR == 0 && kKT % kMR == 0, "tiles must hold whole micro-tiles");
+static_assert(kKT % (mk::kGemmNV * mk::Vec<float>::N) == 0 && kKT % (mk::kGemmNV * mk::Vec<double>::N) == 0,
+              "key tiles must hold whole micro-tile columns");
+constexpr int64_t kRowBlocks = kQT / kMR;
 
 template <typename T> inline const T* row_ptr(const BLHD& t, int64_t b, int64_t l, int64_t h) {
   return static_cast<const T*>(t.data) + b * t.sb + l * t.sl + h * t.sh;
@@ -39,132 +51,215 @@ template <typename T> inline T* row_ptr(const BLHDOut& t, int64_t b, int64_t l, 
   return static_cast<T*>(t.data) + b * t.sb + l * t.sl + h * t.sh;
 }
 
-// rows [l0, l0 + n) of head h of batch b into dst (n x D), times mult.
+// rows [l0, l0 + n) of head h of batch b into dst (rows x D), times mult; rows n.. are zeroed.
 template <typename T, typename A>
-void load_rows(const BLHD& t, int64_t b, int64_t l0, int64_t n, int64_t h, int64_t D, A mult, A* dst) {
+void load_rows(const BLHD& t, int64_t b, int64_t l0, int64_t n, int64_t rows, int64_t h, int64_t D, A mult,
+               A* dst) {
   for (int64_t r = 0; r < n; ++r) {
     const T* src = row_ptr<T>(t, b, l0 + r, h);
     A* out = dst + r * D;
 #pragma omp simd
     for (int64_t d = 0; d < D; ++d) out[d] = cvt_in(src[d]) * mult;
   }
+  if (n < rows) std::memset(dst + n * D, 0, sizeof(A) * (rows - n) * D);
 }
 
-// rows [l0, l0 + n) transposed into dst (D x kKB).
+// dst (n values) = src with NaN replaced by 0.
+template <typename A> inline void copy_without_nan(const A* src, int64_t n, A* dst) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) dst[i] = src[i] == src[i] ? src[i] : A(0);
+}
+
+// rows [l0, l0 + n) transposed into dst (D x kKT); columns n.. are zeroed.
 template <typename T, typename A>
 void load_rows_transposed(const BLHD& t, int64_t b, int64_t l0, int64_t n, int64_t h, int64_t D, A* dst) {
   for (int64_t r = 0; r < n; ++r) {
     const T* src = row_ptr<T>(t, b, l0 + r, h);
-    for (int64_t d = 0; d < D; ++d) dst[d * kKB + r] = cvt_in(src[d]);
+    for (int64_t d = 0; d < D; ++d) dst[d * kKT + r] = cvt_in(src[d]);
   }
+  if (n < kKT)
+    for (int64_t d = 0; d < D; ++d) std::memset(dst + d * kKT + n, 0, sizeof(A) * (kKT - n));
 }
 
 struct RowRange {
-  int64_t start, end;  // clamped, start >= end means empty
+  int64_t start, end;  // clamped to [0, Lk]; start >= end: empty
 };
 
-// Scores S (n x kKB) = Q (n x D) K^T with K^T given as KT (D x kKB), then masked entries set
-// to -inf: keys past the tile (kb), outside the row's range, or padded.
-template <typename A>
-void tile_scores(const A* Q, const A* KT, int64_t n, int64_t kb, int64_t D, int64_t t0,
-                 const RowRange* rr, const uint8_t* pad, A* S) {
-  mk::scores_tile<A, kKB>(Q, KT, n, D, S);
-  uint8_t key_ok[kKB];
-  for (int64_t j = 0; j < kKB; ++j) key_ok[j] = j < kb && (pad == nullptr || pad[t0 + j]);
-  for (int64_t r = 0; r < n; ++r) {
-    A* s = S + r * kKB;
-    const int64_t lo = rr[r].start - t0, hi = rr[r].end - t0;
-#pragma omp simd
-    for (int64_t j = 0; j < kKB; ++j)
-      s[j] = (key_ok[j] && j >= lo && j < hi) ? s[j] : -std::numeric_limits<A>::infinity();
+// The key ranges of queries [i0, i0 + n) of batch b (rows n..kQT empty); returns the union
+// [lo, hi) (lo >= hi: no query attends a key).
+inline void row_ranges(const MediaAttnParams& p, int64_t b, int64_t i0, int64_t n, RowRange* rr, int64_t* lo,
+                       int64_t* hi) {
+  *lo = p.Lk, *hi = 0;
+  for (int64_t r = 0; r < kQT; ++r) {
+    if (r >= n) {
+      rr[r] = RowRange{0, 0};
+      continue;
+    }
+    const int64_t s = std::max<int64_t>(0, p.key_start[b * p.Lq + i0 + r]);
+    const int64_t e = std::min<int64_t>(p.Lk, p.key_end[b * p.Lq + i0 + r]);
+    rr[r] = RowRange{s, e};
+    if (s < e) *lo = std::min(*lo, s), *hi = std::max(*hi, e);
   }
 }
 
-inline bool tile_needed(const RowRange* rr, int64_t n, int64_t t0, int64_t t1) {
-  for (int64_t r = 0; r < n; ++r)
-    if (rr[r].start < rr[r].end && rr[r].start < t1 && rr[r].end > t0) return true;
-  return false;
+// Which row blocks of kMR queries attend a key of [t0, t1); returns how many do.
+inline int active_blocks(const RowRange* rr, int64_t t0, int64_t t1, bool* active) {
+  int count = 0;
+  for (int64_t rb = 0; rb < kRowBlocks; ++rb) {
+    bool any = false;
+    for (int64_t r = rb * kMR; r < (rb + 1) * kMR; ++r)
+      any = any || (rr[r].start < rr[r].end && rr[r].start < t1 && rr[r].end > t0);
+    active[rb] = any;
+    count += any;
+  }
+  return count;
+}
+
+// S (kMR x kKT, row stride kKT) = Qb (kMR x D) KT (D x kKT).
+template <typename A> inline void score_block(const A* Qb, const A* KT, int64_t D, A* S) {
+  constexpr int64_t CW = mk::kGemmNV * mk::Vec<A>::N;
+  for (int64_t c0 = 0; c0 < kKT; c0 += CW) mk::gemm_nt_micro<A>(Qb, D, KT + c0, kKT, D, S + c0, kKT);
+}
+
+// Sets the entries of score row s (tile keys t0 + j, j < kKT) that the row does not attend to
+// -inf: keys past the tile (kb), outside [start, end), or padded (key_ok[j] = 0).
+template <typename A>
+inline void mask_row(A* s, const RowRange& r, int64_t t0, int64_t kb, bool tile_all_ok, const uint8_t* key_ok) {
+  const int64_t lo = r.start - t0, hi = std::min(r.end - t0, kb);
+  if (tile_all_ok && lo <= 0 && hi >= kKT) return;  // the whole tile is attended
+  const A ninf = -std::numeric_limits<A>::infinity();
+#pragma omp simd
+  for (int64_t j = 0; j < kKT; ++j) s[j] = (key_ok[j] && j >= lo && j < hi) ? s[j] : ninf;
+}
+
+// max that propagates NaN: a NaN among the scores makes the row's max (hence its output) NaN.
+template <typename A> inline A nan_max(A a, A b) { return (b > a || b != b) ? b : a; }
+
+// exp of a vector of scores: vexp_vec for float; lane by lane for double (the gradcheck path).
+inline mk::Vec<float>::type exp_scores(mk::Vec<float>::type x) {
+  return vexp_vec<mk::Vec<float>::type, mk::Vec<int32_t>::type>(x);
+}
+inline mk::Vec<double>::type exp_scores(mk::Vec<double>::type x) {
+  for (int c = 0; c < mk::Vec<double>::N; ++c) x[c] = std::exp(x[c]);
+  return x;
+}
+
+// Forward cost of a task: the keys its queries attend.
+inline int64_t task_keys(const MediaAttnParams& p, int64_t b, int64_t i0, int64_t n) {
+  int64_t keys = 0;
+  for (int64_t r = 0; r < n; ++r) {
+    const int64_t s = std::max<int64_t>(0, p.key_start[b * p.Lq + i0 + r]);
+    const int64_t e = std::min<int64_t>(p.Lk, p.key_end[b * p.Lq + i0 + r]);
+    keys += std::max<int64_t>(0, e - s);
+  }
+  return keys;
+}
+
+// Task indices ordered by decreasing cost (ties by index), for dynamic scheduling.
+inline std::vector<int64_t> largest_first(const std::vector<int64_t>& cost) {
+  std::vector<int64_t> order(cost.size());
+  std::iota(order.begin(), order.end(), int64_t{0});
+  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return cost[a] > cost[b]; });
+  return order;
+}
+
+// Keys of [t0, t0 + kb) that are not padded (key_ok[j] = 1 for j < kb, 0 past it); returns
+// whether all kKT entries are 1.
+inline bool tile_keys_ok(const uint8_t* pad, int64_t t0, int64_t kb, uint8_t* key_ok) {
+  bool all = kb == kKT;
+  for (int64_t j = 0; j < kKT; ++j) {
+    key_ok[j] = j < kb && (pad == nullptr || pad[t0 + j]);
+    all = all && key_ok[j];
+  }
+  return all;
 }
 
 template <typename T>
 void forward(const MediaAttnParams& p, const MediaAttnForward& f) {
   using A = typename AccOf<T>::type;
-  const int64_t D = p.D, nqb = (p.Lq + kQB - 1) / kQB, tasks = p.B * p.H * nqb;
+  using V = typename mk::Vec<A>::type;
+  constexpr int64_t VN = mk::Vec<A>::N;
+  static_assert(kKT % VN == 0, "score rows are whole vectors");
+  const int64_t D = p.D, nqt = (p.Lq + kQT - 1) / kQT, tasks = p.B * p.H * nqt;
   const A inf = std::numeric_limits<A>::infinity();
+  std::vector<int64_t> cost(static_cast<size_t>(tasks));
+  for (int64_t task = 0; task < tasks; ++task) {
+    const int64_t qt = task % nqt, b = task / (nqt * p.H);
+    cost[task] = task_keys(p, b, qt * kQT, std::min(kQT, p.Lq - qt * kQT));
+  }
+  const std::vector<int64_t> order = largest_first(cost);
 #pragma omp parallel
   {
-    std::vector<A> Q(kQB * D), KT(D * kKB), V(kKB * D), S(kQB * kKB), acc(kQB * D), m(kQB), l(kQB);
-    std::vector<RowRange> rr(kQB);
-    std::vector<uint8_t> has_nan(kQB);  // a NaN among the row's attended scores
+    std::vector<A> Q(kQT * D), KT(D * kKT), Vt(kKT * D), S(kQT * kKT), acc(kQT * D), m(kQT), l(kQT);
+    RowRange rr[kQT];
+    bool active[kRowBlocks];
+    uint8_t key_ok[kKT];
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t task = 0; task < tasks; ++task) {
-      const int64_t qb = task % nqb, h = (task / nqb) % p.H, b = task / (nqb * p.H);
-      const int64_t i0 = qb * kQB, n = std::min(kQB, p.Lq - i0);
+    for (int64_t idx = 0; idx < tasks; ++idx) {
+      const int64_t task = order[idx];
+      const int64_t qt = task % nqt, h = (task / nqt) % p.H, b = task / (nqt * p.H);
+      const int64_t i0 = qt * kQT, n = std::min(kQT, p.Lq - i0);
       const uint8_t* pad = p.key_padding ? p.key_padding + b * p.Lk : nullptr;
-      int64_t lo = p.Lk, hi = 0;
-      for (int64_t r = 0; r < n; ++r) {
-        const int64_t s = std::max<int64_t>(0, p.key_start[b * p.Lq + i0 + r]);
-        const int64_t e = std::min<int64_t>(p.Lk, p.key_end[b * p.Lq + i0 + r]);
-        rr[r] = RowRange{s, e};
-        if (s < e) lo = std::min(lo, s), hi = std::max(hi, e);
-      }
+      int64_t lo, hi;
+      row_ranges(p, b, i0, n, rr, &lo, &hi);
       std::fill(acc.begin(), acc.end(), A(0));
       std::fill(m.begin(), m.end(), -inf);
       std::fill(l.begin(), l.end(), A(0));
-      std::fill(has_nan.begin(), has_nan.end(), uint8_t(0));
-      if (lo < hi) load_rows<T, A>(p.q, b, i0, n, h, D, static_cast<A>(p.scale), Q.data());
-      for (int64_t t0 = lo; t0 < hi; t0 += kKB) {
-        const int64_t kb = std::min(kKB, hi - t0);
-        if (!tile_needed(rr.data(), n, t0, t0 + kb)) continue;
+      if (lo < hi) load_rows<T, A>(p.q, b, i0, n, kQT, h, D, static_cast<A>(p.scale), Q.data());
+      for (int64_t t0 = lo; t0 < hi; t0 += kKT) {
+        const int64_t kb = std::min(kKT, hi - t0);
+        if (active_blocks(rr, t0, t0 + kb, active) == 0) continue;
         load_rows_transposed<T, A>(p.k, b, t0, kb, h, D, KT.data());
-        load_rows<T, A>(p.v, b, t0, kb, h, D, A(1), V.data());
-        tile_scores(Q.data(), KT.data(), n, kb, D, t0, rr.data(), pad, S.data());
-        for (int64_t r = 0; r < n; ++r) {
-          A* s = S.data() + r * kKB;
-          A mx = -inf;
-          int nans = 0;  // std::max drops NaN: count them separately
-#pragma omp simd reduction(max : mx) reduction(+ : nans)
-          for (int64_t j = 0; j < kKB; ++j) {
-            mx = std::max(mx, s[j]);
-            nans += s[j] != s[j];
-          }
-          if (nans) has_nan[r] = 1;
-          if (mx == -inf || has_nan[r]) {  // no attended key in this tile, or the row is NaN: P = 0
-            std::fill(s, s + kKB, A(0));
-            continue;
-          }
-          const A m_new = std::max(m[r], mx);
-          const A alpha = vexp(m[r] - m_new);
-          A sum = 0;
-#pragma omp simd reduction(+ : sum)
-          for (int64_t j = 0; j < kKB; ++j) {
-            s[j] = vexp(s[j] - m_new);
-            sum += s[j];
-          }
-          l[r] = l[r] * alpha + sum;
-          m[r] = m_new;
-          A* a = acc.data() + r * D;
+        load_rows<T, A>(p.v, b, t0, kb, kKT, h, D, A(1), Vt.data());
+        const bool all_ok = tile_keys_ok(pad, t0, kb, key_ok);
+        for (int64_t rb = 0; rb < kRowBlocks; ++rb) {
+          if (!active[rb]) continue;
+          A* Sb = S.data() + rb * kMR * kKT;
+          score_block(Q.data() + rb * kMR * D, KT.data(), D, Sb);
+          for (int64_t r = rb * kMR; r < (rb + 1) * kMR; ++r) {
+            A* s = S.data() + r * kKT;
+            mask_row(s, rr[r], t0, kb, all_ok, key_ok);
+            V vmax = mk::vsplat(-inf);
+            for (int64_t j = 0; j < kKT; j += VN) {
+              const V x = mk::vload(s + j);
+              vmax = (x > vmax || x != x) ? x : vmax;
+            }
+            A mx = -inf;
+            for (int c = 0; c < VN; ++c) mx = nan_max(mx, vmax[c]);
+            if (mx == -inf) {  // no attended key in this tile: P = 0, state unchanged
+              std::fill(s, s + kKT, A(0));
+              continue;
+            }
+            const A m_new = nan_max(m[r], mx);
+            const A alpha = vexp(m[r] - m_new);
+            const V vm = mk::vsplat(m_new);
+            V vsum = V{};
+            for (int64_t j = 0; j < kKT; j += VN) {
+              const V e = exp_scores(mk::vload(s + j) - vm);
+              mk::vstore(s + j, e);
+              vsum += e;
+            }
+            A sum = 0;
+            for (int c = 0; c < VN; ++c) sum += vsum[c];
+            l[r] = l[r] * alpha + sum;
+            m[r] = m_new;
+            if (alpha != A(1)) {
+              A* a = acc.data() + r * D;
 #pragma omp simd
-          for (int64_t d = 0; d < D; ++d) a[d] *= alpha;
+              for (int64_t d = 0; d < D; ++d) a[d] *= alpha;
+            }
+          }
+          // acc += P V for the block's rows (a row without a key in this tile has P = 0).
+          mk::gemm_nn_acc<A>(acc.data() + rb * kMR * D, Sb, kKT, 1, Vt.data(), kMR, kb, D);
         }
-        // acc += P V for every row (a row with no key in this tile has P = 0).
-        mk::axpy_rows<A>(acc.data(), S.data(), kKB, 1, V.data(), n, kb, D);
       }
-      // A NaN row outputs NaN (lse NaN, so the backward's P is NaN too); a row with no key
-      // outputs exactly 0 (not acc * 0: acc may hold 0 * NaN from a tile's other keys).
-      const A nan = std::numeric_limits<A>::quiet_NaN();
       for (int64_t r = 0; r < n; ++r) {
         T* out = row_ptr<T>(f.out, b, i0 + r, h);
-        const bool any = l[r] > A(0), bad = has_nan[r] != 0;
-        const A inv = bad ? nan : (any ? A(1) / l[r] : A(0));
+        const A inv = l[r] == A(0) ? A(0) : A(1) / l[r];  // 0 for a query without keys; NaN stays NaN
         const A* a = acc.data() + r * D;
-        if (bad || any) {
 #pragma omp simd
-          for (int64_t d = 0; d < D; ++d) out[d] = cvt_out<T, A>(a[d] * inv);
-        } else {
-          for (int64_t d = 0; d < D; ++d) out[d] = cvt_out<T, A>(A(0));
-        }
-        static_cast<A*>(f.lse)[(b * p.H + h) * p.Lq + i0 + r] = bad ? nan : (any ? m[r] + std::log(l[r]) : inf);
+        for (int64_t d = 0; d < D; ++d) out[d] = cvt_out<T, A>(a[d] * inv);
+        static_cast<A*>(f.lse)[(b * p.H + h) * p.Lq + i0 + r] = l[r] == A(0) ? inf : m[r] + std::log(l[r]);
       }
     }
   }
@@ -173,77 +268,104 @@ void forward(const MediaAttnParams& p, const MediaAttnForward& f) {
 template <typename T>
 void backward(const MediaAttnParams& p, const MediaAttnBackward& g) {
   using A = typename AccOf<T>::type;
-  const int64_t D = p.D, Lk = p.Lk;
+  using V = typename mk::Vec<A>::type;
+  constexpr int64_t VN = mk::Vec<A>::N;
+  const int64_t D = p.D, Lk = p.Lk, nqt = (p.Lq + kQT - 1) / kQT;
   const A scale = static_cast<A>(p.scale);
+  std::vector<int64_t> cost(static_cast<size_t>(p.B * p.H));
+  for (int64_t task = 0; task < p.B * p.H; ++task) cost[task] = task_keys(p, task / p.H, 0, p.Lq);
+  const std::vector<int64_t> order = largest_first(cost);
 #pragma omp parallel
   {
-    std::vector<A> Q(kQB * D), dO(kQB * D), dQ(kQB * D), K(kKB * D), KT(D * kKB), VT(D * kKB), P(kQB * kKB),
-        dS(kQB * kKB), Di(kQB), lse(kQB), dK(Lk * D), dV(Lk * D);
-    std::vector<RowRange> rr(kQB);
+    // dK, dV hold kKT rows past Lk: a tile's products run over whole tiles (zeros past the keys).
+    // Qz and K: Q and K with NaN set to 0, for the products dK += dS^T Q and dQ += dS K. A NaN
+    // reaches those through dS (its scores) wherever it is attended, and nowhere else (0 * NaN).
+    std::vector<A> Q(kQT * D), Qz(kQT * D), dO(kQT * D), dQ(kQT * D), K(kKT * D), KT(D * kKT),
+        VT(D * kKT), P(kQT * kKT),
+        dS(kQT * kKT), Di(kQT), lse(kQT), dK((Lk + kKT) * D), dV((Lk + kKT) * D);
+    RowRange rr[kQT];
+    bool active[kRowBlocks];
+    uint8_t key_ok[kKT];
 #pragma omp for schedule(dynamic, 1)
-    for (int64_t task = 0; task < p.B * p.H; ++task) {
+    for (int64_t idx = 0; idx < p.B * p.H; ++idx) {
+      const int64_t task = order[idx];
       const int64_t h = task % p.H, b = task / p.H;
       const uint8_t* pad = p.key_padding ? p.key_padding + b * Lk : nullptr;
       std::fill(dK.begin(), dK.end(), A(0));
       std::fill(dV.begin(), dV.end(), A(0));
-      for (int64_t i0 = 0; i0 < p.Lq; i0 += kQB) {
-        const int64_t n = std::min(kQB, p.Lq - i0);
-        int64_t lo = Lk, hi = 0;
-        for (int64_t r = 0; r < n; ++r) {
-          const int64_t s = std::max<int64_t>(0, p.key_start[b * p.Lq + i0 + r]);
-          const int64_t e = std::min<int64_t>(Lk, p.key_end[b * p.Lq + i0 + r]);
-          rr[r] = RowRange{s, e};
-          if (s < e) lo = std::min(lo, s), hi = std::max(hi, e);
+      for (int64_t qt = 0; qt < nqt; ++qt) {
+        const int64_t i0 = qt * kQT, n = std::min(kQT, p.Lq - i0);
+        int64_t lo, hi;
+        row_ranges(p, b, i0, n, rr, &lo, &hi);
+        if (lo >= hi) {  // no query of the tile attends a key: zero gradient
+          for (int64_t r = 0; r < n; ++r) {
+            T* dq = row_ptr<T>(g.dq, b, i0 + r, h);
+            for (int64_t d = 0; d < D; ++d) dq[d] = cvt_out<T, A>(A(0));
+          }
+          continue;
         }
         std::fill(dQ.begin(), dQ.end(), A(0));
-        if (lo < hi) {
-          load_rows<T, A>(p.q, b, i0, n, h, D, A(1), Q.data());
-          load_rows<T, A>(g.grad_out, b, i0, n, h, D, A(1), dO.data());
-          for (int64_t r = 0; r < n; ++r) {
+        load_rows<T, A>(p.q, b, i0, n, kQT, h, D, scale, Q.data());
+        copy_without_nan(Q.data(), kQT * D, Qz.data());
+        load_rows<T, A>(g.grad_out, b, i0, n, kQT, h, D, A(1), dO.data());
+        for (int64_t r = 0; r < kQT; ++r) {
+          A acc = 0;
+          if (r < n) {
             const T* o = row_ptr<T>(g.out, b, i0 + r, h);
             const A* go = dO.data() + r * D;
-            A acc = 0;
 #pragma omp simd reduction(+ : acc)
             for (int64_t d = 0; d < D; ++d) acc += go[d] * cvt_in(o[d]);
-            Di[r] = acc;
-            lse[r] = static_cast<const A*>(g.lse)[(b * p.H + h) * p.Lq + i0 + r];
           }
+          Di[r] = acc;
+          lse[r] = r < n ? static_cast<const A*>(g.lse)[(b * p.H + h) * p.Lq + i0 + r]
+                         : std::numeric_limits<A>::infinity();
         }
-        for (int64_t t0 = lo; t0 < hi; t0 += kKB) {
-          const int64_t kb = std::min(kKB, hi - t0);
-          if (!tile_needed(rr.data(), n, t0, t0 + kb)) continue;
-          load_rows<T, A>(p.k, b, t0, kb, h, D, A(1), K.data());
+        for (int64_t t0 = lo; t0 < hi; t0 += kKT) {
+          const int64_t kb = std::min(kKT, hi - t0);
+          if (active_blocks(rr, t0, t0 + kb, active) == 0) continue;
+          load_rows<T, A>(p.k, b, t0, kb, kKT, h, D, A(1), K.data());
+          copy_without_nan(K.data(), kKT * D, K.data());
           load_rows_transposed<T, A>(p.k, b, t0, kb, h, D, KT.data());
           load_rows_transposed<T, A>(p.v, b, t0, kb, h, D, VT.data());
-          // P = exp(scale q k - lse) (0 where masked); the scale is applied to the scores.
-          tile_scores(Q.data(), KT.data(), n, kb, D, t0, rr.data(), pad, P.data());
-          // dP = dO V^T, then dS = scale P (dP - Di).
-          mk::scores_tile<A, kKB>(dO.data(), VT.data(), n, D, dS.data());
-          for (int64_t r = 0; r < n; ++r) {
-            A* pr = P.data() + r * kKB;
-            A* ds = dS.data() + r * kKB;
-            const A lr = lse[r], dr = Di[r];
-#pragma omp simd
-            for (int64_t j = 0; j < kKB; ++j) {
-              // Masked entries are exactly 0 (never 0 * NaN); vexp maps NaN to ~0, so a NaN
-              // argument (a NaN score or a NaN row's lse) is passed through.
-              const bool masked = pr[j] == -std::numeric_limits<A>::infinity();
-              const A x = pr[j] * scale - lr;
-              pr[j] = masked ? A(0) : (x != x ? x : vexp(x));
-              ds[j] = masked ? A(0) : pr[j] * (ds[j] - dr) * scale;
+          const bool all_ok = tile_keys_ok(pad, t0, kb, key_ok);
+          int64_t first = kRowBlocks, last = -1;  // the active row blocks lie in [first, last]
+          for (int64_t rb = 0; rb < kRowBlocks; ++rb) {
+            A* Pb = P.data() + rb * kMR * kKT;
+            A* dSb = dS.data() + rb * kMR * kKT;
+            if (!active[rb]) {
+              std::fill(Pb, Pb + kMR * kKT, A(0));
+              std::fill(dSb, dSb + kMR * kKT, A(0));
+              continue;
+            }
+            first = std::min(first, rb), last = rb;
+            score_block(Q.data() + rb * kMR * D, KT.data(), D, Pb);    // scaled scores
+            score_block(dO.data() + rb * kMR * D, VT.data(), D, dSb);  // dP = dO V^T
+            for (int64_t r = rb * kMR; r < (rb + 1) * kMR; ++r) {
+              A* pr = P.data() + r * kKT;
+              A* ds = dS.data() + r * kKT;
+              mask_row(pr, rr[r], t0, kb, all_ok, key_ok);
+              const V vl = mk::vsplat(lse[r]), vd = mk::vsplat(Di[r]);
+              const V ninf = mk::vsplat(-std::numeric_limits<A>::infinity());
+              for (int64_t j = 0; j < kKT; j += VN) {
+                const V s = mk::vload(pr + j);
+                const V e = exp_scores(s - vl);
+                const auto masked = s == ninf;  // P and dS exactly 0 (also where dP is NaN)
+                const V pv = masked ? V{} : e;
+                mk::vstore(pr + j, pv);
+                mk::vstore(ds + j, masked ? V{} : pv * (mk::vload(ds + j) - vd));
+              }
             }
           }
-          // dV += P^T dO and dK += dS^T Q for the tile's keys; dQ += dS K.
-          mk::axpy_rows<A>(dV.data() + t0 * D, P.data(), 1, kKB, dO.data(), kb, n, D);
-          mk::axpy_rows<A>(dK.data() + t0 * D, dS.data(), 1, kKB, Q.data(), kb, n, D);
-          mk::axpy_rows<A>(dQ.data(), dS.data(), kKB, 1, K.data(), n, kb, D);
+          const int64_t j0 = first * kMR, J = (last + 1 - first) * kMR;
+          // dV += P^T dO and dK += dS^T (scale Q) for the tile's keys; dQ += dS K.
+          mk::gemm_nn_acc<A>(dV.data() + t0 * D, P.data() + j0 * kKT, 1, kKT, dO.data() + j0 * D, kKT, J, D);
+          mk::gemm_nn_acc<A>(dK.data() + t0 * D, dS.data() + j0 * kKT, 1, kKT, Qz.data() + j0 * D, kKT, J, D);
+          mk::gemm_nn_acc<A>(dQ.data() + j0 * D, dS.data() + j0 * kKT, kKT, 1, K.data(), J, kb, D);
         }
         for (int64_t r = 0; r < n; ++r) {
           T* dq = row_ptr<T>(g.dq, b, i0 + r, h);
-          // A row with no key (lse = +inf) gets exactly 0, not dS K with 0 * NaN in it.
-          const bool empty = lo >= hi || lse[r] == std::numeric_limits<A>::infinity();
 #pragma omp simd
-          for (int64_t d = 0; d < D; ++d) dq[d] = empty ? cvt_out<T, A>(A(0)) : cvt_out<T, A>(dQ[r * D + d]);
+          for (int64_t d = 0; d < D; ++d) dq[d] = cvt_out<T, A>(dQ[r * D + d] * scale);
         }
       }
       for (int64_t j = 0; j < Lk; ++j) {
@@ -283,4 +405,5 @@ int media_attn_backward_cpu(DType dtype, const MediaAttnParams& p, const MediaAt
   return 0;
 }
 
+AF2_ISA_END
 }  // namespace af2

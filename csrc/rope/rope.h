@@ -16,6 +16,8 @@
 
 #include "common/dtype.h"
 
+// The *_cpu entry points are dispatched (csrc/cpu/dispatch.cpp): each CPU variant defines its own
+// copy in af2::<variant> (common/isa.h), and af2::*_cpu calls the one chosen at run time.
 namespace af2 {
 
 struct RopeTensor {
@@ -46,6 +48,7 @@ constexpr int64_t kRopeMaxPosition = int64_t{1} << 24;
 // 1 if one is negative, 2 if one is >= 2^24. With offsets, min_offset / max_offset are the
 // smallest and largest entry of window_offsets (the caller reduces them where they live; pass
 // has_offsets = false for an empty offsets tensor); without offsets the positions are 0..S-1.
+AF2_ISA_BEGIN
 inline int rope_position_code(const RopeParams& p, bool has_offsets, int64_t min_offset, int64_t max_offset) {
   if (p.window_offsets == nullptr) return p.S > kRopeMaxPosition ? 2 : 0;
   if (!has_offsets) return 0;
@@ -56,6 +59,7 @@ inline int rope_position_code(const RopeParams& p, bool has_offsets, int64_t min
 
 // theta_i for i < rotary_dim / 2, as every backend computes it.
 float rope_theta(double base, int64_t i, int64_t rotary_dim);
+AF2_ISA_END
 
 // Rotates one or two tensors that share B, S, D and the positions (q and k).
 // Returns 0 on success, or a nonzero code if an offset gives a position outside [0, 2^24):

@@ -17,6 +17,7 @@
 #include "rope/rope.h"
 
 namespace af2 {
+AF2_ISA_BEGIN  // compiled once per CPU variant (common/isa.h)
 namespace {
 
 template <typename T, typename A>
@@ -114,4 +115,5 @@ int rope_windowed_cpu(DType dtype, const RopeParams& p, const RopeTensor* tensor
   return 0;
 }
 
+AF2_ISA_END
 }  // namespace af2
