@@ -25,6 +25,7 @@ Install with the torch already present (no build isolation):
   pip install torch==2.13.0 ninja && pip install --no-build-isolation -e .
 Distributions (docs/packaging.md): python -m build --no-isolation  (an sdist and a wheel in dist/).
 """
+
 from __future__ import annotations
 
 import os
@@ -51,8 +52,12 @@ def find_cuda_home():
     import shutil
 
     nvcc = shutil.which("nvcc")
-    candidates = [os.environ.get("CUDA_HOME"), os.environ.get("CUDA_PATH"),
-                  str(Path(os.path.realpath(nvcc)).parent.parent) if nvcc else None, "/usr/local/cuda"]
+    candidates = [
+        os.environ.get("CUDA_HOME"),
+        os.environ.get("CUDA_PATH"),
+        str(Path(os.path.realpath(nvcc)).parent.parent) if nvcc else None,
+        "/usr/local/cuda",
+    ]
     for cand in filter(None, candidates):
         if (Path(cand) / "bin" / "nvcc").exists() and (Path(cand) / "include" / "cuda_runtime_api.h").exists():
             return cand
@@ -94,8 +99,9 @@ def nvcc_release(cuda_home) -> str | None:
     if not cuda_home:
         return None
     try:
-        out = subprocess.run([str(Path(cuda_home) / "bin" / "nvcc"), "--version"], capture_output=True,
-                             text=True, timeout=60).stdout
+        out = subprocess.run(
+            [str(Path(cuda_home) / "bin" / "nvcc"), "--version"], capture_output=True, text=True, timeout=60
+        ).stdout
     except (OSError, subprocess.SubprocessError):
         return None
     m = re.search(r"release (\d+)\.(\d+)", out)
@@ -116,18 +122,25 @@ def cuda_plan(mode: str, torch_version: str, torch_cuda, cuda_home, nvcc_version
     if mode == "0":
         return False, "AF2_BUILD_CUDA=0"
     major = lambda v: v.split(".")[0]
-    mismatch = (torch_cuda is not None and cuda_home is not None and nvcc_version is not None
-                and major(nvcc_version) != major(torch_cuda))
-    mismatch_msg = (f"nvcc in {cuda_home} is CUDA {nvcc_version} but torch {torch_version} was built with "
-                    f"CUDA {torch_cuda}; the major versions must match (set CUDA_HOME to a CUDA "
-                    f"{torch_cuda and major(torch_cuda)}.x toolkit)")
+    mismatch = (
+        torch_cuda is not None
+        and cuda_home is not None
+        and nvcc_version is not None
+        and major(nvcc_version) != major(torch_cuda)
+    )
+    mismatch_msg = (
+        f"nvcc in {cuda_home} is CUDA {nvcc_version} but torch {torch_version} was built with "
+        f"CUDA {torch_cuda}; the major versions must match (set CUDA_HOME to a CUDA "
+        f"{torch_cuda and major(torch_cuda)}.x toolkit)"
+    )
     if mode == "1":
         if torch_cuda is None:
-            fail(f"AF2_BUILD_CUDA=1 but torch {torch_version} is a CPU-only build; "
-                 "install a CUDA build of torch or use AF2_BUILD_CUDA=auto")
+            fail(
+                f"AF2_BUILD_CUDA=1 but torch {torch_version} is a CPU-only build; "
+                "install a CUDA build of torch or use AF2_BUILD_CUDA=auto"
+            )
         if cuda_home is None:
-            fail("AF2_BUILD_CUDA=1 but no CUDA toolkit was found (set CUDA_HOME to a directory "
-                 "with bin/nvcc)")
+            fail("AF2_BUILD_CUDA=1 but no CUDA toolkit was found (set CUDA_HOME to a directory with bin/nvcc)")
         if mismatch:
             fail(f"AF2_BUILD_CUDA=1 but {mismatch_msg}")
         return True, ""
@@ -144,11 +157,14 @@ def want_cuda(mode: str, cuda_home) -> tuple:
     """cuda_plan for this environment; in auto mode prints why the CUDA kernels are left out."""
     import torch
 
-    with_cuda, note = cuda_plan(mode, torch.__version__, torch.version.cuda, cuda_home,
-                                nvcc_release(cuda_home) if torch.version.cuda else None)
+    with_cuda, note = cuda_plan(
+        mode, torch.__version__, torch.version.cuda, cuda_home, nvcc_release(cuda_home) if torch.version.cuda else None
+    )
     if mode == "auto" and not with_cuda:
-        print(f"af2 build warning: building the CPU core only: {note}; set AF2_BUILD_CUDA=1 to insist "
-              "on CUDA", file=sys.stderr)
+        print(
+            f"af2 build warning: building the CPU core only: {note}; set AF2_BUILD_CUDA=1 to insist on CUDA",
+            file=sys.stderr,
+        )
     return with_cuda, note
 
 
@@ -176,8 +192,10 @@ def cutlass_include(environ=os.environ) -> str | None:
     return str(path) if path is not None and (path / "cute").is_dir() else None
 
 
-NO_CUTLASS = ("the CUDA kernels need the CUTLASS/CuTe headers: pip install --no-deps nvidia-cutlass, or set "
-              "AF2_CUTLASS_INCLUDE (or CUTLASS_PATH) to them")
+NO_CUTLASS = (
+    "the CUDA kernels need the CUTLASS/CuTe headers: pip install --no-deps nvidia-cutlass, or set "
+    "AF2_CUTLASS_INCLUDE (or CUTLASS_PATH) to them"
+)
 
 
 def cutlass_plan(mode: str, include) -> tuple:
@@ -205,8 +223,10 @@ def cpu_variants(arch, machine: str) -> list:
     arch = (arch if arch is not None else ("dispatch" if x86_64 else "native")).strip()
     if arch == "dispatch":
         if not x86_64:
-            fail(f"AF2_CPU_ARCH=dispatch needs an x86-64 machine, this one is {machine!r} "
-                 "(use AF2_CPU_ARCH=native or none)")
+            fail(
+                f"AF2_CPU_ARCH=dispatch needs an x86-64 machine, this one is {machine!r} "
+                "(use AF2_CPU_ARCH=native or none)"
+            )
         return [(name, list(flags)) for name, flags in DISPATCH_VARIANTS]
     if arch == "native":
         return [("native", ["-march=native"])]
@@ -224,9 +244,11 @@ def variant_symbol_leaks(nm_lines, variant: str) -> list:
     too but harmlessly (the variants are linked lowest first, whose copy is kept). Pure."""
     af2_code = re.compile(r"_Z(?:GV|TH|TW)?Z?N[rVK]*3af2")
     ours = re.compile(af2_code.pattern + str(len(variant)) + re.escape(variant))
-    return [parts[0] for parts in (line.split() for line in nm_lines)
-            if len(parts) >= 2 and parts[1] in ("W", "V", "u") and af2_code.match(parts[0])
-            and not ours.match(parts[0])]
+    return [
+        parts[0]
+        for parts in (line.split() for line in nm_lines)
+        if len(parts) >= 2 and parts[1] in ("W", "V", "u") and af2_code.match(parts[0]) and not ours.match(parts[0])
+    ]
 
 
 def check_variant_objects(objects, variant: str) -> None:
@@ -239,13 +261,16 @@ def check_variant_objects(objects, variant: str) -> None:
         print("af2 build warning: nm not found, the CPU variant objects are not checked", file=sys.stderr)
         return
     for obj in objects:
-        lines = subprocess.run([nm, "-P", "--defined-only", obj], capture_output=True, text=True,
-                               check=True).stdout.splitlines()
+        lines = subprocess.run(
+            [nm, "-P", "--defined-only", obj], capture_output=True, text=True, check=True
+        ).stdout.splitlines()
         leaks = variant_symbol_leaks(lines, variant)
         if leaks:
-            fail(f"{obj} (CPU variant {variant}) defines af2 code outside namespace af2::{variant}, which "
-                 f"the linker would share across variants: {leaks[:5]}; wrap it in AF2_ISA_BEGIN/END "
-                 "(csrc/common/isa.h)")
+            fail(
+                f"{obj} (CPU variant {variant}) defines af2 code outside namespace af2::{variant}, which "
+                f"the linker would share across variants: {leaks[:5]}; wrap it in AF2_ISA_BEGIN/END "
+                "(csrc/common/isa.h)"
+            )
 
 
 def with_cpu_variants(build_ext_class, variants, cpu_sources):
@@ -258,9 +283,13 @@ def with_cpu_variants(build_ext_class, variants, cpu_sources):
             objects = []
             for name, flags in variants:
                 objs = self.compiler.compile(
-                    cpu_sources, output_dir=os.path.join(self.build_temp, f"cpu-{name}"),
-                    macros=[*ext.define_macros, ("AF2_ISA", name)], include_dirs=ext.include_dirs,
-                    extra_postargs={"cxx": [*ext.extra_compile_args["cxx"], *flags]}, depends=ext.depends)
+                    cpu_sources,
+                    output_dir=os.path.join(self.build_temp, f"cpu-{name}"),
+                    macros=[*ext.define_macros, ("AF2_ISA", name)],
+                    include_dirs=ext.include_dirs,
+                    extra_postargs={"cxx": [*ext.extra_compile_args["cxx"], *flags]},
+                    depends=ext.depends,
+                )
                 check_variant_objects(objs, name)
                 objects += objs
             ext.extra_objects = [*objects, *(ext.extra_objects or [])]
@@ -294,8 +323,10 @@ def import_torch():
     try:
         import torch  # noqa: F401
     except ImportError as e:  # pragma: no cover - exercised only on a machine without torch
-        fail(f"torch must be installed before building af2, and the build must see it ({e}): "
-             "pip install torch==2.13.0 ninja && pip install --no-build-isolation .")
+        fail(
+            f"torch must be installed before building af2, and the build must see it ({e}): "
+            "pip install torch==2.13.0 ninja && pip install --no-build-isolation ."
+        )
 
 
 def main() -> None:
@@ -332,16 +363,21 @@ def main() -> None:
     ext_sources = sources["core"] + sources["bind"]
     ext_kwargs = dict(include_dirs=include_dirs, extra_link_args=["-fopenmp"])
     if with_cuda:
-        macros += [("AF2_WITH_CUDA", None), ("AF2_CUDA_ARCHS", f'"{cuda_archs}"'),
-                   ("AF2_CUDA_VERSION", f'"{torch.version.cuda}"')]
+        macros += [
+            ("AF2_WITH_CUDA", None),
+            ("AF2_CUDA_ARCHS", f'"{cuda_archs}"'),
+            ("AF2_CUDA_VERSION", f'"{torch.version.cuda}"'),
+        ]
         ext_sources += sources["cuda"] + sources["bind_cuda"]
         include_dirs.append(cutlass)
         nvcc = ["-O3", "-lineinfo", "--expt-relaxed-constexpr", abi]
-        extension = CUDAExtension("af2._C", ext_sources, define_macros=macros,
-                                  extra_compile_args={"cxx": cxx, "nvcc": nvcc}, **ext_kwargs)
+        extension = CUDAExtension(
+            "af2._C", ext_sources, define_macros=macros, extra_compile_args={"cxx": cxx, "nvcc": nvcc}, **ext_kwargs
+        )
     else:
-        extension = CppExtension("af2._C", ext_sources, define_macros=macros,
-                                 extra_compile_args={"cxx": cxx}, **ext_kwargs)
+        extension = CppExtension(
+            "af2._C", ext_sources, define_macros=macros, extra_compile_args={"cxx": cxx}, **ext_kwargs
+        )
 
     # Facts the Python side checks before loading _C (a torch mismatch would otherwise surface
     # as an undefined-symbol error); CUDA_NOTE says why the CUDA kernels were left out. Not for
@@ -361,8 +397,9 @@ def main() -> None:
         version=version,
         packages=find_packages(include=PACKAGES),
         ext_modules=[extension],
-        cmdclass={"build_ext": with_cpu_variants(BuildExtension.with_options(use_ninja=True), variants,
-                                                 sources["cpu"])},
+        cmdclass={
+            "build_ext": with_cpu_variants(BuildExtension.with_options(use_ninja=True), variants, sources["cpu"])
+        },
     )
 
 

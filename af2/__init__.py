@@ -6,6 +6,7 @@ built on it: af2.nn, af2.integrations, af2.model) is first imported; ``af2.build
 when called. Subpackages are imported on first attribute access (``af2.ops.rope_windowed``).
 Which extra each part needs: af2/_deps.py.
 """
+
 from __future__ import annotations
 
 import importlib

@@ -1,4 +1,5 @@
 """``python -m af2 VERB``: the same as the ``af2`` command (see af2/cli)."""
+
 from __future__ import annotations
 
 import sys

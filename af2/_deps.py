@@ -7,6 +7,7 @@ a bare ``No module named ...`` from deep inside. The lists here are the import n
 distributions are in pyproject.toml's ``[project.optional-dependencies]`` (a test keeps the two
 in step). See docs/packaging.md.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -17,12 +18,10 @@ EXTRAS: dict[str, dict[str, str]] = {
     "audio": {"numpy": "numpy", "soundfile": "soundfile", "soxr": "soxr", "tqdm": "tqdm"},
     "llm": {"openai": "openai", "jsonschema": "jsonschema", "jiter": "jiter", "tqdm": "tqdm"},
     "model": {"transformers": "transformers", "tokenizers": "tokenizers", "safetensors": "safetensors"},
-    "train": {"deepspeed": "deepspeed", "yaml": "pyyaml", "matplotlib": "matplotlib",
-              "tensorboard": "tensorboard"},
+    "train": {"deepspeed": "deepspeed", "yaml": "pyyaml", "matplotlib": "matplotlib", "tensorboard": "tensorboard"},
     "eval": {"pycocoevalcap": "pycocoevalcap"},
 }
-INCLUDES: dict[str, tuple[str, ...]] = {"audio": (), "llm": (), "model": ("audio",), "train": ("model",),
-                                        "eval": ()}
+INCLUDES: dict[str, tuple[str, ...]] = {"audio": (), "llm": (), "model": ("audio",), "train": ("model",), "eval": ()}
 
 
 class MissingExtraError(ModuleNotFoundError):
@@ -34,8 +33,11 @@ class MissingExtraError(ModuleNotFoundError):
 
     def __init__(self, part: str, extra: str, missing: list[str]):
         dists = sorted({all_modules(extra).get(m, m) for m in missing})
-        super().__init__(f"{part} needs {', '.join(dists)}, which {'is' if len(dists) == 1 else 'are'} not "
-                         f"installed: pip install 'af2[{extra}]'", name=missing[0])
+        super().__init__(
+            f"{part} needs {', '.join(dists)}, which {'is' if len(dists) == 1 else 'are'} not "
+            f"installed: pip install 'af2[{extra}]'",
+            name=missing[0],
+        )
         self.part, self.extra, self.missing = part, extra, missing
 
 

@@ -12,14 +12,17 @@ the same build variant: CPU, CUDA x.y or ROCm x.y. The variant is read from
 the same wheel is ``2.13.0`` on PyPI and ``2.13.0+cu130`` on torch's own index; a local suffix
 that is not a variant (``+git1a2b3c``, a source build) must match exactly.
 """
+
 from __future__ import annotations
 
 import re
 
 import torch
 
-_REBUILD = ("pip install --no-build-isolation --force-reinstall --no-deps <af2 sdist, or the source "
-            "directory (-e for a checkout)>")
+_REBUILD = (
+    "pip install --no-build-isolation --force-reinstall --no-deps <af2 sdist, or the source "
+    "directory (-e for a checkout)>"
+)
 _PURE = "af2.data, af2.llm, af2.eval and af2.reference do not need it and still work"
 _VARIANT_LABEL = re.compile(r"^(cpu|cu\d+|rocm[\d.]+)$")
 
@@ -77,18 +80,21 @@ def load():
     except ImportError as e:
         raise ImportError(
             "af2's compiled core (af2._C) has not been built: this af2 is a source tree without a build. "
-            f"Build it with the torch you use: {_REBUILD}. ({_PURE}.)") from e
+            f"Build it with the torch you use: {_REBUILD}. ({_PURE}.)"
+        ) from e
     why = torch_mismatch(_build_meta.TORCH_VERSION, built_variant(_build_meta), torch.__version__, runtime_variant())
     if why:
         raise ImportError(
             f"af2 was built against torch {_build_meta.TORCH_VERSION} but torch {torch.__version__} is installed "
-            f"({why}); its compiled core cannot load. Rebuild af2 against this torch: {_REBUILD}. ({_PURE}.)")
+            f"({why}); its compiled core cannot load. Rebuild af2 against this torch: {_REBUILD}. ({_PURE}.)"
+        )
     try:
         from af2 import _C
     except ImportError as e:
         raise ImportError(
             f"af2's compiled core failed to load ({e}). It was built against torch {_build_meta.TORCH_VERSION}; "
-            f"rebuild it: {_REBUILD}. ({_PURE}.)") from e
+            f"rebuild it: {_REBUILD}. ({_PURE}.)"
+        ) from e
     check_libstdcxx(_C._build_info.get("libstdcxx", "shared"))
     return _C
 
@@ -106,4 +112,5 @@ def check_libstdcxx(linkage: str) -> None:
         "af2's compiled core carries its own static copy of libstdc++ (its C++ compiler linked it "
         "statically), so an op's error message would crash the process instead of raising. Rebuild "
         "it with a compiler that links libstdc++ as a shared library, e.g. the system one: "
-        f"CC=/usr/bin/gcc CXX=/usr/bin/g++ {_REBUILD}")
+        f"CC=/usr/bin/gcc CXX=/usr/bin/g++ {_REBUILD}"
+    )

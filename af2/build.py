@@ -1,4 +1,5 @@
 """Facts about this build of af2 and the runtime it is loaded into."""
+
 from __future__ import annotations
 
 import contextlib
@@ -39,10 +40,30 @@ def build_info() -> dict:
     info.setdefault("cxx11_abi", None)  # absent in builds before it was recorded
     info.setdefault("libstdcxx", "unknown")
     info.update(cpu_isa_info(core))
-    order = ["version", "torch_version", "torch_variant", "torch_runtime", "cuda", "cuda_archs", "cuda_version",
-             "cuda_available", "cuda_note", "compiler", "cxx11_abi", "libstdcxx", "openmp", "num_threads",
-             "cpu_isa", "cpu_isa_ops", "cpu_isas", "cpu_isas_runnable", "cpu_isa_error", "cpu_features",
-             "vector_isa", "float16_native"]
+    order = [
+        "version",
+        "torch_version",
+        "torch_variant",
+        "torch_runtime",
+        "cuda",
+        "cuda_archs",
+        "cuda_version",
+        "cuda_available",
+        "cuda_note",
+        "compiler",
+        "cxx11_abi",
+        "libstdcxx",
+        "openmp",
+        "num_threads",
+        "cpu_isa",
+        "cpu_isa_ops",
+        "cpu_isas",
+        "cpu_isas_runnable",
+        "cpu_isa_error",
+        "cpu_features",
+        "vector_isa",
+        "float16_native",
+    ]
     return {k: info[k] for k in order}
 
 
@@ -52,11 +73,16 @@ def cpu_isa_info(core) -> dict:
         isa, error = core._cpu_isa(), ""
     except RuntimeError as e:  # AF2_CPU_ISA names a variant that cannot be used, or none can run here
         isa, error = "", str(e)
-    return {"cpu_isa": isa, "cpu_isa_ops": {op: isa for op in core._build_info["cpu_ops"]},
-            "cpu_isas": list(core._cpu_isas()), "cpu_isas_runnable": list(core._cpu_isas_runnable()),
-            "cpu_isa_error": error, "cpu_features": core._cpu_features(),
-            "vector_isa": core._cpu_isa_vector_isa(isa) if isa else "",
-            "float16_native": bool(core._cpu_isa_float16_native(isa)) if isa else False}
+    return {
+        "cpu_isa": isa,
+        "cpu_isa_ops": {op: isa for op in core._build_info["cpu_ops"]},
+        "cpu_isas": list(core._cpu_isas()),
+        "cpu_isas_runnable": list(core._cpu_isas_runnable()),
+        "cpu_isa_error": error,
+        "cpu_features": core._cpu_features(),
+        "vector_isa": core._cpu_isa_vector_isa(isa) if isa else "",
+        "float16_native": bool(core._cpu_isa_float16_native(isa)) if isa else False,
+    }
 
 
 @contextlib.contextmanager

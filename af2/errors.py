@@ -10,6 +10,7 @@ any other exception is a bug and keeps its traceback. Exit statuses are listed i
 This module imports nothing, so every part of af2 (and ``training``) can raise these without
 loading anything else.
 """
+
 from __future__ import annotations
 
 __all__ = ["InputError", "ConfigError", "ServerUnreachable"]

@@ -4,18 +4,27 @@ They follow the eager code that other AF2/Flamingo codebases run (e.g. HF-style 
 ``rotate_half`` and cos/sin tables built per call), with the exact semantics of docs/design.md.
 Pass float64 inputs to get the float64 oracle.
 """
+
 from __future__ import annotations
 
 from typing import Optional
 
 import torch
 
-__all__ = ["contrastive_loss", "gated_residual", "media_attention_mask", "media_cross_attention", "rope_positions", "rope_theta",
-           "rope_windowed"]
+__all__ = [
+    "contrastive_loss",
+    "gated_residual",
+    "media_attention_mask",
+    "media_cross_attention",
+    "rope_positions",
+    "rope_theta",
+    "rope_windowed",
+]
 
 
-def rope_positions(B: int, S: int, window_size: int, window_offsets: Optional[torch.Tensor],
-                   device=None) -> torch.Tensor:
+def rope_positions(
+    B: int, S: int, window_size: int, window_offsets: Optional[torch.Tensor], device=None
+) -> torch.Tensor:
     """(B, S) int64 positions: window_offsets[b, s // window_size] + s % window_size."""
     s = torch.arange(S, device=device)
     if window_offsets is None:
@@ -40,9 +49,15 @@ def _rotate_every_two(x: torch.Tensor) -> torch.Tensor:
     return torch.stack((-x2, x1), dim=-1).flatten(-2)
 
 
-def rope_windowed(x: torch.Tensor, *, window_size: int, window_offsets: Optional[torch.Tensor] = None,
-                  base: float = 4096.0, rotary_dim: Optional[int] = None,
-                  interleaved: bool = False) -> torch.Tensor:
+def rope_windowed(
+    x: torch.Tensor,
+    *,
+    window_size: int,
+    window_offsets: Optional[torch.Tensor] = None,
+    base: float = 4096.0,
+    rotary_dim: Optional[int] = None,
+    interleaved: bool = False,
+) -> torch.Tensor:
     """Eager twin of :func:`af2.ops.rope_windowed`: x (B, S, H, D) -> (B, S, H, D).
 
     Angles are formed in float32 (as the op specifies); cos/sin are evaluated in float64 for
@@ -65,8 +80,9 @@ def rope_windowed(x: torch.Tensor, *, window_size: int, window_offsets: Optional
     return torch.cat((out, x_pass), dim=-1) if rd < D else out
 
 
-def media_attention_mask(key_start: torch.Tensor, key_end: torch.Tensor, Lk: int,
-                         key_padding_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+def media_attention_mask(
+    key_start: torch.Tensor, key_end: torch.Tensor, Lk: int, key_padding_mask: Optional[torch.Tensor] = None
+) -> torch.Tensor:
     """(B, Lq, Lk) bool: True where query i may attend key j (the dense mask eager code builds)."""
     j = torch.arange(Lk, device=key_start.device)
     mask = (j >= key_start[..., None].long()) & (j < key_end[..., None].long())
@@ -75,9 +91,16 @@ def media_attention_mask(key_start: torch.Tensor, key_end: torch.Tensor, Lk: int
     return mask
 
 
-def media_cross_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, key_start: torch.Tensor,
-                          key_end: torch.Tensor, key_padding_mask: Optional[torch.Tensor] = None,
-                          scale: Optional[float] = None) -> torch.Tensor:
+def media_cross_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    *,
+    key_start: torch.Tensor,
+    key_end: torch.Tensor,
+    key_padding_mask: Optional[torch.Tensor] = None,
+    scale: Optional[float] = None,
+) -> torch.Tensor:
     """Eager twin of :func:`af2.ops.media_cross_attention`: a dense (B, H, Lq, Lk) masked softmax,
     as open_flamingo / AF2 compute it, with empty rows giving exactly 0 (and no NaN gradient)."""
     scale = q.shape[-1] ** -0.5 if scale is None else scale
@@ -94,14 +117,15 @@ def gated_residual(x: torch.Tensor, y: torch.Tensor, gate: torch.Tensor) -> torc
     return x + gate.tanh().to(x.dtype) * y
 
 
-def contrastive_loss(audio: torch.Tensor, text: torch.Tensor, *, logit_scale, hard_negatives=None,
-                     reduction: str = "mean") -> torch.Tensor:
+def contrastive_loss(
+    audio: torch.Tensor, text: torch.Tensor, *, logit_scale, hard_negatives=None, reduction: str = "mean"
+) -> torch.Tensor:
     """Eager twin of :func:`af2.ops.contrastive_loss`: the full (B, B*M) logits matrix, as
     CLIP/CLAP code computes it (memory grows with B^2). Same terms and reductions."""
     B, M, D = text.shape
     flat = text.reshape(B * M, D)
-    logits = logit_scale * audio @ flat.T                                   # (B, B*M)
-    owner = torch.arange(B, device=audio.device).repeat_interleave(M)      # audio of each text row
+    logits = logit_scale * audio @ flat.T  # (B, B*M)
+    owner = torch.arange(B, device=audio.device).repeat_interleave(M)  # audio of each text row
     pos = logits[owner, torch.arange(B * M, device=audio.device)].reshape(B, M)
     others = logits.masked_fill(owner[None, :] == torch.arange(B, device=audio.device)[:, None], float("-inf"))
     parts = [pos[..., None], others.logsumexp(dim=-1)[:, None, None].expand(B, M, 1)]

@@ -5,6 +5,7 @@
 (:meth:`af2.model.AudioFlamingo2.trainable_parameters`), the stage configs (``training.config``)
 and the main job (``training.demo``) all take their stage names from here.
 """
+
 from __future__ import annotations
 
 STAGES: tuple[str, ...] = ("clap", "pretrain", "sft", "long")

@@ -1,4 +1,5 @@
 """Benchmark inputs shared by the pytest-benchmark suites and the report script."""
+
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,5 @@
 """Shared benchmark helpers: the device to benchmark on and a device sync."""
+
 from __future__ import annotations
 
 import torch
@@ -13,4 +14,3 @@ def bench_device() -> torch.device:
     import af2
 
     return torch.device("cuda" if af2.build_info()["cuda_available"] else "cpu")
-

@@ -4,6 +4,7 @@ A benchmark records itself with ``record(group, impl, benchmark)``; the group na
 shape/dtype/mode, impl is "af2" or a baseline. Ratios (baseline time / af2 time) and the
 targets of the issues are printed in an 'af2 benchmark ratios' section.
 """
+
 from __future__ import annotations
 
 from collections import defaultdict

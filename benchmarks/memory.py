@@ -1,4 +1,5 @@
 """Peak extra memory of one call, on the CPU (fresh process, peak RSS) or on a GPU (allocator)."""
+
 from __future__ import annotations
 
 import os
@@ -26,10 +27,10 @@ def cpu_peak_mb(setup: str, run: str) -> float | None:
         import sys; sys.path.insert(0, {str(ROOT)!r})
         def _mb(key):
             return next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith(key)) / 1024
-        {textwrap.indent(textwrap.dedent(setup), '        ').strip()}
+        {textwrap.indent(textwrap.dedent(setup), "        ").strip()}
         open('/proc/self/clear_refs', 'w').write('5')
         _base = _mb('VmRSS')
-        {textwrap.indent(textwrap.dedent(run), '        ').strip()}
+        {textwrap.indent(textwrap.dedent(run), "        ").strip()}
         print('PEAK', _mb('VmHWM') - _base)
     """)
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}

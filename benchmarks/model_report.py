@@ -20,11 +20,12 @@ CPU), it measures:
 ``smoke`` runs the same code at the ``tiny`` preset with tiny batches (bfloat16 on the CPU too),
 so tests/test_report_model.py exercises every line of it on a machine without a GPU.
 """
+
 from __future__ import annotations
 
 import contextlib
 import time
-from typing import Callable, Iterator, Optional
+from typing import Callable, Iterator
 
 import torch
 from torch import nn
@@ -38,8 +39,8 @@ MODEL_CASES = {
     "full": dict(preset="af2-3b", train=dict(B=8, W=3, S=256), infer=dict(B=8, W=30, P=32, N=32)),
     "smoke": dict(preset="tiny", train=dict(B=2, W=2, S=24), infer=dict(B=2, W=3, P=8, N=4)),
 }
-HTSAT_CHUNK = 64      # windows per HTSAT call in inference: bounds the HTSAT activations (240 windows at once: unmeasured)
-SAMPLES = 160_000     # 10 s at 16 kHz
+HTSAT_CHUNK = 64  # windows per HTSAT call in inference: bounds the HTSAT activations (240 windows at once: unmeasured)
+SAMPLES = 160_000  # 10 s at 16 kHz
 
 
 @contextlib.contextmanager
@@ -61,8 +62,9 @@ def params_on_meta():
         nn.Module.register_parameter = register
 
 
-def materialise(model: nn.Module, device: torch.device, dtype: torch.dtype, seed: int = 0, std: float = 0.02,
-                gate: float = 0.5) -> None:
+def materialise(
+    model: nn.Module, device: torch.device, dtype: torch.dtype, seed: int = 0, std: float = 0.02, gate: float = 0.5
+) -> None:
     """Replace every meta parameter by a random one on ``device`` in ``dtype`` (matrices N(0, std),
     biases 0, norm scales 1, the xattn gates ``gate`` so the audio reaches the logits), keeping
     tied parameters tied; buffers move to ``device`` (floating ones cast to ``dtype``)."""
@@ -80,11 +82,11 @@ def materialise(model: nn.Module, device: torch.device, dtype: torch.dtype, seed
                     t.zero_()
                 elif p.dim() >= 2:
                     t.normal_(0.0, std, generator=g)
-                else:                                   # norm scales, logit scale
+                else:  # norm scales, logit scale
                     t.fill_(1.0)
                 made[id(p)] = nn.Parameter(t, requires_grad=p.requires_grad)
             module._parameters[name] = made[id(p)]
-    model.to(device=device, dtype=dtype)               # the buffers (parameters are there already)
+    model.to(device=device, dtype=dtype)  # the buffers (parameters are there already)
 
 
 def build_model(preset: str, device: torch.device, dtype: torch.dtype = torch.bfloat16) -> AudioFlamingo2:
@@ -102,32 +104,53 @@ def _sync(device):
         torch.cuda.synchronize(device)
 
 
-def dense_features_chunked(model: AudioFlamingo2, windows: torch.Tensor, mask: torch.Tensor,
-                           chunk: int = HTSAT_CHUNK) -> torch.Tensor:
+def dense_features_chunked(
+    model: AudioFlamingo2, windows: torch.Tensor, mask: torch.Tensor, chunk: int = HTSAT_CHUNK
+) -> torch.Tensor:
     """clap.dense_features over (B, W, L) windows, at most ``chunk`` windows per HTSAT call."""
     B, W, L = windows.shape
     flat_w, flat_m = windows.reshape(B * W, 1, L), mask.reshape(B * W, 1)
-    parts = [model.clap.dense_features(flat_w[i:i + chunk], flat_m[i:i + chunk]) for i in range(0, B * W, chunk)]
+    parts = [model.clap.dense_features(flat_w[i : i + chunk], flat_m[i : i + chunk]) for i in range(0, B * W, chunk)]
     return torch.cat(parts).view(B, W, *parts[0].shape[2:])
 
 
-def model_rows(device: torch.device, time_ms: Callable, quick: bool, smoke: bool = False,
-               time_left: Callable[[], float] = lambda: float("inf")) -> Iterator[dict]:
+def model_rows(
+    device: torch.device,
+    time_ms: Callable,
+    quick: bool,
+    smoke: bool = False,
+    time_left: Callable[[], float] = lambda: float("inf"),
+) -> Iterator[dict]:
     """Rows of the model section (report.py's format), most important first; stops early (with a
     note row) when ``time_left()`` runs out between measurements."""
     case = MODEL_CASES["smoke" if smoke else "full"]
     dtype = torch.bfloat16
     cuda = device.type == "cuda"
     if time_left() <= 0:
-        yield {"op": "af2_model", "mode": "skipped", "dtype": "bfloat16", "model": case["preset"], "shape": {},
-               "ms": None, "target": None, "skipped": "time budget spent", "achieved": "skipped"}
+        yield {
+            "op": "af2_model",
+            "mode": "skipped",
+            "dtype": "bfloat16",
+            "model": case["preset"],
+            "shape": {},
+            "ms": None,
+            "target": None,
+            "skipped": "time budget spent",
+            "achieved": "skipped",
+        }
         return
     t0 = time.perf_counter()
     model = build_model(case["preset"], device, dtype)
     build_s = time.perf_counter() - t0
     n_params = sum(p.numel() for p in model.parameters())
-    base = {"op": "af2_model", "dtype": "bfloat16", "model": case["preset"], "text_tower": False,
-            "params": n_params, "build_s": round(build_s, 1)}
+    base = {
+        "op": "af2_model",
+        "dtype": "bfloat16",
+        "model": case["preset"],
+        "text_tower": False,
+        "params": n_params,
+        "build_s": round(build_s, 1),
+    }
     weights_mb = torch.cuda.memory_allocated(device) / 2**20 if cuda else None
     g = torch.Generator().manual_seed(0)
     reps = 1 if smoke else (3 if quick else 5)
@@ -137,13 +160,20 @@ def model_rows(device: torch.device, time_ms: Callable, quick: bool, smoke: bool
     model.train()
     params = model.set_stage("pretrain")
     batch = random_lm_batch(model, B=tr["B"], W=tr["W"], S=tr["S"], generator=g, device=device)
-    batch["audio_window_mask"][0, tr["W"] - 1:] = False              # one padded window
+    batch["audio_window_mask"][0, tr["W"] - 1 :] = False  # one padded window
     with torch.no_grad():
         dense = model.clap.dense_features(batch["audio_windows"], batch["audio_window_mask"])
     for source in ("windows", "dense"):
         if time_left() <= 0:
-            yield {**base, "mode": "skipped", "shape": {"source": source, **tr}, "ms": None, "target": None,
-                   "skipped": "time budget spent", "achieved": "skipped"}
+            yield {
+                **base,
+                "mode": "skipped",
+                "shape": {"source": source, **tr},
+                "ms": None,
+                "target": None,
+                "skipped": "time budget spent",
+                "achieved": "skipped",
+            }
             return
         inputs = dict(batch)
         if source == "dense":
@@ -162,12 +192,20 @@ def model_rows(device: torch.device, time_ms: Callable, quick: bool, smoke: bool
             ms[impl] = time_ms(step, device, warmup=1 if smoke else 2, reps=reps)
             peak[impl] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1) if cuda else None
         model.use_fused_ops(True)
-        yield {**base, "mode": "train fwd+bwd", "stage": "pretrain",
-               "shape": {"source": source, **tr, "trainable_params": sum(p.numel() for p in params)},
-               "ms": round(ms["af2"], 2), "peak_mem_MB": peak["af2"], "baseline": "eager twins (use_fused_ops(False))",
-               "baseline_ms": round(ms["eager"], 2), "baseline_peak_mem_MB": peak["eager"],
-               "ratio": round(ms["eager"] / ms["af2"], 3), "target": None,
-               "achieved": f"stage-1 step from {source}: {ms['af2']:.1f} ms fused vs {ms['eager']:.1f} ms eager"}
+        yield {
+            **base,
+            "mode": "train fwd+bwd",
+            "stage": "pretrain",
+            "shape": {"source": source, **tr, "trainable_params": sum(p.numel() for p in params)},
+            "ms": round(ms["af2"], 2),
+            "peak_mem_MB": peak["af2"],
+            "baseline": "eager twins (use_fused_ops(False))",
+            "baseline_ms": round(ms["eager"], 2),
+            "baseline_peak_mem_MB": peak["eager"],
+            "ratio": round(ms["eager"] / ms["af2"], 3),
+            "target": None,
+            "achieved": f"stage-1 step from {source}: {ms['af2']:.1f} ms fused vs {ms['eager']:.1f} ms eager",
+        }
     del batch, dense
     model.eval()
     if cuda:
@@ -175,8 +213,15 @@ def model_rows(device: torch.device, time_ms: Callable, quick: bool, smoke: bool
 
     # (b) 30-window inference at batch 8: HTSAT (chunked), prefill, decode
     if time_left() <= 0:
-        yield {**base, "mode": "skipped", "shape": dict(case["infer"]), "ms": None, "target": None,
-               "skipped": "time budget spent", "achieved": "skipped"}
+        yield {
+            **base,
+            "mode": "skipped",
+            "shape": dict(case["infer"]),
+            "ms": None,
+            "target": None,
+            "skipped": "time budget spent",
+            "achieved": "skipped",
+        }
         return
     inf = case["infer"]
     B, W, P, N = inf["B"], inf["W"], inf["P"], inf["N"]
@@ -194,24 +239,49 @@ def model_rows(device: torch.device, time_ms: Callable, quick: bool, smoke: bool
             feats["dense"] = dense_features_chunked(model, windows, wmask)
 
         audio_ms = time_ms(audio, device, warmup=0 if smoke else 1, reps=1 if smoke else 2)
-        gen = lambda n: model.generate(dense_features=feats["dense"], audio_window_mask=wmask, input_ids=ids,
-                                       attention_mask=amask, max_new_tokens=n, return_ids=True)
+        gen = lambda n: model.generate(
+            dense_features=feats["dense"],
+            audio_window_mask=wmask,
+            input_ids=ids,
+            attention_mask=amask,
+            max_new_tokens=n,
+            return_ids=True,
+        )
         prefill_ms = time_ms(lambda: gen(1), device, warmup=1, reps=reps)
         _sync(device)
         t = time.perf_counter()
         new = gen(N)
         _sync(device)
         n_new = int(new.shape[1])
-        full_ms = time_ms(lambda: gen(N), device, warmup=0, reps=reps) if n_new == N else (time.perf_counter() - t) * 1e3
+        full_ms = (
+            time_ms(lambda: gen(N), device, warmup=0, reps=reps) if n_new == N else (time.perf_counter() - t) * 1e3
+        )
     per_token = (full_ms - prefill_ms) / max(n_new - 1, 1)
     peak_mb = round(torch.cuda.max_memory_allocated(device) / 2**20, 1) if cuda else None
-    yield {**base, "mode": "inference", "shape": {"B": B, "W": W, "audio_s": W * 10, "prompt_tokens": P,
-                                                  "new_tokens": n_new, "htsat_chunk": HTSAT_CHUNK},
-           "ms": round(full_ms, 1), "audio_ms": round(audio_ms, 1), "prefill_ms": round(prefill_ms, 1),
-           "end_to_end_ms": round(audio_ms + full_ms, 1),
-           "ms_per_token": round(per_token, 2), "weights_MB": None if weights_mb is None else round(weights_mb, 1),
-           "peak_mem_MB": peak_mb, "fits_80GB": None if peak_mb is None else peak_mb * 2**20 < 80e9,
-           "baseline": None, "target": None,
-           "achieved": (f"{W * 10}-s audio x {B}: HTSAT {audio_ms:.0f} ms, audio transformation + prefill "
-                        f"{prefill_ms:.0f} ms, {per_token:.1f} ms per generated token"
-                        + ("" if peak_mb is None else f", peak {peak_mb * 2**20 / 1e9:.1f} GB allocated (weights included)"))}
+    yield {
+        **base,
+        "mode": "inference",
+        "shape": {
+            "B": B,
+            "W": W,
+            "audio_s": W * 10,
+            "prompt_tokens": P,
+            "new_tokens": n_new,
+            "htsat_chunk": HTSAT_CHUNK,
+        },
+        "ms": round(full_ms, 1),
+        "audio_ms": round(audio_ms, 1),
+        "prefill_ms": round(prefill_ms, 1),
+        "end_to_end_ms": round(audio_ms + full_ms, 1),
+        "ms_per_token": round(per_token, 2),
+        "weights_MB": None if weights_mb is None else round(weights_mb, 1),
+        "peak_mem_MB": peak_mb,
+        "fits_80GB": None if peak_mb is None else peak_mb * 2**20 < 80e9,
+        "baseline": None,
+        "target": None,
+        "achieved": (
+            f"{W * 10}-s audio x {B}: HTSAT {audio_ms:.0f} ms, audio transformation + prefill "
+            f"{prefill_ms:.0f} ms, {per_token:.1f} ms per generated token"
+            + ("" if peak_mb is None else f", peak {peak_mb * 2**20 / 1e9:.1f} GB allocated (weights included)")
+        ),
+    }

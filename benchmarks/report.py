@@ -15,6 +15,7 @@ On the CPU it times with perf_counter and reports the same figures except peak m
 Liger-Kernel's RoPE is timed too when `liger_kernel` is importable (plain RoPE case).
 The commit comes from `git rev-parse HEAD` or the AF2_COMMIT environment variable.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,7 +41,6 @@ from af2.ops import contrastive_loss, rope_windowed, rope_windowed_qk  # noqa: E
 from benchmarks.cases import MEDIA_ATTN_SHAPES, media_attn_case, media_attn_impls  # noqa: E402
 from benchmarks.memory import cpu_peak_mb, cuda_peak_mb  # noqa: E402
 
-
 CEILINGS: dict = {}  # this run's measured ceilings (set by main)
 DEADLINE = float("inf")  # time.monotonic() after which sections start no new measurement (--budget-s)
 NO_EAGER = False  # --no-eager: the media attention rows leave out the eager twin and the memory probes
@@ -52,6 +52,7 @@ def time_left() -> float:
 
 
 # ---- timing ------------------------------------------------------------------------------
+
 
 def time_ms(fn, device: torch.device, warmup: int = 3, reps: int = 20) -> float:
     """Median wall time of fn() in ms (CUDA events on a GPU)."""
@@ -118,14 +119,17 @@ def time_interleaved_ms(fns: dict, warmup: int = 2, reps: int = 5) -> dict:
 
 # ---- rope -----------------------------------------------------------------------------------
 
-ROPE_SHAPES = {"af2": dict(B=8, S=1920, H=8, D=256, rotary_dim=128, window_size=64),
-               "small": dict(B=2, S=192, H=8, D=64, rotary_dim=64, window_size=64)}
+ROPE_SHAPES = {
+    "af2": dict(B=8, S=1920, H=8, D=256, rotary_dim=128, window_size=64),
+    "small": dict(B=2, S=192, H=8, D=64, rotary_dim=64, window_size=64),
+}
 
 
 def _fwd_bwd(fn, x, g):
     def run():
         y = fn(x)
         torch.autograd.grad(y, x, g)
+
     return run
 
 
@@ -149,14 +153,23 @@ def rope_results(device: torch.device, ceil: dict, quick: bool) -> list:
                 base_ms = time_ms(f_eager, device, reps=reps)
                 nbytes = 2 * x.numel() * x.element_size() * (2 if mode == "fwd+bwd" else 1)
                 gbps = nbytes / ms / 1e6
-                results.append({
-                    "op": "rope_windowed", "mode": mode, "dtype": str(dtype)[6:], "shape": {**shp, "name": name},
-                    "ms": round(ms, 4), "peak_mem_MB": peak_mem_mb(f_ours, device),
-                    "baseline": "eager", "baseline_ms": round(base_ms, 4),
-                    "baseline_peak_mem_MB": peak_mem_mb(f_eager, device),
-                    "ratio": round(base_ms / ms, 2), "target": 3.0,
-                    "achieved": f"{gbps:.0f} GB/s = {100 * gbps / ceil['copy_GBps']:.0f}% of measured copy bandwidth",
-                })
+                results.append(
+                    {
+                        "op": "rope_windowed",
+                        "mode": mode,
+                        "dtype": str(dtype)[6:],
+                        "shape": {**shp, "name": name},
+                        "ms": round(ms, 4),
+                        "peak_mem_MB": peak_mem_mb(f_ours, device),
+                        "baseline": "eager",
+                        "baseline_ms": round(base_ms, 4),
+                        "baseline_peak_mem_MB": peak_mem_mb(f_eager, device),
+                        "ratio": round(base_ms / ms, 2),
+                        "target": 3.0,
+                        "achieved": f"{gbps:.0f} GB/s = {100 * gbps / ceil['copy_GBps']:.0f}% "
+                        "of measured copy bandwidth",
+                    }
+                )
     results += liger_rope_results(device, ceil, quick)
     return results
 
@@ -186,23 +199,34 @@ def liger_rope_results(device: torch.device, ceil: dict, quick: bool) -> list:
     qc, kc = q.clone().transpose(1, 2), k.clone().transpose(1, 2)
     lq, lk = LigerRopeFunction.apply(qc, kc, cos, sin)
     oq, ok = ours()
-    err = max((lq.transpose(1, 2).float() - oq.float()).abs().max().item(),
-              (lk.transpose(1, 2).float() - ok.float()).abs().max().item())
+    err = max(
+        (lq.transpose(1, 2).float() - oq.float()).abs().max().item(),
+        (lk.transpose(1, 2).float() - ok.float()).abs().max().item(),
+    )
     reps = 10 if quick else 50
     ms, base_ms = time_ms(ours, device, reps=reps), time_ms(liger, device, reps=reps)
     nbytes = 2 * (q.numel() + k.numel()) * 2
     gbps = nbytes / ms / 1e6
-    return [{
-        "op": "rope_windowed_qk", "mode": "fwd", "dtype": "bfloat16", "shape": shp,
-        "ms": round(ms, 4), "peak_mem_MB": peak_mem_mb(ours, device),
-        "baseline": "liger_kernel LigerRopeFunction (in place, precomputed cos/sin)",
-        "baseline_ms": round(base_ms, 4), "ratio": round(base_ms / ms, 2), "target": 1.0,
-        "max_abs_diff_vs_baseline": err,
-        "achieved": f"{gbps:.0f} GB/s = {100 * gbps / ceil['copy_GBps']:.0f}% of measured copy bandwidth",
-    }]
+    return [
+        {
+            "op": "rope_windowed_qk",
+            "mode": "fwd",
+            "dtype": "bfloat16",
+            "shape": shp,
+            "ms": round(ms, 4),
+            "peak_mem_MB": peak_mem_mb(ours, device),
+            "baseline": "liger_kernel LigerRopeFunction (in place, precomputed cos/sin)",
+            "baseline_ms": round(base_ms, 4),
+            "ratio": round(base_ms / ms, 2),
+            "target": 1.0,
+            "max_abs_diff_vs_baseline": err,
+            "achieved": f"{gbps:.0f} GB/s = {100 * gbps / ceil['copy_GBps']:.0f}% of measured copy bandwidth",
+        }
+    ]
 
 
 # ---- media cross-attention ------------------------------------------------------------------
+
 
 def media_attn_results(device: torch.device, ceil: dict, quick: bool) -> list:
     """On a GPU bf16; on the CPU fp32 and bf16, every implementation timed in turns
@@ -220,8 +244,10 @@ def _media_attn_rows(device: torch.device, ceil: dict, quick: bool, dtype: torch
         if NO_EAGER:
             del impls["eager"]
         for mode in ("fwd", "fwd+bwd"):
-            fns = {n: (f if mode == "fwd" else (lambda f=f: torch.autograd.grad(f(), (q, k, v), g)))
-                   for n, f in impls.items()}
+            fns = {
+                n: (f if mode == "fwd" else (lambda f=f: torch.autograd.grad(f(), (q, k, v), g)))
+                for n, f in impls.items()
+            }
             bases = ["sdpa_mask", "sdpa_nomask"] if NO_EAGER else ["eager", "sdpa_mask", "sdpa_nomask"]
             if device.type == "cuda" and mode == "fwd+bwd":  # the generic backward, for comparison
                 fns["af2_simt_bwd"] = _with_env("AF2_MEDIA_ATTN_BACKWARD", "simt", fns["af2"])
@@ -230,28 +256,47 @@ def _media_attn_rows(device: torch.device, ceil: dict, quick: bool, dtype: torch
                 ms = time_interleaved_ms(fns, warmup=1 if quick else 2, reps=3 if quick else 5)
             else:
                 ms = {n: time_ms(f, device, warmup=2, reps=10 if quick else 30) for n, f in fns.items()}
-            mem = {} if NO_EAGER else {n: _attn_peak_mb(device, shp, dtype, n, mode, fns[n])
-                                       for n in ("af2", "eager", "sdpa_mask")}
+            mem = (
+                {}
+                if NO_EAGER
+                else {n: _attn_peak_mb(device, shp, dtype, n, mode, fns[n]) for n in ("af2", "eager", "sdpa_mask")}
+            )
             flops = 4 * shp["B"] * shp["H"] * shp["Lq"] * (shp["Lk"] // 2) * shp["Dh"] * (3.5 if mode != "fwd" else 1)
             gemm = ceil.get({torch.float32: "fp32_matmul_TFLOPs", torch.bfloat16: "bf16_matmul_TFLOPs"}.get(dtype, ""))
-            gemm_note = f" = {100 * flops / ms['af2'] / 1e9 / gemm:.0f}% of the measured {str(dtype)[6:]} GEMM rate" \
-                if device.type == "cpu" and gemm else ""
+            gemm_note = (
+                f" = {100 * flops / ms['af2'] / 1e9 / gemm:.0f}% of the measured {str(dtype)[6:]} GEMM rate"
+                if device.type == "cpu" and gemm
+                else ""
+            )
             for base in bases:
-                results.append({
-                    "op": "media_cross_attention", "mode": mode, "dtype": str(dtype)[6:], "shape": {**shp, "name": name},
-                    "ms": round(ms["af2"], 4), "peak_mem_MB": mem.get("af2"), "baseline": base,
-                    "baseline_ms": round(ms[base], 4), "baseline_peak_mem_MB": mem.get(base),
-                    "ratio": round(ms[base] / ms["af2"], 2),
-                    "target": {"eager": 1.5, "sdpa_mask": 1.3 if device.type == "cpu" else 1.5,
-                               "sdpa_nomask": 1.0 if device.type == "cpu" else 0.8, "af2_simt_bwd": 1.0}[base],
-                    "achieved": f"{flops / ms['af2'] / 1e6:.1f} GFLOP/s on the attended keys{gemm_note}"
-                                + (f"; peak {mem['af2']} MB vs eager {mem['eager']} MB" if mem else ""),
-                })
+                results.append(
+                    {
+                        "op": "media_cross_attention",
+                        "mode": mode,
+                        "dtype": str(dtype)[6:],
+                        "shape": {**shp, "name": name},
+                        "ms": round(ms["af2"], 4),
+                        "peak_mem_MB": mem.get("af2"),
+                        "baseline": base,
+                        "baseline_ms": round(ms[base], 4),
+                        "baseline_peak_mem_MB": mem.get(base),
+                        "ratio": round(ms[base] / ms["af2"], 2),
+                        "target": {
+                            "eager": 1.5,
+                            "sdpa_mask": 1.3 if device.type == "cpu" else 1.5,
+                            "sdpa_nomask": 1.0 if device.type == "cpu" else 0.8,
+                            "af2_simt_bwd": 1.0,
+                        }[base],
+                        "achieved": f"{flops / ms['af2'] / 1e6:.1f} GFLOP/s on the attended keys{gemm_note}"
+                        + (f"; peak {mem['af2']} MB vs eager {mem['eager']} MB" if mem else ""),
+                    }
+                )
     return results
 
 
 def _with_env(name: str, value: str, fn):
     """fn run with the environment variable name set to value (restored afterwards)."""
+
     def run():
         old = os.environ.get(name)
         os.environ[name] = value
@@ -262,6 +307,7 @@ def _with_env(name: str, value: str, fn):
                 del os.environ[name]
             else:
                 os.environ[name] = old
+
     return run
 
 
@@ -286,8 +332,15 @@ def _attn_peak_mb(device, shp, dtype, impl, mode, fn):
 # and a loss-side peak-memory probe at B = 262,144. --smoke: tiny shapes, one repetition (checks
 # that the section runs; the figures mean nothing).
 CONTRASTIVE_SHAPES = {
-    "full": dict(eager_B={"cuda": [1024, 4096, 16384], "cpu": [1024, 4096, 8192]}, M=2, N=3, D=512,
-                 infcl_B=65536, infcl_D=512, probe_B=262144),
+    "full": dict(
+        eager_B={"cuda": [1024, 4096, 16384], "cpu": [1024, 4096, 8192]},
+        M=2,
+        N=3,
+        D=512,
+        infcl_B=65536,
+        infcl_D=512,
+        probe_B=262144,
+    ),
     "smoke": dict(eager_B={"cuda": [64], "cpu": [64]}, M=2, N=3, D=64, infcl_B=128, infcl_D=64, probe_B=256),
 }
 
@@ -332,14 +385,28 @@ def iter_contrastive(device: torch.device, ceil: dict, quick: bool, smoke: bool 
     shp = CONTRASTIVE_SHAPES["smoke" if smoke else "full"]
     M, N, D = shp["M"], shp["N"], shp["D"]
     dtypes = [torch.bfloat16, torch.float32] if device.type == "cuda" else [torch.float32]
-    eager = [(dict(B=B, M=M, N=N, D=D, dtype=str(dt)[6:]), lambda B=B, dt=dt: _contrastive_vs_eager(
-        device, B, M, N, D, dt, smoke)) for B in shp["eager_B"][device.type] for dt in dtypes]
+    eager = [
+        (
+            dict(B=B, M=M, N=N, D=D, dtype=str(dt)[6:]),
+            lambda B=B, dt=dt: _contrastive_vs_eager(device, B, M, N, D, dt, smoke),
+        )
+        for B in shp["eager_B"][device.type]
+        for dt in dtypes
+    ]
     extra = []
     if device.type == "cuda" or smoke:
-        extra.append((dict(B=shp["infcl_B"], M=1, N=0, D=shp["infcl_D"], dtype="bfloat16"),
-                      lambda: infcl_results(device, quick, shp["infcl_B"], shp["infcl_D"], smoke)))
-        extra.append((dict(B=shp["probe_B"], M=1, N=0, D=shp["infcl_D"], dtype="bfloat16"),
-                      lambda: contrastive_memory_probe(device, shp["probe_B"], shp["infcl_D"])))
+        extra.append(
+            (
+                dict(B=shp["infcl_B"], M=1, N=0, D=shp["infcl_D"], dtype="bfloat16"),
+                lambda: infcl_results(device, quick, shp["infcl_B"], shp["infcl_D"], smoke),
+            )
+        )
+        extra.append(
+            (
+                dict(B=shp["probe_B"], M=1, N=0, D=shp["infcl_D"], dtype="bfloat16"),
+                lambda: contrastive_memory_probe(device, shp["probe_B"], shp["infcl_D"]),
+            )
+        )
     if device.type == "cuda" and not smoke:
         first = [j for j in eager if j[0]["dtype"] == "bfloat16" and j[0]["B"] in shp["eager_B"]["cuda"][1:]]
         jobs = first + extra + [j for j in eager if j not in first]
@@ -349,16 +416,32 @@ def iter_contrastive(device: torch.device, ceil: dict, quick: bool, smoke: bool 
         if time_left() <= 0:
             dtype = shape.pop("dtype")
             print(f"contrastive_loss {shape}: skipped (time budget spent)", file=sys.stderr)
-            yield {"op": "contrastive_loss", "mode": "fwd+bwd", "dtype": dtype, "shape": shape, "ms": None,
-                   "target": None, "skipped": "time budget spent", "achieved": "skipped"}
+            yield {
+                "op": "contrastive_loss",
+                "mode": "fwd+bwd",
+                "dtype": dtype,
+                "shape": shape,
+                "ms": None,
+                "target": None,
+                "skipped": "time budget spent",
+                "achieved": "skipped",
+            }
             continue
         try:
             yield job()
         except Exception as e:  # noqa: BLE001
             print(f"contrastive_loss {shape}: {type(e).__name__}: {e}", file=sys.stderr)
             dtype = shape.pop("dtype")
-            yield {"op": "contrastive_loss", "mode": "fwd+bwd", "dtype": dtype, "shape": shape, "ms": None,
-                   "target": None, "error": f"{type(e).__name__}: {str(e)[:500]}", "achieved": "failed"}
+            yield {
+                "op": "contrastive_loss",
+                "mode": "fwd+bwd",
+                "dtype": dtype,
+                "shape": shape,
+                "ms": None,
+                "target": None,
+                "error": f"{type(e).__name__}: {str(e)[:500]}",
+                "achieved": "failed",
+            }
         if device.type == "cuda":
             torch.cuda.empty_cache()
 
@@ -376,21 +459,34 @@ def _contrastive_vs_eager(device, B, M, N, D, dtype, smoke) -> dict:
     scope: dict = {}
     exec(textwrap.dedent(setup), scope)
     a, t, h = scope["a"], scope["t"], scope["h"]
-    fns = {"af2": lambda: contrastive_loss(a, t, logit_scale=10.0, hard_negatives=h).backward(),
-           "eager": lambda: R.contrastive_loss(a, t, logit_scale=10.0, hard_negatives=h).backward()}
+    fns = {
+        "af2": lambda: contrastive_loss(a, t, logit_scale=10.0, hard_negatives=h).backward(),
+        "eager": lambda: R.contrastive_loss(a, t, logit_scale=10.0, hard_negatives=h).backward(),
+    }
     reps = 1 if smoke or (device.type == "cpu" and B >= 4096) else 3
     ms = {n: time_ms(f, device, warmup=1, reps=reps) for n, f in fns.items()}
     if device.type == "cuda":
         mem = {n: round(cuda_peak_mb(f), 1) for n, f in fns.items()}
     else:
-        calls = {"af2": "contrastive_loss(a, t, logit_scale=10.0, hard_negatives=h).backward()",
-                 "eager": "R.contrastive_loss(a, t, logit_scale=10.0, hard_negatives=h).backward()"}
+        calls = {
+            "af2": "contrastive_loss(a, t, logit_scale=10.0, hard_negatives=h).backward()",
+            "eager": "R.contrastive_loss(a, t, logit_scale=10.0, hard_negatives=h).backward()",
+        }
         mem = {n: round(cpu_peak_mb(setup, c), 1) for n, c in calls.items()}  # one call: slow at this B
-    row = {"op": "contrastive_loss", "mode": "fwd+bwd", "dtype": str(dtype)[6:],
-           "shape": {"B": B, "M": M, "N": N, "D": D}, "ms": round(ms["af2"], 2),
-           "peak_mem_MB": mem["af2"], "baseline": "eager full logits", "baseline_ms": round(ms["eager"], 2),
-           "baseline_peak_mem_MB": mem["eager"], "ratio": round(ms["eager"] / ms["af2"], 2),
-           "target": 1.2, "memory_ratio": round(mem["eager"] / max(mem["af2"], 1e-9), 1)}
+    row = {
+        "op": "contrastive_loss",
+        "mode": "fwd+bwd",
+        "dtype": str(dtype)[6:],
+        "shape": {"B": B, "M": M, "N": N, "D": D},
+        "ms": round(ms["af2"], 2),
+        "peak_mem_MB": mem["af2"],
+        "baseline": "eager full logits",
+        "baseline_ms": round(ms["eager"], 2),
+        "baseline_peak_mem_MB": mem["eager"],
+        "ratio": round(ms["eager"] / ms["af2"], 2),
+        "target": 1.2,
+        "memory_ratio": round(mem["eager"] / max(mem["af2"], 1e-9), 1),
+    }
     tflops = _contrastive_flops(B, B, M, D) / ms["af2"] / 1e9
     row["achieved"] = f"{tflops:.1f} TFLOP/s; peak memory {mem['af2']:.0f} MB vs eager {mem['eager']:.0f} MB"
     if device.type == "cuda":
@@ -418,12 +514,20 @@ def infcl_results(device: torch.device, quick: bool, B: int = 65536, D: int = 51
     ours_fb = lambda: ours().backward()
     reps = 1 if smoke else (3 if quick else 5)
     ms = time_ms(ours_fb, device, warmup=1, reps=reps)
-    row = {"op": "contrastive_loss", "mode": "fwd+bwd", "dtype": str(dtype)[6:],
-           "shape": {"B": B, "M": 1, "N": 0, "D": D}, "ms": round(ms, 2),
-           "peak_mem_MB": round(cuda_peak_mb(ours_fb), 1) if device.type == "cuda" else None,
-           "baseline": None, "target": 1.0}
+    row = {
+        "op": "contrastive_loss",
+        "mode": "fwd+bwd",
+        "dtype": str(dtype)[6:],
+        "shape": {"B": B, "M": 1, "N": 0, "D": D},
+        "ms": round(ms, 2),
+        "peak_mem_MB": round(cuda_peak_mb(ours_fb), 1) if device.type == "cuda" else None,
+        "baseline": None,
+        "target": 1.0,
+    }
     if device.type == "cuda":
-        row["kernel"] = "tc" if _tc_path_applies(dtype, D) and os.environ.get("AF2_CONTRASTIVE_KERNEL") != "simt" else "simt"
+        row["kernel"] = (
+            "tc" if _tc_path_applies(dtype, D) and os.environ.get("AF2_CONTRASTIVE_KERNEL") != "simt" else "simt"
+        )
     tflops = _contrastive_flops(B, B, 1, D) / ms / 1e9
     row["achieved"] = f"{tflops:.1f} TFLOP/s (6 x 2 B^2 D flops)"
     if "bf16_matmul_TFLOPs" in (ceil := CEILINGS):
@@ -449,9 +553,13 @@ def infcl_results(device: torch.device, quick: bool, B: int = 65536, D: int = 51
         diff = abs(ours().item() - theirs().item())
     theirs_fb = lambda: theirs().backward()
     base = time_ms(theirs_fb, device, warmup=1, reps=reps)
-    row.update(baseline="inf_cl cal_inf_loss (symmetric: two calls; float32 Triton)", baseline_ms=round(base, 2),
-               baseline_peak_mem_MB=round(cuda_peak_mb(theirs_fb), 1), ratio=round(base / ms, 2),
-               loss_abs_diff_vs_baseline=diff)
+    row.update(
+        baseline="inf_cl cal_inf_loss (symmetric: two calls; float32 Triton)",
+        baseline_ms=round(base, 2),
+        baseline_peak_mem_MB=round(cuda_peak_mb(theirs_fb), 1),
+        ratio=round(base / ms, 2),
+        loss_abs_diff_vs_baseline=diff,
+    )
     return row
 
 
@@ -461,9 +569,15 @@ def contrastive_memory_probe(device: torch.device, B: int = 262144, D: int = 512
     process RSS growth (CPU)."""
     dtype = torch.bfloat16
     logits_mb = B * B * 4 / 2**20
-    row = {"op": "contrastive_loss", "mode": "fwd+bwd", "dtype": str(dtype)[6:],
-           "shape": {"B": B, "M": 1, "N": 0, "D": D}, "probe": "loss-side peak memory (eager would need B^2 logits)",
-           "baseline": None, "target": None}
+    row = {
+        "op": "contrastive_loss",
+        "mode": "fwd+bwd",
+        "dtype": str(dtype)[6:],
+        "shape": {"B": B, "M": 1, "N": 0, "D": D},
+        "probe": "loss-side peak memory (eager would need B^2 logits)",
+        "baseline": None,
+        "target": None,
+    }
     if device.type == "cuda":
         import torch.nn.functional as F
 
@@ -485,12 +599,15 @@ def contrastive_memory_probe(device: torch.device, B: int = 262144, D: int = 512
         row["ms"] = None
     row["peak_mem_MB"] = None if peak is None else round(peak, 1)
     inputs_mb = 2 * B * D * 2 / 2**20
-    row["achieved"] = (f"peak {row['peak_mem_MB']} MB over {inputs_mb:.0f} MB of inputs; one float32 B x B logits "
-                       f"matrix would be {logits_mb:.0f} MB")
+    row["achieved"] = (
+        f"peak {row['peak_mem_MB']} MB over {inputs_mb:.0f} MB of inputs; one float32 B x B logits "
+        f"matrix would be {logits_mb:.0f} MB"
+    )
     return row
 
 
 # ---- the whole model ------------------------------------------------------------------------
+
 
 def iter_model(device: torch.device, ceil: dict, quick: bool, smoke: bool = False):
     """af2-3b (--smoke: tiny) stage-1 training step fused vs eager, and 30-window batch-8
@@ -502,8 +619,7 @@ def iter_model(device: torch.device, ceil: dict, quick: bool, smoke: bool = Fals
 
 # ---- main -----------------------------------------------------------------------------------
 
-OPS = {"rope": rope_results, "media_attn": media_attn_results, "contrastive": iter_contrastive,
-       "model": iter_model}
+OPS = {"rope": rope_results, "media_attn": media_attn_results, "contrastive": iter_contrastive, "model": iter_model}
 SMOKE_OPS = {"contrastive", "model"}
 
 
@@ -512,8 +628,9 @@ def git_commit() -> str:
     if env:
         return env
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                              check=True).stdout.strip()
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
@@ -533,14 +650,20 @@ def device_name(device: torch.device) -> str:
 def _print_row(r: dict) -> None:
     shape = r["shape"].get("name") or ",".join(f"{k}{v}" for k, v in r["shape"].items() if k in ("B", "M", "N", "W"))
     fmt = lambda x, spec: "-" if x is None else format(x, spec)
-    print(f"{r['op']:<24}{r['mode']:<14}{r['dtype']:<10}{shape:<14}{fmt(r['ms'], '10.3f')}"
-          f"{str(r.get('baseline') or '-')[:20]:>22}{fmt(r.get('baseline_ms'), '10.3f')}{fmt(r.get('ratio'), '7.2f')}"
-          f"{str(r['target'])[:7]:>8}  {r['achieved']}", flush=True)
+    print(
+        f"{r['op']:<24}{r['mode']:<14}{r['dtype']:<10}{shape:<14}{fmt(r['ms'], '10.3f')}"
+        f"{str(r.get('baseline') or '-')[:20]:>22}{fmt(r.get('baseline_ms'), '10.3f')}{fmt(r.get('ratio'), '7.2f')}"
+        f"{str(r['target'])[:7]:>8}  {r['achieved']}",
+        flush=True,
+    )
 
 
 def _header() -> None:
-    print(f"{'op':<24}{'mode':<14}{'dtype':<10}{'shape':<14}{'ms':>10}{'baseline':>22}{'base ms':>10}{'ratio':>7}"
-          f"{'target':>8}  achieved", flush=True)
+    print(
+        f"{'op':<24}{'mode':<14}{'dtype':<10}{'shape':<14}{'ms':>10}{'baseline':>22}{'base ms':>10}{'ratio':>7}"
+        f"{'target':>8}  achieved",
+        flush=True,
+    )
 
 
 def results_path(out_dir: Path, name: str, today: str) -> Path:
@@ -569,15 +692,26 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     ap.add_argument("--quick", action="store_true", help="fewer repetitions")
     ap.add_argument("--note", default="", help="free text stored with the results (e.g. machine load)")
-    ap.add_argument("--smoke", action="store_true",
-                    help="tiny shapes and one repetition, to check that the script runs (contrastive and model only)")
-    ap.add_argument("--budget-s", type=float, default=None,
-                    help="seconds for the whole run: once spent, sections start no new measurement")
-    ap.add_argument("--into", default=None,
-                    help="results JSON to continue (created if absent) instead of a new file under --out: "
-                         "one file for sections run by separate processes (benchmarks/gpu_check.sh)")
-    ap.add_argument("--no-eager", action="store_true",
-                    help="media attention: leave out the (slow) eager twin and the memory probes")
+    ap.add_argument(
+        "--smoke",
+        action="store_true",
+        help="tiny shapes and one repetition, to check that the script runs (contrastive and model only)",
+    )
+    ap.add_argument(
+        "--budget-s",
+        type=float,
+        default=None,
+        help="seconds for the whole run: once spent, sections start no new measurement",
+    )
+    ap.add_argument(
+        "--into",
+        default=None,
+        help="results JSON to continue (created if absent) instead of a new file under --out: "
+        "one file for sections run by separate processes (benchmarks/gpu_check.sh)",
+    )
+    ap.add_argument(
+        "--no-eager", action="store_true", help="media attention: leave out the (slow) eager twin and the memory probes"
+    )
     args = ap.parse_args(argv)
     if args.smoke and not set(args.ops) <= SMOKE_OPS:
         ap.error(f"--smoke is implemented for --ops {' '.join(sorted(SMOKE_OPS))} only")
@@ -591,17 +725,29 @@ def main(argv=None) -> int:
     CEILINGS.update(ceil)
     name = device_name(device)
     today = dt.date.today().isoformat()
-    report = {"device": name, "torch": torch.__version__, "cuda": torch.version.cuda or "",
-              "commit": git_commit(), "date": today, "note": args.note + (" [smoke run]" if args.smoke else ""),
-              "build": info, "ceilings": ceil, "sections": list(args.ops), "sections_done": [], "results": []}
+    report = {
+        "device": name,
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda or "",
+        "commit": git_commit(),
+        "date": today,
+        "note": args.note + (" [smoke run]" if args.smoke else ""),
+        "build": info,
+        "ceilings": ceil,
+        "sections": list(args.ops),
+        "sections_done": [],
+        "results": [],
+    }
     if args.into:
         path = Path(args.into)
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.exists():
             report = json.loads(path.read_text())
             if report["device"] != name or report["commit"] != git_commit():
-                ap.error(f"--into {path}: it holds results of {report['device']} at {report['commit']}, "
-                         f"not {name} at {git_commit()}")
+                ap.error(
+                    f"--into {path}: it holds results of {report['device']} at {report['commit']}, "
+                    f"not {name} at {git_commit()}"
+                )
             report["sections"] += [op for op in args.ops if op not in report["sections"]]
     else:
         path = results_path(Path(args.out), name, today)
@@ -618,8 +764,18 @@ def main(argv=None) -> int:
                 _print_row(row)
         except Exception as e:  # noqa: BLE001  (a failing section is recorded; the next still runs)
             print(f"section {op} failed: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
-            results.append({"op": op, "mode": "section", "dtype": "-", "shape": {}, "ms": None, "target": None,
-                            "error": f"{type(e).__name__}: {str(e)[:1000]}", "achieved": "failed"})
+            results.append(
+                {
+                    "op": op,
+                    "mode": "section",
+                    "dtype": "-",
+                    "shape": {},
+                    "ms": None,
+                    "target": None,
+                    "error": f"{type(e).__name__}: {str(e)[:1000]}",
+                    "achieved": "failed",
+                }
+            )
             status = 1
         else:
             report["sections_done"].append(op)

@@ -5,6 +5,7 @@ CPU size: dim 512 (AF2 uses 2048, too slow for a 2-core benchmark), 8 heads x 64
 B = 4, Lq = 512, one audio of 576 tokens (9 windows) per sample, the last 2 windows padded.
 On a GPU: AF2's dim 2048 in bf16. Target (docs/design.md, GPU): block fwd+bwd >= 1.5x the eager block.
 """
+
 from __future__ import annotations
 
 import pytest

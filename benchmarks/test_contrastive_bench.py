@@ -4,6 +4,7 @@ Shapes (docs/design.md): M = 2 positives, N = 3 negatives, D = 512, B in {1024, 
 and the memory figures are measured by benchmarks/report.py). Target on the CPU: >= 1.2x eager
 speed and <= 1/10 of eager peak memory at B = 8192.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -36,7 +37,8 @@ def test_contrastive_loss(benchmark, B, dtype, impl):
         fn(a, t, logit_scale=10.0, hard_negatives=h).backward()
         sync(DEVICE)
 
-    benchmark.group = f"contrastive_loss B{B} M2 N3 D512 fwd+bwd {DEVICE.type}" + \
-        ("" if dtype == torch.float32 else f" {str(dtype)[6:]}")
+    benchmark.group = f"contrastive_loss B{B} M2 N3 D512 fwd+bwd {DEVICE.type}" + (
+        "" if dtype == torch.float32 else f" {str(dtype)[6:]}"
+    )
     benchmark.pedantic(run, warmup_rounds=1, rounds=3 if B <= 1024 else 1, iterations=1)
     record(benchmark.group, impl, benchmark, target=1.2)

@@ -6,6 +6,7 @@ A folder of 36 clips of 5-30 s in mixed formats (16 kHz mono WAV, 44.1 kHz stere
 mixdown, soxr resampling to 16 kHz, windowing, tokenising, labels, dynamic batching
 (max_windows=3, 12 windows per batch). Prints windows/s and audio-seconds/s.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -35,8 +36,9 @@ def folder(tmp_path_factory):
 
 
 def test_loader_windows_per_second(benchmark, folder):
-    loader = make_loader(folder / "manifest.jsonl", tiny_tokenizer(), max_windows=3, max_windows_per_batch=12,
-                         num_workers=2, seed=0)
+    loader = make_loader(
+        folder / "manifest.jsonl", tiny_tokenizer(), max_windows=3, max_windows_per_batch=12, num_workers=2, seed=0
+    )
     windows = sum(loader.sampler.counts)
     epoch = iter(range(1000))
 
@@ -49,7 +51,9 @@ def test_loader_windows_per_second(benchmark, folder):
     assert delivered == windows and not loader.report.skipped
     median = benchmark.stats.stats.median
     seconds = sum(min(30.0, sf.info(str(folder / r)).duration) for r in [f"{i}.{FORMATS[i % 3][0]}" for i in range(36)])
-    line = (f"af2.data loader: {windows / median:.1f} windows/s ({seconds / median:.0f} s of audio per s) "
-            f"with 2 workers; {windows} windows per epoch in {median:.2f} s")
+    line = (
+        f"af2.data loader: {windows / median:.1f} windows/s ({seconds / median:.0f} s of audio per s) "
+        f"with 2 workers; {windows} windows per epoch in {median:.2f} s"
+    )
     benchmark.extra_info["windows_per_second"] = windows / median
     print("\n" + line)

@@ -6,6 +6,7 @@ Targets (docs/design.md), CPU (fp32 and bf16, fwd and fwd+bwd): >= 1.3x SDPA wit
 memory and the fraction of the GEMM rate are measured by benchmarks/report.py, which also times
 the implementations in turns (the ratios here come from sequential runs).
 """
+
 from __future__ import annotations
 
 import pytest
@@ -25,8 +26,9 @@ IMPLS = ["af2", "eager", "sdpa_mask", "sdpa_nomask"]
 @pytest.mark.parametrize("shape", list(MEDIA_ATTN_SHAPES))
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: str(d)[6:])
 def test_media_cross_attention(benchmark, dtype, shape, mode, impl):
-    q, k, v, ks, ke, pad = media_attn_case(**MEDIA_ATTN_SHAPES[shape], device=DEVICE, dtype=dtype,
-                                           requires_grad=mode == "fwd+bwd")
+    q, k, v, ks, ke, pad = media_attn_case(
+        **MEDIA_ATTN_SHAPES[shape], device=DEVICE, dtype=dtype, requires_grad=mode == "fwd+bwd"
+    )
     fn = media_attn_impls(q, k, v, ks, ke, pad)[impl]
     g = torch.randn(q.shape, device=DEVICE, dtype=dtype)
 

@@ -10,6 +10,7 @@ AF-CLAP features (frozen in stage 1), isolating the part the fused ops touch. Si
 ``medium`` (HTSAT width 256, audio transformation 4 heads of 64, Qwen2 hidden 512 x 4 layers,
 xattn 8 heads of 64). Ratio = eager time / af2 time, printed at the end of the run.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -17,10 +18,10 @@ import torch
 
 from af2.data.tokens import tiny_tokenizer
 from af2.model import AF2Config, AudioFlamingo2
-from training.stages import random_lm_batch
 from af2.model.config import AudioTransformerConfig, CLAPConfig, XattnConfig
 from benchmarks.common import bench_device, sync
 from benchmarks.conftest import record
+from training.stages import random_lm_batch
 
 DEVICE = bench_device()
 
@@ -28,14 +29,25 @@ DEVICE = bench_device()
 def _medium() -> AF2Config:
     tiny = AF2Config.preset("tiny")
     audio = dict(tiny.clap.audio, patch_embeds_hidden_size=128, num_attention_heads=[4, 8], hidden_size=256)
-    llm = dict(tiny.llm, hidden_size=512, intermediate_size=1376, num_hidden_layers=4, num_attention_heads=8,
-               num_key_value_heads=2)
-    return AF2Config.preset("tiny", name="medium", clap=CLAPConfig(audio=audio, text=tiny.clap.text, joint_dim=64),
-                            audio_transformer=AudioTransformerConfig(heads=4, ffn_dim=1024, rotary_dim=32),
-                            xattn=XattnConfig(heads=8, dim_head=64), llm=llm)
+    llm = dict(
+        tiny.llm,
+        hidden_size=512,
+        intermediate_size=1376,
+        num_hidden_layers=4,
+        num_attention_heads=8,
+        num_key_value_heads=2,
+    )
+    return AF2Config.preset(
+        "tiny",
+        name="medium",
+        clap=CLAPConfig(audio=audio, text=tiny.clap.text, joint_dim=64),
+        audio_transformer=AudioTransformerConfig(heads=4, ffn_dim=1024, rotary_dim=32),
+        xattn=XattnConfig(heads=8, dim_head=64),
+        llm=llm,
+    )
 
 
-SIZES = {"tiny": (lambda: AF2Config.preset("tiny"), 2, 2, 32), "medium": (_medium, 4, 3, 64)}   # cfg, B, W, S
+SIZES = {"tiny": (lambda: AF2Config.preset("tiny"), 2, 2, 32), "medium": (_medium, 4, 3, 64)}  # cfg, B, W, S
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +65,7 @@ def _step_case(size: str, tokenizer):
             block.ff_gate.fill_(0.5)
     model.set_stage("pretrain")
     batch = random_lm_batch(model, B=B, W=W, S=S, device=DEVICE)
-    batch["audio_window_mask"][0, W - 1:] = False          # one padded window
+    batch["audio_window_mask"][0, W - 1 :] = False  # one padded window
     return model, batch
 
 
@@ -63,7 +75,7 @@ def _step_case(size: str, tokenizer):
 def test_stage1_train_step(benchmark, tokenizer, size, audio, impl):
     model, batch = _step_case(size, tokenizer)
     model.use_fused_ops(impl == "af2")
-    if audio == "dense":        # AF-CLAP is frozen in stage 1: its features can be computed once
+    if audio == "dense":  # AF-CLAP is frozen in stage 1: its features can be computed once
         with torch.no_grad():
             batch["dense_features"] = model.clap.dense_features(batch.pop("audio_windows"), batch["audio_window_mask"])
     params = model.trainable_parameters("pretrain")
@@ -87,8 +99,12 @@ def test_tiny_forward(benchmark, tokenizer):
 
     def run():
         with torch.no_grad():
-            model(input_ids=ids.to(DEVICE), attention_mask=mask.to(DEVICE), audio_windows=win.windows.to(DEVICE),
-                  audio_window_mask=win.mask.to(DEVICE))
+            model(
+                input_ids=ids.to(DEVICE),
+                attention_mask=mask.to(DEVICE),
+                audio_windows=win.windows.to(DEVICE),
+                audio_window_mask=win.mask.to(DEVICE),
+            )
         sync(DEVICE)
 
     benchmark.group = f"af2 tiny forward, one 10-s window {DEVICE.type}"

@@ -5,6 +5,7 @@ Shapes: the AF2 audio-transformer shape (B=8, S=1920 = 30 windows x 64 tokens, H
 rotary_dim=128) and a small one. Targets (docs/design.md): CPU fwd+bwd >= 3x eager; GPU bf16 >= 3x
 eager and >= 80% of the measured copy bandwidth (see benchmarks/report.py for the latter).
 """
+
 from __future__ import annotations
 
 import pytest

@@ -7,6 +7,7 @@ B=8 x 3 windows, 512 tokens, bf16).
 
 Run: pytest benchmarks/test_train_bench.py   (CPU: DS_ACCELERATOR=cpu, gloo, 1 process)
 """
+
 from __future__ import annotations
 
 import pytest
@@ -22,14 +23,33 @@ def _medium_overrides() -> dict:
     from af2.model.config import AudioTransformerConfig, CLAPConfig, XattnConfig, _htsat, _tiny
 
     tiny = _tiny()
-    audio = _htsat(patch_embeds_hidden_size=128, depths=[2, 2], num_attention_heads=[4, 8], hidden_size=256,
-                   patch_size=16, patch_stride=[16, 16], num_classes=8, drop_path_rate=0.0)
-    llm = dict(tiny.llm, hidden_size=1024, intermediate_size=2816, num_hidden_layers=8, num_attention_heads=16,
-               num_key_value_heads=4, max_position_embeddings=4096, rope_theta=1000000.0)
-    return dict(name="medium", clap=CLAPConfig(audio=audio, text=tiny.clap.text, joint_dim=64),
-                audio_transformer=AudioTransformerConfig(layers=3, heads=4, ffn_dim=1024, rotary_dim=32,
-                                                         rope_base=4096.0),
-                xattn=XattnConfig(heads=8, dim_head=64), llm=llm)
+    audio = _htsat(
+        patch_embeds_hidden_size=128,
+        depths=[2, 2],
+        num_attention_heads=[4, 8],
+        hidden_size=256,
+        patch_size=16,
+        patch_stride=[16, 16],
+        num_classes=8,
+        drop_path_rate=0.0,
+    )
+    llm = dict(
+        tiny.llm,
+        hidden_size=1024,
+        intermediate_size=2816,
+        num_hidden_layers=8,
+        num_attention_heads=16,
+        num_key_value_heads=4,
+        max_position_embeddings=4096,
+        rope_theta=1000000.0,
+    )
+    return dict(
+        name="medium",
+        clap=CLAPConfig(audio=audio, text=tiny.clap.text, joint_dim=64),
+        audio_transformer=AudioTransformerConfig(layers=3, heads=4, ffn_dim=1024, rotary_dim=32, rope_base=4096.0),
+        xattn=XattnConfig(heads=8, dim_head=64),
+        llm=llm,
+    )
 
 
 def _engine(size: str):
@@ -41,7 +61,7 @@ def _engine(size: str):
 
     setup_distributed()
     precision = "auto" if torch.cuda.is_available() else "fp32"  # bf16 on a GPU
-    cfg = merge(SCHEMA, {"deepspeed": {"precision": precision}, "train": {"max_steps": 10 ** 6}})
+    cfg = merge(SCHEMA, {"deepspeed": {"precision": precision}, "train": {"max_steps": 10**6}})
     if size == "medium":
         cfg["model"]["overrides"] = _medium_overrides()
     model = build_model(cfg)

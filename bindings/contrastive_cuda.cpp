@@ -16,7 +16,8 @@ namespace {
 void check(int rc, int64_t D) {
   TORCH_CHECK(rc != static_cast<int>(cudaErrorInvalidValue), "contrastive_loss: D = ", D,
               " is not supported on CUDA (at most 1024)");
-  TORCH_CHECK(rc == 0, "contrastive_loss: CUDA launch failed: ", cudaGetErrorString(static_cast<cudaError_t>(rc)));
+  TORCH_CHECK(rc == 0, "contrastive_loss: CUDA launch failed: ",
+              cudaGetErrorString(static_cast<cudaError_t>(rc)));
 }
 
 // AF2_CONTRASTIVE_KERNEL, read on every call so that one process can compare both paths: "tc"
@@ -26,7 +27,8 @@ bool tensor_cores_requested() {
   const char* env = std::getenv("AF2_CONTRASTIVE_KERNEL");
   if (env == nullptr || *env == '\0' || std::strcmp(env, "tc") == 0) return true;
   TORCH_CHECK_VALUE(std::strcmp(env, "simt") == 0,
-                    "contrastive_loss: AF2_CONTRASTIVE_KERNEL must be 'tc' or 'simt', got '", env, "'");
+                    "contrastive_loss: AF2_CONTRASTIVE_KERNEL must be 'tc' or 'simt', got '", env,
+                    "'");
   return false;
 }
 
@@ -36,7 +38,8 @@ struct CudaBackend {
     call.params.tensor_cores = tensor_cores_requested();
     call.scale = call.scale.to(call.audio.device(), call.acc).contiguous();
     call.params.scale_device = call.scale.const_data_ptr();
-    check(contrastive_forward_cuda(call.dtype, call.params, f, c10::cuda::getCurrentCUDAStream().stream()),
+    check(contrastive_forward_cuda(call.dtype, call.params, f,
+                                   c10::cuda::getCurrentCUDAStream().stream()),
           call.params.D);
   }
   static void backward(ContrastCall& call, const ContrastBackward& g) {
@@ -44,7 +47,8 @@ struct CudaBackend {
     call.params.tensor_cores = tensor_cores_requested();
     call.scale = call.scale.to(call.audio.device(), call.acc).contiguous();
     call.params.scale_device = call.scale.const_data_ptr();
-    check(contrastive_backward_cuda(call.dtype, call.params, g, c10::cuda::getCurrentCUDAStream().stream()),
+    check(contrastive_backward_cuda(call.dtype, call.params, g,
+                                    c10::cuda::getCurrentCUDAStream().stream()),
           call.params.D);
   }
 };

@@ -14,11 +14,16 @@ inline bool is_supported_float(c10::ScalarType t) {
 
 inline DType to_af2_dtype(c10::ScalarType t) {
   switch (t) {
-    case c10::kFloat: return DType::kFloat32;
-    case c10::kHalf: return DType::kFloat16;
-    case c10::kBFloat16: return DType::kBFloat16;
-    case c10::kDouble: return DType::kFloat64;
-    default: TORCH_CHECK_VALUE(false, "af2: unsupported dtype ", t);
+    case c10::kFloat:
+      return DType::kFloat32;
+    case c10::kHalf:
+      return DType::kFloat16;
+    case c10::kBFloat16:
+      return DType::kBFloat16;
+    case c10::kDouble:
+      return DType::kFloat64;
+    default:
+      TORCH_CHECK_VALUE(false, "af2: unsupported dtype ", t);
   }
 }
 

@@ -13,19 +13,24 @@
 
 namespace af2::bind {
 
-inline void check_gated_residual(const at::Tensor& x, const at::Tensor& y, const at::Tensor& gate, const char* xname) {
+inline void check_gated_residual(const at::Tensor& x, const at::Tensor& y, const at::Tensor& gate,
+                                 const char* xname) {
   const char* op = "gated_residual: ";
-  TORCH_CHECK_VALUE(is_supported_float(x.scalar_type()), op, xname, " must be float32, float16, bfloat16 or "
-                    "float64, got ", x.scalar_type(), " with sizes ", x.sizes());
-  TORCH_CHECK_VALUE(y.sizes() == x.sizes(), op, "y must have ", xname, "'s sizes ", x.sizes(), ", got ", y.sizes());
-  TORCH_CHECK_VALUE(y.scalar_type() == x.scalar_type(), op, "y has dtype ", y.scalar_type(), " but ", xname,
-                    " has ", x.scalar_type());
-  TORCH_CHECK_VALUE(y.device() == x.device(), op, "y is on ", y.device(), " but ", xname, " is on ", x.device());
+  TORCH_CHECK_VALUE(is_supported_float(x.scalar_type()), op, xname,
+                    " must be float32, float16, bfloat16 or "
+                    "float64, got ",
+                    x.scalar_type(), " with sizes ", x.sizes());
+  TORCH_CHECK_VALUE(y.sizes() == x.sizes(), op, "y must have ", xname, "'s sizes ", x.sizes(),
+                    ", got ", y.sizes());
+  TORCH_CHECK_VALUE(y.scalar_type() == x.scalar_type(), op, "y has dtype ", y.scalar_type(),
+                    " but ", xname, " has ", x.scalar_type());
+  TORCH_CHECK_VALUE(y.device() == x.device(), op, "y is on ", y.device(), " but ", xname, " is on ",
+                    x.device());
   TORCH_CHECK_VALUE(gate.numel() == 1, op, "gate must hold one element, got sizes ", gate.sizes());
   TORCH_CHECK_VALUE(is_supported_float(gate.scalar_type()), op, "gate must be a float tensor, got ",
                     gate.scalar_type());
-  TORCH_CHECK_VALUE(gate.device() == x.device() || gate.device().is_cpu(), op, "gate is on ", gate.device(),
-                    " but ", xname, " is on ", x.device());
+  TORCH_CHECK_VALUE(gate.device() == x.device() || gate.device().is_cpu(), op, "gate is on ",
+                    gate.device(), " but ", xname, " is on ", x.device());
 }
 
 // Backend: static forward(x, y, gate, out) and backward(grad, y, gate, grad_y) -> grad_gate.
@@ -39,7 +44,8 @@ at::Tensor gated_residual_op(const at::Tensor& x, const at::Tensor& y, const at:
 }
 
 template <typename Backend>
-std::tuple<at::Tensor, at::Tensor> gated_residual_backward_op(const at::Tensor& grad, const at::Tensor& y,
+std::tuple<at::Tensor, at::Tensor> gated_residual_backward_op(const at::Tensor& grad,
+                                                              const at::Tensor& y,
                                                               const at::Tensor& gate) {
   check_gated_residual(grad, y, gate, "grad");
   const at::Tensor gc = grad.contiguous(), yc = y.contiguous();

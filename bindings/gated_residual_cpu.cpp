@@ -9,14 +9,18 @@ namespace af2::bind {
 namespace {
 
 struct CpuBackend {
-  static void forward(const at::Tensor& x, const at::Tensor& y, const at::Tensor& gate, at::Tensor& out) {
-    gated_residual_forward_cpu(to_af2_dtype(x.scalar_type()), x.const_data_ptr(), y.const_data_ptr(),
-                               gate.item<double>(), out.mutable_data_ptr(), x.numel());
+  static void forward(const at::Tensor& x, const at::Tensor& y, const at::Tensor& gate,
+                      at::Tensor& out) {
+    gated_residual_forward_cpu(to_af2_dtype(x.scalar_type()), x.const_data_ptr(),
+                               y.const_data_ptr(), gate.item<double>(), out.mutable_data_ptr(),
+                               x.numel());
   }
-  static at::Tensor backward(const at::Tensor& grad, const at::Tensor& y, const at::Tensor& gate, at::Tensor& grad_y) {
+  static at::Tensor backward(const at::Tensor& grad, const at::Tensor& y, const at::Tensor& gate,
+                             at::Tensor& grad_y) {
     const double g = gate.item<double>(), t = std::tanh(g);
-    const double sum = gated_residual_backward_cpu(to_af2_dtype(grad.scalar_type()), grad.const_data_ptr(),
-                                                   y.const_data_ptr(), g, grad_y.mutable_data_ptr(), grad.numel());
+    const double sum =
+        gated_residual_backward_cpu(to_af2_dtype(grad.scalar_type()), grad.const_data_ptr(),
+                                    y.const_data_ptr(), g, grad_y.mutable_data_ptr(), grad.numel());
     return at::full({}, (1.0 - t * t) * sum, gate.options().dtype(at::kDouble));
   }
 };

@@ -11,25 +11,29 @@ namespace af2::bind {
 namespace {
 
 void check(int rc) {
-  TORCH_CHECK(rc == 0, "gated_residual: CUDA launch failed: ", cudaGetErrorString(static_cast<cudaError_t>(rc)));
+  TORCH_CHECK(rc == 0, "gated_residual: CUDA launch failed: ",
+              cudaGetErrorString(static_cast<cudaError_t>(rc)));
 }
 
 struct CudaBackend {
-  static void forward(const at::Tensor& x, const at::Tensor& y, const at::Tensor& gate, at::Tensor& out) {
+  static void forward(const at::Tensor& x, const at::Tensor& y, const at::Tensor& gate,
+                      at::Tensor& out) {
     const c10::cuda::CUDAGuard guard(x.device());
     const at::Tensor g = gate.to(x.device()).contiguous();
-    check(gated_residual_forward_cuda(to_af2_dtype(x.scalar_type()), x.const_data_ptr(), y.const_data_ptr(),
-                                      g.const_data_ptr(), to_af2_dtype(g.scalar_type()), out.mutable_data_ptr(),
+    check(gated_residual_forward_cuda(to_af2_dtype(x.scalar_type()), x.const_data_ptr(),
+                                      y.const_data_ptr(), g.const_data_ptr(),
+                                      to_af2_dtype(g.scalar_type()), out.mutable_data_ptr(),
                                       x.numel(), c10::cuda::getCurrentCUDAStream().stream()));
   }
-  static at::Tensor backward(const at::Tensor& grad, const at::Tensor& y, const at::Tensor& gate, at::Tensor& grad_y) {
+  static at::Tensor backward(const at::Tensor& grad, const at::Tensor& y, const at::Tensor& gate,
+                             at::Tensor& grad_y) {
     const c10::cuda::CUDAGuard guard(grad.device());
     const at::Tensor g = gate.to(grad.device()).contiguous();
     at::Tensor acc = at::zeros({}, grad.options().dtype(at::kDouble));
-    check(gated_residual_backward_cuda(to_af2_dtype(grad.scalar_type()), grad.const_data_ptr(), y.const_data_ptr(),
-                                       g.const_data_ptr(), to_af2_dtype(g.scalar_type()), grad_y.mutable_data_ptr(),
-                                       acc.mutable_data_ptr<double>(), grad.numel(),
-                                       c10::cuda::getCurrentCUDAStream().stream()));
+    check(gated_residual_backward_cuda(
+        to_af2_dtype(grad.scalar_type()), grad.const_data_ptr(), y.const_data_ptr(),
+        g.const_data_ptr(), to_af2_dtype(g.scalar_type()), grad_y.mutable_data_ptr(),
+        acc.mutable_data_ptr<double>(), grad.numel(), c10::cuda::getCurrentCUDAStream().stream()));
     return acc.to(gate.device());
   }
 };

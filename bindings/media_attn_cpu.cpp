@@ -11,9 +11,11 @@ void check_ranges(const MediaAttnCall& call) {
   const auto& p = call.params;
   for (int64_t i = 0; i < p.B * p.Lq; ++i) {
     const int64_t s = p.key_start[i], e = p.key_end[i];
-    TORCH_CHECK_VALUE(s >= 0 && e <= p.Lk && s <= e, "media_cross_attention: key ranges must satisfy "
-                      "0 <= key_start <= key_end <= Lk = ", p.Lk, ", got key_start[", i / p.Lq, ", ", i % p.Lq,
-                      "] = ", s, " and key_end[", i / p.Lq, ", ", i % p.Lq, "] = ", e, " (key_start sizes ",
+    TORCH_CHECK_VALUE(s >= 0 && e <= p.Lk && s <= e,
+                      "media_cross_attention: key ranges must satisfy "
+                      "0 <= key_start <= key_end <= Lk = ",
+                      p.Lk, ", got key_start[", i / p.Lq, ", ", i % p.Lq, "] = ", s,
+                      " and key_end[", i / p.Lq, ", ", i % p.Lq, "] = ", e, " (key_start sizes ",
                       call.key_start.sizes(), ")");
   }
 }

@@ -81,14 +81,19 @@ PYBIND11_MODULE(_C, m) {
 
   // The CPU kernel variant (csrc/cpu/dispatch.h); af2.build_info() reports these.
   m.def("_cpu_isa", &af2::cpu::active_variant,
-        "The CPU kernel variant in use (RuntimeError: AF2_CPU_ISA unusable, or no variant runs here)");
+        "The CPU kernel variant in use (RuntimeError: AF2_CPU_ISA unusable, or no variant runs "
+        "here)");
   m.def("_set_cpu_isa", &af2::cpu::force_variant, py::arg("name"),
-        "Use CPU kernel variant `name` from now on ('' = the automatic choice); ValueError if it cannot run");
-  m.def("_cpu_isas", &af2::cpu::compiled_variants, "The CPU kernel variants compiled in, lowest first");
-  m.def("_cpu_isas_runnable", &af2::cpu::runnable_variants, "The compiled variants this CPU/OS can run");
+        "Use CPU kernel variant `name` from now on ('' = the automatic choice); ValueError if it "
+        "cannot run");
+  m.def("_cpu_isas", &af2::cpu::compiled_variants,
+        "The CPU kernel variants compiled in, lowest first");
+  m.def("_cpu_isas_runnable", &af2::cpu::runnable_variants,
+        "The compiled variants this CPU/OS can run");
   m.def("_cpu_isa_vector_isa", &af2::cpu::variant_vector_isa, py::arg("name"),
         "What a variant was compiled for (avx2, avx512, avx512+bf16, ...)");
   m.def("_cpu_isa_float16_native", &af2::cpu::variant_float16_native, py::arg("name"),
         "Whether a variant converts fp16 in hardware");
-  m.def("_cpu_features", &af2::cpu::cpu_features, "Vector features of the running CPU that the OS enables");
+  m.def("_cpu_features", &af2::cpu::cpu_features,
+        "Vector features of the running CPU that the OS enables");
 }

@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "bindings/output_alloc.h"
 #include "bindings/dtype.h"
+#include "bindings/output_alloc.h"
 #include "rope/rope.h"
 
 namespace af2::bind {
@@ -40,21 +40,27 @@ inline RopeCall make_rope_call(const std::vector<std::pair<at::Tensor, const cha
   const int64_t B = x0.size(0), S = x0.size(1), D = x0.size(3);
   for (size_t k = 1; k < xs.size(); ++k) {
     const at::Tensor& x = xs[k].first;
-    TORCH_CHECK_VALUE(x.size(0) == B && x.size(1) == S && x.size(3) == D, "rope_windowed_qk: ",
-                      xs[k].second, " must share B, S and D with ", xs[0].second, ", got ",
-                      x.sizes(), " and ", x0.sizes());
+    TORCH_CHECK_VALUE(x.size(0) == B && x.size(1) == S && x.size(3) == D,
+                      "rope_windowed_qk: ", xs[k].second, " must share B, S and D with ",
+                      xs[0].second, ", got ", x.sizes(), " and ", x0.sizes());
     TORCH_CHECK_VALUE(x.scalar_type() == x0.scalar_type(), "rope_windowed_qk: ", xs[k].second,
-                      " has dtype ", x.scalar_type(), " but ", xs[0].second, " has ", x0.scalar_type());
+                      " has dtype ", x.scalar_type(), " but ", xs[0].second, " has ",
+                      x0.scalar_type());
     TORCH_CHECK_VALUE(x.device() == x0.device(), "rope_windowed_qk: ", xs[k].second, " is on ",
                       x.device(), " but ", xs[0].second, " is on ", x0.device());
   }
-  TORCH_CHECK_VALUE(window_size > 0, "rope_windowed: window_size must be positive, got ", window_size);
-  TORCH_CHECK_VALUE(S % window_size == 0, "rope_windowed: S must be a multiple of window_size, got S = ",
-                    S, " (", xs[0].second, " sizes ", x0.sizes(), ") and window_size = ", window_size);
-  TORCH_CHECK_VALUE(rotary_dim > 0 && rotary_dim % 2 == 0, "rope_windowed: rotary_dim must be even and "
-                    "positive, got rotary_dim = ", rotary_dim, " (D = ", D, ")");
-  TORCH_CHECK_VALUE(rotary_dim <= D, "rope_windowed: rotary_dim must be <= D, got rotary_dim = ",
-                    rotary_dim, " and D = ", D, " (", xs[0].second, " sizes ", x0.sizes(), ")");
+  TORCH_CHECK_VALUE(window_size > 0, "rope_windowed: window_size must be positive, got ",
+                    window_size);
+  TORCH_CHECK_VALUE(S % window_size == 0,
+                    "rope_windowed: S must be a multiple of window_size, got S = ", S, " (",
+                    xs[0].second, " sizes ", x0.sizes(), ") and window_size = ", window_size);
+  TORCH_CHECK_VALUE(rotary_dim > 0 && rotary_dim % 2 == 0,
+                    "rope_windowed: rotary_dim must be even and "
+                    "positive, got rotary_dim = ",
+                    rotary_dim, " (D = ", D, ")");
+  TORCH_CHECK_VALUE(rotary_dim <= D,
+                    "rope_windowed: rotary_dim must be <= D, got rotary_dim = ", rotary_dim,
+                    " and D = ", D, " (", xs[0].second, " sizes ", x0.sizes(), ")");
   TORCH_CHECK_VALUE(base > 0.0, "rope_windowed: base must be positive, got ", base);
   const int64_t W = S / window_size;
 
@@ -63,18 +69,21 @@ inline RopeCall make_rope_call(const std::vector<std::pair<at::Tensor, const cha
   if (window_offsets.has_value()) {
     const at::Tensor& off = *window_offsets;
     TORCH_CHECK_VALUE(off.scalar_type() == at::kInt || off.scalar_type() == at::kLong,
-                      "rope_windowed: window_offsets must be int32 or int64, got ", off.scalar_type(),
-                      " with sizes ", off.sizes());
+                      "rope_windowed: window_offsets must be int32 or int64, got ",
+                      off.scalar_type(), " with sizes ", off.sizes());
     TORCH_CHECK_VALUE(off.dim() == 2 && off.size(0) == B && off.size(1) == W,
-                      "rope_windowed: window_offsets must be (B, W) = (", B, ", ", W, "), got sizes ",
-                      off.sizes());
-    TORCH_CHECK_VALUE(off.device() == x0.device(), "rope_windowed: window_offsets is on ", off.device(),
-                      " but ", xs[0].second, " is on ", x0.device());
+                      "rope_windowed: window_offsets must be (B, W) = (", B, ", ", W,
+                      "), got sizes ", off.sizes());
+    TORCH_CHECK_VALUE(off.device() == x0.device(), "rope_windowed: window_offsets is on ",
+                      off.device(), " but ", xs[0].second, " is on ", x0.device());
     call.offsets = off.contiguous();
   }
   RopeParams& p = call.params;
-  p.B = B; p.S = S; p.D = D;
-  p.window_size = window_size; p.num_windows = W;
+  p.B = B;
+  p.S = S;
+  p.D = D;
+  p.window_size = window_size;
+  p.num_windows = W;
   p.window_offsets = call.offsets.defined() ? call.offsets.const_data_ptr() : nullptr;
   p.offsets_int64 = call.offsets.defined() && call.offsets.scalar_type() == at::kLong;
   p.base = base;
@@ -94,7 +103,8 @@ inline std::vector<RopeTensor> rope_tensors(const RopeCall& call) {
     const at::Tensor& in = call.inputs[k];
     const at::Tensor& out = call.outputs[k];
     ts.push_back(RopeTensor{in.const_data_ptr(), out.mutable_data_ptr(), in.size(2), in.stride(0),
-                            in.stride(1), in.stride(2), out.stride(0), out.stride(1), out.stride(2)});
+                            in.stride(1), in.stride(2), out.stride(0), out.stride(1),
+                            out.stride(2)});
   }
   return ts;
 }
@@ -104,23 +114,28 @@ inline std::vector<RopeTensor> rope_tensors(const RopeCall& call) {
 inline void check_position_code(int rc, const RopeCall& call) {
   if (rc == 0) return;
   if (!call.offsets.defined()) {
-    TORCH_CHECK_VALUE(false, "rope_windowed: positions must stay below 2^24 (exact in float32); S = ",
+    TORCH_CHECK_VALUE(false,
+                      "rope_windowed: positions must stay below 2^24 (exact in float32); S = ",
                       call.params.S, " gives a larger one");
   }
   const auto [lo, hi] = at::aminmax(call.offsets);
   TORCH_CHECK_VALUE(rc != 1, "rope_windowed: window_offsets must be >= 0, got ", lo.item<int64_t>(),
                     " (window_offsets sizes ", call.offsets.sizes(), ")");
-  TORCH_CHECK_VALUE(false, "rope_windowed: positions must stay below 2^24 (exact in float32); window_offsets "
-                    "holds ", hi.item<int64_t>(), " (sizes ", call.offsets.sizes(), "), which with window_size = ",
-                    call.params.window_size, " gives a larger one");
+  TORCH_CHECK_VALUE(
+      false,
+      "rope_windowed: positions must stay below 2^24 (exact in float32); window_offsets "
+      "holds ",
+      hi.item<int64_t>(), " (sizes ", call.offsets.sizes(),
+      "), which with window_size = ", call.params.window_size, " gives a larger one");
 }
 
 // The two op entry points, parameterised by the backend's runner (CPU or CUDA).
 template <void (*Run)(const RopeCall&)>
 at::Tensor rope_windowed_op(const at::Tensor& x, int64_t window_size,
-                            const std::optional<at::Tensor>& offsets, double base, int64_t rotary_dim,
-                            bool interleaved, bool inverse) {
-  RopeCall call = make_rope_call({{x, "x"}}, window_size, offsets, base, rotary_dim, interleaved, inverse);
+                            const std::optional<at::Tensor>& offsets, double base,
+                            int64_t rotary_dim, bool interleaved, bool inverse) {
+  RopeCall call =
+      make_rope_call({{x, "x"}}, window_size, offsets, base, rotary_dim, interleaved, inverse);
   Run(call);
   return call.outputs[0];
 }
@@ -129,10 +144,10 @@ template <void (*Run)(const RopeCall&)>
 std::tuple<at::Tensor, at::Tensor> rope_windowed_qk_op(const at::Tensor& q, const at::Tensor& k,
                                                        int64_t window_size,
                                                        const std::optional<at::Tensor>& offsets,
-                                                       double base, int64_t rotary_dim, bool interleaved,
-                                                       bool inverse) {
-  RopeCall call =
-      make_rope_call({{q, "q"}, {k, "k"}}, window_size, offsets, base, rotary_dim, interleaved, inverse);
+                                                       double base, int64_t rotary_dim,
+                                                       bool interleaved, bool inverse) {
+  RopeCall call = make_rope_call({{q, "q"}, {k, "k"}}, window_size, offsets, base, rotary_dim,
+                                 interleaved, inverse);
   Run(call);
   return {call.outputs[0], call.outputs[1]};
 }

@@ -11,8 +11,8 @@
 // memory-safe (positions only form angles, never addresses). FakeTensor / meta tracing never
 // reaches this code (register_fake in af2/ops/rope.py), so torch.compile traces without it and
 // runs it, like every eager call, when the compiled graph executes outside a capture.
-#include <c10/cuda/CUDAStream.h>
 #include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
 #include <cuda_runtime.h>
 #include <torch/library.h>
 
@@ -29,7 +29,8 @@ void check_positions_cuda(const RopeCall& call, cudaStream_t stream) {
   if (call.offsets.numel() == 0) return;
   cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
   const cudaError_t err = cudaStreamIsCapturing(stream, &capture);
-  TORCH_CHECK(err == cudaSuccess, "rope_windowed: cudaStreamIsCapturing failed: ", cudaGetErrorString(err));
+  TORCH_CHECK(err == cudaSuccess,
+              "rope_windowed: cudaStreamIsCapturing failed: ", cudaGetErrorString(err));
   if (capture != cudaStreamCaptureStatusNone) return;  // no sync allowed inside a capture
   const auto [lo, hi] = at::aminmax(call.offsets);
   const at::Tensor range = at::stack({lo, hi}).to(at::kLong).cpu();  // one device-to-host copy
@@ -42,8 +43,10 @@ void run_cuda(const RopeCall& call) {
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream().stream();
   check_positions_cuda(call, stream);
   const auto ts = rope_tensors(call);
-  const int rc = rope_windowed_cuda(call.dtype, call.params, ts.data(), static_cast<int>(ts.size()), stream);
-  TORCH_CHECK(rc == 0, "rope_windowed: CUDA launch failed: ", cudaGetErrorString(static_cast<cudaError_t>(rc)));
+  const int rc =
+      rope_windowed_cuda(call.dtype, call.params, ts.data(), static_cast<int>(ts.size()), stream);
+  TORCH_CHECK(rc == 0, "rope_windowed: CUDA launch failed: ",
+              cudaGetErrorString(static_cast<cudaError_t>(rc)));
 }
 
 }  // namespace

@@ -1,4 +1,5 @@
 """Shared test fixtures: devices to run on, per-dtype tolerances, and a report section."""
+
 from __future__ import annotations
 
 import os

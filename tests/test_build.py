@@ -1,4 +1,5 @@
 """af2.build_info(), `python -m af2 info`, and the torch-version guard on import."""
+
 from __future__ import annotations
 
 import json
@@ -52,9 +53,11 @@ def test_static_libstdcxx_core_is_refused():
 def test_op_errors_reach_python():
     """An op's argument error arrives as a Python ValueError (a core with a static libstdc++
     crashed here: seen on a GPU image whose g++ linked it statically)."""
-    code = ("import torch, af2\nfrom af2.ops import rope_windowed\n"
-            "try:\n    rope_windowed(torch.randn(2, 8, 2, 8), window_size=3)\n"
-            "except ValueError as e:\n    print('caught', e)\n")
+    code = (
+        "import torch, af2\nfrom af2.ops import rope_windowed\n"
+        "try:\n    rope_windowed(torch.randn(2, 8, 2, 8), window_size=3)\n"
+        "except ValueError as e:\n    print('caught', e)\n"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "caught rope_windowed: S must be a multiple of window_size" in proc.stdout
@@ -67,8 +70,9 @@ CPU_VARIANTS = {"avx2", "avx512", "native", "custom", "generic"}
 def _run_python(code: str, **env) -> subprocess.CompletedProcess:
     import os
 
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env={**os.environ, **env}, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, **env}, timeout=120
+    )
 
 
 def test_build_info_cpu_isa_keys():
@@ -80,8 +84,9 @@ def test_build_info_cpu_isa_keys():
     assert info["cpu_isa_error"] == "" and info["cpu_isa"] in info["cpu_isas_runnable"]
     assert set(info["cpu_isas_runnable"]) <= set(info["cpu_isas"])
     assert info["cpu_isa"] == info["cpu_isas_runnable"][-1]  # the automatic choice is the highest
-    assert info["cpu_isa_ops"] == {op: info["cpu_isa"] for op in
-                                   ("rope_windowed", "media_cross_attention", "gated_residual", "contrastive_loss")}
+    assert info["cpu_isa_ops"] == {
+        op: info["cpu_isa"] for op in ("rope_windowed", "media_cross_attention", "gated_residual", "contrastive_loss")
+    }
     assert info["vector_isa"] in ("avx512+bf16", "avx512", "avx2", "avx", "sse4.2", "sse2", "sve", "neon", "scalar")
     if info["cpu_isa"] == "avx2":
         assert info["vector_isa"] == "avx2" and info["float16_native"]
@@ -91,11 +96,13 @@ def test_build_info_cpu_isa_keys():
     if " avx2 " in flags:
         assert "avx2" in info["cpu_features"].split()
     if "avx2" in info["cpu_isas"]:
-        assert ("avx2" in info["cpu_isas_runnable"]) == ({"avx2", "fma", "f16c", "bmi2", "movbe"}
-                                                         <= set(info["cpu_features"].split()))
+        assert ("avx2" in info["cpu_isas_runnable"]) == (
+            {"avx2", "fma", "f16c", "bmi2", "movbe"} <= set(info["cpu_features"].split())
+        )
     if "avx512" in info["cpu_isas"]:
-        assert ("avx512" in info["cpu_isas_runnable"]) == ({"avx512f", "avx512bw", "avx512dq", "avx512vl"}
-                                                           <= set(info["cpu_features"].split()))
+        assert ("avx512" in info["cpu_isas_runnable"]) == (
+            {"avx512f", "avx512bw", "avx512dq", "avx512vl"} <= set(info["cpu_features"].split())
+        )
 
 
 def test_cpu_isa_context_switches_and_restores():
@@ -117,9 +124,11 @@ def test_cpu_isa_context_switches_and_restores():
 
 
 def test_cpu_isa_environment_variable_forces_a_variant():
-    code = ("import torch, af2\nfrom af2.ops import gated_residual\n"
-            "print(af2.build_info()['cpu_isa'])\n"
-            "print(float(gated_residual(torch.ones(3), torch.ones(3), torch.tensor(0.5))[0]))\n")
+    code = (
+        "import torch, af2\nfrom af2.ops import gated_residual\n"
+        "print(af2.build_info()['cpu_isa'])\n"
+        "print(float(gated_residual(torch.ones(3), torch.ones(3), torch.tensor(0.5))[0]))\n"
+    )
     for isa in af2.build_info()["cpu_isas_runnable"]:
         proc = _run_python(code, AF2_CPU_ISA=isa)
         assert proc.returncode == 0, proc.stderr[-2000:]
@@ -128,10 +137,12 @@ def test_cpu_isa_environment_variable_forces_a_variant():
 
 
 def test_bad_cpu_isa_environment_variable_is_named():
-    code = ("import torch, af2\nfrom af2.ops import gated_residual\ninfo = af2.build_info()\n"
-            "print(repr(info['cpu_isa']), info['cpu_isa_error'])\n"
-            "try:\n    gated_residual(torch.ones(3), torch.ones(3), torch.tensor(0.5))\n"
-            "except RuntimeError as e:\n    print('caught', e)\n")
+    code = (
+        "import torch, af2\nfrom af2.ops import gated_residual\ninfo = af2.build_info()\n"
+        "print(repr(info['cpu_isa']), info['cpu_isa_error'])\n"
+        "try:\n    gated_residual(torch.ones(3), torch.ones(3), torch.tensor(0.5))\n"
+        "except RuntimeError as e:\n    print('caught', e)\n"
+    )
     proc = _run_python(code, AF2_CPU_ISA="avx3")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "'' AF2_CPU_ISA=avx3 is not a CPU variant of this build of af2 (compiled: " in proc.stdout
@@ -151,12 +162,13 @@ def _functions_using(registers: str) -> set:
 
     if shutil.which("objdump") is None:
         pytest.skip("objdump not found")
-    asm = subprocess.run(["objdump", "-d", "--no-show-raw-insn", _C.__file__], capture_output=True, text=True,
-                         check=True).stdout
+    asm = subprocess.run(
+        ["objdump", "-d", "--no-show-raw-insn", _C.__file__], capture_output=True, text=True, check=True
+    ).stdout
     found, fn, pattern = set(), None, re.compile(registers)
     for line in asm.splitlines():
         if line.endswith(">:"):
-            fn = line[line.index("<") + 1:-2]
+            fn = line[line.index("<") + 1 : -2]
         elif fn is not None and pattern.search(line):
             found.add(fn)
     return found
@@ -170,8 +182,7 @@ def _local_symbols() -> set:
 
     if shutil.which("nm") is None:
         pytest.skip("nm not found")
-    out = subprocess.run(["nm", "-P", "--defined-only", _C.__file__], capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run(["nm", "-P", "--defined-only", _C.__file__], capture_output=True, text=True, check=True).stdout
     return {parts[0] for parts in (line.split() for line in out.splitlines()) if len(parts) > 1 and parts[1] == "t"}
 
 

@@ -3,6 +3,7 @@
 The .cu files are torch-free, so this runs on machines with a CUDA toolkit and no GPU. The
 registers and stack of every kernel are printed in the 'af2 report' section.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -93,11 +94,26 @@ def test_nvcc_compiles_without_spills(cu, arch, tmp_path):
     if nvcc is None:
         pytest.skip("nvcc not found")
     if cutlass_include() is None and "cute/" in cu.read_text() + "".join(
-            p.read_text() for p in cu.parent.glob("*.cuh")):
+        p.read_text() for p in cu.parent.glob("*.cuh")
+    ):
         pytest.fail("CUTLASS/CuTe headers not found: pip install --no-deps nvidia-cutlass")
-    cmd = [nvcc, "-std=c++17", "-O3", "-lineinfo", "--expt-relaxed-constexpr", "-DAF2_WITH_CUDA",
-           *[f"-I{d}" for d in _include_dirs()], "-gencode", ARCHS[arch], "-Xptxas", "-v",
-           "-c", str(cu), "-o", str(tmp_path / "k.o")]
+    cmd = [
+        nvcc,
+        "-std=c++17",
+        "-O3",
+        "-lineinfo",
+        "--expt-relaxed-constexpr",
+        "-DAF2_WITH_CUDA",
+        *[f"-I{d}" for d in _include_dirs()],
+        "-gencode",
+        ARCHS[arch],
+        "-Xptxas",
+        "-v",
+        "-c",
+        str(cu),
+        "-o",
+        str(tmp_path / "k.o"),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     assert proc.returncode == 0, f"nvcc failed for {cu} ({arch}):\n{proc.stderr[-6000:]}"
     kernels = parse_ptxas(proc.stderr)
@@ -105,8 +121,13 @@ def test_nvcc_compiles_without_spills(cu, arch, tmp_path):
     names = _demangle([k["name"] for k in kernels])
     for k, name in zip(kernels, names):
         short = re.sub(r"\(.*\)$", "", name.replace("af2::(anonymous namespace)::", ""))
-        report(f"{cu.relative_to(ROOT)} {arch}: {short}: {k['registers']} registers, "
-               f"{k['stack']} B stack, {k['spill_stores']}/{k['spill_loads']} B spill st/ld")
-    spilled = [(n, k["spill_stores"], k["spill_loads"]) for k, n in zip(kernels, names)
-               if k["spill_stores"] or k["spill_loads"]]
+        report(
+            f"{cu.relative_to(ROOT)} {arch}: {short}: {k['registers']} registers, "
+            f"{k['stack']} B stack, {k['spill_stores']}/{k['spill_loads']} B spill st/ld"
+        )
+    spilled = [
+        (n, k["spill_stores"], k["spill_loads"])
+        for k, n in zip(kernels, names)
+        if k["spill_stores"] or k["spill_loads"]
+    ]
     assert not spilled, f"register spills in {cu} ({arch}): {spilled}"

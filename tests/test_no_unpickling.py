@@ -2,6 +2,7 @@
 ``weights_only=True``; no ``pickle``/``dill``/``cloudpickle``/``joblib``/``shelve``/``marshal``
 loader, ``np.load(allow_pickle=True)``, ``pandas.read_pickle``, ``torch.jit.load``, or
 ``yaml.load``/``yaml.unsafe_load`` (``yaml.safe_load`` is the YAML reader)."""
+
 from __future__ import annotations
 
 import ast
@@ -69,9 +70,11 @@ def violations(source: str, where: str) -> tuple[list[str], int]:
                 found.append(f"{at} (torch.load without a literal weights_only=True)")
         elif head.split(".")[0] in PICKLERS and last in LOADERS:
             found.append(f"{at} (unpickles)")
-        elif name in ("numpy.load", "numpy.lib.npyio.load") and not (
-                isinstance(kw.get("allow_pickle"), ast.Constant) and kw["allow_pickle"].value is False) \
-                and "allow_pickle" in kw:
+        elif (
+            name in ("numpy.load", "numpy.lib.npyio.load")
+            and not (isinstance(kw.get("allow_pickle"), ast.Constant) and kw["allow_pickle"].value is False)
+            and "allow_pickle" in kw
+        ):
             found.append(f"{at} (np.load with allow_pickle not False)")
         elif name in ("pandas.read_pickle", "torch.jit.load", "yaml.load", "yaml.unsafe_load", "yaml.full_load"):
             found.append(f"{at} (runs or unpickles code)")
@@ -79,13 +82,29 @@ def violations(source: str, where: str) -> tuple[list[str], int]:
 
 
 def test_the_scanner_catches_each_unsafe_form():
-    source = "\n".join([
-        "import torch", "import torch as th", "from torch import load", "import pickle", "import numpy as np",
-        "import yaml", "from pickle import loads", "import dill",
-        "torch.load('a')", "th.load('a', weights_only=False)", "load('a')", "torch.load('a', weights_only=flag)",
-        "pickle.load(f)", "np.load('a', allow_pickle=True)", "yaml.load(s)", "torch.jit.load('m')",
-        "torch.load('ok', weights_only=True)", "np.load('ok')", "yaml.safe_load(s)",
-    ])
+    source = "\n".join(
+        [
+            "import torch",
+            "import torch as th",
+            "from torch import load",
+            "import pickle",
+            "import numpy as np",
+            "import yaml",
+            "from pickle import loads",
+            "import dill",
+            "torch.load('a')",
+            "th.load('a', weights_only=False)",
+            "load('a')",
+            "torch.load('a', weights_only=flag)",
+            "pickle.load(f)",
+            "np.load('a', allow_pickle=True)",
+            "yaml.load(s)",
+            "torch.jit.load('m')",
+            "torch.load('ok', weights_only=True)",
+            "np.load('ok')",
+            "yaml.safe_load(s)",
+        ]
+    )
     found, safe = violations(source, "x.py")
     lines = sorted(int(f.split(":")[1]) for f in found)
     assert lines == [7, 8, 9, 10, 11, 12, 13, 14, 15, 16], found

@@ -2,6 +2,7 @@
 core may load into, and pyproject.toml's extras against af2/_deps.py. Missing packages and a
 missing or refused core are simulated (sys.modules entries set to None, a patched torch
 version) in subprocesses: nothing is uninstalled or rebuilt."""
+
 from __future__ import annotations
 
 import subprocess
@@ -18,8 +19,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _python(code: str, prefix: str = "") -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", prefix + textwrap.dedent(code)], cwd=ROOT, capture_output=True,
-                          text=True, timeout=180)
+    return subprocess.run(
+        [sys.executable, "-c", prefix + textwrap.dedent(code)], cwd=ROOT, capture_output=True, text=True, timeout=180
+    )
 
 
 def _ok(code: str, prefix: str = "") -> str:
@@ -30,6 +32,7 @@ def _ok(code: str, prefix: str = "") -> str:
 
 
 # ---- the compiled core loads lazily ----
+
 
 def test_pure_python_parts_do_not_load_the_core():
     out = _ok("""
@@ -55,13 +58,18 @@ _BLOCK_META = "import sys; sys.modules['af2._build_meta'] = None\n"
 _OTHER_TORCH = "import torch; torch.__version__ = '2.99.0+cpu'\n"
 
 
-@pytest.mark.parametrize("setup, cause", [
-    (_BLOCK_CORE, "af2's compiled core failed to load"),
-    (_BLOCK_META, "af2's compiled core (af2._C) has not been built"),
-    (_OTHER_TORCH, "but torch 2.99.0+cpu is installed (torch 2.99.0 is not the release it was built against"),
-])
+@pytest.mark.parametrize(
+    "setup, cause",
+    [
+        (_BLOCK_CORE, "af2's compiled core failed to load"),
+        (_BLOCK_META, "af2's compiled core (af2._C) has not been built"),
+        (_OTHER_TORCH, "but torch 2.99.0+cpu is installed (torch 2.99.0 is not the release it was built against"),
+    ],
+)
 def test_core_that_cannot_load_names_cause_and_remedy_and_pure_parts_work(setup, cause):
-    out = _ok(prefix=setup, code="""
+    out = _ok(
+        prefix=setup,
+        code="""
         try:
             import af2.ops
         except ImportError as e:
@@ -74,7 +82,8 @@ def test_core_that_cannot_load_names_cause_and_remedy_and_pure_parts_work(setup,
         x = torch.ones(2, 3)
         assert torch.equal(reference.gated_residual(x, x, torch.zeros(1)), x)
         print("PURE", normalize("  The Dog. "), parse_json('{"a": 1}')[0])
-    """)
+    """,
+    )
     error = next(line for line in out.splitlines() if line.startswith("ERROR"))
     assert cause in error
     assert "pip install --no-build-isolation --force-reinstall --no-deps" in error
@@ -83,13 +92,16 @@ def test_core_that_cannot_load_names_cause_and_remedy_and_pure_parts_work(setup,
 
 
 def test_build_info_on_an_unloadable_core_raises_the_same_error():
-    out = _ok(prefix=_BLOCK_CORE, code="""
+    out = _ok(
+        prefix=_BLOCK_CORE,
+        code="""
         import af2
         try:
             af2.build_info()
         except ImportError as e:
             print("ERROR", e)
-    """)
+    """,
+    )
     assert out.startswith("ERROR af2's compiled core failed to load")
 
 
@@ -107,30 +119,43 @@ def test_af2_info_on_an_unloadable_core_is_one_line_and_status_2():
 
 # ---- which torch a core loads into (pure function over version strings) ----
 
-@pytest.mark.parametrize("built, bvar, runtime, rvar", [
-    ("2.13.0+cpu", "cpu", "2.13.0+cpu", "cpu"),
-    ("2.13.0+cpu", "cpu", "2.13.0", "cpu"),           # a CPU wheel without the local label (macOS, a mirror)
-    ("2.13.0", "cu130", "2.13.0+cu130", "cu130"),      # PyPI's CUDA wheel vs torch's index's same build
-    ("2.11.0+cu130", "cu130", "2.11.0+cu130", "cu130"),
-    ("2.14.0.dev20260101+cpu", "cpu", "2.14.0.dev20260101+cpu", "cpu"),
-    ("2.13.0a0+git1a2b3c", "cu130", "2.13.0a0+git1a2b3c", "cu130"),
-])
+
+@pytest.mark.parametrize(
+    "built, bvar, runtime, rvar",
+    [
+        ("2.13.0+cpu", "cpu", "2.13.0+cpu", "cpu"),
+        ("2.13.0+cpu", "cpu", "2.13.0", "cpu"),  # a CPU wheel without the local label (macOS, a mirror)
+        ("2.13.0", "cu130", "2.13.0+cu130", "cu130"),  # PyPI's CUDA wheel vs torch's index's same build
+        ("2.11.0+cu130", "cu130", "2.11.0+cu130", "cu130"),
+        ("2.14.0.dev20260101+cpu", "cpu", "2.14.0.dev20260101+cpu", "cpu"),
+        ("2.13.0a0+git1a2b3c", "cu130", "2.13.0a0+git1a2b3c", "cu130"),
+    ],
+)
 def test_compatible_torch_is_accepted(built, bvar, runtime, rvar):
     assert torch_mismatch(built, bvar, runtime, rvar) is None
 
 
-@pytest.mark.parametrize("built, bvar, runtime, rvar, why", [
-    ("2.13.0+cpu", "cpu", "2.13.1+cpu", "cpu", "torch 2.13.1 is not the release it was built against (2.13.0)"),
-    ("2.13.0+cpu", "cpu", "2.14.0+cpu", "cpu", "not the release"),
-    ("2.13.0", "cpu", "2.13", "cpu", "not the release"),
-    ("2.14.0.dev20260101+cpu", "cpu", "2.14.0.dev20260102+cpu", "cpu", "not the release"),
-    ("2.14.0.dev20260101+cpu", "cpu", "2.14.0+cpu", "cpu", "not the release"),
-    ("2.13.0+cpu", "cpu", "2.13.0+cu130", "cu130", "the installed torch is a cu130 build, the core was built for cpu"),
-    ("2.13.0+cu128", "cu128", "2.13.0+cu130", "cu130", "a cu130 build, the core was built for cu128"),
-    ("2.13.0", "cu130", "2.13.0", "cpu", "a cpu build, the core was built for cu130"),
-    ("2.13.0+cu130", "cu130", "2.13.0+rocm6.2", "rocm6.2", "a rocm6.2 build"),
-    ("2.13.0a0+git1a2b3c", "cu130", "2.13.0a0+git9f8e7d", "cu130", "another build of 2.13.0a0"),
-])
+@pytest.mark.parametrize(
+    "built, bvar, runtime, rvar, why",
+    [
+        ("2.13.0+cpu", "cpu", "2.13.1+cpu", "cpu", "torch 2.13.1 is not the release it was built against (2.13.0)"),
+        ("2.13.0+cpu", "cpu", "2.14.0+cpu", "cpu", "not the release"),
+        ("2.13.0", "cpu", "2.13", "cpu", "not the release"),
+        ("2.14.0.dev20260101+cpu", "cpu", "2.14.0.dev20260102+cpu", "cpu", "not the release"),
+        ("2.14.0.dev20260101+cpu", "cpu", "2.14.0+cpu", "cpu", "not the release"),
+        (
+            "2.13.0+cpu",
+            "cpu",
+            "2.13.0+cu130",
+            "cu130",
+            "the installed torch is a cu130 build, the core was built for cpu",
+        ),
+        ("2.13.0+cu128", "cu128", "2.13.0+cu130", "cu130", "a cu130 build, the core was built for cu128"),
+        ("2.13.0", "cu130", "2.13.0", "cpu", "a cpu build, the core was built for cu130"),
+        ("2.13.0+cu130", "cu130", "2.13.0+rocm6.2", "rocm6.2", "a rocm6.2 build"),
+        ("2.13.0a0+git1a2b3c", "cu130", "2.13.0a0+git9f8e7d", "cu130", "another build of 2.13.0a0"),
+    ],
+)
 def test_incompatible_torch_is_refused(built, bvar, runtime, rvar, why):
     assert why in torch_mismatch(built, bvar, runtime, rvar)
 
@@ -154,19 +179,23 @@ def test_build_info_names_the_torch_built_against():
 
 # ---- a part whose extra is missing says which extra to install ----
 
-@pytest.mark.parametrize("module, blocked, extra, dists", [
-    ("af2.model", ["transformers"], "model", "transformers, which is"),
-    ("af2.model", ["soxr", "safetensors"], "model", "safetensors, soxr, which are"),
-    ("af2.data", ["soundfile"], "audio", "soundfile"),
-    ("af2.data.synth", ["numpy"], "audio", "numpy"),
-    ("af2.eval", ["soxr"], "audio", "soxr"),
-    ("af2.llm", ["openai"], "llm", "openai"),
-    ("af2.data.llm", ["jiter"], "llm", "jiter"),
-    ("af2.eval.judge", ["jsonschema"], "llm", "jsonschema"),
-    ("training", ["deepspeed"], "train", "deepspeed"),
-    ("training.train", ["yaml"], "train", "pyyaml"),
-    ("training", ["transformers"], "train", "transformers"),
-])
+
+@pytest.mark.parametrize(
+    "module, blocked, extra, dists",
+    [
+        ("af2.model", ["transformers"], "model", "transformers, which is"),
+        ("af2.model", ["soxr", "safetensors"], "model", "safetensors, soxr, which are"),
+        ("af2.data", ["soundfile"], "audio", "soundfile"),
+        ("af2.data.synth", ["numpy"], "audio", "numpy"),
+        ("af2.eval", ["soxr"], "audio", "soxr"),
+        ("af2.llm", ["openai"], "llm", "openai"),
+        ("af2.data.llm", ["jiter"], "llm", "jiter"),
+        ("af2.eval.judge", ["jsonschema"], "llm", "jsonschema"),
+        ("training", ["deepspeed"], "train", "deepspeed"),
+        ("training.train", ["yaml"], "train", "pyyaml"),
+        ("training", ["transformers"], "train", "transformers"),
+    ],
+)
 def test_missing_extra_is_named(module, blocked, extra, dists):
     out = _ok(f"""
         import sys
@@ -201,7 +230,9 @@ def test_ops_nn_reference_integrations_need_no_extra():
 def test_require_checks_without_importing(monkeypatch):
     monkeypatch.setitem(sys.modules, "soxr", None)
     assert _deps.missing(["soxr", "json", "no_such_module_af2"]) == ["soxr", "no_such_module_af2"]
-    with pytest.raises(_deps.MissingExtraError, match=r"^x needs soxr, which is not installed: pip install 'af2\[audio\]'$"):
+    with pytest.raises(
+        _deps.MissingExtraError, match=r"^x needs soxr, which is not installed: pip install 'af2\[audio\]'$"
+    ):
         _deps.require("x", "audio")
     _deps.require("x", "audio", ["json"])
     with pytest.raises(ValueError, match="unknown extra 'gpu'"):
@@ -209,6 +240,7 @@ def test_require_checks_without_importing(monkeypatch):
 
 
 # ---- pyproject.toml ----
+
 
 def _project() -> dict:
     tomllib = pytest.importorskip("tomllib")  # Python >= 3.11

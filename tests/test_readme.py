@@ -1,4 +1,5 @@
 """The README's Python examples run as written."""
+
 from __future__ import annotations
 
 import re
@@ -31,7 +32,9 @@ def test_documented_curriculum_paths_are_the_ones_it_writes():
     configs = root / "training" / "configs"
     spec = yaml.safe_load((configs / "curriculum.yaml").read_text())
     stages = [yaml.safe_load((configs / s["config"]).read_text())["stage"] for s in spec["stages"]]
-    written = {f"{spec['output_dir']}/{k}-{stage}" for k, stage in enumerate(stages)}  # as training.curriculum names them
+    written = {
+        f"{spec['output_dir']}/{k}-{stage}" for k, stage in enumerate(stages)
+    }  # as training.curriculum names them
     texts = [README, *sorted((root / "docs").glob("*.md"))]
     cited = {(p.name, m) for p in texts for m in re.findall(r"runs/curriculum/\d+-\w+", p.read_text())}
     assert cited, "no curriculum stage path is documented"

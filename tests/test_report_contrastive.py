@@ -1,5 +1,6 @@
 """benchmarks/report.py's contrastive section runs (CPU, --smoke shapes) and writes well-formed rows;
 the Inf-CL comparison degrades to a note where inf_cl cannot run."""
+
 from __future__ import annotations
 
 import json

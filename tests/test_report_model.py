@@ -1,6 +1,7 @@
 """benchmarks/report.py: the model section (--smoke: tiny preset, bf16, on the CPU here) runs end to
 end, and the results JSON is written row by row (a killed or failing section keeps what it finished;
 separate processes continue one file with --into)."""
+
 from __future__ import annotations
 
 import json
@@ -20,15 +21,15 @@ def _only_json(tmp_path):
 
 def test_meta_build_then_materialise_keeps_ties_and_buffers():
     model = model_report.build_model("tiny", torch.device("cpu"), torch.bfloat16)
-    assert model.clap.text is None                                       # text tower left out
+    assert model.clap.text is None  # text tower left out
     assert not any(p.is_meta for p in model.parameters())
     assert not any(b.is_meta for b in model.buffers())
     assert all(p.dtype == torch.bfloat16 for p in model.parameters())
-    assert model.llm.lm_head.weight is model.llm.get_input_embeddings().weight   # tied stays tied
+    assert model.llm.lm_head.weight is model.llm.get_input_embeddings().weight  # tied stays tied
     block = next(iter(model.xattn.values()))
     assert float(block.attn_gate.detach()) == 0.5 and float(block.ff_gate.detach()) == 0.5
     idx = next(b for n, b in model.named_buffers() if n.endswith("relative_position_index"))
-    assert idx.dtype == torch.int64 and int(idx.max()) > 0               # real buffers, not empty memory
+    assert idx.dtype == torch.int64 and int(idx.max()) > 0  # real buffers, not empty memory
 
 
 def test_model_section_smoke_writes_rows(tmp_path):
@@ -38,7 +39,10 @@ def test_model_section_smoke_writes_rows(tmp_path):
     assert "[smoke run]" in data["note"]
     rows = data["results"]
     assert [(r["mode"], r["shape"].get("source")) for r in rows] == [
-        ("train fwd+bwd", "windows"), ("train fwd+bwd", "dense"), ("inference", None)]
+        ("train fwd+bwd", "windows"),
+        ("train fwd+bwd", "dense"),
+        ("inference", None),
+    ]
     for r in rows[:2]:
         assert r["model"] == "tiny" and r["ms"] > 0 and r["baseline_ms"] > 0 and r["ratio"] > 0
         assert r["shape"]["trainable_params"] > 0
@@ -58,8 +62,15 @@ def test_budget_and_into_continue_one_file(tmp_path):
 
 def test_rows_survive_a_failing_section(tmp_path, monkeypatch):
     def broken(device, ceil, quick, smoke=False):
-        yield {"op": "x", "mode": "fwd", "dtype": "float32", "shape": {"B": 1}, "ms": 1.0, "target": None,
-               "achieved": "first row"}
+        yield {
+            "op": "x",
+            "mode": "fwd",
+            "dtype": "float32",
+            "shape": {"B": 1},
+            "ms": 1.0,
+            "target": None,
+            "achieved": "first row",
+        }
         raise RuntimeError("boom")
 
     monkeypatch.setitem(report.OPS, "rope", broken)

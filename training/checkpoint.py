@@ -18,6 +18,7 @@ loadable by :func:`training.safe_load.load_file`) and takes the first good one, 
 each damaged one it skips. A file holding pickled code is never skipped quietly: resume stops
 with :class:`~training.safe_load.UnsafeCheckpointError`. See docs/checkpoints.md.
 """
+
 from __future__ import annotations
 
 import json
@@ -30,8 +31,14 @@ from typing import Optional
 import torch
 import torch.distributed as dist
 
-from training.safe_load import (CheckpointError, DamagedCheckpointError, NoUsableCheckpointError,
-                                UnsafeCheckpointError, install, load_file)
+from training.safe_load import (
+    CheckpointError,
+    DamagedCheckpointError,
+    NoUsableCheckpointError,
+    UnsafeCheckpointError,
+    install,
+    load_file,
+)
 
 STATE = "trainer_state.json"
 FILES = "files.json"
@@ -83,8 +90,11 @@ def save(engine, root: Path, tag: str, state: dict, *, exclude_frozen: bool, kee
     dist.barrier()
     final = root / tag
     if rank == 0:
-        sizes = {f.relative_to(staging / tag).as_posix(): f.stat().st_size
-                 for f in sorted((staging / tag).rglob("*")) if f.is_file()}
+        sizes = {
+            f.relative_to(staging / tag).as_posix(): f.stat().st_size
+            for f in sorted((staging / tag).rglob("*"))
+            if f.is_file()
+        }
         (staging / tag / FILES).write_text(json.dumps({"sizes": sizes}, indent=1))
         (staging / tag / STATE).write_text(json.dumps(state, indent=1))
         _fsync_tree(staging / tag)
@@ -124,8 +134,11 @@ def candidates(root: Path) -> list[Path]:
         named = (root / LATEST).read_text().strip() if (root / LATEST).is_file() else ""
     except (OSError, UnicodeDecodeError):
         named = ""
-    found = sorted((p for p in root.iterdir() if p.is_dir() and p.name != STAGING and is_complete(p)),
-                   key=lambda p: (p.name == named, _step(p), p.name), reverse=True)
+    found = sorted(
+        (p for p in root.iterdir() if p.is_dir() and p.name != STAGING and is_complete(p)),
+        key=lambda p: (p.name == named, _step(p), p.name),
+        reverse=True,
+    )
     return found
 
 
@@ -177,8 +190,9 @@ def select(root: Path) -> Optional[Path]:
             verify(path)
         except CheckpointError as e:
             error = e
-        flags = torch.tensor([isinstance(error, DamagedCheckpointError), isinstance(error, UnsafeCheckpointError)],
-                             dtype=torch.int32)
+        flags = torch.tensor(
+            [isinstance(error, DamagedCheckpointError), isinstance(error, UnsafeCheckpointError)], dtype=torch.int32
+        )
         if dist.get_backend() == "nccl":  # NCCL reduces CUDA tensors only
             flags = flags.to(torch.device("cuda", torch.cuda.current_device()))
         dist.all_reduce(flags, op=dist.ReduceOp.MAX)
@@ -194,8 +208,10 @@ def select(root: Path) -> Optional[Path]:
         if error is not None or rank == 0:
             log.warning("checkpoint %s is damaged, skipped: %s", path.name, reason)
     if problems:
-        raise NoUsableCheckpointError(root, f"no usable checkpoint to resume from ({len(problems)} found, all "
-                                            "damaged):\n  " + "\n  ".join(problems))
+        raise NoUsableCheckpointError(
+            root,
+            f"no usable checkpoint to resume from ({len(problems)} found, all damaged):\n  " + "\n  ".join(problems),
+        )
     return None
 
 

@@ -20,6 +20,7 @@ Every negative keeps its kind (the batch's ``neg_kinds``). All of it is determin
 are tokenised by the AF-CLAP text tokenizer: the T5 tokenizer at ``clap.text_path`` when the
 model has one, else a byte-level one over the text tower's vocab.
 """
+
 from __future__ import annotations
 
 import zlib
@@ -124,13 +125,14 @@ def sample_texts(sample, *, m: int, n: int, seed: int = 0) -> ClapTexts:
         pos_source = "paraphrases"
     elif caption:
         if m > len(CAPTION_TEMPLATES):
-            raise ValueError(f"clap.positives={m} > {len(CAPTION_TEMPLATES)} caption wordings ({where} has "
-                             "a 'caption' and no 'paraphrases')")
+            raise ValueError(
+                f"clap.positives={m} > {len(CAPTION_TEMPLATES)} caption wordings ({where} has "
+                "a 'caption' and no 'paraphrases')"
+            )
         pool, pos_source = [t.format(c=caption) for t in CAPTION_TEMPLATES], "caption"
     else:
         if m > len(TEMPLATES):
-            raise ValueError(f"clap.positives={m} > {len(TEMPLATES)} caption templates ({where} has no "
-                             "'paraphrases')")
+            raise ValueError(f"clap.positives={m} > {len(TEMPLATES)} caption templates ({where} has no 'paraphrases')")
         pool, pos_source = templates, "templates"
     positives, seen = [], set()
     for text in pool:
@@ -144,22 +146,43 @@ def sample_texts(sample, *, m: int, n: int, seed: int = 0) -> ClapTexts:
         taken = set(seen)
         base = caption or answer
         rules = [(neg.text, neg.kind) for neg in make_negatives(base, n, seed=salt).negatives]
-        row = _complete([], n, [*_given_negatives(extra["negatives"], where), *rules,
-                                *_template_fills(TEMPLATES[0], q, answer, sample.choices)], taken, q, answer)
-        return ClapTexts(positives, [[t for t, _ in row] for _ in positives], [[k for _, k in row] for _ in positives],
-                         (pos_source, "negatives"))
+        row = _complete(
+            [],
+            n,
+            [
+                *_given_negatives(extra["negatives"], where),
+                *rules,
+                *_template_fills(TEMPLATES[0], q, answer, sample.choices),
+            ],
+            taken,
+            q,
+            answer,
+        )
+        return ClapTexts(
+            positives,
+            [[t for t, _ in row] for _ in positives],
+            [[k for _, k in row] for _ in positives],
+            (pos_source, "negatives"),
+        )
     negatives, kinds = [], []
     # A caption's own negatives in every wording: "the sound of <swapped caption>" is a negative of
     # "<caption>" too, so a caption with one possible rewrite still fills N with real ones.
-    reworded = [] if pos_source != "caption" else [
-        (t.format(c=neg.text), neg.kind) for neg in make_negatives(caption, n, seed=salt).negatives
-        for t in CAPTION_TEMPLATES]
+    reworded = (
+        []
+        if pos_source != "caption"
+        else [
+            (t.format(c=neg.text), neg.kind)
+            for neg in make_negatives(caption, n, seed=salt).negatives
+            for t in CAPTION_TEMPLATES
+        ]
+    )
     for j, pos in enumerate(positives):
         template = TEMPLATES[j % len(TEMPLATES)]
         taken = set(seen)
         rules = [(neg.text, neg.kind) for neg in make_negatives(pos, n, seed=salt).negatives]
-        row = _complete([], n, [*rules, *reworded, *_template_fills(template, q, answer, sample.choices)],
-                        taken, q, answer)
+        row = _complete(
+            [], n, [*rules, *reworded, *_template_fills(template, q, answer, sample.choices)], taken, q, answer
+        )
         negatives.append([t for t, _ in row])
         kinds.append([k for _, k in row])
     return ClapTexts(positives, negatives, kinds, (pos_source, "rules"))
@@ -175,10 +198,10 @@ class ByteCaptionTokenizer:
         self.vocab = vocab_size
 
     def __call__(self, texts: Sequence[str], max_length: int) -> tuple[torch.Tensor, torch.Tensor]:
-        rows = [[2 + b % (self.vocab - 2) for b in t.encode()][:max_length - 1] + [1] for t in texts]
+        rows = [[2 + b % (self.vocab - 2) for b in t.encode()][: max_length - 1] + [1] for t in texts]
         ids = torch.zeros(len(rows), max(map(len, rows)), dtype=torch.long)
         for i, r in enumerate(rows):
-            ids[i, :len(r)] = torch.tensor(r)
+            ids[i, : len(r)] = torch.tensor(r)
         return ids, ids != 0
 
 
@@ -216,20 +239,28 @@ class ClapCollator:
         neg = [x for t in texts for row in t.negatives for x in row]
         b = len(kept)
         text_ids, text_mask = self.tokenizer(pos, self.max_length)
-        out = {"text_ids": text_ids.view(b, self.m, -1), "text_mask": text_mask.view(b, self.m, -1),
-               "ids": [it.sample.id for it in kept], "skipped": [],
-               "pos_texts": [t.positives for t in texts],
-               "neg_texts": [[x for row in t.negatives for x in row] for t in texts],
-               "neg_kinds": [[k for row in t.kinds for k in row] for t in texts],
-               "text_sources": [t.sources for t in texts]}
+        out = {
+            "text_ids": text_ids.view(b, self.m, -1),
+            "text_mask": text_mask.view(b, self.m, -1),
+            "ids": [it.sample.id for it in kept],
+            "skipped": [],
+            "pos_texts": [t.positives for t in texts],
+            "neg_texts": [[x for row in t.negatives for x in row] for t in texts],
+            "neg_kinds": [[k for row in t.kinds for k in row] for t in texts],
+            "text_sources": [t.sources for t in texts],
+        }
         if self.n:
             neg_ids, neg_mask = self.tokenizer(neg, self.max_length)
             out.update(neg_ids=neg_ids.view(b, self.m * self.n, -1), neg_mask=neg_mask.view(b, self.m * self.n, -1))
-        win = split_windows_batch([it.wave for it in kept], sample_rate=16000, window_seconds=10.0,
-                                  max_windows=self.max_windows, names=out["ids"])
+        win = split_windows_batch(
+            [it.wave for it in kept],
+            sample_rate=16000,
+            window_seconds=10.0,
+            max_windows=self.max_windows,
+            names=out["ids"],
+        )
         out.update(audio_windows=win.windows, audio_window_mask=win.mask)
         return out
-
 
     @staticmethod
     def _dropped(items: Sequence[AudioItem | Skipped]) -> dict:
@@ -239,8 +270,11 @@ class ClapCollator:
         usable ones are reported as ``contrastive_batch``."""
         bad = [it for it in items if isinstance(it, Skipped)]
         why = f"dropped with its batch: {len(bad)} unusable sample(s) in it ({bad[0].id}: {bad[0].kind})"
-        kept = [Skipped(it.index, it.sample.id, str(it.sample.audio), "contrastive_batch", why)
-                for it in items if not isinstance(it, Skipped)]
+        kept = [
+            Skipped(it.index, it.sample.id, str(it.sample.audio), "contrastive_batch", why)
+            for it in items
+            if not isinstance(it, Skipped)
+        ]
         return {"ids": [], "skipped": bad + kept}
 
 
@@ -251,5 +285,9 @@ def clap_loss(clap, batch: dict, *, m: int, n: int) -> torch.Tensor:
     hard = None
     if n:
         hard = clap.encode_text(batch["neg_ids"], batch["neg_mask"]).view(audio.shape[0], m, n, -1)
-    return contrastive_loss(audio.float(), text.float(), logit_scale=clap.logit_scale.exp().float(),
-                            hard_negatives=None if hard is None else hard.float())
+    return contrastive_loss(
+        audio.float(),
+        text.float(),
+        logit_scale=clap.logit_scale.exp().float(),
+        hard_negatives=None if hard is None else hard.float(),
+    )

@@ -8,6 +8,7 @@ A logger asked for (``output.tensorboard: true``, ``output.wandb: offline``) who
 installed is such an error too. ``--config`` takes a file, or the name of a config shipped in
 ``training/configs`` (``pretrain``): :func:`resolve_config_path`.
 """
+
 from __future__ import annotations
 
 import copy
@@ -38,22 +39,36 @@ SCHEMA: dict[str, Any] = {
         "skip_truncated_long_audio": False,
     },
     "clap": {"positives": 2, "negatives": 2, "batch_size": 4, "max_text_length": 48},
-    "optim": {"lr": 1e-4, "weight_decay": 0.1, "betas": [0.9, 0.999], "eps": 1e-8, "grad_clip": 1.0,
-              "warmup_steps": 0, "schedule": "cosine", "min_lr_ratio": 0.1},
-    "train": {"max_steps": 10, "grad_accum": 1, "seed": 0, "checkpoint_every": 0, "keep_checkpoints": 2,
-              "max_nonfinite": 10, "progress": True,
-              # > 0: keep the frozen AF-CLAP's dense features of up to this many MB of distinct
-              # windows (pretrain / long; training.feature_cache): later epochs skip the HTSAT
-              "feature_cache_mb": 0.0,
-              # BatchNorm layers (the HTSAT's mel normalisation) keep their running statistics
-              # in every stage instead of re-estimating them on the stage's batches
-              "freeze_batchnorm": False,
-              # set the audio transformation's input LayerNorm so that its outputs are
-              # standardised per feature over the stage's first batches (training.norm_init);
-              # for the stage that first trains the audio transformation (pretrain)
-              "init_audio_norm_from_data": False},
-    "deepspeed": {"zero_stage": 2, "precision": "auto", "gradient_checkpointing": False,
-                  "exclude_frozen": True},
+    "optim": {
+        "lr": 1e-4,
+        "weight_decay": 0.1,
+        "betas": [0.9, 0.999],
+        "eps": 1e-8,
+        "grad_clip": 1.0,
+        "warmup_steps": 0,
+        "schedule": "cosine",
+        "min_lr_ratio": 0.1,
+    },
+    "train": {
+        "max_steps": 10,
+        "grad_accum": 1,
+        "seed": 0,
+        "checkpoint_every": 0,
+        "keep_checkpoints": 2,
+        "max_nonfinite": 10,
+        "progress": True,
+        # > 0: keep the frozen AF-CLAP's dense features of up to this many MB of distinct
+        # windows (pretrain / long; training.feature_cache): later epochs skip the HTSAT
+        "feature_cache_mb": 0.0,
+        # BatchNorm layers (the HTSAT's mel normalisation) keep their running statistics
+        # in every stage instead of re-estimating them on the stage's batches
+        "freeze_batchnorm": False,
+        # set the audio transformation's input LayerNorm so that its outputs are
+        # standardised per feature over the stage's first batches (training.norm_init);
+        # for the stage that first trains the audio transformation (pretrain)
+        "init_audio_norm_from_data": False,
+    },
+    "deepspeed": {"zero_stage": 2, "precision": "auto", "gradient_checkpointing": False, "exclude_frozen": True},
     # loggers besides metrics.jsonl: TensorBoard scalars in <dir>/tensorboard (pip install 'af2[train]');
     # Weights & Biases, "offline" (a local run in <dir>/wandb, `wandb sync` uploads it later) or
     # "online" (pip install 'af2[wandb]'); null / false: off
@@ -62,15 +77,26 @@ SCHEMA: dict[str, Any] = {
     # only, 0-based, if set); make the gradients non-finite (finite loss) at these steps
     "debug": {"nan_loss_steps": [], "nan_micro_batch": None, "nan_grad_steps": []},
 }
-TYPES = {"init_from": str, "output.wandb": str, "data.max_batch_size": int, "data.max_length": int,
-         "debug.nan_micro_batch": int}
+TYPES = {
+    "init_from": str,
+    "output.wandb": str,
+    "data.max_batch_size": int,
+    "data.max_length": int,
+    "debug.nan_micro_batch": int,
+}
 SOURCE_KEYS = {"manifest": str, "weight": (int, float), "long_audio": str}
-CHOICES = {"stage": STAGE_NAMES, "optim.schedule": ("cosine", "linear", "constant"),
-           "deepspeed.precision": ("auto", "fp32", "bf16"), "deepspeed.zero_stage": (0, 1, 2, 3),
-           "output.wandb": ("offline", "online")}
+CHOICES = {
+    "stage": STAGE_NAMES,
+    "optim.schedule": ("cosine", "linear", "constant"),
+    "deepspeed.precision": ("auto", "fp32", "bf16"),
+    "deepspeed.zero_stage": (0, 1, 2, 3),
+    "output.wandb": ("offline", "online"),
+}
 #: logger key -> (the package it needs, how to install it)
-LOGGERS = {"output.tensorboard": ("tensorboard", "pip install 'af2[train]'"),
-           "output.wandb": ("wandb", "pip install 'af2[wandb]'")}
+LOGGERS = {
+    "output.tensorboard": ("tensorboard", "pip install 'af2[train]'"),
+    "output.wandb": ("wandb", "pip install 'af2[wandb]'"),
+}
 
 
 class ConfigError(errors.ConfigError, ValueError):
@@ -149,8 +175,11 @@ def _check_loggers(output: Mapping) -> None:
     for name, (package, install) in LOGGERS.items():
         value = output[name.split(".")[1]]
         if value and missing([package]):
-            raise ConfigError(name, f"{value!r} asks for {package}, which is not installed: {install} "
-                              f"(or set {name}: {'false' if value is True else 'null'})")
+            raise ConfigError(
+                name,
+                f"{value!r} asks for {package}, which is not installed: {install} "
+                f"(or set {name}: {'false' if value is True else 'null'})",
+            )
 
 
 def validate(cfg: dict) -> dict:
@@ -159,25 +188,54 @@ def validate(cfg: dict) -> dict:
         cfg["output"]["wandb"] = None  # YAML's `wandb: false` / `wandb: off`
     _check_types(cfg, SCHEMA)
     _check_loggers(cfg["output"])
-    _positive(cfg, "data.max_windows", "data.max_windows_per_batch", "data.max_batch_size", "data.max_length",
-              "clap.positives", "clap.batch_size", "clap.max_text_length", "optim.lr", "optim.grad_clip",
-              "train.max_steps", "train.grad_accum", "train.keep_checkpoints")
-    _positive(cfg, "clap.negatives", "optim.warmup_steps", "train.checkpoint_every", "train.max_nonfinite",
-              "train.feature_cache_mb", "data.num_workers", "optim.weight_decay", "optim.min_lr_ratio", allow_zero=True)
+    _positive(
+        cfg,
+        "data.max_windows",
+        "data.max_windows_per_batch",
+        "data.max_batch_size",
+        "data.max_length",
+        "clap.positives",
+        "clap.batch_size",
+        "clap.max_text_length",
+        "optim.lr",
+        "optim.grad_clip",
+        "train.max_steps",
+        "train.grad_accum",
+        "train.keep_checkpoints",
+    )
+    _positive(
+        cfg,
+        "clap.negatives",
+        "optim.warmup_steps",
+        "train.checkpoint_every",
+        "train.max_nonfinite",
+        "train.feature_cache_mb",
+        "data.num_workers",
+        "optim.weight_decay",
+        "optim.min_lr_ratio",
+        allow_zero=True,
+    )
     _check_model(cfg["model"])
     from training.clap import TEMPLATES
 
     if cfg["clap"]["positives"] > len(TEMPLATES):
-        raise ConfigError("clap.positives", f"{cfg['clap']['positives']} > {len(TEMPLATES)}, the number of caption "
-                          "templates (training/clap.py TEMPLATES) that make the positives")
+        raise ConfigError(
+            "clap.positives",
+            f"{cfg['clap']['positives']} > {len(TEMPLATES)}, the number of caption "
+            "templates (training/clap.py TEMPLATES) that make the positives",
+        )
     data = cfg["data"]
     if data["max_windows_per_batch"] < data["max_windows"]:
-        raise ConfigError("data.max_windows_per_batch",
-                          f"{data['max_windows_per_batch']} cannot hold one sample of data.max_windows="
-                          f"{data['max_windows']} windows")
+        raise ConfigError(
+            "data.max_windows_per_batch",
+            f"{data['max_windows_per_batch']} cannot hold one sample of data.max_windows={data['max_windows']} windows",
+        )
     if cfg["stage"] == "clap" and cfg["clap"]["batch_size"] * data["max_windows"] > data["max_windows_per_batch"]:
-        raise ConfigError("clap.batch_size", f"{cfg['clap']['batch_size']} samples x {data['max_windows']} windows "
-                          f"exceed data.max_windows_per_batch={data['max_windows_per_batch']}")
+        raise ConfigError(
+            "clap.batch_size",
+            f"{cfg['clap']['batch_size']} samples x {data['max_windows']} windows "
+            f"exceed data.max_windows_per_batch={data['max_windows_per_batch']}",
+        )
     if cfg["stage"] == "clap" and cfg["clap"]["batch_size"] < 2:
         raise ConfigError("clap.batch_size", "a contrastive batch needs at least 2 samples")
     if cfg["optim"]["min_lr_ratio"] > 1:
@@ -186,8 +244,9 @@ def validate(cfg: dict) -> dict:
     if len(betas) != 2 or not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in betas):
         raise ConfigError("optim.betas", f"expected two numbers in [0, 1), got {betas!r}")
     if cfg["optim"]["warmup_steps"] > cfg["train"]["max_steps"]:
-        raise ConfigError("optim.warmup_steps", f"{cfg['optim']['warmup_steps']} > train.max_steps="
-                          f"{cfg['train']['max_steps']}")
+        raise ConfigError(
+            "optim.warmup_steps", f"{cfg['optim']['warmup_steps']} > train.max_steps={cfg['train']['max_steps']}"
+        )
     if not data["sources"]:
         raise ConfigError("data.sources", "no data: give at least one {manifest: ...}")
     for i, src in enumerate(data["sources"]):

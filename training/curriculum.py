@@ -14,6 +14,7 @@ config is validated before the first one starts. ``--resume`` skips finished sta
 resumes the unfinished one from its newest good checkpoint (exit status 2, as training.train,
 when none can be used).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -43,8 +44,7 @@ def plan(path: str | Path, extra: dict | None = None) -> list[dict]:
         if bad or "config" not in stage:
             raise ConfigError(f"stages[{k}]", f"expected {{config, overrides}}, got {stage!r}")
         try:
-            cfg = load_config(path.parent / stage["config"], merge(common, stage.get("overrides") or {}),
-                              check=False)
+            cfg = load_config(path.parent / stage["config"], merge(common, stage.get("overrides") or {}), check=False)
             name = f"{k}-{cfg['stage']}"
             cfg = merge(cfg, {"output": {"dir": str(out / name)}, "init_from": None})
             load_config(None, cfg)  # validate everything but the not-yet-written init_from

@@ -11,6 +11,7 @@ that is empty on any rank (all its samples unusable) is skipped by all ranks tog
 the stream keeps a :class:`~af2.data.report.LoadReport` per epoch (what was skipped and
 why), logged at every epoch's end and by :meth:`BatchStream.close` at the stage's end.
 """
+
 from __future__ import annotations
 
 import json
@@ -28,8 +29,8 @@ from torch.utils.data import Sampler
 from af2.data.batching import DynamicBatchSampler
 from af2.data.collator import AF2Collator
 from af2.data.dataset import AudioQADataset
-from af2.data.loader import AudioQALoader
 from af2.data.jsonl import read_jsonl
+from af2.data.loader import AudioQALoader
 from af2.data.manifest import load_manifest
 from af2.data.report import LoadReport, Skipped
 from af2.errors import InputError
@@ -47,8 +48,7 @@ def write_mixture(sources: Sequence[dict], out: Path, *, seed: int) -> Path:
         result = load_manifest(manifest)
         if not result.ok:
             more = f" (and {len(result.errors) - 5} more)" if len(result.errors) > 5 else ""
-            raise InputError(f"data.sources[{k}].manifest {manifest}: "
-                             + "; ".join(map(str, result.errors[:5])) + more)
+            raise InputError(f"data.sources[{k}].manifest {manifest}: " + "; ".join(map(str, result.errors[:5])) + more)
         rows = []
         for entry in read_jsonl(manifest, "manifest"):  # the lines load_manifest read (all good here)
             row = entry.value
@@ -61,8 +61,9 @@ def write_mixture(sources: Sequence[dict], out: Path, *, seed: int) -> Path:
         whole, frac = int(weight), weight - int(weight)
         extra = random.Random(f"{seed}-{k}").sample(rows, round(frac * len(rows))) if rows else []
         if not rows or not rows * whole + extra:
-            raise ValueError(f"data.sources[{k}]: no sample left after long_audio={src.get('long_audio', 'any')}"
-                             f" and weight={weight}")
+            raise ValueError(
+                f"data.sources[{k}]: no sample left after long_audio={src.get('long_audio', 'any')} and weight={weight}"
+            )
         lines += rows * whole + extra
     # A sample repeated by a weight > 1 (or a manifest listed twice) keeps its id on its first
     # occurrence and gets "<id>~<k>" on the others: the manifest loader drops duplicate ids.
@@ -116,30 +117,41 @@ class FixedBatchSampler(Sampler[list[int]]):
         step = self.batch_size * self.num_replicas
         for g in range(len(self)):
             start = g * step + self.rank * self.batch_size
-            yield order[start:start + self.batch_size]
+            yield order[start : start + self.batch_size]
 
 
 class FixedResumableSampler(_Resumable, FixedBatchSampler):
     pass
 
 
-def build_loader(cfg: dict, manifest: Path, tokenizer, *, world: int, rank: int, collator=None,
-                 window_keys: bool = False) -> AudioQALoader:
+def build_loader(
+    cfg: dict, manifest: Path, tokenizer, *, world: int, rank: int, collator=None, window_keys: bool = False
+) -> AudioQALoader:
     """The stage's loader: dynamic batches with the LLM collator, or (``collator`` given, CLAP)
     fixed-size batches with that collator. ``window_keys``: the LLM collator also hashes each
     window (for the dense-feature cache; the hashing then runs in the loader's workers)."""
     data = cfg["data"]
-    dataset = AudioQADataset.from_manifest(manifest, max_windows=data["max_windows"],
-                                           skip_truncated_long_audio=data.get("skip_truncated_long_audio", False))
+    dataset = AudioQADataset.from_manifest(
+        manifest,
+        max_windows=data["max_windows"],
+        skip_truncated_long_audio=data.get("skip_truncated_long_audio", False),
+    )
     if collator is None:
-        collator = AF2Collator(tokenizer, max_windows=data["max_windows"], max_length=data["max_length"],
-                               window_keys=window_keys)
-        sampler = DynamicResumableSampler(dataset.window_counts(), max_windows_per_batch=data["max_windows_per_batch"],
-                                          max_batch_size=data["max_batch_size"], seed=data["seed"],
-                                          num_replicas=world, rank=rank)
+        collator = AF2Collator(
+            tokenizer, max_windows=data["max_windows"], max_length=data["max_length"], window_keys=window_keys
+        )
+        sampler = DynamicResumableSampler(
+            dataset.window_counts(),
+            max_windows_per_batch=data["max_windows_per_batch"],
+            max_batch_size=data["max_batch_size"],
+            seed=data["seed"],
+            num_replicas=world,
+            rank=rank,
+        )
     else:
-        sampler = FixedResumableSampler(len(dataset), cfg["clap"]["batch_size"], seed=data["seed"],
-                                        num_replicas=world, rank=rank)
+        sampler = FixedResumableSampler(
+            len(dataset), cfg["clap"]["batch_size"], seed=data["seed"], num_replicas=world, rank=rank
+        )
     if len(sampler) == 0:
         raise ValueError(f"{manifest} gives no batch for rank {rank} of {world}")
     return AudioQALoader(dataset, collator, sampler, num_workers=data["num_workers"], log_report=False)
@@ -170,8 +182,15 @@ class BatchStream:
     the batches after the resume point); finished reports are kept in ``reports``.
     """
 
-    def __init__(self, loader: AudioQALoader, epoch: int = 0, batch: int = 0, *,
-                 agree: Callable[[bool], bool] | None = None, logger: logging.Logger = log):
+    def __init__(
+        self,
+        loader: AudioQALoader,
+        epoch: int = 0,
+        batch: int = 0,
+        *,
+        agree: Callable[[bool], bool] | None = None,
+        logger: logging.Logger = log,
+    ):
         self.loader, self.epoch, self.batch = loader, epoch, batch
         ranks = getattr(loader.sampler, "num_replicas", 1)
         self.rank = getattr(loader.sampler, "rank", 0)
@@ -187,8 +206,9 @@ class BatchStream:
         return {"epoch": self.epoch, "batch": self.batch}
 
     def _new_report(self) -> LoadReport:
-        return LoadReport(epoch=self.epoch, complete=False,
-                          manifest_errors=[str(e) for e in self.loader.dataset.manifest_errors])
+        return LoadReport(
+            epoch=self.epoch, complete=False, manifest_errors=[str(e) for e in self.loader.dataset.manifest_errors]
+        )
 
     def _finish_report(self, complete: bool) -> None:
         self.report.complete = complete
@@ -198,9 +218,16 @@ class BatchStream:
     def _dropped(self, batch: dict) -> list[Skipped]:
         samples = self.loader.dataset.samples
         where = batch.get("indices") or [None] * len(batch["ids"])
-        return [Skipped(-1 if i is None else i, sid, "" if i is None else str(samples[i].audio), "peer_empty",
-                        f"planned batch {self.batch - 1} of epoch {self.epoch} was empty on another rank")
-                for i, sid in zip(where, batch["ids"])]
+        return [
+            Skipped(
+                -1 if i is None else i,
+                sid,
+                "" if i is None else str(samples[i].audio),
+                "peer_empty",
+                f"planned batch {self.batch - 1} of epoch {self.epoch} was empty on another rank",
+            )
+            for i, sid in zip(where, batch["ids"])
+        ]
 
     def __next__(self) -> dict:
         if self._closed:
@@ -215,8 +242,9 @@ class BatchStream:
             except StopIteration:
                 self._it = None
                 if self._start == 0 and self.report.batches == 0:  # a whole epoch without one batch
-                    raise RuntimeError(f"rank {self.rank}: no usable batch in a whole epoch; "
-                                       f"{self.report.summary()}") from None
+                    raise RuntimeError(
+                        f"rank {self.rank}: no usable batch in a whole epoch; {self.report.summary()}"
+                    ) from None
                 self._finish_report(complete=True)
                 self.epoch, self.batch = self.epoch + 1, 0
                 self.report = self._new_report()

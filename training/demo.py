@@ -24,6 +24,7 @@ model's log-likelihood of it as the answer; only multiple-choice questions are e
 chance is the mean of 1/len(choices). ``--quick`` is a seconds-long smoke run (tests): it
 checks the plumbing and the report, not learning.
 """
+
 from __future__ import annotations
 
 import json
@@ -41,34 +42,59 @@ from af2.stages import STAGES
 #: Sizes of the default run (about 13.5 min on 2 CPU cores) and of ``--quick``. ``weights``: the
 #: share of clips per skill (af2.data.synth.generate.skill_cycle): the skills the report must show
 #: learned (counting, temporal order, attributes) get more training clips and more held-out questions.
-TRAIN_WEIGHTS = {"counting": 2, "temporal_reasoning": 4, "attribute_identification": 4,
-                 "contextual_sound_event_reasoning": 2}
+TRAIN_WEIGHTS = {
+    "counting": 2,
+    "temporal_reasoning": 4,
+    "attribute_identification": 4,
+    "contextual_sound_event_reasoning": 2,
+}
 HELDOUT_WEIGHTS = {"counting": 3, "temporal_reasoning": 4, "attribute_identification": 4}
 SIZES = {
-    "full": {"n_train": 6000, "n_long": 24, "n_test": 1500, "n_long_test": 12, "long_seconds": (30.0, 60.0),
-             "steps": {"clap": 24, "pretrain": 3000, "sft": 200, "long": 6}},
-    "quick": {"n_train": 28, "n_long": 1, "n_test": 21, "n_long_test": 1, "long_seconds": (30.0, 32.0),
-              "steps": {"clap": 2, "pretrain": 2, "sft": 2, "long": 1}},
+    "full": {
+        "n_train": 6000,
+        "n_long": 24,
+        "n_test": 1500,
+        "n_long_test": 12,
+        "long_seconds": (30.0, 60.0),
+        "steps": {"clap": 24, "pretrain": 3000, "sft": 200, "long": 6},
+    },
+    "quick": {
+        "n_train": 28,
+        "n_long": 1,
+        "n_test": 21,
+        "n_long_test": 1,
+        "long_seconds": (30.0, 32.0),
+        "steps": {"clap": 2, "pretrain": 2, "sft": 2, "long": 1},
+    },
 }
 
 
 #: Per-stage settings of the default run (sizes and learning rates suit the tiny preset).
 STAGE_SETTINGS = {
-    "clap": {"data": {"max_windows": 2, "max_windows_per_batch": 32},
-             "clap": {"positives": 2, "negatives": 2, "batch_size": 8, "max_text_length": 128},
-             "optim": {"lr": 2e-4, "warmup_steps": 2, "schedule": "cosine"}},
+    "clap": {
+        "data": {"max_windows": 2, "max_windows_per_batch": 32},
+        "clap": {"positives": 2, "negatives": 2, "batch_size": 8, "max_text_length": 128},
+        "optim": {"lr": 2e-4, "warmup_steps": 2, "schedule": "cosine"},
+    },
     # the HTSAT is frozen in pretrain and long: its features are computed once per clip. The
     # random tiny HTSAT's dense tokens share a large common component; the audio transformation's
     # input LayerNorm starts out standardising them per feature (training.norm_init)
-    "pretrain": {"data": {"max_windows": 3, "max_windows_per_batch": 32},
-                 "train": {"feature_cache_mb": 512, "init_audio_norm_from_data": True},
-                 "optim": {"lr": 3e-3, "warmup_steps": 10, "schedule": "cosine", "weight_decay": 0.01}},
+    "pretrain": {
+        "data": {"max_windows": 3, "max_windows_per_batch": 32},
+        "train": {"feature_cache_mb": 512, "init_audio_norm_from_data": True},
+        "optim": {"lr": 3e-3, "warmup_steps": 10, "schedule": "cosine", "weight_decay": 0.01},
+    },
     # AF2's fine-tune lr is a fifth of pre-train's; with the HTSAT trainable, a higher lr memorises clips
-    "sft": {"data": {"max_windows": 3, "max_windows_per_batch": 32},
-            "optim": {"lr": 6e-4, "warmup_steps": 10, "schedule": "cosine", "weight_decay": 0.01}},
+    "sft": {
+        "data": {"max_windows": 3, "max_windows_per_batch": 32},
+        "optim": {"lr": 6e-4, "warmup_steps": 10, "schedule": "cosine", "weight_decay": 0.01},
+    },
     # long scenes (30-60 s here, up to 6 windows) with a replay of the short data
-    "long": {"data": {"max_windows": 6, "max_windows_per_batch": 24}, "train": {"feature_cache_mb": 512},
-             "optim": {"lr": 5e-4, "warmup_steps": 0, "schedule": "cosine", "weight_decay": 0.01}},
+    "long": {
+        "data": {"max_windows": 6, "max_windows_per_batch": 24},
+        "train": {"feature_cache_mb": 512},
+        "optim": {"lr": 5e-4, "warmup_steps": 0, "schedule": "cosine", "weight_decay": 0.01},
+    },
 }
 LONG_REPLAY_WEIGHT = 0.1
 #: train.* keys of every stage: the HTSAT's mel BatchNorm keeps its initial statistics (fitted on
@@ -87,19 +113,31 @@ def stage_configs(data: Path, runs: Path, *, steps: dict, seed: int, workers: in
 
     short = {"manifest": str(data / "manifest.jsonl"), "long_audio": "exclude"}
     longs = {"manifest": str(data / "manifest.jsonl"), "long_audio": "only"}
-    common = {"model": {"preset": "tiny", "seed": seed}, "train": {"seed": seed, "progress": True, **TRAIN_COMMON},
-              "deepspeed": {"zero_stage": 2, "precision": "auto"}}
-    sources = {"clap": [short], "pretrain": [short], "sft": [short],
-               "long": [longs, {**short, "weight": LONG_REPLAY_WEIGHT}]}
-    per_stage = {stage: {**STAGE_SETTINGS[stage], "data": {**STAGE_SETTINGS[stage]["data"], "sources": sources[stage]}}
-                 for stage in STAGES}
+    common = {
+        "model": {"preset": "tiny", "seed": seed},
+        "train": {"seed": seed, "progress": True, **TRAIN_COMMON},
+        "deepspeed": {"zero_stage": 2, "precision": "auto"},
+    }
+    sources = {
+        "clap": [short],
+        "pretrain": [short],
+        "sft": [short],
+        "long": [longs, {**short, "weight": LONG_REPLAY_WEIGHT}],
+    }
+    per_stage = {
+        stage: {**STAGE_SETTINGS[stage], "data": {**STAGE_SETTINGS[stage]["data"], "sources": sources[stage]}}
+        for stage in STAGES
+    }
     cfgs, previous = [], None
     for k, stage in enumerate(STAGES):
         over = {**common, **per_stage[stage], "stage": stage}
         over["data"] = {**over["data"], "num_workers": workers, "seed": seed}
         n_steps = max(1, int(steps[stage]))
-        over["optim"] = {**over["optim"], "min_lr_ratio": 0.1,
-                         "warmup_steps": min(over["optim"]["warmup_steps"], n_steps // 5)}
+        over["optim"] = {
+            **over["optim"],
+            "min_lr_ratio": 0.1,
+            "warmup_steps": min(over["optim"]["warmup_steps"], n_steps // 5),
+        }
         over["train"] = {**common["train"], **over.get("train", {}), "max_steps": n_steps, "checkpoint_every": 0}
         over["output"] = {"dir": str(runs / f"{k}-{stage}")}
         cfg = load_config(None, over)
@@ -115,8 +153,10 @@ def generate_data(out: Path, size: dict, seed: int, workers: int = 2) -> dict:
     from af2.data.synth.generate import skill_cycle
 
     meta = {}
-    for name, n, n_long, s, weights in (("train", size["n_train"], size["n_long"], seed, TRAIN_WEIGHTS),
-                                        ("heldout", size["n_test"], size["n_long_test"], seed + 1, HELDOUT_WEIGHTS)):
+    for name, n, n_long, s, weights in (
+        ("train", size["n_train"], size["n_long"], seed, TRAIN_WEIGHTS),
+        ("heldout", size["n_test"], size["n_long_test"], seed + 1, HELDOUT_WEIGHTS),
+    ):
         t0 = time.time()
         folder = out / name
         if (folder / "metadata.json").is_file():
@@ -128,8 +168,16 @@ def generate_data(out: Path, size: dict, seed: int, workers: int = 2) -> dict:
                 meta[name] = m
                 continue
         say(f"data/{name}: generating {n} clips + {n_long} long scenes (seed {s})")
-        meta[name] = generate(folder, n, seed=s, n_long=n_long, long_seconds=tuple(size["long_seconds"]),
-                              progress=True, skill_weights=weights, workers=workers)
+        meta[name] = generate(
+            folder,
+            n,
+            seed=s,
+            n_long=n_long,
+            long_seconds=tuple(size["long_seconds"]),
+            progress=True,
+            skill_weights=weights,
+            workers=workers,
+        )
         meta[name]["time_s"] = round(time.time() - t0, 1)
     return meta
 
@@ -168,11 +216,15 @@ def evaluate(model, samples: list, label: str, *, audio_map=None, max_windows: i
         results = score_choices(model, samples, max_windows=max_windows, audio_map=audio_map, progress=bar.update)
     long_ids = {s.id for s in samples if s.extra.get("long_audio")}
     short = [r for r in results if r.id not in long_ids]
-    return {"by_skill": accuracy_by_skill(short),
-            "by_qtype": accuracy_by_skill(results, key=lambda r: r.qtype),
-            "long_audio": accuracy_by_skill([r for r in results if r.id in long_ids], key=lambda r: "long")
-            .get("all", {"n": 0}),
-            "time_s": round(time.time() - t0, 1), "predictions": [r.to_dict() for r in results]}
+    return {
+        "by_skill": accuracy_by_skill(short),
+        "by_qtype": accuracy_by_skill(results, key=lambda r: r.qtype),
+        "long_audio": accuracy_by_skill([r for r in results if r.id in long_ids], key=lambda r: "long").get(
+            "all", {"n": 0}
+        ),
+        "time_s": round(time.time() - t0, 1),
+        "predictions": [r.to_dict() for r in results],
+    }
 
 
 def read_losses(run: Path) -> list[dict]:
@@ -200,9 +252,12 @@ def plot_losses(losses: dict, out: Path) -> list[str]:
         if len(vals) >= 5:
             k = max(2, len(vals) // 20)
             smooth = np.convolve(vals, np.ones(k) / k, mode="valid")
-            ax.plot(steps[k - 1:], smooth, lw=2, label=f"mean of {k}")
-        ax.set(title=f"{stage} loss" + (" (contrastive)" if stage == "clap" else " (answer LM)"),
-               xlabel="optimizer step", ylabel="loss")
+            ax.plot(steps[k - 1 :], smooth, lw=2, label=f"mean of {k}")
+        ax.set(
+            title=f"{stage} loss" + (" (contrastive)" if stage == "clap" else " (answer LM)"),
+            xlabel="optimizer step",
+            ylabel="loss",
+        )
         ax.legend()
         fig.tight_layout()
         name = f"loss_{stage}.png"
@@ -248,22 +303,35 @@ def skill_table(evals: dict) -> list[dict]:
 
 
 def write_markdown(report: dict, path: Path) -> None:
-    lines = ["# AF2 tiny curriculum demo", "",
-             f"`{report['command']}` - {report['mode']} run, seed {report['seed']}, device {report['device']}, "
-             f"total {report['timings']['total_s']:.0f} s.", "",
-             "Held-out multiple-choice questions, rank classification (each option scored by the model's "
-             "log-likelihood of it as the answer). Chance = mean of 1/len(choices). *Shuffled audio*: the "
-             "trained model with each question's audio replaced by another held-out clip of the same "
-             "question type. z = (trained - chance) in binomial standard errors.", "",
-             "| skill | n | chance | untrained | trained | shuffled audio | z |", "|---|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "# AF2 tiny curriculum demo",
+        "",
+        f"`{report['command']}` - {report['mode']} run, seed {report['seed']}, device {report['device']}, "
+        f"total {report['timings']['total_s']:.0f} s.",
+        "",
+        "Held-out multiple-choice questions, rank classification (each option scored by the model's "
+        "log-likelihood of it as the answer). Chance = mean of 1/len(choices). *Shuffled audio*: the "
+        "trained model with each question's audio replaced by another held-out clip of the same "
+        "question type. z = (trained - chance) in binomial standard errors.",
+        "",
+        "| skill | n | chance | untrained | trained | shuffled audio | z |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in report["accuracy_table"]:
-        lines.append(f"| {r['skill']} | {r['n']} | {r['chance']:.3f} | {r['untrained']:.3f} | {r['trained']:.3f} "
-                     f"| {r['trained_shuffled_audio']:.3f} | {r['z_trained_vs_chance']:+.1f} |")
+        lines.append(
+            f"| {r['skill']} | {r['n']} | {r['chance']:.3f} | {r['untrained']:.3f} | {r['trained']:.3f} "
+            f"| {r['trained_shuffled_audio']:.3f} | {r['z_trained_vs_chance']:+.1f} |"
+        )
     lines += ["", "| stage | steps | first loss | final loss | time (s) |", "|---|---:|---:|---:|---:|"]
     for stage, s in report["stages"].items():
         lines.append(f"| {stage} | {s['steps']} | {s['first_loss']:.3f} | {s['final_loss']:.3f} | {s['time_s']:.0f} |")
-    lines += ["", "Timings (s): " + ", ".join(f"{k} {v:.0f}" for k, v in report["timings"].items()), "",
-              "Loss curves: " + ", ".join(f"[{f}]({f})" for f in report["plots"]), ""]
+    lines += [
+        "",
+        "Timings (s): " + ", ".join(f"{k} {v:.0f}" for k, v in report["timings"].items()),
+        "",
+        "Loss curves: " + ", ".join(f"[{f}]({f})" for f in report["plots"]),
+        "",
+    ]
     path.write_text("\n".join(lines))
 
 
@@ -323,19 +391,24 @@ def run(args) -> int:
             import shutil
 
             shutil.rmtree(stage_dir)
-        say(f"stage {k + 1}/4 {cfg['stage']}: {cfg['train']['max_steps']} steps, lr {cfg['optim']['lr']:g}, "
-            f"max_windows {cfg['data']['max_windows']}")
+        say(
+            f"stage {k + 1}/4 {cfg['stage']}: {cfg['train']['max_steps']} steps, lr {cfg['optim']['lr']:g}, "
+            f"max_windows {cfg['data']['max_windows']}"
+        )
         summaries[cfg["stage"]] = run_stage(cfg)
-        say(f"stage {cfg['stage']} done in {summaries[cfg['stage']]['time_s']:.0f} s, "
-            f"final loss {summaries[cfg['stage']]['final_loss']:.4f}")
+        say(
+            f"stage {cfg['stage']} done in {summaries[cfg['stage']]['time_s']:.0f} s, "
+            f"final loss {summaries[cfg['stage']]['final_loss']:.4f}"
+        )
     timings["train_s"] = time.time() - t0
 
     say("phase 4/5: evaluating the trained model (+ shuffled-audio control)")
     t0 = time.time()
     model = AudioFlamingo2.from_pretrained(Path(cfgs[-1]["output"]["dir"]) / "model").to(device)
     evals["trained"] = evaluate(model, samples, "trained")
-    evals["trained_shuffled_audio"] = evaluate(model, samples, "shuffled audio",
-                                               audio_map=control_map(samples, args.seed))
+    evals["trained_shuffled_audio"] = evaluate(
+        model, samples, "shuffled audio", audio_map=control_map(samples, args.seed)
+    )
     timings["eval_trained_s"] = time.time() - t0
 
     say("phase 5/5: report")
@@ -345,24 +418,39 @@ def run(args) -> int:
     stages = {}
     for stage, s in summaries.items():
         vals = [r["loss"] for r in losses[stage] if r["loss"] == r["loss"]]
-        stages[stage] = {"steps": s["steps"], "time_s": s["time_s"], "final_loss": s["final_loss"],
-                         "first_loss": vals[0] if vals else float("nan"),
-                         "mean_loss_first_10pct": float(np.mean(vals[:max(1, len(vals) // 10)])) if vals else None,
-                         "mean_loss_last_10pct": float(np.mean(vals[-max(1, len(vals) // 10):])) if vals else None,
-                         "trainable_params": s["trainable_params"], "frozen_params": s["frozen_params"],
-                         "samples": s["samples"]}
+        stages[stage] = {
+            "steps": s["steps"],
+            "time_s": s["time_s"],
+            "final_loss": s["final_loss"],
+            "first_loss": vals[0] if vals else float("nan"),
+            "mean_loss_first_10pct": float(np.mean(vals[: max(1, len(vals) // 10)])) if vals else None,
+            "mean_loss_last_10pct": float(np.mean(vals[-max(1, len(vals) // 10) :])) if vals else None,
+            "trainable_params": s["trainable_params"],
+            "frozen_params": s["frozen_params"],
+            "samples": s["samples"],
+        }
     predictions = {k: ev.pop("predictions") for k, ev in evals.items()}
     report = {
         "command": args.command_line,
-        "mode": mode, "seed": args.seed, "device": device, "torch_threads": torch.get_num_threads(),
-        "evaluation": {"method": "rank classification over the options (af2.eval.choice_scoring), "
-                                 "multiple-choice held-out questions only",
-                       "chance": "mean over questions of 1/len(choices)",
-                       "control": "trained model, audio swapped with another held-out clip of the same qtype",
-                       "n_questions": len(samples)},
-        "accuracy_table": skill_table(evals), "accuracy": evals, "stages": stages, "losses": losses,
-        "timings": {k: round(v, 1) for k, v in timings.items()}, "data": data_meta,
-        "stage_configs": cfgs, "plots": plots,
+        "mode": mode,
+        "seed": args.seed,
+        "device": device,
+        "torch_threads": torch.get_num_threads(),
+        "evaluation": {
+            "method": "rank classification over the options (af2.eval.choice_scoring), "
+            "multiple-choice held-out questions only",
+            "chance": "mean over questions of 1/len(choices)",
+            "control": "trained model, audio swapped with another held-out clip of the same qtype",
+            "n_questions": len(samples),
+        },
+        "accuracy_table": skill_table(evals),
+        "accuracy": evals,
+        "stages": stages,
+        "losses": losses,
+        "timings": {k: round(v, 1) for k, v in timings.items()},
+        "data": data_meta,
+        "stage_configs": cfgs,
+        "plots": plots,
     }
     (report_dir / "report.json").write_text(json.dumps(report, indent=1, default=str) + "\n")
     (report_dir / "predictions.json").write_text(json.dumps(predictions) + "\n")

@@ -4,6 +4,7 @@ Works unchanged on GPUs (nccl, bf16 by default) and on the CPU (``DS_ACCELERATOR
 here when no GPU is visible; gloo; fp32). A standalone ``python -m training.train`` is a
 1-process world on 127.0.0.1; under ``torchrun`` / ``deepspeed`` the launcher's env is used.
 """
+
 from __future__ import annotations
 
 import math
@@ -51,12 +52,20 @@ def ds_config(cfg: dict) -> dict:
         "train_micro_batch_size_per_gpu": 1,  # batches are dynamic; DeepSpeed only needs a number here
         "gradient_accumulation_steps": cfg["train"]["grad_accum"],
         "gradient_clipping": opt["grad_clip"],
-        "optimizer": {"type": "AdamW", "params": {"lr": opt["lr"], "betas": list(opt["betas"]), "eps": opt["eps"],
-                                                  "weight_decay": opt["weight_decay"], "torch_adam": True}},
+        "optimizer": {
+            "type": "AdamW",
+            "params": {
+                "lr": opt["lr"],
+                "betas": list(opt["betas"]),
+                "eps": opt["eps"],
+                "weight_decay": opt["weight_decay"],
+                "torch_adam": True,
+            },
+        },
         "zero_optimization": zero,
         # check_grad_overflow: a non-finite gradient norm skips the optimizer step (see train.py)
         "bf16": {"enabled": use_bf16(cfg), "check_grad_overflow": True},
-        "steps_per_print": 10 ** 9,
+        "steps_per_print": 10**9,
         "wall_clock_breakdown": False,
     }
 
@@ -97,6 +106,7 @@ def build_engine(module: torch.nn.Module, params: list, cfg: dict):
     def scheduler(optimizer):
         return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg))
 
-    engine, _, _, _ = deepspeed.initialize(model=module, model_parameters=params, config=ds_config(cfg),
-                                           lr_scheduler=scheduler)
+    engine, _, _, _ = deepspeed.initialize(
+        model=module, model_parameters=params, config=ds_config(cfg), lr_scheduler=scheduler
+    )
     return engine

@@ -16,6 +16,7 @@ it; on the CPU the cache hashes them here (a worker hashing beside the training 
 encoder returned; once ``max_bytes`` is reached, new windows are computed but not stored. Hits,
 misses and the bytes held are counted (:meth:`stats`).
 """
+
 from __future__ import annotations
 
 from typing import Optional
@@ -44,15 +45,23 @@ class DenseFeatureCache:
 
     def stats(self) -> dict:
         total = self.hits + self.misses
-        return {"hits": self.hits, "misses": self.misses,
-                "hit_rate": round(self.hits / total, 4) if total else 0.0, "windows": len(self._store),
-                "mb": round(self.bytes / 2**20, 2), "max_mb": round(self.max_bytes / 2**20, 2)}
+        return {
+            "hits": self.hits,
+            "misses": self.misses,
+            "hit_rate": round(self.hits / total, 4) if total else 0.0,
+            "windows": len(self._store),
+            "mb": round(self.bytes / 2**20, 2),
+            "max_mb": round(self.max_bytes / 2**20, 2),
+        }
 
-    def __call__(self, clap, windows: torch.Tensor, mask: torch.Tensor,
-                 keys: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def __call__(
+        self, clap, windows: torch.Tensor, mask: torch.Tensor, keys: Optional[torch.Tensor] = None
+    ) -> torch.Tensor:
         if not encoder_is_frozen(clap):
-            raise RuntimeError("DenseFeatureCache: the AF-CLAP audio encoder is trainable or in training mode; "
-                               "its features would go stale")
+            raise RuntimeError(
+                "DenseFeatureCache: the AF-CLAP audio encoder is trainable or in training mode; "
+                "its features would go stale"
+            )
         B, W, L = windows.shape
         flat_windows, flat_mask = windows.reshape(B * W, L), mask.reshape(B * W).bool()
         valid = flat_mask.nonzero().flatten().tolist()
@@ -63,8 +72,10 @@ class DenseFeatureCache:
             key_of = {i: window_key(host[i]) for i in valid}
         else:
             if keys.shape != (B, W, KEY_BYTES):
-                raise ValueError(f"DenseFeatureCache: keys must be (B, W, {KEY_BYTES}) = {(B, W, KEY_BYTES)} "
-                                 f"for windows {tuple(windows.shape)}, got {tuple(keys.shape)}")
+                raise ValueError(
+                    f"DenseFeatureCache: keys must be (B, W, {KEY_BYTES}) = {(B, W, KEY_BYTES)} "
+                    f"for windows {tuple(windows.shape)}, got {tuple(keys.shape)}"
+                )
             flat_keys = keys.reshape(B * W, KEY_BYTES).cpu().numpy()
             key_of = {i: flat_keys[i].tobytes() for i in valid}
         missing = [i for i in valid if key_of[i] not in self._store]

@@ -2,6 +2,7 @@
 summary, and the bit-exact digests that prove frozen weights unchanged (and trainable ones changed).
 
 The loggers' packages are checked when the config loads (training/config.py), before training."""
+
 from __future__ import annotations
 
 import hashlib
@@ -77,8 +78,19 @@ class MetricsLogger:
     it under ``<out>/wandb``, "online" also uploads; ``config`` is recorded with it); other ranks
     only keep time."""
 
-    def __init__(self, out: Path, *, rank: int, total: int, start: int, progress: bool, tensorboard: bool,
-                 desc: str, wandb: Optional[str] = None, config: Optional[dict] = None):
+    def __init__(
+        self,
+        out: Path,
+        *,
+        rank: int,
+        total: int,
+        start: int,
+        progress: bool,
+        tensorboard: bool,
+        desc: str,
+        wandb: Optional[str] = None,
+        config: Optional[dict] = None,
+    ):
         self.rank, self.t0 = rank, time.time()
         self.file = self.bar = self.tb = self.wandb = None
         if rank != 0:
@@ -97,8 +109,9 @@ class MetricsLogger:
         if wandb:
             import wandb as wandb_lib
 
-            self.wandb = wandb_lib.init(project="af2", name=f"{desc}-{out.name}", dir=str(out), mode=wandb,
-                                        config=config)
+            self.wandb = wandb_lib.init(
+                project="af2", name=f"{desc}-{out.name}", dir=str(out), mode=wandb, config=config
+            )
 
     def step(self, record: dict) -> None:
         if self.rank != 0:
@@ -107,8 +120,9 @@ class MetricsLogger:
         self.file.flush()
         if self.bar is not None:
             self.bar.update(1)
-            self.bar.set_postfix(loss=f"{record['loss']:.4f}", lr=f"{record['lr']:.2e}",
-                                 sps=f"{record['samples_per_s']:.1f}")
+            self.bar.set_postfix(
+                loss=f"{record['loss']:.4f}", lr=f"{record['lr']:.2e}", sps=f"{record['samples_per_s']:.1f}"
+            )
         scalars = {f"train/{k}": record[k] for k in SCALARS if record.get(k) is not None}
         if self.tb is not None:
             for key, value in scalars.items():

@@ -13,6 +13,7 @@ zero mean and unit variance per feature over the given batches' valid tokens
 before. Use it in the stage that first trains the audio transformation (pre-train). Ranks agree:
 the sums are all-reduced when torch.distributed is initialised.
 """
+
 from __future__ import annotations
 
 import torch
@@ -45,8 +46,8 @@ def init_audio_norm_from_data(model, batches, *, device=None) -> dict:
             mask = (torch.ones(windows.shape[:2], dtype=torch.bool) if mask is None else mask).to(device).bool()
             if not bool(mask.any()):
                 continue
-            dense = model.clap.dense_features(windows, mask)[mask]               # (valid windows, n, D)
-            y = F.layer_norm(dense.float() * D ** 0.5, (D,), eps=norm.eps).reshape(-1, D).double()
+            dense = model.clap.dense_features(windows, mask)[mask]  # (valid windows, n, D)
+            y = F.layer_norm(dense.float() * D**0.5, (D,), eps=norm.eps).reshape(-1, D).double()
             total += y.sum(0)
             squares += (y * y).sum(0)
             count += y.shape[0]
@@ -61,8 +62,12 @@ def init_audio_norm_from_data(model, batches, *, device=None) -> dict:
     norm.weight.copy_((1 / std).to(norm.weight.dtype))
     norm.bias.copy_((-mean / std).to(norm.bias.dtype))
     gains = 1 / std
-    return {"tokens": int(count.item()), "mean_norm": round(float(mean.norm()), 4),
-            "gain_min": round(float(gains.min()), 4), "gain_max": round(float(gains.max()), 4)}
+    return {
+        "tokens": int(count.item()),
+        "mean_norm": round(float(mean.norm()), 4),
+        "gain_min": round(float(gains.min()), 4),
+        "gain_max": round(float(gains.max()), 4),
+    }
 
 
 def _all_reduce_sums(*sums: torch.Tensor) -> None:

@@ -13,6 +13,7 @@ unreadable (truncated zip, empty, I/O error) is :class:`DamagedCheckpointError`.
 engine (``training.checkpoint.load`` does, before ``engine.load_checkpoint``), so DeepSpeed reads
 nothing else. See docs/checkpoints.md.
 """
+
 from __future__ import annotations
 
 import functools
@@ -82,9 +83,11 @@ def load_file(path, map_location="cpu", *, mmap: bool = False):
             return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap and is_zip)
     except pickle.UnpicklingError as e:
         raise UnsafeCheckpointError(
-            path, f"refused: the weights-only loader rejects it ({_why_refused(str(e))}). It is not a file "
-                  f"af2 wrote (only tensors and af2's checkpoint types are allowed), and unpickling it could "
-                  f"run code: delete this checkpoint if you did not write it") from None
+            path,
+            f"refused: the weights-only loader rejects it ({_why_refused(str(e))}). It is not a file "
+            f"af2 wrote (only tensors and af2's checkpoint types are allowed), and unpickling it could "
+            f"run code: delete this checkpoint if you did not write it",
+        ) from None
     except Exception as e:  # truncated zip, EOF, bad header: torch raises RuntimeError, EOFError, ...
         reason = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
         raise DamagedCheckpointError(path, f"unreadable ({reason})") from None
@@ -112,6 +115,8 @@ def install(engine) -> None:
     if type(current) is safe:
         return
     if type(current) is not TorchCheckpointEngine:  # another engine (decoupled, fast, ...) would load unchecked
-        raise RuntimeError(f"unexpected DeepSpeed checkpoint engine {type(current).__name__}: af2 loads "
-                           "checkpoints only through its weights-only torch engine")
+        raise RuntimeError(
+            f"unexpected DeepSpeed checkpoint engine {type(current).__name__}: af2 loads "
+            "checkpoints only through its weights-only torch engine"
+        )
     engine.checkpoint_engine = safe(engine._config)

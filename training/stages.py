@@ -12,6 +12,7 @@ long       30 (5 min)   as pretrain (AF-CLAP frozen again) 2e-5        long QA
 The trainable sets are :meth:`af2.model.AudioFlamingo2.trainable_parameters`; the LLM is always
 frozen except its input embeddings.
 """
+
 from __future__ import annotations
 
 import torch
@@ -21,8 +22,12 @@ from af2.model import AF2Config, AudioFlamingo2
 from training.clap import clap_loss
 from training.feature_cache import DenseFeatureCache
 
-REFERENCE = {"clap": {"max_windows": 3, "lr": 1e-4}, "pretrain": {"max_windows": 3, "lr": 1e-4},
-             "sft": {"max_windows": 9, "lr": 2e-5}, "long": {"max_windows": 30, "lr": 2e-5}}
+REFERENCE = {
+    "clap": {"max_windows": 3, "lr": 1e-4},
+    "pretrain": {"max_windows": 3, "lr": 1e-4},
+    "sft": {"max_windows": 9, "lr": 2e-5},
+    "long": {"max_windows": 30, "lr": 2e-5},
+}
 
 
 class StageModule(nn.Module):
@@ -39,8 +44,9 @@ class StageModule(nn.Module):
         self.freeze_batchnorm = bool(cfg["train"].get("freeze_batchnorm", False))
         self.train()  # build after freezing: frozen modules go to eval mode here
         #: the frozen HTSAT's dense features, computed once per distinct window (pretrain, long)
-        self.feature_cache = (DenseFeatureCache(int(cfg["train"]["feature_cache_mb"] * 2**20))
-                              if uses_feature_cache(model, cfg) else None)
+        self.feature_cache = (
+            DenseFeatureCache(int(cfg["train"]["feature_cache_mb"] * 2**20)) if uses_feature_cache(model, cfg) else None
+        )
 
     def train(self, mode: bool = True) -> "StageModule":
         """Modules whose parameters are all frozen run in eval mode: a frozen AF-CLAP must not
@@ -74,8 +80,9 @@ class StageModule(nn.Module):
             mask = inputs.get("audio_window_mask")
             if mask is None:
                 mask = torch.ones(windows.shape[:2], dtype=torch.bool, device=windows.device)
-            inputs["dense_features"] = self.feature_cache(self.model.clap, windows, mask,
-                                                          batch.get("audio_window_keys"))
+            inputs["dense_features"] = self.feature_cache(
+                self.model.clap, windows, mask, batch.get("audio_window_keys")
+            )
         return self.model(**inputs).loss
 
 
@@ -83,8 +90,11 @@ def uses_feature_cache(model: AudioFlamingo2, cfg: dict) -> bool:
     """``train.feature_cache_mb`` > 0 in an LLM stage whose AF-CLAP audio encoder has no trainable
     parameter (after :func:`freeze_for_stage`; :class:`StageModule` runs it in eval mode): its
     dense features are computed once per distinct window."""
-    return (bool(cfg["train"].get("feature_cache_mb", 0)) and cfg["stage"] != "clap"
-            and not any(p.requires_grad for p in model.clap.audio.parameters()))
+    return (
+        bool(cfg["train"].get("feature_cache_mb", 0))
+        and cfg["stage"] != "clap"
+        and not any(p.requires_grad for p in model.clap.audio.parameters())
+    )
 
 
 def build_model(cfg: dict) -> AudioFlamingo2:
@@ -151,8 +161,16 @@ def random_token_ids(model: AudioFlamingo2, B: int, S: int, generator: torch.Gen
     return ids
 
 
-def random_lm_batch(model: AudioFlamingo2, *, B: int = 2, W: int = 1, S: int = 24, seed: int = 0,
-                    generator: torch.Generator | None = None, device=None) -> dict:
+def random_lm_batch(
+    model: AudioFlamingo2,
+    *,
+    B: int = 2,
+    W: int = 1,
+    S: int = 24,
+    seed: int = 0,
+    generator: torch.Generator | None = None,
+    device=None,
+) -> dict:
     """A random batch in the LLM stages' format (benchmarks and tests): input_ids (B, S) of
     :func:`random_token_ids`, labels (B, S) on the second half, attention_mask, audio_windows
     (B, W, 160000) of quiet noise, audio_window_mask (B, W). Drawn from ``generator`` (default: a
@@ -160,8 +178,12 @@ def random_lm_batch(model: AudioFlamingo2, *, B: int = 2, W: int = 1, S: int = 2
     g = generator if generator is not None else torch.Generator().manual_seed(seed)
     ids = random_token_ids(model, B, S, g)
     labels = torch.full_like(ids, -100)
-    labels[:, S // 2:] = ids[:, S // 2:]
-    batch = dict(input_ids=ids, attention_mask=torch.ones_like(ids, dtype=torch.bool), labels=labels,
-                 audio_windows=0.1 * torch.randn(B, W, 160000, generator=g),
-                 audio_window_mask=torch.ones(B, W, dtype=torch.bool))
+    labels[:, S // 2 :] = ids[:, S // 2 :]
+    batch = dict(
+        input_ids=ids,
+        attention_mask=torch.ones_like(ids, dtype=torch.bool),
+        labels=labels,
+        audio_windows=0.1 * torch.randn(B, W, 160000, generator=g),
+        audio_window_mask=torch.ones(B, W, dtype=torch.bool),
+    )
     return batch if device is None else {k: v.to(device) for k, v in batch.items()}

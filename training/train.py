@@ -5,6 +5,7 @@ process per rank; the launcher's env gives rank and world size). ``--resume`` sk
 checkpoints with a warning (training.checkpoint.select); exit status 2 when no checkpoint (or
 ``init_from``) can be used, the message naming the file (docs/checkpoints.md).
 """
+
 from __future__ import annotations
 
 import gc
@@ -20,11 +21,25 @@ from training import checkpoint as ckpt
 from training.clap import ClapCollator, caption_tokenizer
 from training.data import BatchStream, build_loader, write_mixture
 from training.engine import build_engine, setup_distributed
+from training.metrics import (
+    MetricsLogger,
+    check_frozen,
+    check_trained,
+    count,
+    digests,
+    grad_norm,
+    unexpected_unchanged,
+    write_summary,
+)
 from training.norm_init import NORM_INIT_BATCHES, init_audio_norm_from_data
-from training.metrics import (MetricsLogger, check_frozen, check_trained, count, digests, grad_norm,
-                              unexpected_unchanged, write_summary)
-from training.stages import (StageModule, build_model, enable_gradient_checkpointing, freeze_for_stage, load_init,
-                             uses_feature_cache)
+from training.stages import (
+    StageModule,
+    build_model,
+    enable_gradient_checkpointing,
+    freeze_for_stage,
+    load_init,
+    uses_feature_cache,
+)
 
 log = logging.getLogger("training")
 
@@ -143,8 +158,10 @@ def _train_step(engine, stream, cfg: dict, step: int) -> tuple[list[float], int,
             engine.step()
     skipped = skip_zero0 or engine.skipped_steps > skipped_before
     if bad_loss and not skipped:
-        raise RuntimeError(f"step {step}: a micro-batch had a non-finite loss but DeepSpeed applied the "
-                           "optimizer step (its overflow check is off: deepspeed.precision / zero_stage)")
+        raise RuntimeError(
+            f"step {step}: a micro-batch had a non-finite loss but DeepSpeed applied the "
+            "optimizer step (its overflow check is off: deepspeed.precision / zero_stage)"
+        )
     return losses, samples, skipped
 
 
@@ -162,8 +179,13 @@ def _init_audio_norm(model, loader, cfg: dict, rank: int) -> dict | None:
         if close is not None:
             close()
     if rank == 0:
-        log.warning("audio transformation input norm initialised from %d tokens (mean length %.3g, gains "
-                    "%.3g..%.3g)", stats["tokens"], stats["mean_norm"], stats["gain_min"], stats["gain_max"])
+        log.warning(
+            "audio transformation input norm initialised from %d tokens (mean length %.3g, gains %.3g..%.3g)",
+            stats["tokens"],
+            stats["mean_norm"],
+            stats["gain_min"],
+            stats["gain_max"],
+        )
     return stats
 
 
@@ -184,13 +206,25 @@ def run_stage(cfg: dict, *, resume: bool = False) -> dict:
     collator = None
     if cfg["stage"] == "clap":
         c = cfg["clap"]
-        collator = ClapCollator(caption_tokenizer(model.config), max_windows=cfg["data"]["max_windows"],
-                                m=c["positives"], n=c["negatives"], max_length=c["max_text_length"],
-                                seed=cfg["data"]["seed"])
+        collator = ClapCollator(
+            caption_tokenizer(model.config),
+            max_windows=cfg["data"]["max_windows"],
+            m=c["positives"],
+            n=c["negatives"],
+            max_length=c["max_text_length"],
+            seed=cfg["data"]["seed"],
+        )
     # the feature cache's window keys: hashed by the loader's workers on a GPU, by the training
     # process on the CPU (why: training.feature_cache)
-    loader = build_loader(cfg, manifest, model.tokenizer, world=world, rank=rank, collator=collator,
-                          window_keys=uses_feature_cache(model, cfg) and torch.cuda.is_available())
+    loader = build_loader(
+        cfg,
+        manifest,
+        model.tokenizer,
+        world=world,
+        rank=rank,
+        collator=collator,
+        window_keys=uses_feature_cache(model, cfg) and torch.cuda.is_available(),
+    )
     norm_init = _init_audio_norm(model, loader, cfg, rank)
     engine = build_engine(StageModule(model, cfg), trainable, cfg)
     ckpt.clean_staging(root)
@@ -204,9 +238,17 @@ def run_stage(cfg: dict, *, resume: bool = False) -> dict:
     start_step = state["step"]
     stream = BatchStream(loader, state["epoch"], state["batch"])
     tr = cfg["train"]
-    logger = MetricsLogger(out, rank=rank, total=tr["max_steps"], start=start_step, progress=tr["progress"],
-                           tensorboard=cfg["output"]["tensorboard"], wandb=cfg["output"]["wandb"], config=cfg,
-                           desc=cfg["stage"])
+    logger = MetricsLogger(
+        out,
+        rank=rank,
+        total=tr["max_steps"],
+        start=start_step,
+        progress=tr["progress"],
+        tensorboard=cfg["output"]["tensorboard"],
+        wandb=cfg["output"]["wandb"],
+        config=cfg,
+        desc=cfg["stage"],
+    )
     t_start = time.time()
     try:
         while state["step"] < tr["max_steps"]:
@@ -219,21 +261,40 @@ def run_stage(cfg: dict, *, resume: bool = False) -> dict:
             if bad:
                 state["skipped"] += 1
                 if rank == 0:
-                    log.warning("step %d: non-finite loss or gradients, optimizer step skipped (%d so far)", step,
-                                state["skipped"])
+                    log.warning(
+                        "step %d: non-finite loss or gradients, optimizer step skipped (%d so far)",
+                        step,
+                        state["skipped"],
+                    )
                 if state["skipped"] > tr["max_nonfinite"]:
                     raise NonFiniteLossError(
                         f"{state['skipped']} steps with a non-finite loss or gradients (train.max_nonfinite="
-                        f"{tr['max_nonfinite']}); last at step {step}. Lower optim.lr or check the data.")
+                        f"{tr['max_nonfinite']}); last at step {step}. Lower optim.lr or check the data."
+                    )
             dt = time.time() - t0
-            logger.step({"step": step, "loss": state["loss"] if state["loss"] is not None else float("nan"),
-                         "lr": float(engine.get_lr()[0]), "samples": int(samples), "samples_per_s": samples / dt,
-                         "grad_norm": grad_norm(engine), "skipped": state["skipped"], "epoch": state["epoch"],
-                         "time_s": dt})
+            logger.step(
+                {
+                    "step": step,
+                    "loss": state["loss"] if state["loss"] is not None else float("nan"),
+                    "lr": float(engine.get_lr()[0]),
+                    "samples": int(samples),
+                    "samples_per_s": samples / dt,
+                    "grad_norm": grad_norm(engine),
+                    "skipped": state["skipped"],
+                    "epoch": state["epoch"],
+                    "time_s": dt,
+                }
+            )
             every = tr["checkpoint_every"]
             if every and step % every == 0 and step < tr["max_steps"]:
-                ckpt.save(engine, root, f"step-{step:08d}", state, exclude_frozen=cfg["deepspeed"]["exclude_frozen"],
-                          keep=tr["keep_checkpoints"])
+                ckpt.save(
+                    engine,
+                    root,
+                    f"step-{step:08d}",
+                    state,
+                    exclude_frozen=cfg["deepspeed"]["exclude_frozen"],
+                    keep=tr["keep_checkpoints"],
+                )
         if found is None or found.name != "final":
             ckpt.save(engine, root, "final", state, exclude_frozen=False)
     finally:
@@ -245,18 +306,33 @@ def run_stage(cfg: dict, *, resume: bool = False) -> dict:
     unchanged = check_trained(trained_before, digests(engine.module, trainable))
     suspicious = unexpected_unchanged(unchanged)
     if suspicious and rank == 0 and state["step"] > start_step:
-        log.warning("stage %s: %d trainable parameters did not change in %d steps (no gradient reached "
-                    "them, or every step was skipped): %s", cfg["stage"], len(suspicious),
-                    state["step"] - start_step, ", ".join(suspicious[:10]))
+        log.warning(
+            "stage %s: %d trainable parameters did not change in %d steps (no gradient reached "
+            "them, or every step was skipped): %s",
+            cfg["stage"],
+            len(suspicious),
+            state["step"] - start_step,
+            ", ".join(suspicious[:10]),
+        )
     _export(engine, model, out / "model", rank)
-    summary = {"stage": cfg["stage"], "steps": state["step"], "resumed_at": start_step if found else None,
-               "skipped_steps": state["skipped"], "time_s": round(time.time() - t_start, 3),
-               "final_loss": state["loss"], "samples": state["samples"], "world_size": world,
-               "device": str(engine.device),
-               "trainable_params": count(trainable), "frozen_params": count(frozen),
-               "frozen_unchanged": True, "trainable_unchanged": unchanged, "output": str(out),
-               "audio_norm_init": norm_init,
-               "feature_cache": cache.stats() if (cache := getattr(engine.module, "feature_cache", None)) else None}
+    summary = {
+        "stage": cfg["stage"],
+        "steps": state["step"],
+        "resumed_at": start_step if found else None,
+        "skipped_steps": state["skipped"],
+        "time_s": round(time.time() - t_start, 3),
+        "final_loss": state["loss"],
+        "samples": state["samples"],
+        "world_size": world,
+        "device": str(engine.device),
+        "trainable_params": count(trainable),
+        "frozen_params": count(frozen),
+        "frozen_unchanged": True,
+        "trainable_unchanged": unchanged,
+        "output": str(out),
+        "audio_norm_init": norm_init,
+        "feature_cache": cache.stats() if (cache := getattr(engine.module, "feature_cache", None)) else None,
+    }
     write_summary(out, summary, rank)
     if hasattr(engine, "destroy"):
         engine.destroy()

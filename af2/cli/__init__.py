@@ -8,6 +8,7 @@ types are in :mod:`af2.cli.args`; parsing, errors and exit statuses in :mod:`af2
 The old ``python -m`` entry points call :func:`legacy_main`, which accepts their old flag
 names (``--in``/``--out``, ``--pred``/``--ref``) as aliases.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -51,8 +52,9 @@ def verb_parser(verb: str, prog: str | None = None, *, legacy: bool = False) -> 
 
 def _verb_list_parser(prog: str, verbs: dict[str, str], description: str, version: str | None) -> Parser:
     """A parser that only lists ``verbs`` (for --help, --version and an unknown verb)."""
-    parser = Parser(prog=prog, description=description, usage=f"{prog} [-h]{' [--version]' if version else ''} "
-                                                                  "VERB ...")
+    parser = Parser(
+        prog=prog, description=description, usage=f"{prog} [-h]{' [--version]' if version else ''} VERB ..."
+    )
     if version:
         parser.add_argument("--version", action="version", version=version)
     commands = parser.add_subparsers(dest="verb", required=True, metavar="VERB", title="verbs")
@@ -61,8 +63,15 @@ def _verb_list_parser(prog: str, verbs: dict[str, str], description: str, versio
     return parser
 
 
-def dispatch(argv: Sequence[str] | None, *, prog: str, verbs: dict[str, str], description: str,
-             legacy: bool = False, version: str | None = None) -> int:
+def dispatch(
+    argv: Sequence[str] | None,
+    *,
+    prog: str,
+    verbs: dict[str, str],
+    description: str,
+    legacy: bool = False,
+    version: str | None = None,
+) -> int:
     """Run ``PROG VERB [flags]`` for one of ``verbs``; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] not in verbs:  # --help, --version, no verb or an unknown one

@@ -4,14 +4,28 @@ Each is an argparse ``type=``: it checks the value when the command line is pars
 anything is read or written, and raises ``argparse.ArgumentTypeError`` with a short reason,
 which the parser prints as ``af2 VERB: argument --input: no such file: x.jsonl`` (exit 2).
 """
+
 from __future__ import annotations
 
 import argparse
 import os
 from pathlib import Path
 
-__all__ = ["input_file", "input_dir", "output_file", "output_dir", "positive_int", "nonnegative_int",
-           "positive_float", "override", "flags", "add_seed", "add_device", "add_config", "add_log_level"]
+__all__ = [
+    "input_file",
+    "input_dir",
+    "output_file",
+    "output_dir",
+    "positive_int",
+    "nonnegative_int",
+    "positive_float",
+    "override",
+    "flags",
+    "add_seed",
+    "add_device",
+    "add_config",
+    "add_log_level",
+]
 
 
 def input_file(value: str) -> Path:
@@ -103,20 +117,26 @@ def override(value: str) -> str:
     return value
 
 
-def add_config(parser: argparse.ArgumentParser, *, help: str, set_help: str = "override a config key "
-               "(dotted name; the value is YAML); repeatable") -> None:
+def add_config(
+    parser: argparse.ArgumentParser,
+    *,
+    help: str,
+    set_help: str = "override a config key (dotted name; the value is YAML); repeatable",
+) -> None:
     """``--config FILE`` (required) and ``--set KEY=VALUE`` (repeatable)."""
     parser.add_argument("--config", required=True, type=input_file, metavar="FILE", help=help)
-    parser.add_argument("--set", dest="overrides", action="append", default=[], type=override,
-                        metavar="KEY=VALUE", help=set_help)
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], type=override, metavar="KEY=VALUE", help=set_help
+    )
 
 
 def add_seed(parser: argparse.ArgumentParser, *, default: int | None = 0, help: str = "random seed") -> None:
     parser.add_argument("--seed", type=nonnegative_int, default=default, help=help)
 
 
-def add_device(parser: argparse.ArgumentParser, *, help: str = "cpu, cuda or cuda:N (default: cuda when "
-               "available)") -> None:
+def add_device(
+    parser: argparse.ArgumentParser, *, help: str = "cpu, cuda or cuda:N (default: cuda when available)"
+) -> None:
     parser.add_argument("--device", default=None, type=_device, help=help)
 
 
@@ -134,5 +154,10 @@ def flags(new: str, *old: str, legacy: bool) -> tuple[str, ...]:
 
 
 def add_log_level(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--log-level", default="INFO", type=str.upper, choices=("DEBUG", "INFO", "WARNING", "ERROR"),
-                        help="the least severe log messages shown (default INFO)")
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        type=str.upper,
+        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+        help="the least severe log messages shown (default INFO)",
+    )

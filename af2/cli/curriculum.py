@@ -6,6 +6,7 @@ config is validated before the first one starts; ``--set`` and ``--seed`` apply 
 ``--resume`` skips finished stages and resumes the unfinished one from its newest checkpoint.
 Needs ``pip install 'af2[train]'``.
 """
+
 from __future__ import annotations
 
 import argparse

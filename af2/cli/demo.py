@@ -5,6 +5,7 @@ Synthetic AudioSkills data, a tiny AF2 evaluated untrained, trained through the 
 (``report.md``, ``report.json``, loss plots). ``--quick`` is a seconds-long smoke run (the
 plumbing, not learning). See ``training.demo`` for the details. Needs ``pip install 'af2[train]'``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,8 +16,14 @@ HELP = "the whole curriculum on synthetic data, small, with a report"
 
 
 def configure(parser: argparse.ArgumentParser, *, legacy: bool = False) -> None:
-    parser.add_argument(*flags("--output", "--out", legacy=legacy), dest="output", default="runs/demo",
-                        type=output_dir, metavar="DIR", help="output folder (data/, runs/, report/; default runs/demo)")
+    parser.add_argument(
+        *flags("--output", "--out", legacy=legacy),
+        dest="output",
+        default="runs/demo",
+        type=output_dir,
+        metavar="DIR",
+        help="output folder (data/, runs/, report/; default runs/demo)",
+    )
     parser.add_argument("--quick", action="store_true", help="a seconds-long smoke run (plumbing, not learning)")
     add_seed(parser, help="training data and model seed (held-out data: seed + 1)")
     parser.add_argument("--steps-scale", type=positive_float, default=1.0, help="multiply every stage's step count")

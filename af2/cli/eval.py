@@ -3,6 +3,7 @@
 Evaluates a saved model (or a predictions file) on a public benchmark and prints the results
 table; the flags and the run are af2/eval/benchmarks (``af2 eval --help``).
 """
+
 from __future__ import annotations
 
 from typing import Sequence

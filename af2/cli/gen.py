@@ -6,6 +6,7 @@ Beside OUT the job keeps ``OUT.rejects.jsonl`` (records it gave up on, with reas
 finished records are skipped. The server comes from ``--base-url`` / ``AF2_LLM_BASE_URL``, the
 model from ``--model`` / ``AF2_LLM_MODEL``, the key from ``AF2_LLM_API_KEY``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,8 +36,9 @@ def add_job_arguments(parser: argparse.ArgumentParser, *, what: str = "records")
     parser.add_argument("--report", type=output_file, help="the JSON report (default OUT.report.json)")
     parser.add_argument("--limit", type=positive_int, help=f"process at most this many pending {what}")
     parser.add_argument("--template-version", type=positive_int, help="version of the template (default newest)")
-    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                        help="progress bar (default: on a terminal)")
+    parser.add_argument(
+        "--progress", action=argparse.BooleanOptionalAction, default=None, help="progress bar (default: on a terminal)"
+    )
 
 
 def configure(parser: argparse.ArgumentParser, *, legacy: bool = False) -> None:
@@ -45,10 +47,22 @@ def configure(parser: argparse.ArgumentParser, *, legacy: bool = False) -> None:
     jobs = parser.add_subparsers(dest="job", required=True, metavar="JOB")
     for name, cls in pipelines().items():
         sub = jobs.add_parser(name, help=cls.help, description=sys.modules[cls.__module__].__doc__)
-        sub.add_argument(*flags("--input", "--in", legacy=legacy), dest="inp", required=True, type=input_file,
-                         metavar="IN", help="input JSONL")
-        sub.add_argument(*flags("--output", "--out", legacy=legacy), dest="out", required=True, type=output_file,
-                         metavar="OUT", help="output JSONL (appended to; resumable)")
+        sub.add_argument(
+            *flags("--input", "--in", legacy=legacy),
+            dest="inp",
+            required=True,
+            type=input_file,
+            metavar="IN",
+            help="input JSONL",
+        )
+        sub.add_argument(
+            *flags("--output", "--out", legacy=legacy),
+            dest="out",
+            required=True,
+            type=output_file,
+            metavar="OUT",
+            help="output JSONL (appended to; resumable)",
+        )
         add_job_arguments(sub)
         add_log_level(sub)
         cls.add_arguments(sub)
@@ -79,13 +93,25 @@ def main(args: argparse.Namespace) -> int:
     configure_cli_logging(args.log_level)
     out: Path = args.out
     config, client, cache = llm_client(args, out)
-    job = Job(pipelines()[args.job](args, client), args.inp, out, rejects=args.rejects,
-              limit=args.limit, progress=args.progress)
-    code, report = run_for_cli(job, report_path=args.report or Path(f"{out}.report.json"), api_key=config.api_key,
-                               cache=cache)
+    job = Job(
+        pipelines()[args.job](args, client),
+        args.inp,
+        out,
+        rejects=args.rejects,
+        limit=args.limit,
+        progress=args.progress,
+    )
+    code, report = run_for_cli(
+        job, report_path=args.report or Path(f"{out}.report.json"), api_key=config.api_key, cache=cache
+    )
     records = report["records"]
-    print(redact(f"{args.job}: {records['ok']} ok, {records['rejected']} rejected, {records['failed']} "
-                 f"failed, {records['already_done']} done before, {records['not_started']} not started; "
-                 f"{records['lines_written']} lines written to {out}\n{client.report().summary()}",
-                 config.api_key), file=sys.stderr)
+    print(
+        redact(
+            f"{args.job}: {records['ok']} ok, {records['rejected']} rejected, {records['failed']} "
+            f"failed, {records['already_done']} done before, {records['not_started']} not started; "
+            f"{records['lines_written']} lines written to {out}\n{client.report().summary()}",
+            config.api_key,
+        ),
+        file=sys.stderr,
+    )
     return code

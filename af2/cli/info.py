@@ -1,4 +1,5 @@
 """``af2 info [--json]``: how af2 was built (version, torch, CUDA, CPU kernels)."""
+
 from __future__ import annotations
 
 import argparse

@@ -6,6 +6,7 @@ Scores every prediction 1-10 with an LLM judge. Beside OUT it keeps ``OUT.reject
 are skipped. The judge's temperature is 0 unless set. Predictions are JSONL with ``id`` and
 ``prediction``; references are an af2 manifest.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,8 +24,14 @@ def configure(parser: argparse.ArgumentParser, *, legacy: bool = False) -> None:
     from af2.llm.config import LLMConfig
 
     add_inputs(parser, legacy=legacy)
-    parser.add_argument(*flags("--output", "--out", legacy=legacy), dest="out", required=True, type=output_file,
-                        metavar="OUT", help="judged JSONL (appended to; resumable)")
+    parser.add_argument(
+        *flags("--output", "--out", legacy=legacy),
+        dest="out",
+        required=True,
+        type=output_file,
+        metavar="OUT",
+        help="judged JSONL (appended to; resumable)",
+    )
     add_job_arguments(parser, what="predictions")
     LLMConfig.add_arguments(parser)
 
@@ -41,8 +48,9 @@ def main(args: argparse.Namespace) -> int:
     configure_cli_logging(args.log_level)
     references, predicted, out = load_references(args.ref), set(load_predictions(args.pred).by_id), args.out
     config, client, cache = llm_client(args, out, default_temperature=0.0)
-    job = Job(Judge(args, client, references), args.pred, out, rejects=args.rejects,
-              limit=args.limit, progress=args.progress)
+    job = Job(
+        Judge(args, client, references), args.pred, out, rejects=args.rejects, limit=args.limit, progress=args.progress
+    )
     summary = None
 
     def judge_summary() -> dict:
@@ -50,12 +58,23 @@ def main(args: argparse.Namespace) -> int:
         summary = summarize(references, predicted, read_jsonl(out), read_jsonl(job.rejects))
         return {"references": str(args.ref), "summary": summary.to_dict()}
 
-    code, _ = run_for_cli(job, report_path=args.report or Path(f"{out}.report.json"), api_key=config.api_key,
-                          cache=cache, extra=judge_summary)
+    code, _ = run_for_cli(
+        job,
+        report_path=args.report or Path(f"{out}.report.json"),
+        api_key=config.api_key,
+        cache=cache,
+        extra=judge_summary,
+    )
     print(judge_table(summary))
     s = summary.overall
-    print(redact(f"judge: {s.scored} scored ({s.fallback} by the fallback parser), {s.rejected} rejected "
-                 f"(see {job.rejects}), {s.pending} pending, {s.unpredicted} without a prediction; "
-                 f"{len(summary.stray_rejects)} prediction lines match no reference\n"
-                 f"{client.report().summary()}", config.api_key), file=sys.stderr)
+    print(
+        redact(
+            f"judge: {s.scored} scored ({s.fallback} by the fallback parser), {s.rejected} rejected "
+            f"(see {job.rejects}), {s.pending} pending, {s.unpredicted} without a prediction; "
+            f"{len(summary.stray_rejects)} prediction lines match no reference\n"
+            f"{client.report().summary()}",
+            config.api_key,
+        ),
+        file=sys.stderr,
+    )
     return code

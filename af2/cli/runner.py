@@ -15,6 +15,7 @@ Library code signals status 2 by raising :class:`af2.errors.InputError` (or a su
 :func:`run` prints it after ``PROG: error:``. Any other exception is a bug: it keeps its
 traceback (status 1, Python's own).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,12 +32,14 @@ EXIT_CODES = {
     OK: "all done",
     PARTIAL: "partial: a rerun continues (records pending, unreadable items skipped and reported)",
     BAD_INPUT: "the input or the configuration is wrong (missing or unreadable input, a directory "
-               "where a file is expected, an output path in a missing folder, a bad or unknown flag, "
-               "a bad config value, an unreachable server, a checkpoint that cannot be resumed); nothing "
-               "written",
+    "where a file is expected, an output path in a missing folder, a bad or unknown flag, "
+    "a bad config value, an unreachable server, a checkpoint that cannot be resumed); nothing "
+    "written",
 }
-EPILOG = "exit status:\n" + "\n".join(textwrap.fill(text, 92, initial_indent=f"  {code}  ", subsequent_indent=" " * 5)
-                                       for code, text in EXIT_CODES.items())
+EPILOG = "exit status:\n" + "\n".join(
+    textwrap.fill(text, 92, initial_indent=f"  {code}  ", subsequent_indent=" " * 5)
+    for code, text in EXIT_CODES.items()
+)
 
 
 class Parser(argparse.ArgumentParser):
@@ -58,8 +61,9 @@ def fail(prog: str, message: str) -> int:
     return BAD_INPUT
 
 
-def run(parser: argparse.ArgumentParser, argv: Sequence[str] | None,
-        command: Callable[[argparse.Namespace], int]) -> int:
+def run(
+    parser: argparse.ArgumentParser, argv: Sequence[str] | None, command: Callable[[argparse.Namespace], int]
+) -> int:
     """Parse ``argv`` with ``parser`` and run ``command(args)``; return the exit status.
 
     ``--help`` returns 0 and a parse error 2 (instead of raising SystemExit), an

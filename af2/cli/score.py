@@ -5,6 +5,7 @@ report with --output. Predictions are JSONL with ``id`` and ``prediction``; a ba
 line is reported and not used (exit status 1); references are an af2 manifest read strictly
 (a bad reference line is exit status 2).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,17 +20,34 @@ log = logging.getLogger("af2.eval")
 
 def add_inputs(parser: argparse.ArgumentParser, *, legacy: bool) -> None:
     """--input (predictions) and --reference (the manifest) of ``score`` and ``judge``."""
-    parser.add_argument(*flags("--input", "--pred", legacy=legacy), dest="pred", required=True, type=input_file,
-                        metavar="PREDS", help="predictions JSONL (id, prediction)")
-    parser.add_argument(*flags("--reference", "--ref", legacy=legacy), dest="ref", required=True,
-                        type=input_file, metavar="MANIFEST", help="reference af2 manifest JSONL")
+    parser.add_argument(
+        *flags("--input", "--pred", legacy=legacy),
+        dest="pred",
+        required=True,
+        type=input_file,
+        metavar="PREDS",
+        help="predictions JSONL (id, prediction)",
+    )
+    parser.add_argument(
+        *flags("--reference", "--ref", legacy=legacy),
+        dest="ref",
+        required=True,
+        type=input_file,
+        metavar="MANIFEST",
+        help="reference af2 manifest JSONL",
+    )
     add_log_level(parser)
 
 
 def configure(parser: argparse.ArgumentParser, *, legacy: bool = False) -> None:
     add_inputs(parser, legacy=legacy)
-    parser.add_argument(*flags("--output", "--out", legacy=legacy), dest="out", type=output_file,
-                        metavar="REPORT", help="write the full report (JSON) here")
+    parser.add_argument(
+        *flags("--output", "--out", legacy=legacy),
+        dest="out",
+        type=output_file,
+        metavar="REPORT",
+        help="write the full report (JSON) here",
+    )
 
 
 def load_references(path):
@@ -62,7 +80,11 @@ def main(args: argparse.Namespace) -> int:
     if scores.unmatched:
         print(f"{len(scores.unmatched)} predictions match no reference id (ignored)")
     if args.out:
-        report = {"predictions": str(args.pred), "references": str(args.ref),
-                  "prediction_problems": predictions.problems, **scores.to_dict()}
+        report = {
+            "predictions": str(args.pred),
+            "references": str(args.ref),
+            "prediction_problems": predictions.problems,
+            **scores.to_dict(),
+        }
         args.out.write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n", "utf-8")
     return 1 if predictions.problems else 0

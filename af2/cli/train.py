@@ -7,6 +7,7 @@ good checkpoint in ``output.dir``, skipping damaged ones with a warning; none us
 checkpoint holding pickled code) is exit status 2, the message naming the file
 (docs/checkpoints.md). Needs ``pip install 'af2[train]'``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,8 +22,11 @@ HELP = "run one training stage (DeepSpeed)"
 def configure(parser: argparse.ArgumentParser, *, legacy: bool = False, what: str = "stage") -> None:
     add_config(parser, help=f"the {what} config (YAML)")
     add_seed(parser, default=None, help="set model.seed, data.seed and train.seed (default: the config's)")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue from the newest good checkpoint (damaged ones are skipped with a warning)")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from the newest good checkpoint (damaged ones are skipped with a warning)",
+    )
     parser.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)
 
 
@@ -52,8 +56,10 @@ def config_error(path, err: Exception) -> ConfigError:
     """One line for a bad config file: YAML's own message spans several lines."""
     mark = getattr(err, "problem_mark", None)
     if mark is not None:
-        return ConfigError(f"--config {path}: not valid YAML: {getattr(err, 'problem', None) or 'syntax error'} "
-                           f"at line {mark.line + 1}, column {mark.column + 1}")
+        return ConfigError(
+            f"--config {path}: not valid YAML: {getattr(err, 'problem', None) or 'syntax error'} "
+            f"at line {mark.line + 1}, column {mark.column + 1}"
+        )
     return ConfigError(f"--config {path}: {' '.join(str(err).split())}")
 
 

@@ -8,6 +8,7 @@ format to 16 kHz mono), :mod:`~af2.data.windows` (10-s windows), :mod:`~af2.data
 :mod:`~af2.data.negatives` (rule-based hard-negative captions) and :mod:`~af2.data.lexicon`
 (the sound-event and attribute words that the negatives and the checks of generated text share).
 """
+
 from af2._deps import require
 
 require("af2.data", "audio")

@@ -22,6 +22,7 @@ kind                   raised for
 ``bad_range``          ``start``/``end`` outside the file or ``end <= start``
 =====================  ======================================================
 """
+
 from __future__ import annotations
 
 import os
@@ -43,8 +44,23 @@ BLOCK_FRAMES = 1 << 18  # frames decoded per block (256 Ki)
 _SHORT_READ_FRAMES = 4096
 _END_TOLERANCE_S = 0.1
 SUPPORTED_EXTENSIONS = frozenset(
-    {".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".aifc",
-     ".au", ".snd", ".w64", ".rf64", ".caf"}
+    {
+        ".wav",
+        ".wave",
+        ".flac",
+        ".ogg",
+        ".oga",
+        ".opus",
+        ".mp3",
+        ".aiff",
+        ".aif",
+        ".aifc",
+        ".au",
+        ".snd",
+        ".w64",
+        ".rf64",
+        ".caf",
+    }
 )
 
 
@@ -126,8 +142,9 @@ def _riff_truncation(path: Path) -> str | None:
             chunk_id, chunk_size = struct.unpack("<4sI", f.read(8))
             if chunk_id == b"data":
                 if pos + 8 + chunk_size > size:
-                    return (f"truncated: the data chunk declares {chunk_size} bytes but only "
-                            f"{size - pos - 8} are present")
+                    return (
+                        f"truncated: the data chunk declares {chunk_size} bytes but only {size - pos - 8} are present"
+                    )
                 return None
             pos += 8 + chunk_size + (chunk_size & 1)
     return None
@@ -151,7 +168,8 @@ def probe(path: str | os.PathLike, *, max_channels: int = MAX_CHANNELS) -> Audio
         raise AudioCorruptError(path, f"cannot open: {msg}") from None
     if not MIN_SAMPLE_RATE <= info.samplerate <= MAX_SAMPLE_RATE:
         raise AudioSampleRateError(
-            path, f"sample rate {info.samplerate} Hz is outside [{MIN_SAMPLE_RATE}, {MAX_SAMPLE_RATE}] Hz")
+            path, f"sample rate {info.samplerate} Hz is outside [{MIN_SAMPLE_RATE}, {MAX_SAMPLE_RATE}] Hz"
+        )
     if info.channels < 1 or info.channels > max_channels:
         raise AudioChannelsError(path, f"{info.channels} channels (at most {max_channels} supported)")
     if info.frames <= 0:
@@ -179,8 +197,11 @@ def _frame_range(info: AudioInfo, start: float | None, end: float | None) -> tup
 
 def _decode_mono(f: sf.SoundFile, info: AudioInfo, first: int, stop: int, target_sr: int) -> np.ndarray:
     """Decode frames [first, stop) block by block: mono mixdown, streaming resample."""
-    resampler = None if info.sample_rate == target_sr else soxr.ResampleStream(
-        info.sample_rate, target_sr, 1, dtype="float32", quality="HQ")
+    resampler = (
+        None
+        if info.sample_rate == target_sr
+        else soxr.ResampleStream(info.sample_rate, target_sr, 1, dtype="float32", quality="HQ")
+    )
     mix = np.full(info.channels, 1.0 / info.channels, dtype=np.float32)
     pieces: list[np.ndarray] = []
     pos = first
@@ -195,7 +216,8 @@ def _decode_mono(f: sf.SoundFile, info: AudioInfo, first: int, stop: int, target
         if bad.any():
             at = (pos + int(np.argmax(bad))) / info.sample_rate
             raise AudioNonFiniteError(
-                info.path, f"{int(bad.sum())} NaN/inf sample(s) in the span read (first at {at:.3f} s)")
+                info.path, f"{int(bad.sum())} NaN/inf sample(s) in the span read (first at {at:.3f} s)"
+            )
         pos += got
         last = got < want or pos >= stop
         pieces.append(mono if resampler is None else resampler.resample_chunk(mono, last=last))
@@ -204,8 +226,9 @@ def _decode_mono(f: sf.SoundFile, info: AudioInfo, first: int, stop: int, target
     missing = stop - pos
     if missing > max(_SHORT_READ_FRAMES, 0.01 * (stop - first)):
         raise AudioCorruptError(
-            info.path, f"truncated: decoded {pos - first} of {stop - first} frames requested "
-                       f"(header says {info.frames})")
+            info.path,
+            f"truncated: decoded {pos - first} of {stop - first} frames requested (header says {info.frames})",
+        )
     return np.concatenate(pieces) if len(pieces) != 1 else pieces[0]
 
 

@@ -18,6 +18,7 @@ sample is yielded exactly once per epoch across all ranks (no padding duplicates
 rank gets the same number of batches, and the result depends only on
 ``(window_counts, seed, epoch)``.
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -43,8 +44,14 @@ def _pack(indices: list[int], counts: Sequence[int], budget: int, max_size: int)
     return batches
 
 
-def plan_batches(counts: Sequence[int], *, max_windows_per_batch: int, max_batch_size: int | None,
-                 order: Sequence[int], rng: np.random.Generator | None) -> list[list[int]]:
+def plan_batches(
+    counts: Sequence[int],
+    *,
+    max_windows_per_batch: int,
+    max_batch_size: int | None,
+    order: Sequence[int],
+    rng: np.random.Generator | None,
+) -> list[list[int]]:
     """Steps 2-4 above on the given sample ``order``; ``rng`` None keeps batch order."""
     max_size = max_batch_size or len(counts) or 1
     buckets: dict[int, list[int]] = defaultdict(list)
@@ -56,7 +63,7 @@ def plan_batches(counts: Sequence[int], *, max_windows_per_batch: int, max_batch
         cap = max(1, min(max_windows_per_batch // w, max_size))
         idx = buckets[w]
         full = len(idx) // cap * cap
-        batches.extend(idx[k:k + cap] for k in range(0, full, cap))
+        batches.extend(idx[k : k + cap] for k in range(0, full, cap))
         remainders.extend(idx[full:])
     batches.extend(_pack(remainders, counts, max_windows_per_batch, max_size))
     if rng is not None:
@@ -71,10 +78,11 @@ def split_to_multiple(batches: list[list[int]], multiple: int) -> list[list[int]
     while len(batches) % multiple:
         k = max(range(len(batches)), key=lambda j: len(batches[j]))
         if len(batches[k]) < 2:
-            raise ValueError(f"cannot give {multiple} ranks the same number of batches: "
-                             f"only {sum(map(len, batches))} sample(s)")
+            raise ValueError(
+                f"cannot give {multiple} ranks the same number of batches: only {sum(map(len, batches))} sample(s)"
+            )
         half = len(batches[k]) // 2
-        batches[k:k + 1] = [batches[k][:half], batches[k][half:]]
+        batches[k : k + 1] = [batches[k][:half], batches[k][half:]]
     return batches
 
 
@@ -87,9 +95,17 @@ class DynamicBatchSampler(Sampler[list[int]]):
     Call :meth:`set_epoch` before each epoch, as with ``DistributedSampler``.
     """
 
-    def __init__(self, window_counts: Sequence[int], *, max_windows_per_batch: int,
-                 max_batch_size: int | None = None, shuffle: bool = True, seed: int = 0,
-                 num_replicas: int | None = None, rank: int | None = None):
+    def __init__(
+        self,
+        window_counts: Sequence[int],
+        *,
+        max_windows_per_batch: int,
+        max_batch_size: int | None = None,
+        shuffle: bool = True,
+        seed: int = 0,
+        num_replicas: int | None = None,
+        rank: int | None = None,
+    ):
         if num_replicas is None:
             num_replicas = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
         if rank is None:
@@ -100,8 +116,10 @@ class DynamicBatchSampler(Sampler[list[int]]):
         if any(c < 1 for c in counts):
             raise ValueError("every window count must be >= 1")
         if counts and max(counts) > max_windows_per_batch:
-            raise ValueError(f"max_windows_per_batch={max_windows_per_batch} is smaller than the longest "
-                             f"sample ({max(counts)} windows)")
+            raise ValueError(
+                f"max_windows_per_batch={max_windows_per_batch} is smaller than the longest "
+                f"sample ({max(counts)} windows)"
+            )
         if len(counts) < num_replicas:
             raise ValueError(f"{len(counts)} sample(s) cannot be sharded over {num_replicas} ranks")
         if max_batch_size is not None and max_batch_size < 1:
@@ -123,12 +141,17 @@ class DynamicBatchSampler(Sampler[list[int]]):
         n = len(self.counts)
         rng = np.random.default_rng([self.seed, self.epoch]) if self.shuffle else None
         order = rng.permutation(n) if rng is not None else np.arange(n)
-        batches = plan_batches(self.counts, max_windows_per_batch=self.max_windows_per_batch,
-                               max_batch_size=self.max_batch_size, order=order, rng=rng)
+        batches = plan_batches(
+            self.counts,
+            max_windows_per_batch=self.max_windows_per_batch,
+            max_batch_size=self.max_batch_size,
+            order=order,
+            rng=rng,
+        )
         return split_to_multiple(batches, self.num_replicas)
 
     def __iter__(self) -> Iterator[list[int]]:
-        yield from self.global_batches()[self.rank::self.num_replicas]
+        yield from self.global_batches()[self.rank :: self.num_replicas]
 
     def __len__(self) -> int:
         return len(self.global_batches()) // self.num_replicas

@@ -29,6 +29,7 @@ skipped                list             :class:`Skipped` records of this batch
 Unusable samples (bad audio, or longer than ``max_length`` tokens) are dropped from the
 batch and listed in ``skipped``; a batch may therefore have ``B = 0``.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -57,9 +58,18 @@ class AF2Collator:
     ``window_keys``: also hash each window's content (``audio_window_keys``; training's feature
     cache looks its features up by them)."""
 
-    def __init__(self, tokenizer, *, max_windows: int, sample_rate: int = 16000, window_seconds: float = 10.0,
-                 max_length: int | None = None, supervise_end_tokens: bool = True, trim_windows: bool = True,
-                 window_keys: bool = False):
+    def __init__(
+        self,
+        tokenizer,
+        *,
+        max_windows: int,
+        sample_rate: int = 16000,
+        window_seconds: float = 10.0,
+        max_length: int | None = None,
+        supervise_end_tokens: bool = True,
+        trim_windows: bool = True,
+        window_keys: bool = False,
+    ):
         self.tokenizer = tokenizer
         self.max_windows = max_windows
         self.sample_rate = sample_rate
@@ -98,8 +108,15 @@ class AF2Collator:
                 continue
             ids, labels = self.encode(self.prompt(it.sample), it.sample.answer)
             if self.max_length is not None and len(ids) > self.max_length:
-                skipped.append(Skipped(it.index, it.sample.id, str(it.sample.audio), "too_long",
-                                       f"{len(ids)} tokens > max_length {self.max_length}"))
+                skipped.append(
+                    Skipped(
+                        it.index,
+                        it.sample.id,
+                        str(it.sample.audio),
+                        "too_long",
+                        f"{len(ids)} tokens > max_length {self.max_length}",
+                    )
+                )
                 continue
             kept.append(it)
             texts.append((ids, labels))
@@ -112,13 +129,18 @@ class AF2Collator:
         labels = torch.full((b, s), IGNORE_INDEX, dtype=torch.int64)
         attention = torch.zeros((b, s), dtype=torch.bool)
         for row, (ids, lab) in enumerate(texts):
-            input_ids[row, :len(ids)] = torch.tensor(ids)
-            labels[row, :len(lab)] = torch.tensor(lab)
-            attention[row, :len(ids)] = True
+            input_ids[row, : len(ids)] = torch.tensor(ids)
+            labels[row, : len(lab)] = torch.tensor(lab)
+            attention[row, : len(ids)] = True
         if kept:
-            batched = split_windows_batch([it.wave for it in kept], sample_rate=self.sample_rate,
-                                          window_seconds=self.window_seconds, max_windows=self.max_windows,
-                                          trim=self.trim_windows, names=[it.sample.id for it in kept])
+            batched = split_windows_batch(
+                [it.wave for it in kept],
+                sample_rate=self.sample_rate,
+                window_seconds=self.window_seconds,
+                max_windows=self.max_windows,
+                trim=self.trim_windows,
+                names=[it.sample.id for it in kept],
+            )
             windows, mask, num = batched.windows, batched.mask, batched.num_windows
             truncated = batched.truncated | torch.tensor([it.truncated for it in kept])
         else:
@@ -126,12 +148,20 @@ class AF2Collator:
             windows, mask = torch.zeros((0, 0, length)), torch.zeros((0, 0), dtype=torch.bool)
             num, truncated = torch.zeros(0, dtype=torch.int64), torch.zeros(0, dtype=torch.bool)
         batch = {
-            "input_ids": input_ids, "attention_mask": attention, "labels": labels,
+            "input_ids": input_ids,
+            "attention_mask": attention,
+            "labels": labels,
             "media_locations": input_ids == self.audio_id,
-            "audio_windows": windows, "audio_window_mask": mask, "num_windows": num, "truncated": truncated,
-            "ids": [it.sample.id for it in kept], "indices": [it.index for it in kept],
-            "skills": [it.sample.skill for it in kept], "prompts": [self.prompt(it.sample) for it in kept],
-            "answers": [it.sample.answer for it in kept], "skipped": skipped,
+            "audio_windows": windows,
+            "audio_window_mask": mask,
+            "num_windows": num,
+            "truncated": truncated,
+            "ids": [it.sample.id for it in kept],
+            "indices": [it.index for it in kept],
+            "skills": [it.sample.skill for it in kept],
+            "prompts": [self.prompt(it.sample) for it in kept],
+            "answers": [it.sample.answer for it in kept],
+            "skipped": skipped,
         }
         if self.window_keys:
             batch["audio_window_keys"] = window_keys(windows, mask)

@@ -8,6 +8,7 @@
 (the synthetic long scenes: their answers are about the whole recording, so a cut copy would
 teach wrong answers) is skipped instead (kind ``truncated_long_audio``).
 """
+
 from __future__ import annotations
 
 import logging
@@ -42,9 +43,16 @@ class AudioItem:
 class AudioQADataset(Dataset):
     """Samples of a manifest (or a list of :class:`Sample`) with their audio."""
 
-    def __init__(self, samples: Sequence[Sample], *, max_windows: int, sample_rate: int = 16000,
-                 window_seconds: float = 10.0, peak_normalize: bool = False,
-                 skip_truncated_long_audio: bool = False):
+    def __init__(
+        self,
+        samples: Sequence[Sample],
+        *,
+        max_windows: int,
+        sample_rate: int = 16000,
+        window_seconds: float = 10.0,
+        peak_normalize: bool = False,
+        skip_truncated_long_audio: bool = False,
+    ):
         self.samples = list(samples)
         self.skip_truncated_long_audio = skip_truncated_long_audio
         self.max_windows = max_windows
@@ -92,14 +100,22 @@ class AudioQADataset(Dataset):
         limit = self.max_windows * self.window_seconds
         truncated = seconds > limit + 1.0 / self.sample_rate
         if truncated and self.skip_truncated_long_audio and s.extra.get("long_audio"):
-            raise _TruncatedLongAudio(s.audio, f"{seconds:.1f} s long-audio sample (answers about the whole "
-                                               f"recording) > max_windows={self.max_windows} ({limit:.0f} s)")
+            raise _TruncatedLongAudio(
+                s.audio,
+                f"{seconds:.1f} s long-audio sample (answers about the whole "
+                f"recording) > max_windows={self.max_windows} ({limit:.0f} s)",
+            )
         end = start + limit if truncated else s.end
         wave = read_audio(s.audio, start=s.start, end=end, target_sr=self.sample_rate)
         wave = wave[: int(limit * self.sample_rate)]
         if truncated:
-            log.warning("sample %s: %.1f s of audio, keeping the first %.1f s (max_windows=%d)",
-                        s.id, seconds, limit, self.max_windows)
+            log.warning(
+                "sample %s: %.1f s of audio, keeping the first %.1f s (max_windows=%d)",
+                s.id,
+                seconds,
+                limit,
+                self.max_windows,
+            )
         if self.peak_normalize:
             peak = wave.abs().max()
             if peak > 0:

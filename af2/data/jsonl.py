@@ -10,6 +10,7 @@ UTF-8 byte-order mark at the start is dropped; blank lines are skipped.
 A file that is missing, a directory or unreadable raises :class:`af2.errors.InputError` (exit
 status 2 on the command line) with one line naming the file.
 """
+
 from __future__ import annotations
 
 import codecs
@@ -59,12 +60,12 @@ def read_lines(path: str | Path, what: str = "input") -> Iterator[tuple[int, str
     is None and ``problem`` says where when the line is not valid UTF-8."""
     data = read_bytes(path, what)
     if data.startswith(codecs.BOM_UTF8):
-        data = data[len(codecs.BOM_UTF8):]
+        data = data[len(codecs.BOM_UTF8) :]
     for line_no, raw in enumerate(data.splitlines(), start=1):
         try:
             yield line_no, raw.decode("utf-8"), None
         except UnicodeDecodeError as e:
-            yield line_no, None, f"not valid UTF-8 (byte {e.start + 1} of the line: {raw[e.start:e.start + 1]!r})"
+            yield line_no, None, f"not valid UTF-8 (byte {e.start + 1} of the line: {raw[e.start : e.start + 1]!r})"
 
 
 def parse_line(text: str) -> tuple[Any, str | None]:

@@ -13,6 +13,7 @@ events, not completeness. ``SIMILAR_SOURCES`` / ``SIMILAR_ACTIONS`` are the gene
 substitution groups: every word in them is an ``EVENTS`` word, and the words of one group name
 different concepts (a substitute is another event, never a synonym).
 """
+
 from __future__ import annotations
 
 import re
@@ -163,58 +164,112 @@ beep: beep bleep
 """
 
 # Concepts that make a sound rather than being one ("a dog barks" is one event, not two).
-SOURCES = frozenset("""
+SOURCES = frozenset(
+    """
 man woman child baby crowd dog cat bird rooster cow horse sheep pig duck frog insect bee
-""".split())
+""".split()
+)
 
 # How a sound is (or is made): the words swap_attributes exchanges between two events and the
 # checks look for. A hyphenated word is one attribute ("high-pitched" is not "high").
-ATTRIBUTES = tuple("""
+ATTRIBUTES = tuple(
+    """
 loud loudly quiet quietly soft softly faint faintly distant far close nearby near
 high low high-pitched low-pitched deep shrill sharp dull muffled clear fast quick quickly slow
 slowly rapid rapidly steady continuous intermittent repeated brief short long big small large
 little heavy light male female young old metallic wooden electronic rhythmic gentle gently harsh
 squeaky echoing reverberant strong weak calm angry happy sad excited
-""".split())
+""".split()
+)
 
 # Substitution groups of the generator (see the module docstring).
 SIMILAR_SOURCES = (
-    ("dog", "wolf", "fox", "coyote"), ("bird", "crow", "pigeon", "seagull"), ("cow", "bull", "ox"),
-    ("rooster", "hen"), ("sheep", "goat"), ("car", "truck", "van", "motorcycle", "bus"),
-    ("train", "tram", "subway"), ("airplane", "helicopter"), ("piano", "harpsichord", "keyboard"),
-    ("guitar", "banjo", "ukulele"), ("violin", "viola", "cello"), ("flute", "piccolo", "recorder"),
-    ("trumpet", "trombone", "horn"), ("drum", "tambourine", "cymbal"), ("man", "woman", "child"),
-    ("baby", "child"), ("door", "window", "gate"), ("doorbell", "phone", "alarm", "bell"),
-    ("clock", "timer", "metronome"), ("rain", "hail"), ("thunder", "explosion", "gunshot"),
-    ("wave", "stream"), ("engine", "generator"), ("siren", "horn", "whistle"), ("hammer", "mallet"),
+    ("dog", "wolf", "fox", "coyote"),
+    ("bird", "crow", "pigeon", "seagull"),
+    ("cow", "bull", "ox"),
+    ("rooster", "hen"),
+    ("sheep", "goat"),
+    ("car", "truck", "van", "motorcycle", "bus"),
+    ("train", "tram", "subway"),
+    ("airplane", "helicopter"),
+    ("piano", "harpsichord", "keyboard"),
+    ("guitar", "banjo", "ukulele"),
+    ("violin", "viola", "cello"),
+    ("flute", "piccolo", "recorder"),
+    ("trumpet", "trombone", "horn"),
+    ("drum", "tambourine", "cymbal"),
+    ("man", "woman", "child"),
+    ("baby", "child"),
+    ("door", "window", "gate"),
+    ("doorbell", "phone", "alarm", "bell"),
+    ("clock", "timer", "metronome"),
+    ("rain", "hail"),
+    ("thunder", "explosion", "gunshot"),
+    ("wave", "stream"),
+    ("engine", "generator"),
+    ("siren", "horn", "whistle"),
+    ("hammer", "mallet"),
     ("saw", "drill"),
 )
 SIMILAR_ACTIONS = (
-    ("barks", "howls", "growls", "whines"), ("meows", "purrs", "hisses"), ("sings", "hums", "whistles"),
-    ("speaks", "shouts", "whispers", "laughs"), ("talks", "argues"), ("rings", "beeps", "buzzes", "chimes"),
-    ("honks", "accelerates", "brakes"), ("knocks", "taps", "bangs"), ("claps", "cheers"),
-    ("cries", "screams", "giggles"), ("chirps", "squawks"), ("slams", "creaks"),
+    ("barks", "howls", "growls", "whines"),
+    ("meows", "purrs", "hisses"),
+    ("sings", "hums", "whistles"),
+    ("speaks", "shouts", "whispers", "laughs"),
+    ("talks", "argues"),
+    ("rings", "beeps", "buzzes", "chimes"),
+    ("honks", "accelerates", "brakes"),
+    ("knocks", "taps", "bangs"),
+    ("claps", "cheers"),
+    ("cries", "screams", "giggles"),
+    ("chirps", "squawks"),
+    ("slams", "creaks"),
 )
 
 # Number words by value (change_count writes them; counts read them).
-NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
-                "twelve")
-NUMBERS = {**{w: k for k, w in enumerate(NUMBER_WORDS) if w != "one"},
-           "twenty": 20, "dozen": 12, "twice": 2, "thrice": 3, "double": 2, "triple": 3, "pair": 2, "couple": 2}
+NUMBER_WORDS = (
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+)
+NUMBERS = {
+    **{w: k for k, w in enumerate(NUMBER_WORDS) if w != "one"},
+    "twenty": 20,
+    "dozen": 12,
+    "twice": 2,
+    "thrice": 3,
+    "double": 2,
+    "triple": 3,
+    "pair": 2,
+    "couple": 2,
+}
 # Counts without a number: kept as words. "one", "a", "once" and "single" are left out, so
 # that "a dog" and "one dog" read alike.
 QUANTITY_WORDS = frozenset({"several", "multiple", "many", "few", "some", "numerous", "various"})
 
-IRREGULAR_PLURALS = frozenset({"men", "women", "children", "people", "geese", "mice", "feet", "sheep", "cattle",
-                               "oxen"})
+IRREGULAR_PLURALS = frozenset(
+    {"men", "women", "children", "people", "geese", "mice", "feet", "sheep", "cattle", "oxen"}
+)
 
-STOPWORDS = frozenset("""
+STOPWORDS = frozenset(
+    """
 a an the and or but of in on at to from by with without for as is are was were be been being
 it its this that these those there here then than while when after before during until
 into onto over under up down out off again also very just can could may might will would
 someone something somewhere some any each every all both other another such one once
 sound sounds heard hear hearing audio recording clip background foreground followed
-""".split())
+""".split()
+)
 
 
 # -- reading a text against the lexicon ----------------------------------------------------

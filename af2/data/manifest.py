@@ -13,6 +13,7 @@ reports each bad one with its 1-based line number and the reason (bad JSON, a ba
 a duplicate id, bytes that are not UTF-8: lines are read by :mod:`af2.data.jsonl`); it never
 stops at the first error.
 """
+
 from __future__ import annotations
 
 import json
@@ -124,8 +125,15 @@ def _parse_line(obj: Any, line: int, root: Path) -> Sample:
     extra = {k: v for k, v in obj.items() if k not in KNOWN_KEYS}
     return Sample(
         audio=audio if audio.is_absolute() else root / audio,
-        prompt=prompt, answer=answer, start=start, end=end, skill=skill,
-        id=str(sample_id), choices=choices, line=line, extra=extra,
+        prompt=prompt,
+        answer=answer,
+        start=start,
+        end=end,
+        skill=skill,
+        id=str(sample_id),
+        choices=choices,
+        line=line,
+        extra=extra,
     )
 
 
@@ -179,8 +187,14 @@ def write_manifest(path: str | Path, records: Iterable[Mapping[str, Any] | Sampl
                 audio = rec.audio.resolve()
                 rec = {
                     "audio": str(audio.relative_to(root)) if audio.is_relative_to(root) else str(audio),
-                    "prompt": rec.prompt, "answer": rec.answer, "start": rec.start, "end": rec.end,
-                    "skill": rec.skill, "id": rec.id, "choices": rec.choices, **rec.extra,
+                    "prompt": rec.prompt,
+                    "answer": rec.answer,
+                    "start": rec.start,
+                    "end": rec.end,
+                    "skill": rec.skill,
+                    "id": rec.id,
+                    "choices": rec.choices,
+                    **rec.extra,
                 }
             obj = {k: (str(v) if isinstance(v, Path) else v) for k, v in rec.items() if v is not None}
             f.write(json.dumps(obj, ensure_ascii=False) + "\n")

@@ -21,6 +21,7 @@ All candidates are enumerated, shuffled by a generator seeded by ``(seed, captio
 taken round-robin over the kinds. When the caption offers fewer than ``n`` distinct
 negatives, fewer are returned and ``reasons`` says why; nothing is padded or duplicated.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -49,10 +50,12 @@ class NegativesResult:
 
 
 SEQUENTIAL = re.compile(r"(,?\s+(?:and\s+then|then|followed\s+by|before|after)\s+)", re.IGNORECASE)
-ANY_LINK = re.compile(r"(,?\s+(?:and\s+then|then|followed\s+by|before|after|while|as|whereas|and)\s+|;\s*)",
-                      re.IGNORECASE)
-_ATTR_RE = re.compile(r"\b(" + "|".join(re.escape(a) for a in sorted(ATTRIBUTES, key=len, reverse=True)) + r")\b",
-                      re.IGNORECASE)
+ANY_LINK = re.compile(
+    r"(,?\s+(?:and\s+then|then|followed\s+by|before|after|while|as|whereas|and)\s+|;\s*)", re.IGNORECASE
+)
+_ATTR_RE = re.compile(
+    r"\b(" + "|".join(re.escape(a) for a in sorted(ATTRIBUTES, key=len, reverse=True)) + r")\b", re.IGNORECASE
+)
 _IRREGULAR = {"ox": "oxen", "sheep": "sheep", "child": "children", "man": "men", "woman": "women"}
 
 
@@ -101,7 +104,7 @@ def _replace(text: str, start: int, end: int, new: str) -> str:
 
 def _split_ending(caption: str) -> tuple[str, str]:
     m = re.search(r"[.!?]+\s*$", caption)
-    return (caption[: m.start()], caption[m.start():]) if m else (caption, "")
+    return (caption[: m.start()], caption[m.start() :]) if m else (caption, "")
 
 
 def _swap_order(caption: str) -> tuple[list[str], str]:
@@ -195,8 +198,12 @@ def _substitute_event(caption: str) -> tuple[list[str], str]:
     return out, "" if out else "substitute_event: no sound source or action from the lexicon"
 
 
-_BUILDERS = {"swap_order": _swap_order, "swap_attributes": _swap_attributes,
-             "change_count": _change_count, "substitute_event": _substitute_event}
+_BUILDERS = {
+    "swap_order": _swap_order,
+    "swap_attributes": _swap_attributes,
+    "change_count": _change_count,
+    "substitute_event": _substitute_event,
+}
 
 
 def make_negatives(caption: str, n: int, *, seed: int = 0, kinds: Sequence[str] | None = None) -> NegativesResult:

@@ -10,6 +10,7 @@ A multiple-choice question lists its options after the question, one per line::
 :func:`with_choices` adds that block to a prompt unless the prompt already lists every
 option as ``(X) option``; the answer stays the option's text.
 """
+
 from __future__ import annotations
 
 from typing import Sequence

@@ -5,6 +5,7 @@ collator passes along in ``batch["skipped"]``; the loader adds every batch to a
 :class:`LoadReport` (in the main process, so workers' findings are not lost) and logs its
 summary at the end of each epoch, also when the epoch was stopped early (``complete`` False).
 """
+
 from __future__ import annotations
 
 import logging
@@ -74,9 +75,11 @@ class LoadReport:
         counts = ", ".join(f"{k}: {v}" for k, v in sorted(self.counts.items())) or "none"
         stopped = "" if self.complete else " (stopped early)"
         empty = f" (+{self.empty_batches} empty)" if self.empty_batches else ""
-        lines = [f"epoch {self.epoch}{stopped}: {self.samples} samples, {self.windows} windows in {self.batches} "
-                 f"batches{empty}; skipped {len(self.skipped)} ({counts}); truncated {len(self.truncated)}; "
-                 f"bad manifest lines {len(self.manifest_errors)}"]
+        lines = [
+            f"epoch {self.epoch}{stopped}: {self.samples} samples, {self.windows} windows in {self.batches} "
+            f"batches{empty}; skipped {len(self.skipped)} ({counts}); truncated {len(self.truncated)}; "
+            f"bad manifest lines {len(self.manifest_errors)}"
+        ]
         details = [str(s) for s in self.skipped] + [f"[manifest] {e}" for e in self.manifest_errors]
         lines += [f"  {d}" for d in details[:max_lines]]
         if len(details) > max_lines:

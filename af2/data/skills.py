@@ -3,6 +3,7 @@
 Manifests may tag each sample with one of these strings in their ``skill`` field; the
 synthetic generator (:mod:`af2.data.synth`) tags every question it writes.
 """
+
 from __future__ import annotations
 
 TEMPORAL_REASONING = "temporal_reasoning"

@@ -5,6 +5,7 @@ Sample format (AF2 public code): ``<audio>{prompt}<SEP>{answer}<|endofchunk|>{eo
 tokenizer's ``sep_token``) and a pad token (``<PAD>`` when the tokenizer has none), as the
 public AF2 factory does, and returns how many were new (resize the LLM embeddings by it).
 """
+
 from __future__ import annotations
 
 from typing import Iterable
@@ -25,8 +26,7 @@ def add_special_tokens(tokenizer) -> int:
     """Add AF2's special tokens to a transformers tokenizer in the AF2 release's order
     (<audio>, <|endofchunk|>, <|PAD_TOKEN|>, then a pad token if missing, then <SEP>);
     returns the number added."""
-    added = tokenizer.add_special_tokens(
-        {"additional_special_tokens": [AUDIO_TOKEN, EOC_TOKEN, OFFICIAL_EXTRA_TOKEN]})
+    added = tokenizer.add_special_tokens({"additional_special_tokens": [AUDIO_TOKEN, EOC_TOKEN, OFFICIAL_EXTRA_TOKEN]})
     if tokenizer.pad_token is None:
         added += tokenizer.add_special_tokens({"pad_token": PAD_TOKEN})
     if tokenizer.sep_token is None:
@@ -43,16 +43,24 @@ def tiny_tokenizer(corpus: Iterable[str] | None = None, *, vocab_size: int = 400
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
-    texts = list(corpus) if corpus is not None else [
-        "How many beeps are there? 3. Which sound is louder, the first or the second?",
-        "What happened right after the siren? The doorbell rang. The tempo is 120 BPM.",
-        "Which instrument plays? piano flute violin clarinet organ. The note is A4.",
-    ]
+    texts = (
+        list(corpus)
+        if corpus is not None
+        else [
+            "How many beeps are there? 3. Which sound is louder, the first or the second?",
+            "What happened right after the siren? The doorbell rang. The tempo is 120 BPM.",
+            "Which instrument plays? piano flute violin clarinet organ. The note is A4.",
+        ]
+    )
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["</s>"], show_progress=False,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=["</s>"],
+        show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
     tok.train_from_iterator(texts, trainer=trainer)
     wrapped = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="</s>")
     add_special_tokens(wrapped)

@@ -10,6 +10,7 @@ zero windows whose mask is False.
 and length): training's dense-feature cache (training.feature_cache) looks features up by it, and
 on a GPU the loader's workers compute the keys as they build the batch.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -74,8 +75,10 @@ def window_keys(windows: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """windows (B, W, L), mask (B, W) bool -> keys (B, W, KEY_BYTES) uint8: :func:`window_key` of
     each real window, zeros on padded ones."""
     if windows.dim() != 3 or mask.shape != windows.shape[:2]:
-        raise ValueError(f"window_keys: windows must be (B, W, L) and mask (B, W), got windows "
-                         f"{tuple(windows.shape)} and mask {tuple(mask.shape)}")
+        raise ValueError(
+            f"window_keys: windows must be (B, W, L) and mask (B, W), got windows "
+            f"{tuple(windows.shape)} and mask {tuple(mask.shape)}"
+        )
     keys = torch.zeros(*windows.shape[:2], KEY_BYTES, dtype=torch.uint8)
     for b, w in mask.nonzero().tolist():
         keys[b, w] = torch.frombuffer(bytearray(window_key(windows[b, w])), dtype=torch.uint8)
@@ -122,9 +125,14 @@ def split_windows_batch(
         num = math.ceil(wave.numel() / length)
         if num > max_windows:
             name = names[i] if names else None
-            log.warning("audio%s is %.1f s long; keeping the first %d window(s) (%.1f s) and dropping %.1f s",
-                        f" {name}" if name else "", wave.numel() / sample_rate, max_windows,
-                        max_windows * length / sample_rate, (wave.numel() - max_windows * length) / sample_rate)
+            log.warning(
+                "audio%s is %.1f s long; keeping the first %d window(s) (%.1f s) and dropping %.1f s",
+                f" {name}" if name else "",
+                wave.numel() / sample_rate,
+                max_windows,
+                max_windows * length / sample_rate,
+                (wave.numel() - max_windows * length) / sample_rate,
+            )
         nums.append(min(num, max_windows))
         truncated.append(num > max_windows)
     width = max(nums) if trim else max_windows
@@ -154,8 +162,14 @@ def split_windows(
     ``T`` must be > 0. If ``T > max_windows * L`` the tail is dropped, ``truncated`` is
     True and a warning naming ``name`` (if given) is logged.
     """
-    b = split_windows_batch([wave], sample_rate=sample_rate, window_seconds=window_seconds,
-                            max_windows=max_windows, trim=False, names=[name] if name else None)
+    b = split_windows_batch(
+        [wave],
+        sample_rate=sample_rate,
+        window_seconds=window_seconds,
+        max_windows=max_windows,
+        trim=False,
+        names=[name] if name else None,
+    )
     return Windows(b.windows[0], b.mask[0], int(b.num_windows[0]), bool(b.truncated[0]))
 
 

@@ -7,6 +7,7 @@ judge replies that are not JSON), ``judge`` (the judge pipeline on ``af2.llm`` a
 jobs of ``af2.data.llm``), ``judge_summary`` (a judge run read back and summarised) and
 ``report`` (the tables). Command line: ``python -m af2.eval score|judge --help``.
 """
+
 from af2._deps import require
 
 # scoring reads af2.data's manifests; the judge also needs af2[llm], inference af2[model]
@@ -16,5 +17,4 @@ from af2.eval.metrics import Scores, Tally, score, score_sample  # noqa: E402
 from af2.eval.normalize import normalize, normalized_match  # noqa: E402
 from af2.eval.parsing import Choice, parse_choice  # noqa: E402
 
-__all__ = ["Choice", "Scores", "Tally", "normalize", "normalized_match", "parse_choice", "score",
-           "score_sample"]
+__all__ = ["Choice", "Scores", "Tally", "normalize", "normalized_match", "parse_choice", "score", "score_sample"]

@@ -11,6 +11,7 @@ transformation) and shared by its options.
 ``accuracy_by_skill`` turns them into per-skill accuracy and chance (mean of 1/len(choices)).
 ``audio_map`` lets a caller swap the audio of each question (e.g. a shuffled-audio control).
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -48,9 +49,15 @@ def _sequence_scores(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor
 
 
 @torch.no_grad()
-def score_choices(model, samples: Sequence[Sample], *, max_windows: int = 3, batch_size: int = 16,
-                  audio_map: Optional[Callable[[int], int]] = None, progress: Optional[Callable[[int], None]] = None
-                  ) -> list[ChoiceResult]:
+def score_choices(
+    model,
+    samples: Sequence[Sample],
+    *,
+    max_windows: int = 3,
+    batch_size: int = 16,
+    audio_map: Optional[Callable[[int], int]] = None,
+    progress: Optional[Callable[[int], None]] = None,
+) -> list[ChoiceResult]:
     """Rank-classify the multiple-choice ``samples`` (those without choices are skipped)."""
     model.eval()
     device = next(model.parameters()).device
@@ -58,14 +65,14 @@ def score_choices(model, samples: Sequence[Sample], *, max_windows: int = 3, bat
     samples = [s for s in samples if s.choices]
     results: list[ChoiceResult] = []
     for start in range(0, len(samples), batch_size):
-        chunk = samples[start:start + batch_size]
+        chunk = samples[start : start + batch_size]
         waves = []
         for k, s in enumerate(chunk):
             src = samples[audio_map(start + k)] if audio_map is not None else s
             waves.append(torch.as_tensor(read_audio(src.audio, start=src.start, end=src.end)))
         win = model.window_audio(waves, max_windows=max_windows)
         windows, wmask = win.windows.to(device), win.mask.to(device)
-        dense = model.clap.dense_features(windows, wmask)           # (B, W, n, D), once per question
+        dense = model.clap.dense_features(windows, wmask)  # (B, W, n, D), once per question
         rows, owner = [], []
         for q, s in enumerate(chunk):
             for c in s.choices:
@@ -76,27 +83,42 @@ def score_choices(model, samples: Sequence[Sample], *, max_windows: int = 3, bat
         labels = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
         attn = torch.zeros((len(rows), width), dtype=torch.bool)
         for r, (i, lab) in enumerate(rows):
-            ids[r, :len(i)], labels[r, :len(lab)], attn[r, :len(i)] = torch.tensor(i), torch.tensor(lab), True
+            ids[r, : len(i)], labels[r, : len(lab)], attn[r, : len(i)] = torch.tensor(i), torch.tensor(lab), True
         index = torch.tensor(owner, device=device)
-        out = model(input_ids=ids.to(device), attention_mask=attn.to(device),
-                    media_locations=(ids == collator.audio_id).to(device),
-                    dense_features=dense.index_select(0, index), audio_window_mask=wmask.index_select(0, index))
+        out = model(
+            input_ids=ids.to(device),
+            attention_mask=attn.to(device),
+            media_locations=(ids == collator.audio_id).to(device),
+            dense_features=dense.index_select(0, index),
+            audio_window_mask=wmask.index_select(0, index),
+        )
         scores = _sequence_scores(out.logits, labels.to(device)).cpu().tolist()
         pos = 0
         for s in chunk:
-            sc = scores[pos:pos + len(s.choices)]
+            sc = scores[pos : pos + len(s.choices)]
             pos += len(s.choices)
             picked = max(range(len(sc)), key=sc.__getitem__)
             answer = s.choices.index(s.answer)
-            results.append(ChoiceResult(s.id, s.skill or "untagged", str(s.extra.get("qtype", "")), len(s.choices), picked, answer, picked == answer,
-                                        [round(x, 4) for x in sc]))
+            results.append(
+                ChoiceResult(
+                    s.id,
+                    s.skill or "untagged",
+                    str(s.extra.get("qtype", "")),
+                    len(s.choices),
+                    picked,
+                    answer,
+                    picked == answer,
+                    [round(x, 4) for x in sc],
+                )
+            )
         if progress is not None:
             progress(len(chunk))
     return results
 
 
-def accuracy_by_skill(results: Iterable[ChoiceResult], key: Callable[[ChoiceResult], str] = lambda r: r.skill
-                      ) -> dict[str, dict]:
+def accuracy_by_skill(
+    results: Iterable[ChoiceResult], key: Callable[[ChoiceResult], str] = lambda r: r.skill
+) -> dict[str, dict]:
     """``{group: {"n", "correct", "accuracy", "chance"}}`` plus ``"all"``; chance = mean 1/len(choices)."""
     groups: dict[str, list[ChoiceResult]] = {}
     for r in results:
@@ -105,7 +127,10 @@ def accuracy_by_skill(results: Iterable[ChoiceResult], key: Callable[[ChoiceResu
     out = {}
     for name, rs in groups.items():
         n = len(rs)
-        out[name] = {"n": n, "correct": sum(r.correct for r in rs),
-                     "accuracy": sum(r.correct for r in rs) / n if n else 0.0,
-                     "chance": sum(1.0 / r.n_choices for r in rs) / n if n else 0.0}
+        out[name] = {
+            "n": n,
+            "correct": sum(r.correct for r in rs),
+            "accuracy": sum(r.correct for r in rs) / n if n else 0.0,
+            "chance": sum(1.0 / r.n_choices for r in rs) / n if n else 0.0,
+        }
     return out

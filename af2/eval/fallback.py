@@ -7,6 +7,7 @@ collected: the judgement gets a score only when they all agree on one integer fr
 A number out of range, a fraction or two different numbers give no score, and the judgement
 is rejected: nothing is clamped.
 """
+
 from __future__ import annotations
 
 import re
@@ -18,9 +19,9 @@ LOW, HIGH = 1, 10
 _NUMBER = r"(-?\d+(?:\.\d+)?)"
 PATTERNS = (
     re.compile(rf"\bscore[\"']?\s*(?:[:=]|\bis\b|\bof\b)?\s*[\"']?{_NUMBER}", re.I),  # Score: 7
-    re.compile(rf"{_NUMBER}\s*(?:/|\bout\s+of\b)\s*10\b", re.I),                      # 7/10
-    re.compile(rf"\[\[\s*{_NUMBER}\s*\]\]"),                                          # [[7]]
-    re.compile(rf"^\s*{_NUMBER}\s*\.?\s*$"),                                          # 7
+    re.compile(rf"{_NUMBER}\s*(?:/|\bout\s+of\b)\s*10\b", re.I),  # 7/10
+    re.compile(rf"\[\[\s*{_NUMBER}\s*\]\]"),  # [[7]]
+    re.compile(rf"^\s*{_NUMBER}\s*\.?\s*$"),  # 7
 )
 
 

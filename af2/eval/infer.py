@@ -3,11 +3,13 @@
 ``python -m af2 infer --model DIR --audio a.wav [b.wav ...] --prompt "..."`` prints one answer per
 file; ``python -m af2 infer --model DIR --input manifest.jsonl --output preds.jsonl`` answers
 every manifest line (its ``audio``, ``start``/``end`` and ``prompt``; options in ``choices`` are
-appended as in training, "Choose one:" and one "(A) ..." line each, unless the prompt lists them) and appends ``{"id", "prediction", "prompt",
-"audio", "truncated"}`` lines to OUT, one per sample. Rerunning skips ids already in OUT. Items
-that cannot be answered (a file that cannot be read, a prompt longer than the model's context)
-are reported on stderr and in ``OUT.errors.jsonl`` and skipped; they never stop the run.
+appended as in training, "Choose one:" and one "(A) ..." line each, unless the prompt lists
+them) and appends ``{"id", "prediction", "prompt", "audio", "truncated"}`` lines to OUT, one per
+sample. Rerunning skips ids already in OUT. Items that cannot be answered (a file that cannot be
+read, a prompt longer than the model's context) are reported on stderr and in
+``OUT.errors.jsonl`` and skipped; they never stop the run.
 """
+
 from __future__ import annotations
 
 import json
@@ -102,8 +104,10 @@ class _Run:
         if self.max_prompt_tokens is not None:
             n = prompt_tokens(self.model, r.prompt)
             if n > self.max_prompt_tokens:
-                raise ItemError(f"the prompt is {n} tokens, more than the {self.max_prompt_tokens} that fit "
-                                f"(--max-prompt-tokens, or the model's context minus --max-new-tokens)")
+                raise ItemError(
+                    f"the prompt is {n} tokens, more than the {self.max_prompt_tokens} that fit "
+                    f"(--max-prompt-tokens, or the model's context minus --max-new-tokens)"
+                )
         try:
             return read_audio(r.audio, start=r.start, end=r.end)
         except AudioError as e:
@@ -118,30 +122,51 @@ class _Run:
             if len(batch) == 1:
                 self.fail(batch[0], f"generation failed: {type(err).__name__}: {err}")
                 return
-            log.warning("a batch of %d failed (%s: %s); answering its items one by one",
-                        len(batch), type(err).__name__, err)
+            log.warning(
+                "a batch of %d failed (%s: %s); answering its items one by one", len(batch), type(err).__name__, err
+            )
             for r, wave in zip(batch, waves):
                 self.answer([r], [wave])
             return
         for r, pred, cut in zip(batch, preds, truncated):
             self.truncated += cut
             if self.output:
-                _append(self.output, {"id": r.id, "prediction": pred.strip(), "prompt": r.prompt,
-                                      "audio": str(r.audio), "truncated": cut})
+                _append(
+                    self.output,
+                    {
+                        "id": r.id,
+                        "prediction": pred.strip(),
+                        "prompt": r.prompt,
+                        "audio": str(r.audio),
+                        "truncated": cut,
+                    },
+                )
             else:
                 self.answers[r.id] = pred.strip()
 
     def _generate(self, batch: list[Request], waves: list) -> tuple[list[str], list[bool]]:
         win = self.model.window_audio(waves, max_windows=self.max_windows, names=[str(r.audio) for r in batch])
         device = next(self.model.parameters()).device
-        preds = self.model.generate(prompts=[r.prompt for r in batch], audio_windows=win.windows.to(device),
-                                    audio_window_mask=win.mask.to(device), max_new_tokens=self.max_new_tokens)
+        preds = self.model.generate(
+            prompts=[r.prompt for r in batch],
+            audio_windows=win.windows.to(device),
+            audio_window_mask=win.mask.to(device),
+            max_new_tokens=self.max_new_tokens,
+        )
         return preds, [bool(t) for t in win.truncated]
 
 
-def run(model, requests: Iterable[Request], *, output: Optional[Path], batch_size: int = 8,
-        max_new_tokens: int = 64, max_windows: Optional[int] = None, max_prompt_tokens: Optional[int] = None,
-        progress: bool = True) -> dict:
+def run(
+    model,
+    requests: Iterable[Request],
+    *,
+    output: Optional[Path],
+    batch_size: int = 8,
+    max_new_tokens: int = 64,
+    max_windows: Optional[int] = None,
+    max_prompt_tokens: Optional[int] = None,
+    progress: bool = True,
+) -> dict:
     """Answer ``requests`` in batches. With ``output``, append each answer as a JSON line (and
     skip ids already there); return counts and, without ``output``, the answers by id.
 
@@ -164,12 +189,18 @@ def run(model, requests: Iterable[Request], *, output: Optional[Path], batch_siz
     skip = done_ids(output) if output else set()
     todo = [r for r in requests if r.id not in skip]
     errors_path = output.with_name(output.name + ".errors.jsonl") if output else None
-    job = _Run(model, output, errors_path, max_new_tokens=max_new_tokens, max_windows=max_windows,
-               max_prompt_tokens=max_prompt_tokens)
+    job = _Run(
+        model,
+        output,
+        errors_path,
+        max_new_tokens=max_new_tokens,
+        max_windows=max_windows,
+        max_prompt_tokens=max_prompt_tokens,
+    )
     bar = tqdm(total=len(todo), desc="infer", unit="q", disable=not progress)
     for i in range(0, len(todo), batch_size):
         batch, waves = [], []
-        for r in todo[i:i + batch_size]:
+        for r in todo[i : i + batch_size]:
             try:
                 waves.append(job.prepare(r))
                 batch.append(r)
@@ -177,10 +208,15 @@ def run(model, requests: Iterable[Request], *, output: Optional[Path], batch_siz
                 job.fail(r, str(e))
         if batch:
             job.answer(batch, waves)
-        bar.update(len(todo[i:i + batch_size]))
+        bar.update(len(todo[i : i + batch_size]))
     bar.close()
-    return {"answered": len(todo) - job.failed, "skipped_done": len(requests) - len(todo), "failed": job.failed,
-            "truncated": job.truncated, "answers": job.answers}
+    return {
+        "answered": len(todo) - job.failed,
+        "skipped_done": len(requests) - len(todo),
+        "failed": job.failed,
+        "truncated": job.truncated,
+        "answers": job.answers,
+    }
 
 
 def load_model(directory: str, device: str):

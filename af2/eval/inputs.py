@@ -6,6 +6,7 @@ broken line or a repeated id is reported, and the first line of an id is the one
 References are an af2 manifest, read strictly: a bad reference line stops the evaluation
 rather than silently leaving its sample out.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -17,6 +17,7 @@ with its reasons and is counted apart: it never enters the mean. A line of the o
     {"id": ..., "skill": ..., "score": 7, "parsed_by": "json", "explanation": ...,
      "question": ..., "reference": ..., "prediction": ..., "provenance": {...}}
 """
+
 from __future__ import annotations
 
 from af2.data.llm.base import Outcome, Pipeline, Record, RecordError
@@ -25,9 +26,11 @@ from af2.eval.fallback import HIGH, LOW, fallback_score
 from af2.llm import load_template
 
 TEMPLATE_PACKAGE = "af2.eval"
-SCHEMA = {"type": "object", "required": ["score"],
-          "properties": {"score": {"type": "integer", "minimum": LOW, "maximum": HIGH},
-                         "explanation": {"type": "string"}}}
+SCHEMA = {
+    "type": "object",
+    "required": ["score"],
+    "properties": {"score": {"type": "integer", "minimum": LOW, "maximum": HIGH}, "explanation": {"type": "string"}},
+}
 
 
 class Judge(Pipeline):
@@ -58,7 +61,15 @@ class Judge(Pipeline):
                 return self.rejected(result, result.problems + problems)
             parsed_by, explanation = "fallback", result.completions[-1].text
             self.client.usage.count("events", "fallback_scores")
-        line = {"id": record.source_id, "skill": sample.skill, "score": int(score), "parsed_by": parsed_by,
-                "explanation": explanation, "question": sample.prompt, "reference": sample.answer,
-                "prediction": prediction, "provenance": self.provenance(record, result)}
+        line = {
+            "id": record.source_id,
+            "skill": sample.skill,
+            "score": int(score),
+            "parsed_by": parsed_by,
+            "explanation": explanation,
+            "question": sample.prompt,
+            "reference": sample.answer,
+            "prediction": prediction,
+            "provenance": self.provenance(record, result),
+        }
         return Outcome([line])

@@ -9,6 +9,7 @@ never scored. ``duplicates`` counts ids with more than one output line (the job 
 writes none; it is reported so that an edited file cannot go unnoticed), ``stray_rejects``
 rejected lines that match no reference (broken lines, unknown ids).
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -47,9 +48,12 @@ class JudgeSummary:
     stray_rejects: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        return {"overall": self.overall.to_dict(),
-                "by_skill": {k: t.to_dict() for k, t in self.by_skill.items()},
-                "duplicates": self.duplicates, "stray_rejects": self.stray_rejects}
+        return {
+            "overall": self.overall.to_dict(),
+            "by_skill": {k: t.to_dict() for k, t in self.by_skill.items()},
+            "duplicates": self.duplicates,
+            "stray_rejects": self.stray_rejects,
+        }
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -57,8 +61,9 @@ def read_jsonl(path: Path) -> list[dict]:
     return good_objects(path)
 
 
-def summarize(references: Mapping[str, Sample], predicted: set[str], judged: list[dict],
-              rejects: list[dict]) -> JudgeSummary:
+def summarize(
+    references: Mapping[str, Sample], predicted: set[str], judged: list[dict], rejects: list[dict]
+) -> JudgeSummary:
     judged = [j for j in judged if isinstance(j.get("id"), str) and type(j.get("score")) is int]
     rejects = [r for r in rejects if isinstance(r.get("source_id"), str)]
     counts = Counter(line["id"] for line in judged)
@@ -81,5 +86,9 @@ def summarize(references: Mapping[str, Sample], predicted: set[str], judged: lis
                 t.pending += 1
             else:
                 t.unpredicted += 1
-    return JudgeSummary(overall, {k: by_skill[k] for k in skill_order(by_skill)},
-                        sum(c - 1 for c in counts.values()), sorted(rejected - set(references)))
+    return JudgeSummary(
+        overall,
+        {k: by_skill[k] for k in skill_order(by_skill)},
+        sum(c - 1 for c in counts.values()),
+        sorted(rejected - set(references)),
+    )

@@ -8,6 +8,7 @@ normalised match (``normalized``) against its answer. ``correct``, the headline 
 choice accuracy for multiple choice and normalised match for open answers. Tallies are kept
 per skill (the seven AudioSkills, then ``untagged``) and over all samples.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -41,8 +42,7 @@ def score_sample(sample: Sample, prediction: str | None) -> SampleScore:
         return SampleScore(sample.id, skill_of(sample), False, True, normalized, exact, normalized)
     choice = parse_choice(prediction, sample.choices)
     correct = choice.index is not None and sample.choices[choice.index] == sample.answer
-    return SampleScore(sample.id, skill_of(sample), True, True, correct, exact, normalized,
-                       choice.index, choice.how)
+    return SampleScore(sample.id, skill_of(sample), True, True, correct, exact, normalized, choice.index, choice.how)
 
 
 @dataclass
@@ -69,9 +69,13 @@ class Tally:
     def rates(self) -> dict[str, float | None]:
         def rate(k: int, n: int) -> float | None:
             return k / n if n else None
-        return {"accuracy": rate(self.correct, self.n), "exact_match": rate(self.exact, self.n),
-                "normalized_match": rate(self.normalized, self.n),
-                "choice_accuracy": rate(self.choice_correct, self.choice_n)}
+
+        return {
+            "accuracy": rate(self.correct, self.n),
+            "exact_match": rate(self.exact, self.n),
+            "normalized_match": rate(self.normalized, self.n),
+            "choice_accuracy": rate(self.choice_correct, self.choice_n),
+        }
 
     def to_dict(self) -> dict:
         return {**asdict(self), **self.rates()}
@@ -85,10 +89,12 @@ class Scores:
     unmatched: list[str] = field(default_factory=list)  # prediction ids with no reference
 
     def to_dict(self) -> dict:
-        return {"overall": self.overall.to_dict(),
-                "by_skill": {k: t.to_dict() for k, t in self.by_skill.items()},
-                "unmatched_predictions": self.unmatched,
-                "samples": [asdict(s) for s in self.samples]}
+        return {
+            "overall": self.overall.to_dict(),
+            "by_skill": {k: t.to_dict() for k, t in self.by_skill.items()},
+            "unmatched_predictions": self.unmatched,
+            "samples": [asdict(s) for s in self.samples],
+        }
 
 
 def score(references: Mapping[str, Sample], predictions: Mapping[str, str]) -> Scores:
@@ -98,5 +104,6 @@ def score(references: Mapping[str, Sample], predictions: Mapping[str, str]) -> S
     for s in samples:
         overall.add(s)
         by_skill.setdefault(s.skill, Tally()).add(s)
-    return Scores(samples, overall, {k: by_skill[k] for k in skill_order(by_skill)},
-                  sorted(set(predictions) - set(references)))
+    return Scores(
+        samples, overall, {k: by_skill[k] for k in skill_order(by_skill)}, sorted(set(predictions) - set(references))
+    )

@@ -6,15 +6,20 @@ zero to twenty as digits ("three" -> "3"), so "The dog barked three times." and 
 3 times" are equal. A text that is nothing but articles ("A", "the") keeps its simplified
 form instead of becoming empty, so two such texts are not equal by accident.
 """
+
 from __future__ import annotations
 
 import re
 import unicodedata
 
 ARTICLES = frozenset({"a", "an", "the"})
-NUMBER_WORDS = {word: str(n) for n, word in enumerate(
-    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
-    "fifteen sixteen seventeen eighteen nineteen twenty".split())}
+NUMBER_WORDS = {
+    word: str(n)
+    for n, word in enumerate(
+        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+        "fifteen sixteen seventeen eighteen nineteen twenty".split()
+    )
+}
 _SPACE = re.compile(r"\s+")
 
 

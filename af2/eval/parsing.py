@@ -18,6 +18,7 @@ Otherwise there is no choice, and ``how`` says why: ``empty``, ``none`` (nothing
 ``ambiguous`` or ``conflict``. Bare letters must be upper case (except a prediction that is
 only a letter, or a parenthesised leading one), so the article in "A dog barks" is no label.
 """
+
 from __future__ import annotations
 
 import re
@@ -38,7 +39,7 @@ _ANYWHERE = [
 @dataclass(frozen=True)
 class Choice:
     index: int | None  # the chosen option, or None
-    how: str           # exact, label, text; or empty, none, ambiguous, conflict
+    how: str  # exact, label, text; or empty, none, ambiguous, conflict
 
 
 def label_index(letter: str, n: int) -> int | None:
@@ -62,8 +63,9 @@ def _named(norm: str, options: list[str]) -> set[int]:
     """Options whose text appears in ``norm`` as whole words, less those inside a longer one."""
     padded = f" {norm} "
     found = {i for i, opt in enumerate(options) if opt and f" {opt} " in padded}
-    return {i for i in found
-            if not any(options[i] != options[j] and f" {options[i]} " in f" {options[j]} " for j in found)}
+    return {
+        i for i in found if not any(options[i] != options[j] and f" {options[i]} " in f" {options[j]} " for j in found)
+    }
 
 
 def parse_choice(prediction: str, choices: Sequence[str]) -> Choice:

@@ -3,6 +3,7 @@
 Plain-text tables with one row per skill group (``skills.skill_order``) and an ``all`` row;
 rates are percentages with one decimal, ``-`` where a rate has no samples.
 """
+
 from __future__ import annotations
 
 from af2.eval.judge_summary import JudgeSummary, JudgeTally
@@ -29,9 +30,17 @@ def metrics_table(scores: Scores) -> str:
 
     def row(name: str, t: Tally) -> list[str]:
         r = t.rates()
-        return [name, str(t.n), str(t.missing), percent(r["accuracy"]), str(t.choice_n),
-                percent(r["choice_accuracy"]), str(t.unparsed), percent(r["exact_match"]),
-                percent(r["normalized_match"])]
+        return [
+            name,
+            str(t.n),
+            str(t.missing),
+            percent(r["accuracy"]),
+            str(t.choice_n),
+            percent(r["choice_accuracy"]),
+            str(t.unparsed),
+            percent(r["exact_match"]),
+            percent(r["normalized_match"]),
+        ]
 
     return table(header, [row(k, t) for k, t in scores.by_skill.items()] + [row("all", scores.overall)])
 
@@ -40,7 +49,14 @@ def judge_table(summary: JudgeSummary) -> str:
     header = ["skill", "n", "scored", "rejected", "pending", "no pred", "mean score"]
 
     def row(name: str, t: JudgeTally) -> list[str]:
-        return [name, str(t.n), str(t.scored), str(t.rejected), str(t.pending), str(t.unpredicted),
-                "-" if t.mean is None else f"{t.mean:.2f}"]
+        return [
+            name,
+            str(t.n),
+            str(t.scored),
+            str(t.rejected),
+            str(t.pending),
+            str(t.unpredicted),
+            "-" if t.mean is None else f"{t.mean:.2f}",
+        ]
 
     return table(header, [row(k, t) for k, t in summary.by_skill.items()] + [row("all", summary.overall)])

@@ -3,6 +3,7 @@
 Groups are the seven AudioSkills (``af2.data.skills.SKILLS``) in their canonical order, then
 ``untagged`` for samples without a skill.
 """
+
 from __future__ import annotations
 
 from typing import Iterable

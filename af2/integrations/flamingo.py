@@ -10,6 +10,7 @@ Weights and state_dicts are untouched; :func:`unpatch_flamingo` restores the ori
 One deliberate difference: with ``only_attend_immediate_media=False``, text before any media
 outputs 0 here (docs/design.md), where flamingo-pytorch lets it attend uniformly to all media.
 """
+
 from __future__ import annotations
 
 import types
@@ -31,9 +32,13 @@ def _is_gated_block(m: nn.Module) -> bool:
     return all(hasattr(m, a) for a in ("attn", "attn_gate", "ff", "ff_gate"))
 
 
-def fused_masked_cross_attention_forward(self, x: torch.Tensor, media: torch.Tensor,
-                                         media_locations: Optional[torch.Tensor] = None,
-                                         use_cached_media: bool = False) -> torch.Tensor:
+def fused_masked_cross_attention_forward(
+    self,
+    x: torch.Tensor,
+    media: torch.Tensor,
+    media_locations: Optional[torch.Tensor] = None,
+    use_cached_media: bool = False,
+) -> torch.Tensor:
     """x (B, Lq, dim), media (B, T, n, dim_media), media_locations (B, Lq) bool -> (B, Lq, dim).
 
     Without media_locations every token attends every media token (as the originals do);
@@ -56,7 +61,7 @@ def fused_masked_cross_attention_forward(self, x: torch.Tensor, media: torch.Ten
             text_time = media_locations.long().cumsum(dim=1)
         counts = torch.full((B, T), n, dtype=torch.long, device=x.device)
         ks, ke = media_key_ranges_from_time(text_time, counts, n, bool(self.only_attend_immediate_media))
-    scale = getattr(self, "scale", dh ** -0.5)
+    scale = getattr(self, "scale", dh**-0.5)
     out = media_cross_attention(q, k, v, key_start=ks, key_end=ke, scale=scale)
     return self.to_out(out.reshape(B, Lq, inner))
 

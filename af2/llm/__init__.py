@@ -12,6 +12,7 @@ shows), ``ratelimit`` (requests and tokens per minute), ``retry`` (what to retry
 Retry-After), ``cache`` (SQLite reply cache), ``jsonout`` (JSON extraction, repair, schema),
 ``templates`` (versioned prompt files), ``usage`` (tokens and cost), ``client`` (all together).
 """
+
 from af2._deps import require
 
 require("af2.llm", "llm")
@@ -25,6 +26,23 @@ from af2.llm.retry import FatalError, LLMError, RequestRejected, RetriesExhauste
 from af2.llm.templates import PromptTemplate, load_template  # noqa: E402
 from af2.llm.usage import Usage  # noqa: E402
 
-__all__ = ["Completion", "FatalError", "LLMClient", "LLMConfig", "LLMError", "PromptTemplate",
-           "RequestRejected", "ResponseCache", "RetriesExhausted", "Secret", "StructuredResult",
-           "Unreachable", "Usage", "cache_key", "load_template", "parse_json", "parse_structured", "validate"]
+__all__ = [
+    "Completion",
+    "FatalError",
+    "LLMClient",
+    "LLMConfig",
+    "LLMError",
+    "PromptTemplate",
+    "RequestRejected",
+    "ResponseCache",
+    "RetriesExhausted",
+    "Secret",
+    "StructuredResult",
+    "Unreachable",
+    "Usage",
+    "cache_key",
+    "load_template",
+    "parse_json",
+    "parse_structured",
+    "validate",
+]

@@ -6,6 +6,7 @@ as a reply arrives, before the caller uses it, so a job killed at any point lose
 reply; a rerun or a resume replays cached replies without a request. Only successful replies
 are cached, never errors. SQLite's journal keeps the file consistent across a kill.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -17,8 +18,11 @@ from pathlib import Path
 
 
 def cache_key(*, model: str, template: str, messages: list, params: dict, sample: int = 0) -> str:
-    blob = json.dumps({"model": model, "template": template, "messages": messages,
-                       "params": params, "sample": sample}, sort_keys=True, ensure_ascii=False)
+    blob = json.dumps(
+        {"model": model, "template": template, "messages": messages, "params": params, "sample": sample},
+        sort_keys=True,
+        ensure_ascii=False,
+    )
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -43,22 +47,33 @@ class ResponseCache:
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS replies (key TEXT PRIMARY KEY, model TEXT, template TEXT,"
             " text TEXT NOT NULL, finish_reason TEXT, prompt_tokens INTEGER,"
-            " completion_tokens INTEGER, created REAL)")
+            " completion_tokens INTEGER, created REAL)"
+        )
         self._db.commit()
 
     def get(self, key: str) -> CachedReply | None:
         with self._lock:
             row = self._db.execute(
-                "SELECT text, finish_reason, prompt_tokens, completion_tokens, created"
-                " FROM replies WHERE key = ?", (key,)).fetchone()
+                "SELECT text, finish_reason, prompt_tokens, completion_tokens, created FROM replies WHERE key = ?",
+                (key,),
+            ).fetchone()
         return None if row is None else CachedReply(*row)
 
     def put(self, key: str, reply: CachedReply, *, model: str = "", template: str = "") -> None:
         with self._lock:
             self._db.execute(
                 "INSERT OR REPLACE INTO replies VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (key, model, template, reply.text, reply.finish_reason, reply.prompt_tokens,
-                 reply.completion_tokens, reply.created))
+                (
+                    key,
+                    model,
+                    template,
+                    reply.text,
+                    reply.finish_reason,
+                    reply.prompt_tokens,
+                    reply.completion_tokens,
+                    reply.created,
+                ),
+            )
             self._db.commit()
 
     def __len__(self) -> int:

@@ -10,6 +10,7 @@ calls with the same key wait for the first instead of paying twice. ``LLMClient.
 reply (``jsonout``) and runs a caller's content check; a reply that fails either is sent back
 with the list of problems for a fix, up to ``max_repairs`` times, and then rejected.
 """
+
 from __future__ import annotations
 
 import logging
@@ -25,8 +26,17 @@ from af2.llm.config import LLMConfig
 from af2.llm.jsonout import parse_structured
 from af2.llm.ratelimit import RateLimiter
 from af2.llm.redact import redact_url
-from af2.llm.retry import (FATAL_STATUS, TRANSPORT_ERRORS, Backoff, BadResponse, FatalError,
-                           RequestRejected, RetriesExhausted, Unreachable, classify)
+from af2.llm.retry import (
+    FATAL_STATUS,
+    TRANSPORT_ERRORS,
+    Backoff,
+    BadResponse,
+    FatalError,
+    RequestRejected,
+    RetriesExhausted,
+    Unreachable,
+    classify,
+)
 from af2.llm.templates import PromptTemplate, load_template
 from af2.llm.usage import Usage
 
@@ -69,9 +79,16 @@ def approx_tokens(text_or_messages) -> int:
 
 
 class LLMClient:
-    def __init__(self, config: LLMConfig, *, cache: ResponseCache | None = None,
-                 usage: Usage | None = None, sleep: Callable[[float], None] = time.sleep,
-                 clock: Callable[[], float] = time.monotonic, backoff: Backoff | None = None):
+    def __init__(
+        self,
+        config: LLMConfig,
+        *,
+        cache: ResponseCache | None = None,
+        usage: Usage | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        backoff: Backoff | None = None,
+    ):
         if not config.model:
             raise ValueError("no model: pass --model or set AF2_LLM_MODEL")
         self.config, self.cache, self.sleep = config, cache, sleep
@@ -84,8 +101,12 @@ class LLMClient:
         self._lock = threading.Lock()
         self._unreachable_streak = 0  # consecutive requests that could not connect
         self._down: str | None = None  # set once the server is deemed absent: the message
-        self._openai = openai.OpenAI(api_key=config.api_key.reveal() or "not-set",
-                                     base_url=config.base_url, timeout=config.timeout, max_retries=0)
+        self._openai = openai.OpenAI(
+            api_key=config.api_key.reveal() or "not-set",
+            base_url=config.base_url,
+            timeout=config.timeout,
+            max_retries=0,
+        )
 
     def report(self) -> Usage:
         """The usage so far, with the time spent waiting for the rate limiter."""
@@ -100,19 +121,27 @@ class LLMClient:
         params.update(overrides)
         return params
 
-    def complete(self, messages: list[dict], *, template: PromptTemplate | None = None,
-                 sample: int = 0, **params) -> Completion:
+    def complete(
+        self, messages: list[dict], *, template: PromptTemplate | None = None, sample: int = 0, **params
+    ) -> Completion:
         """One reply to ``messages``; ``sample`` > 0 asks for another draw of the same prompt."""
         params = self.params(**params)
-        key = cache_key(model=self.config.model, template=template.key if template else "",
-                        messages=messages, params=params, sample=sample)
+        key = cache_key(
+            model=self.config.model,
+            template=template.key if template else "",
+            messages=messages,
+            params=params,
+            sample=sample,
+        )
         while True:
             hit = self.cache.get(key) if self.cache is not None else None
             if hit is not None:
-                self.usage.add(cache_hits=1, saved_prompt_tokens=hit.prompt_tokens,
-                               saved_completion_tokens=hit.completion_tokens)
-                return Completion(hit.text, hit.finish_reason, hit.prompt_tokens,
-                                  hit.completion_tokens, hit.created, True, key)
+                self.usage.add(
+                    cache_hits=1, saved_prompt_tokens=hit.prompt_tokens, saved_completion_tokens=hit.completion_tokens
+                )
+                return Completion(
+                    hit.text, hit.finish_reason, hit.prompt_tokens, hit.completion_tokens, hit.created, True, key
+                )
             with self._lock:
                 waiter = self._inflight.get(key)
                 if waiter is None:
@@ -123,13 +152,13 @@ class LLMClient:
         try:
             reply = self._fetch(messages, params)
             if self.cache is not None:
-                self.cache.put(key, reply, model=self.config.model,
-                               template=template.key if template else "")
+                self.cache.put(key, reply, model=self.config.model, template=template.key if template else "")
         finally:
             with self._lock:
                 self._inflight.pop(key).set()
-        return Completion(reply.text, reply.finish_reason, reply.prompt_tokens,
-                          reply.completion_tokens, reply.created, False, key)
+        return Completion(
+            reply.text, reply.finish_reason, reply.prompt_tokens, reply.completion_tokens, reply.created, False, key
+        )
 
     def _fetch(self, messages: list[dict], params: dict) -> CachedReply:
         estimate = approx_tokens(messages) + params.get("max_tokens", 0)
@@ -141,7 +170,8 @@ class LLMClient:
                 self.usage.add(requests=1)
                 try:
                     response = self._openai.chat.completions.create(
-                        model=self.config.model, messages=messages, **params)
+                        model=self.config.model, messages=messages, **params
+                    )
                     reply = _unpack(response, messages)
                 except TRANSPORT_ERRORS as exc:
                     failure, error_text = classify(exc), str(exc)
@@ -150,8 +180,7 @@ class LLMClient:
                 self._track_reachability(failure)
             if failure is None:
                 self.limiter.settle(estimate, reply.prompt_tokens + reply.completion_tokens)
-                self.usage.add(replies=1, prompt_tokens=reply.prompt_tokens,
-                               completion_tokens=reply.completion_tokens)
+                self.usage.add(replies=1, prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens)
                 return reply
             if not failure.retry:
                 self.usage.count("events", f"failed_{failure.reason}")
@@ -167,8 +196,14 @@ class LLMClient:
                 raise RetriesExhausted(f"{failure.reason} after {retries + 1} attempts", failure.reason)
             delay = self.backoff.delay(attempt, failure)
             self.usage.count("retries", failure.reason)
-            log.warning("%s%s; retry %d/%d in %.2f s", failure.reason,
-                        f" ({failure.unreachable})" if failure.unreachable else "", attempt + 1, retries, delay)
+            log.warning(
+                "%s%s; retry %d/%d in %.2f s",
+                failure.reason,
+                f" ({failure.unreachable})" if failure.unreachable else "",
+                attempt + 1,
+                retries,
+                delay,
+            )
             self.sleep(delay)
         raise AssertionError("unreachable")
 
@@ -186,17 +221,27 @@ class LLMClient:
     def _absent_message(self, why: str, requests: int) -> str:
         where = redact_url(str(self._openai.base_url).rstrip("/"))
         times = "" if requests == 1 else f" on {requests} consecutive requests"
-        return (f"the LLM server at {where} is not there: {why}{times}; check --base-url / "
-                f"AF2_LLM_BASE_URL (finished records are kept: rerun to resume)")
+        return (
+            f"the LLM server at {where} is not there: {why}{times}; check --base-url / "
+            f"AF2_LLM_BASE_URL (finished records are kept: rerun to resume)"
+        )
 
     def _raise_if_down(self) -> None:
         if self._down is not None:
             self.usage.count("events", "server_unreachable")
             raise Unreachable(self._down, "unreachable")
 
-    def complete_json(self, messages: list[dict], *, schema: dict | None = None,
-                      check: Check | None = None, template: PromptTemplate | None = None,
-                      max_repairs: int | None = None, sample: int = 0, **params) -> StructuredResult:
+    def complete_json(
+        self,
+        messages: list[dict],
+        *,
+        schema: dict | None = None,
+        check: Check | None = None,
+        template: PromptTemplate | None = None,
+        max_repairs: int | None = None,
+        sample: int = 0,
+        **params,
+    ) -> StructuredResult:
         """A JSON reply that parses, fits ``schema`` and passes ``check``, or the problems.
 
         ``check(value)`` returns ``(value, problems)``: the value to keep (it may filter it)
@@ -226,7 +271,8 @@ class LLMClient:
                 bullets = "\n".join(f"- {p}" for p in result.problems)
                 conversation = conversation + [
                     {"role": "assistant", "content": completion.text},
-                    *self.repair_template.render(problems=bullets)]
+                    *self.repair_template.render(problems=bullets),
+                ]
         self.usage.count("events", "rejected_replies")
         return result
 

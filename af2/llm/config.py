@@ -5,6 +5,7 @@ command-line flag (``add_arguments`` / ``from_args``), from the environment
 (``AF2_LLM_<FIELD>``, plus ``OPENAI_BASE_URL`` and ``OPENAI_API_KEY`` as fallbacks) or from
 the default below. The key is held in a ``Secret`` so that a printed config never shows it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,18 +25,23 @@ def _opt(default, help: str, fallback_env: str | None = None, flag: bool = True)
 
 @dataclass
 class LLMConfig:
-    base_url: str | None = _opt(None, "OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1 "
-                                      "(default: OpenAI)", "OPENAI_BASE_URL")
+    base_url: str | None = _opt(
+        None, "OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1 (default: OpenAI)", "OPENAI_BASE_URL"
+    )
     model: str | None = _opt(None, "model name sent to the server (required)")
-    api_key: Secret = _opt(Secret(None), "API key; prefer the environment variable, a flag is "
-                                         "visible in the process list", "OPENAI_API_KEY")
+    api_key: Secret = _opt(
+        Secret(None),
+        "API key; prefer the environment variable, a flag is visible in the process list",
+        "OPENAI_API_KEY",
+    )
     timeout: float = _opt(120.0, "seconds before one request times out")
     max_retries: int = _opt(6, "retries of one request on timeouts, connection errors, 429 and 5xx")
     backoff_base: float = _opt(1.0, "first backoff delay in seconds; doubles on each retry")
     backoff_max: float = _opt(60.0, "largest backoff delay in seconds")
     max_retry_after: float = _opt(600.0, "largest server Retry-After honoured, in seconds")
-    max_unreachable: int = _opt(3, "consecutive requests that cannot connect (refused, DNS, TLS) "
-                                   "before the whole job stops (exit 2)")
+    max_unreachable: int = _opt(
+        3, "consecutive requests that cannot connect (refused, DNS, TLS) before the whole job stops (exit 2)"
+    )
     concurrency: int = _opt(8, "requests in flight at once")
     rpm: float = _opt(0.0, "requests per minute (0: no limit)")
     tpm: float = _opt(0.0, "tokens per minute, prompt + completion (0: no limit)")
@@ -74,9 +80,14 @@ class LLMConfig:
         group = parser.add_argument_group("LLM client (flags override AF2_LLM_* variables)")
         for f in dataclasses.fields(cls):
             env = ENV_PREFIX + f.name.upper()
-            group.add_argument("--" + f.name.replace("_", "-"), dest=f.name, default=None,
-                               type=lambda raw, f=f: _parse(f, raw), metavar=f.name.upper(),
-                               help=f"{f.metadata['help']} [{env}]")
+            group.add_argument(
+                "--" + f.name.replace("_", "-"),
+                dest=f.name,
+                default=None,
+                type=lambda raw, f=f: _parse(f, raw),
+                metavar=f.name.upper(),
+                help=f"{f.metadata['help']} [{env}]",
+            )
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, env: Mapping[str, str] | None = None) -> "LLMConfig":

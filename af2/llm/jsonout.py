@@ -6,6 +6,7 @@ dropped, never guessed, by jiter's partial mode). ``validate`` checks a JSON Sch
 2020-12) and returns readable error lines. ``parse_structured`` does both; what it cannot
 repair it reports, and the client then asks the model to fix it or rejects the reply.
 """
+
 from __future__ import annotations
 
 import functools
@@ -43,7 +44,7 @@ def _strip_trailing_commas(text: str) -> str:
             in_string = not (ch == '"' and not escaped)
         elif ch == '"':
             in_string = True
-        elif ch == "," and text[i + 1:].lstrip()[:1] in ("}", "]"):
+        elif ch == "," and text[i + 1 :].lstrip()[:1] in ("}", "]"):
             continue
         out.append(ch)
     return "".join(out)
@@ -60,7 +61,7 @@ def parse_json(text: str) -> tuple[Any, list[str]]:
     if not starts:
         raise JSONProblem("the reply holds no JSON object or array")
     if min(starts) > 0:
-        body, _ = body[min(starts):], repairs.append("leading_text")
+        body, _ = body[min(starts) :], repairs.append("leading_text")
     decoder = json.JSONDecoder()
     try:
         value, end = decoder.raw_decode(body)

@@ -7,6 +7,7 @@ the bucket is full enough for it (or full), then drives the level negative, and 
 wait for the debt to refill. Token use is estimated before a request and corrected with the
 server's count afterwards (``settle``).
 """
+
 from __future__ import annotations
 
 import threading
@@ -33,8 +34,14 @@ class _Bucket:
 class RateLimiter:
     """``acquire(tokens)`` blocks until one more request of about ``tokens`` tokens is allowed."""
 
-    def __init__(self, rpm: float = 0.0, tpm: float = 0.0, *,
-                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep):
+    def __init__(
+        self,
+        rpm: float = 0.0,
+        tpm: float = 0.0,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
         self.clock, self.sleep = clock, sleep
         now = clock()
         self._requests = _Bucket(rpm, now) if rpm > 0 else None

@@ -4,6 +4,7 @@
 credentials embedded in a base URL; ``RedactingFilter`` is a logging filter that replaces the
 key wherever it would appear in a formatted log record (install it with ``install``).
 """
+
 from __future__ import annotations
 
 import logging

@@ -9,6 +9,7 @@ reject just the one request. A connection that cannot be made (refused, DNS, TLS
 ``unreachable``: the client retries it like a timeout but stops the whole job once
 ``max_unreachable`` consecutive requests failed that way (``LLMClient``).
 """
+
 from __future__ import annotations
 
 import email.utils
@@ -134,4 +135,4 @@ class Backoff:
     def delay(self, attempt: int, failure: Failure) -> float:
         if failure.retry_after is not None:
             return min(failure.retry_after, self.max_retry_after)
-        return self.rng.uniform(0.5, 1.0) * min(self.cap, self.base * 2.0 ** attempt)
+        return self.rng.uniform(0.5, 1.0) * min(self.cap, self.base * 2.0**attempt)

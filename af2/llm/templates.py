@@ -6,6 +6,7 @@ JSON braces in a prompt need no escaping; ``$$`` is a literal ``$``). A template
 (name, version and content hash) goes into the cache key, so a new version, or any edit of a
 file, misses the cache instead of replaying replies to the old prompt.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -38,21 +39,22 @@ class PromptTemplate:
     @classmethod
     def parse(cls, name: str, version: int, text: str) -> "PromptTemplate":
         sections, parts = {}, _SECTION.split(text)
-        if parts[0].strip() and not all(l.startswith("#") or not l.strip() for l in parts[0].splitlines()):
+        if parts[0].strip() and not all(ln.startswith("#") or not ln.strip() for ln in parts[0].splitlines()):
             raise ValueError(f"template {name}.v{version}: text before the first [section]")
         for label, body in zip(parts[1::2], parts[2::2]):
             sections[label] = body.strip("\n")
         if "user" not in sections:
             raise ValueError(f"template {name}.v{version}: no [user] section")
-        return cls(name, version, sections.get("system"), sections["user"],
-                   hashlib.sha256(text.encode()).hexdigest())
+        return cls(name, version, sections.get("system"), sections["user"], hashlib.sha256(text.encode()).hexdigest())
 
     def render(self, **values) -> list[dict]:
         """Chat messages with the placeholders filled; non-string values are written as JSON."""
-        values = {k: v if isinstance(v, str) else json.dumps(v, ensure_ascii=False, indent=1)
-                  for k, v in values.items()}
-        messages = [{"role": "system", "content": string.Template(self.system).substitute(values)}] \
-            if self.system else []
+        values = {
+            k: v if isinstance(v, str) else json.dumps(v, ensure_ascii=False, indent=1) for k, v in values.items()
+        }
+        messages = (
+            [{"role": "system", "content": string.Template(self.system).substitute(values)}] if self.system else []
+        )
         return messages + [{"role": "user", "content": string.Template(self.user).substitute(values)}]
 
 

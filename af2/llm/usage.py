@@ -4,6 +4,7 @@
 successful ones; ``cache_hits`` the calls answered from the cache, whose tokens are counted
 apart as ``saved_*`` because they cost nothing this time.
 """
+
 from __future__ import annotations
 
 import threading
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 
 @dataclass
 class Usage:
-    price_in: float = 0.0   # USD per million prompt tokens
+    price_in: float = 0.0  # USD per million prompt tokens
     price_out: float = 0.0  # USD per million completion tokens
     requests: int = 0
     replies: int = 0
@@ -42,8 +43,7 @@ class Usage:
 
     @property
     def saved_usd(self) -> float:
-        return (self.saved_prompt_tokens * self.price_in
-                + self.saved_completion_tokens * self.price_out) / 1e6
+        return (self.saved_prompt_tokens * self.price_in + self.saved_completion_tokens * self.price_out) / 1e6
 
     def to_dict(self) -> dict:
         with self._lock:

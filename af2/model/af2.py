@@ -17,6 +17,7 @@ S text length, V vocabulary):
 on the KV cache (af2.model.generation). ``AudioFlamingo2`` is this class under its older name; its
 older ``generate(audio, prompts)`` call (strings in, strings out) still works.
 """
+
 from __future__ import annotations
 
 import copy
@@ -99,8 +100,9 @@ class AudioFlamingo2ForConditionalGeneration(AudioFlamingo2PreTrainedModel, Gene
         config = copy.deepcopy(config)
         super().__init__(config)
         cfg = config.to_af2_config()
-        self.tokenizer = tokenizer if tokenizer is not None else resolve_tokenizer(
-            cfg.tokenizer, cfg.tokenizer_path, cfg.llm_path)
+        self.tokenizer = (
+            tokenizer if tokenizer is not None else resolve_tokenizer(cfg.tokenizer, cfg.tokenizer_path, cfg.llm_path)
+        )
         if self.tokenizer is not None:
             config.set_token_ids(special_token_ids(self.tokenizer))
         self.clap = AFCLAP(cfg.clap, cfg.mel)
@@ -110,8 +112,10 @@ class AudioFlamingo2ForConditionalGeneration(AudioFlamingo2PreTrainedModel, Gene
             if cfg.llm_path:  # AF2 resizes Qwen's embeddings to len(tokenizer) (151936 -> 151669)
                 self.llm.resize_token_embeddings(len(self.tokenizer))
             elif len(self.tokenizer) > self.llm.config.vocab_size:
-                raise ValueError(f"tokenizer has {len(self.tokenizer)} tokens but the LLM's vocab_size is "
-                                 f"{self.llm.config.vocab_size}")
+                raise ValueError(
+                    f"tokenizer has {len(self.tokenizer)} tokens but the LLM's vocab_size is "
+                    f"{self.llm.config.vocab_size}"
+                )
         if cfg.llm_path:
             config.text_config = self.llm.config
         self.xattn = build_xattn(cfg, self.llm.config.hidden_size, self.llm.config.num_hidden_layers)
@@ -174,8 +178,14 @@ class AudioFlamingo2ForConditionalGeneration(AudioFlamingo2PreTrainedModel, Gene
             raise RuntimeError("the model has no tokenizer: build the processor with AudioFlamingo2Processor")
         return AudioFlamingo2Processor.from_config(self.config, tokenizer=self.tokenizer)
 
-    def window_audio(self, waves: Sequence[torch.Tensor], *, max_windows: Optional[int] = None,
-                     stage: Optional[str] = None, names: Optional[Sequence[str]] = None) -> BatchedWindows:
+    def window_audio(
+        self,
+        waves: Sequence[torch.Tensor],
+        *,
+        max_windows: Optional[int] = None,
+        stage: Optional[str] = None,
+        names: Optional[Sequence[str]] = None,
+    ) -> BatchedWindows:
         """1-D waveforms at 16 kHz, any lengths -> BatchedWindows (windows (B, W, L), mask (B, W),
         truncated (B,)) with at most ``max_windows`` (default: the stage's, else config.max_windows)
         windows each; longer audio is cut with a logged warning (af2.data.windows). The level is
@@ -183,13 +193,17 @@ class AudioFlamingo2ForConditionalGeneration(AudioFlamingo2PreTrainedModel, Gene
         from af2.model.processing_af2 import AudioFlamingo2FeatureExtractor
 
         limit = max_windows if max_windows is not None else self.config.max_windows_for(stage)
-        return AudioFlamingo2FeatureExtractor.from_model_config(self.config).windows(waves, max_windows=limit,
-                                                                                   names=names)
+        return AudioFlamingo2FeatureExtractor.from_model_config(self.config).windows(
+            waves, max_windows=limit, names=names
+        )
 
     # -- audio path --------------------------------------------------------------------------
-    def encode_media(self, audio_windows: Optional[torch.Tensor] = None,
-                     audio_window_mask: Optional[torch.Tensor] = None,
-                     dense_features: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def encode_media(
+        self,
+        audio_windows: Optional[torch.Tensor] = None,
+        audio_window_mask: Optional[torch.Tensor] = None,
+        dense_features: Optional[torch.Tensor] = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """audio_windows (B, W, L) or dense_features (B, W, n, D), audio_window_mask (B, W) ->
         media (B, 1, W·n, D) and media mask (B, 1, W·n) bool for the cross-attention."""
         if dense_features is None:
@@ -205,13 +219,22 @@ class AudioFlamingo2ForConditionalGeneration(AudioFlamingo2PreTrainedModel, Gene
         return media[:, None], mask[:, None]
 
     # -- forward -----------------------------------------------------------------------------
-    def forward(self, input_ids: torch.Tensor, attention_mask: Optional[torch.Tensor] = None,
-                labels: Optional[torch.Tensor] = None, media_locations: Optional[torch.Tensor] = None,
-                audio_windows: Optional[torch.Tensor] = None, audio_window_mask: Optional[torch.Tensor] = None,
-                dense_features: Optional[torch.Tensor] = None, position_ids: Optional[torch.Tensor] = None,
-                cache=None, use_cache: Optional[bool] = None, logits_to_keep: int = 0,
-                truncated: Optional[torch.Tensor] = None,
-                **kwargs) -> AF2Output:
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: Optional[torch.Tensor] = None,
+        labels: Optional[torch.Tensor] = None,
+        media_locations: Optional[torch.Tensor] = None,
+        audio_windows: Optional[torch.Tensor] = None,
+        audio_window_mask: Optional[torch.Tensor] = None,
+        dense_features: Optional[torch.Tensor] = None,
+        position_ids: Optional[torch.Tensor] = None,
+        cache=None,
+        use_cache: Optional[bool] = None,
+        logits_to_keep: int = 0,
+        truncated: Optional[torch.Tensor] = None,
+        **kwargs,
+    ) -> AF2Output:
         """input_ids (B, S); attention_mask (B, S') (True/1 on real tokens; S' >= S when a cache
         holds the first S' - S; None: all real); labels (B, S) with -100 where unsupervised; media_locations
         (B, S) bool (default: input_ids == `<audio>`); audio_windows (B, W, L) or dense_features
@@ -225,12 +248,20 @@ class AudioFlamingo2ForConditionalGeneration(AudioFlamingo2PreTrainedModel, Gene
         if attention_mask is None and not past:
             attention_mask = torch.ones_like(input_ids, dtype=torch.bool)
         if position_ids is None:
-            position_ids = positions(attention_mask)[:, -input_ids.shape[1]:] if attention_mask is not None else \
-                torch.arange(past, past + input_ids.shape[1], device=input_ids.device).expand(input_ids.shape[0], -1)
+            position_ids = (
+                positions(attention_mask)[:, -input_ids.shape[1] :]
+                if attention_mask is not None
+                else torch.arange(past, past + input_ids.shape[1], device=input_ids.device).expand(
+                    input_ids.shape[0], -1
+                )
+            )
         has_audio = audio_windows is not None or dense_features is not None
         if media_locations is None or media_locations.shape != input_ids.shape:
-            media_locations = input_ids == self.config.audio_token_id if self.config.audio_token_id is not None \
+            media_locations = (
+                input_ids == self.config.audio_token_id
+                if self.config.audio_token_id is not None
                 else torch.zeros_like(input_ids, dtype=torch.bool)
+            )
         media_state = gen.media_state(cache) if use_cache else None
         media = media_mask = None
         if has_audio and media_state is None:
@@ -239,14 +270,20 @@ class AudioFlamingo2ForConditionalGeneration(AudioFlamingo2PreTrainedModel, Gene
                 raise ValueError(f"{media.shape[0]} audio inputs for {input_ids.shape[0]} prompts")
             if use_cache:
                 media_state = gen.attach_media(cache, self.xattn, media, media_mask)
-        llm_kwargs = dict(input_ids=input_ids, position_ids=position_ids,
-                          attention_mask=attention_mask.long() if attention_mask is not None else None,
-                          use_cache=use_cache, logits_to_keep=logits_to_keep)
+        llm_kwargs = dict(
+            input_ids=input_ids,
+            position_ids=position_ids,
+            attention_mask=attention_mask.long() if attention_mask is not None else None,
+            use_cache=use_cache,
+            logits_to_keep=logits_to_keep,
+        )
         if use_cache:
             llm_kwargs[gen.cache_keyword(self.llm)] = cache
         if media_state is not None:
             with gen.cached_media(self.xattn, media_state):
-                out = self.llm(**llm_kwargs, **{MEDIA_KWARG: MediaInputs(None, None, media_locations.bool(), cached=True)})
+                out = self.llm(
+                    **llm_kwargs, **{MEDIA_KWARG: MediaInputs(None, None, media_locations.bool(), cached=True)}
+                )
         elif media is not None:
             out = self.llm(**llm_kwargs, **{MEDIA_KWARG: MediaInputs(media, media_mask, media_locations.bool())})
         else:
@@ -256,9 +293,10 @@ class AudioFlamingo2ForConditionalGeneration(AudioFlamingo2PreTrainedModel, Gene
 
     # -- generation --------------------------------------------------------------------------
     def prepare_inputs_for_generation(self, input_ids, cache=None, is_first_iteration=False, **kwargs):
-        inputs = super().prepare_inputs_for_generation(input_ids, cache=cache, is_first_iteration=is_first_iteration,
-                                                       **kwargs)
-        if cache is not None and gen.media_state(cache) is not None:   # the audio ran on the first call
+        inputs = super().prepare_inputs_for_generation(
+            input_ids, cache=cache, is_first_iteration=is_first_iteration, **kwargs
+        )
+        if cache is not None and gen.media_state(cache) is not None:  # the audio ran on the first call
             for key in ("audio_windows", "audio_window_mask", "dense_features", "media_locations"):
                 inputs.pop(key, None)
         return inputs
@@ -312,8 +350,11 @@ class AudioFlamingo2ForConditionalGeneration(AudioFlamingo2PreTrainedModel, Gene
             groups = [self.clap.audio, self.clap.audio_projection, self.clap.text, self.clap.text_projection]
             params = [p for g in groups for p in g.parameters()] + [self.clap.logit_scale]
         else:
-            params = [*self.audio_transformer.parameters(), *self.xattn.parameters(),
-                      *self.llm.get_input_embeddings().parameters()]
+            params = [
+                *self.audio_transformer.parameters(),
+                *self.xattn.parameters(),
+                *self.llm.get_input_embeddings().parameters(),
+            ]
             if stage == "sft":
                 params += self.clap.audio_parameters()
         unique = {id(p): p for p in params}
@@ -336,7 +377,6 @@ class AudioFlamingo2ForConditionalGeneration(AudioFlamingo2PreTrainedModel, Gene
         if mode and not any(p.requires_grad for p in self.clap.audio.parameters()):
             self.clap.audio.eval()
         return self
-
 
     # -- checkpoints -----------------------------------------------------------------------------
     def save_pretrained(self, save_directory: str | Path, *args, **kwargs) -> None:

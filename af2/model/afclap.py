@@ -12,6 +12,7 @@ windows, and the T5 encoder's masked mean over tokens each go through a 2-layer 
 holds it; pass ``logit_scale.exp()`` to :func:`af2.ops.contrastive_loss`. Checkpoints that hold
 it as a 0-dim tensor (written before it was (1,)) load unchanged.
 """
+
 from __future__ import annotations
 
 from typing import Optional
@@ -68,7 +69,7 @@ class AFCLAP(nn.Module):
     # -- audio ------------------------------------------------------------------------------
     def _htsat(self, windows: torch.Tensor):
         """windows (N, L) -> ClapAudioModel output for N single 10-s windows."""
-        mel = self.mel(windows)[:, None]                                   # (N, 1, frames, mels)
+        mel = self.mel(windows)[:, None]  # (N, 1, frames, mels)
         dtype = self.audio.audio_encoder.patch_embed.proj.weight.dtype
         is_longer = torch.zeros(windows.shape[0], 1, dtype=torch.bool, device=windows.device)
         return self.audio(input_features=mel.to(dtype), is_longer=is_longer)
@@ -81,15 +82,14 @@ class AFCLAP(nn.Module):
             raise ValueError(f"window_mask must be (B, W) = {(B, W)}, got {tuple(window_mask.shape)}")
         return window_mask.bool(), window_mask.reshape(-1).nonzero().squeeze(1)
 
-    def dense_features(self, audio_windows: torch.Tensor,
-                       window_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def dense_features(self, audio_windows: torch.Tensor, window_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
         """audio_windows (B, W, L) (L = 160,000 samples), window_mask (B, W) bool (None: all
         valid) -> dense features (B, W, n, D) (n = 64, D = 2048 at af2-3b); zeros on padded
         windows, which are not run through the HTSAT."""
         B, W, _ = audio_windows.shape
         mask, idx = self._valid(audio_windows, window_mask)
         hidden = self._htsat(audio_windows.reshape(B * W, -1).index_select(0, idx)).last_hidden_state
-        tokens = hidden.flatten(2).transpose(1, 2)                         # (N, 2*32, D)
+        tokens = hidden.flatten(2).transpose(1, 2)  # (N, 2*32, D)
         out = tokens.new_zeros(B * W, *tokens.shape[1:])
         out = out.index_copy(0, idx, tokens)
         return out.view(B, W, *tokens.shape[1:])

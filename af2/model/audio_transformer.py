@@ -8,6 +8,7 @@ LayerNorm, then FFN (Linear, ReLU, Linear, with bias) + residual -> LayerNorm] (
 1e-6). As AF2's public ``TransformerEncoder(d_model=2048, n_layers=3, n_head=8, d_k=256,
 d_inner=2048, scale_emb=True)``; the official names map 1:1 (see af2.model.importer).
 """
+
 from __future__ import annotations
 
 from typing import Optional
@@ -47,8 +48,12 @@ class AudioSelfAttention(nn.Module):
         else:
             q, k = reference.rope_windowed(q, **rope), reference.rope_windowed(k, **rope)
         attn = F.scaled_dot_product_attention(
-            q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), attn_mask=key_mask[:, None, None, :],
-            dropout_p=self.cfg.dropout if self.training else 0.0)
+            q.transpose(1, 2),
+            k.transpose(1, 2),
+            v.transpose(1, 2),
+            attn_mask=key_mask[:, None, None, :],
+            dropout_p=self.cfg.dropout if self.training else 0.0,
+        )
         out = self.dropout(self.out_proj(attn.transpose(1, 2).reshape(B, S, D)))
         return self.norm(x + out)
 
@@ -99,8 +104,8 @@ class AudioTransformer(nn.Module):
             raise ValueError(f"window_mask must be (B, W) = {(B, W)}, got {tuple(window_mask.shape)}")
         if not bool(window_mask.any(dim=1).all()):
             raise ValueError("every sample needs at least one valid audio window (window_mask row all False)")
-        key_mask = window_mask.bool().repeat_interleave(n, dim=1)          # (B, S)
-        x = self.norm(self.dropout(dense.reshape(B, W * n, D) * D ** 0.5))
+        key_mask = window_mask.bool().repeat_interleave(n, dim=1)  # (B, S)
+        x = self.norm(self.dropout(dense.reshape(B, W * n, D) * D**0.5))
         for layer in self.layers:
             x = layer(x, key_mask, n, self.fused)
         return x

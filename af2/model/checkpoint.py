@@ -16,6 +16,7 @@ would take ~19 GB in float32 before the real weights arrive), then assigns the f
 cast to ``dtype`` one by one when one is asked for. Buffers (small) are built for real, so the
 non-persistent ones (computed in ``__init__``) are right.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -45,8 +46,9 @@ def save_pretrained(model, directory: str | Path) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     cfg = model.config
     cfg = cfg.to_af2_config() if hasattr(cfg, "to_af2_config") else cfg
-    cfg = dataclasses.replace(cfg, llm_path=None, tokenizer=None, tokenizer_path=None,
-                              clap=dataclasses.replace(cfg.clap, text_path=None))
+    cfg = dataclasses.replace(
+        cfg, llm_path=None, tokenizer=None, tokenizer_path=None, clap=dataclasses.replace(cfg.clap, text_path=None)
+    )
     cfg.to_json(directory / CONFIG_NAME)
     dtypes = {name: str(b.dtype).removeprefix("torch.") for name, b in _nonpersistent_buffers(model).items()}
     save_model(model, str(directory / WEIGHTS_NAME), metadata={"format": "pt", BUFFER_DTYPES_KEY: json.dumps(dtypes)})
@@ -85,8 +87,14 @@ def _set_parameter(model: nn.Module, name: str, param: nn.Parameter) -> None:
     setattr(model.get_submodule(owner) if owner else model, attr, param)
 
 
-def load_pretrained(cls, directory: str | Path, *, device: str | torch.device = "cpu",
-                    dtype: Optional[torch.dtype] = None, strict: bool = True):
+def load_pretrained(
+    cls,
+    directory: str | Path,
+    *,
+    device: str | torch.device = "cpu",
+    dtype: Optional[torch.dtype] = None,
+    strict: bool = True,
+):
     """Build ``cls`` from ``<dir>/config.json`` and load ``<dir>/model.safetensors`` into it.
 
     ``dtype=None`` keeps the dtypes of the file (a bf16 checkpoint loads as bf16, a mixed one as
@@ -117,17 +125,16 @@ def load_pretrained(cls, directory: str | Path, *, device: str | torch.device = 
     with safe_open(str(directory / WEIGHTS_NAME), framework="pt", device=str(device)) as f:
         names = set(f.keys())
         metadata = f.metadata() or {}
-        for group in aliases:                   # a tied weight is stored under one of its names
+        for group in aliases:  # a tied weight is stored under one of its names
             present = [n for n in group if n in names]
             names |= set(group) if present else set()
         missing, unexpected = sorted(expected - names), sorted(names - expected)
         if missing and strict:
             raise RuntimeError(f"{directory / WEIGHTS_NAME} lacks {len(missing)} tensors: {missing[:8]}")
         if unexpected and strict:
-            raise RuntimeError(f"{directory / WEIGHTS_NAME} has {len(unexpected)} unexpected tensors: "
-                               f"{unexpected[:8]}")
+            raise RuntimeError(f"{directory / WEIGHTS_NAME} has {len(unexpected)} unexpected tensors: {unexpected[:8]}")
         if missing and any(n in dict(model.named_parameters(remove_duplicate=False)) for n in missing):
-            model = cls(cfg, tokenizer=tokenizer)       # parameters the file lacks need an initialisation
+            model = cls(cfg, tokenizer=tokenizer)  # parameters the file lacks need an initialisation
         state = {}
         for key in f.keys():
             if key not in expected:
@@ -140,19 +147,22 @@ def load_pretrained(cls, directory: str | Path, *, device: str | torch.device = 
             if present and name not in state:
                 state[name] = state[present[0]]
     model.load_state_dict(state, strict=False, assign=True)
-    for group in aliases:                       # assign made one Parameter per name: tie them again
+    for group in aliases:  # assign made one Parameter per name: tie them again
         first = model.get_parameter(group[0])
         for name in group[1:]:
             _set_parameter(model, name, first)
     recorded = json.loads(metadata.get(BUFFER_DTYPES_KEY, "{}"))
     for name, buf in _nonpersistent_buffers(model).items():
-        want = dtype if dtype is not None and buf.is_floating_point() else (
-            getattr(torch, recorded[name]) if name in recorded else None)
+        want = (
+            dtype
+            if dtype is not None and buf.is_floating_point()
+            else (getattr(torch, recorded[name]) if name in recorded else None)
+        )
         if want is not None and buf.dtype != want:
             owner, _, attr = name.rpartition(".")
             setattr(model.get_submodule(owner) if owner else model, attr, buf.to(want))
     if dtype is not None:
-        model.to(dtype)                         # the random-initialised rest (strict=False) too
+        model.to(dtype)  # the random-initialised rest (strict=False) too
     if missing or unexpected:
         model.load_warnings = {"missing": missing, "unexpected": unexpected}
     left = [n for n, p in model.named_parameters() if p.device.type == "meta"]

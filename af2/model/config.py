@@ -13,6 +13,7 @@ Sub-models are described by plain dicts of transformers config kwargs (``clap.au
 ``ClapAudioConfig``, ``clap.text`` -> ``T5Config``, ``llm`` -> ``Qwen2Config``), so any
 HTSAT / T5 / Qwen2 size can be described without code changes.
 """
+
 from __future__ import annotations
 
 import copy
@@ -139,8 +140,7 @@ class AF2Config:
     @classmethod
     def from_dict(cls, d: dict) -> "AF2Config":
         d = copy.deepcopy(d)
-        subs = {"mel": MelConfig, "clap": CLAPConfig, "audio_transformer": AudioTransformerConfig,
-                "xattn": XattnConfig}
+        subs = {"mel": MelConfig, "clap": CLAPConfig, "audio_transformer": AudioTransformerConfig, "xattn": XattnConfig}
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
@@ -176,44 +176,119 @@ class AF2Config:
 
 def _htsat(**kw) -> dict:
     """ClapAudioConfig kwargs of AF-CLAP's HTSAT (fusion on, as AF2 builds it), with overrides."""
-    base = dict(patch_embeds_hidden_size=256, depths=[2, 2, 12, 2], num_attention_heads=[4, 8, 16, 32],
-                hidden_size=2048, enable_fusion=True, fusion_type=None, window_size=8, spec_size=256,
-                num_mel_bins=64, patch_size=4, patch_stride=[4, 4], mlp_ratio=4.0, aff_block_r=4,
-                qkv_bias=True, num_classes=527, layer_norm_eps=1e-5, hidden_dropout_prob=0.0,
-                attention_probs_dropout_prob=0.0, drop_path_rate=0.1)
+    base = dict(
+        patch_embeds_hidden_size=256,
+        depths=[2, 2, 12, 2],
+        num_attention_heads=[4, 8, 16, 32],
+        hidden_size=2048,
+        enable_fusion=True,
+        fusion_type=None,
+        window_size=8,
+        spec_size=256,
+        num_mel_bins=64,
+        patch_size=4,
+        patch_stride=[4, 4],
+        mlp_ratio=4.0,
+        aff_block_r=4,
+        qkv_bias=True,
+        num_classes=527,
+        layer_norm_eps=1e-5,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+        drop_path_rate=0.1,
+    )
     base.update(kw)
     return base
 
 
 def _af2_3b() -> AF2Config:
-    flan_t5_large = dict(vocab_size=32128, d_model=1024, d_kv=64, d_ff=2816, num_layers=24, num_heads=16,
-                         feed_forward_proj="gated-gelu", relative_attention_num_buckets=32,
-                         relative_attention_max_distance=128, dropout_rate=0.1, layer_norm_epsilon=1e-6,
-                         tie_word_embeddings=False, is_encoder_decoder=False, use_cache=False)
-    qwen25_3b = dict(vocab_size=151669, hidden_size=2048, intermediate_size=11008, num_hidden_layers=36,
-                     num_attention_heads=16, num_key_value_heads=2, max_position_embeddings=32768,
-                     rms_norm_eps=1e-6, rope_theta=1000000.0, tie_word_embeddings=True,
-                     use_sliding_window=False, hidden_act="silu", bos_token_id=151643, eos_token_id=151643)
+    flan_t5_large = dict(
+        vocab_size=32128,
+        d_model=1024,
+        d_kv=64,
+        d_ff=2816,
+        num_layers=24,
+        num_heads=16,
+        feed_forward_proj="gated-gelu",
+        relative_attention_num_buckets=32,
+        relative_attention_max_distance=128,
+        dropout_rate=0.1,
+        layer_norm_epsilon=1e-6,
+        tie_word_embeddings=False,
+        is_encoder_decoder=False,
+        use_cache=False,
+    )
+    qwen25_3b = dict(
+        vocab_size=151669,
+        hidden_size=2048,
+        intermediate_size=11008,
+        num_hidden_layers=36,
+        num_attention_heads=16,
+        num_key_value_heads=2,
+        max_position_embeddings=32768,
+        rms_norm_eps=1e-6,
+        rope_theta=1000000.0,
+        tie_word_embeddings=True,
+        use_sliding_window=False,
+        hidden_act="silu",
+        bos_token_id=151643,
+        eos_token_id=151643,
+    )
     return AF2Config(
-        name="af2-3b", clap=CLAPConfig(audio=_htsat(), text=flan_t5_large),
-        audio_transformer=AudioTransformerConfig(), xattn=XattnConfig(), llm=qwen25_3b,
+        name="af2-3b",
+        clap=CLAPConfig(audio=_htsat(), text=flan_t5_large),
+        audio_transformer=AudioTransformerConfig(),
+        xattn=XattnConfig(),
+        llm=qwen25_3b,
         # Official ids after AF2's tokenizer additions to Qwen2.5 (len 151665 -> 151669).
         token_ids=dict(audio=151665, eoc=151666, sep=151668, pad=151643, eos=151643),
-        audio_normalization="official", official_format=True)
+        audio_normalization="official",
+        official_format=True,
+    )
 
 
 def _tiny() -> AF2Config:
     # HTSAT with 2 stages and a 16x16 patch: 256/16 = 16x16 patches -> 8x8 = 64 tokens per window.
-    audio = _htsat(patch_embeds_hidden_size=16, depths=[1, 1], num_attention_heads=[1, 2], hidden_size=32,
-                   patch_size=16, patch_stride=[16, 16], num_classes=8, drop_path_rate=0.0)
-    text = dict(vocab_size=128, d_model=32, d_kv=8, d_ff=64, num_layers=1, num_heads=4,
-                feed_forward_proj="gated-gelu", dropout_rate=0.0, tie_word_embeddings=False,
-                is_encoder_decoder=False, use_cache=False)
-    llm = dict(vocab_size=512, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-               num_key_value_heads=2, max_position_embeddings=2048, rms_norm_eps=1e-6, rope_theta=10000.0,
-               tie_word_embeddings=True, use_sliding_window=False, hidden_act="silu")
+    audio = _htsat(
+        patch_embeds_hidden_size=16,
+        depths=[1, 1],
+        num_attention_heads=[1, 2],
+        hidden_size=32,
+        patch_size=16,
+        patch_stride=[16, 16],
+        num_classes=8,
+        drop_path_rate=0.0,
+    )
+    text = dict(
+        vocab_size=128,
+        d_model=32,
+        d_kv=8,
+        d_ff=64,
+        num_layers=1,
+        num_heads=4,
+        feed_forward_proj="gated-gelu",
+        dropout_rate=0.0,
+        tie_word_embeddings=False,
+        is_encoder_decoder=False,
+        use_cache=False,
+    )
+    llm = dict(
+        vocab_size=512,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        rms_norm_eps=1e-6,
+        rope_theta=10000.0,
+        tie_word_embeddings=True,
+        use_sliding_window=False,
+        hidden_act="silu",
+    )
     return AF2Config(
-        name="tiny", clap=CLAPConfig(audio=audio, text=text, joint_dim=16),
+        name="tiny",
+        clap=CLAPConfig(audio=audio, text=text, joint_dim=16),
         # RoPE base scaled to the toy rotary dims: with 4 frequencies, base 4096 leaves the
         # 64-384 token positions of 1-6 windows almost unresolved (temporal-order questions
         # do not train); base 100 spans them (wavelengths 6 to 200 tokens). 4 heads of 8 dims,
@@ -221,7 +296,10 @@ def _tiny() -> AF2Config:
         # seed-dependently than with 2 heads of 16 (half rotary) - probe, 600 steps of first/last
         # questions, 3 seeds: 0.57-0.62 vs 0.24-0.56 (chance 0.26).
         audio_transformer=AudioTransformerConfig(layers=3, heads=4, ffn_dim=64, rotary_dim=8, rope_base=100.0),
-        xattn=XattnConfig(heads=2, dim_head=16), llm=llm, tokenizer="tiny")
+        xattn=XattnConfig(heads=2, dim_head=16),
+        llm=llm,
+        tokenizer="tiny",
+    )
 
 
 _PRESETS = {"af2-3b": _af2_3b, "tiny": _tiny}

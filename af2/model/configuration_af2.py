@@ -26,22 +26,48 @@ from transformers import ClapAudioConfig, PreTrainedConfig, Qwen2Config, T5Confi
 from transformers.configuration_utils import SubConfigSpec
 from transformers.generation.configuration_utils import GenerationConfig
 
-from af2.model.config import (STAGE_MAX_WINDOWS, AF2Config, AudioTransformerConfig, CLAPConfig, MelConfig,
-                              XattnConfig)
+from af2.model.config import STAGE_MAX_WINDOWS, AF2Config, AudioTransformerConfig, CLAPConfig, MelConfig, XattnConfig
 
 #: Keyword arguments PreTrainedConfig itself consumes or that from_pretrained / to_dict pass back.
-_BASE_KWARGS = {"torch_dtype", "num_labels", "name_or_path", "_name_or_path", "_commit_hash", "output_attentions",
-                "attn_implementation", "experts_implementation", "per_layer_config", "return_unused_kwargs",
-                "_attn_implementation_autoset"}
+_BASE_KWARGS = {
+    "torch_dtype",
+    "num_labels",
+    "name_or_path",
+    "_name_or_path",
+    "_commit_hash",
+    "output_attentions",
+    "attn_implementation",
+    "experts_implementation",
+    "per_layer_config",
+    "return_unused_kwargs",
+    "_attn_implementation_autoset",
+}
 #: Official normalisation of the audio level (peak to 1, int16 round trip), or None (as read).
 AUDIO_NORMALIZATIONS = ("official", None)
 #: Fields of AF2Config's MelConfig / XattnConfig and their flat names here.
-_MEL_FIELDS = {"sample_rate": "sampling_rate", "n_fft": "n_fft", "hop_length": "hop_length", "n_mels": "n_mels",
-               "f_min": "f_min", "f_max": "f_max", "window_seconds": "window_seconds"}
-_XATTN_FIELDS = {"every_n_layers": "xattn_every_n_layers", "heads": "xattn_heads", "dim_head": "xattn_dim_head",
-                 "ff_mult": "xattn_ff_mult", "only_attend_immediate_media": "xattn_only_attend_immediate_media"}
-_TOKEN_FIELDS = {"audio": "audio_token_id", "eoc": "eoc_token_id", "sep": "sep_token_id", "pad": "pad_token_id",
-                 "eos": "eos_token_id"}
+_MEL_FIELDS = {
+    "sample_rate": "sampling_rate",
+    "n_fft": "n_fft",
+    "hop_length": "hop_length",
+    "n_mels": "n_mels",
+    "f_min": "f_min",
+    "f_max": "f_max",
+    "window_seconds": "window_seconds",
+}
+_XATTN_FIELDS = {
+    "every_n_layers": "xattn_every_n_layers",
+    "heads": "xattn_heads",
+    "dim_head": "xattn_dim_head",
+    "ff_mult": "xattn_ff_mult",
+    "only_attend_immediate_media": "xattn_only_attend_immediate_media",
+}
+_TOKEN_FIELDS = {
+    "audio": "audio_token_id",
+    "eoc": "eoc_token_id",
+    "sep": "sep_token_id",
+    "pad": "pad_token_id",
+    "eos": "eos_token_id",
+}
 
 
 def _reject_unknown(cls, kwargs: dict) -> None:
@@ -140,12 +166,16 @@ class AudioFlamingo2Config(PreTrainedConfig):
         if self.stage_max_windows is None:
             self.stage_max_windows = dict(STAGE_MAX_WINDOWS)
         if self.audio_normalization not in AUDIO_NORMALIZATIONS:
-            raise ValueError(f"AudioFlamingo2Config: audio_normalization must be one of {AUDIO_NORMALIZATIONS}, "
-                             f"got {self.audio_normalization!r}")
+            raise ValueError(
+                f"AudioFlamingo2Config: audio_normalization must be one of {AUDIO_NORMALIZATIONS}, "
+                f"got {self.audio_normalization!r}"
+            )
         super().__post_init__(**kwargs)
         if self.audio_config.num_mel_bins != self.n_mels:
-            raise ValueError(f"AudioFlamingo2Config: audio_config.num_mel_bins ({self.audio_config.num_mel_bins}) "
-                             f"!= n_mels ({self.n_mels})")
+            raise ValueError(
+                f"AudioFlamingo2Config: audio_config.num_mel_bins ({self.audio_config.num_mel_bins}) "
+                f"!= n_mels ({self.n_mels})"
+            )
 
     # -- AF2Config view ------------------------------------------------------------------------
     @classmethod
@@ -157,16 +187,32 @@ class AudioFlamingo2Config(PreTrainedConfig):
         flat.update({ours: cfg.token_ids.get(theirs) for theirs, ours in _TOKEN_FIELDS.items()})
         at = cfg.audio_transformer
         return cls(
-            audio_config=dict(cfg.clap.audio), text_config=dict(cfg.llm),
-            audio_transformer_config=dict(layers=at.layers, heads=at.heads, ffn_dim=at.ffn_dim,
-                                          rotary_dim=at.rotary_dim, rope_base=at.rope_base, eps=at.eps,
-                                          dropout=at.dropout),
+            audio_config=dict(cfg.clap.audio),
+            text_config=dict(cfg.llm),
+            audio_transformer_config=dict(
+                layers=at.layers,
+                heads=at.heads,
+                ffn_dim=at.ffn_dim,
+                rotary_dim=at.rotary_dim,
+                rope_base=at.rope_base,
+                eps=at.eps,
+                dropout=at.dropout,
+            ),
             clap_text_config=dict(cfg.clap.text) if cfg.clap.text_tower else None,
-            preset_name=cfg.name, clap_joint_dim=cfg.clap.joint_dim,
-            clap_logit_scale_init=float(cfg.clap.logit_scale_init), clap_text_path=cfg.clap.text_path,
-            llm_path=cfg.llm_path, tokenizer=cfg.tokenizer, tokenizer_path=cfg.tokenizer_path,
-            max_windows=cfg.max_windows, stage_max_windows=dict(cfg.stage_max_windows), use_fused_ops=cfg.fused,
-            audio_normalization=cfg.audio_normalization, official_format=cfg.official_format, **flat)
+            preset_name=cfg.name,
+            clap_joint_dim=cfg.clap.joint_dim,
+            clap_logit_scale_init=float(cfg.clap.logit_scale_init),
+            clap_text_path=cfg.clap.text_path,
+            llm_path=cfg.llm_path,
+            tokenizer=cfg.tokenizer,
+            tokenizer_path=cfg.tokenizer_path,
+            max_windows=cfg.max_windows,
+            stage_max_windows=dict(cfg.stage_max_windows),
+            use_fused_ops=cfg.fused,
+            audio_normalization=cfg.audio_normalization,
+            official_format=cfg.official_format,
+            **flat,
+        )
 
     def to_af2_config(self) -> AF2Config:
         """The equivalent :class:`~af2.model.config.AF2Config` (what the modules are built from)."""
@@ -175,17 +221,35 @@ class AudioFlamingo2Config(PreTrainedConfig):
         return AF2Config(
             name=self.preset_name,
             mel=MelConfig(**{theirs: getattr(self, ours) for theirs, ours in _MEL_FIELDS.items()}),
-            clap=CLAPConfig(audio=_kwargs(self.audio_config), text=_kwargs(text) if text is not None else {},
-                            joint_dim=self.clap_joint_dim, logit_scale_init=self.clap_logit_scale_init,
-                            text_tower=text is not None, text_path=self.clap_text_path),
-            audio_transformer=AudioTransformerConfig(layers=at.layers, heads=at.heads, ffn_dim=at.ffn_dim,
-                                                     rotary_dim=at.rotary_dim, rope_base=float(at.rope_base),
-                                                     eps=at.eps, dropout=float(at.dropout)),
+            clap=CLAPConfig(
+                audio=_kwargs(self.audio_config),
+                text=_kwargs(text) if text is not None else {},
+                joint_dim=self.clap_joint_dim,
+                logit_scale_init=self.clap_logit_scale_init,
+                text_tower=text is not None,
+                text_path=self.clap_text_path,
+            ),
+            audio_transformer=AudioTransformerConfig(
+                layers=at.layers,
+                heads=at.heads,
+                ffn_dim=at.ffn_dim,
+                rotary_dim=at.rotary_dim,
+                rope_base=float(at.rope_base),
+                eps=at.eps,
+                dropout=float(at.dropout),
+            ),
             xattn=XattnConfig(**{theirs: getattr(self, ours) for theirs, ours in _XATTN_FIELDS.items()}),
-            llm=_kwargs(self.text_config), llm_path=self.llm_path, tokenizer=self.tokenizer,
-            tokenizer_path=self.tokenizer_path, token_ids=self.token_ids, max_windows=self.max_windows,
-            stage_max_windows=dict(self.stage_max_windows), fused=self.use_fused_ops,
-            audio_normalization=self.audio_normalization, official_format=self.official_format)
+            llm=_kwargs(self.text_config),
+            llm_path=self.llm_path,
+            tokenizer=self.tokenizer,
+            tokenizer_path=self.tokenizer_path,
+            token_ids=self.token_ids,
+            max_windows=self.max_windows,
+            stage_max_windows=dict(self.stage_max_windows),
+            fused=self.use_fused_ops,
+            audio_normalization=self.audio_normalization,
+            official_format=self.official_format,
+        )
 
     @classmethod
     def preset(cls, name: str, /, **overrides: Any) -> "AudioFlamingo2Config":

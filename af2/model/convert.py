@@ -8,6 +8,7 @@ given), and saves it with its processor and the official front-end defaults
 (``audio_normalization="official"``, ``official_format=True``). AF-CLAP's text tower is not part
 of the release, so the converted model is built without it.
 """
+
 from __future__ import annotations
 
 import copy
@@ -17,8 +18,15 @@ from typing import Optional
 from af2.model.importer import ImportReport, load_official_checkpoint
 
 
-def convert_official(src: str | Path, out: str | Path, *, config=None, llm_path: Optional[str | Path] = None,
-                     tokenizer=None, max_shard_size: str | int = "5GB") -> ImportReport:
+def convert_official(
+    src: str | Path,
+    out: str | Path,
+    *,
+    config=None,
+    llm_path: Optional[str | Path] = None,
+    tokenizer=None,
+    max_shard_size: str | int = "5GB",
+) -> ImportReport:
     """Convert the release at ``src`` into ``out``; returns the import report.
 
     ``config``: an AudioFlamingo2Config (default: the af2-3b preset); ``llm_path``: a local

@@ -14,6 +14,7 @@ The older call ``model.generate(audio, prompts, ...)`` (strings in, strings or n
 :func:`generate_legacy`; it builds the inputs with the model's processor and runs the same
 GenerationMixin.generate.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -146,13 +147,27 @@ def _rng_of(generator: Optional[torch.Generator], device: torch.device):
         yield
 
 
-def generate_legacy(model, hf_generate, audio: Optional[Sequence[torch.Tensor]] = None,
-                    prompts: Sequence[str] | str = (), *, max_new_tokens: int = 64, do_sample: bool = False,
-                    temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
-                    generator: Optional[torch.Generator] = None, audio_windows: Optional[torch.Tensor] = None,
-                    audio_window_mask: Optional[torch.Tensor] = None, dense_features: Optional[torch.Tensor] = None,
-                    input_ids: Optional[torch.Tensor] = None, attention_mask: Optional[torch.Tensor] = None,
-                    max_windows: Optional[int] = None, return_ids: bool = False, **generate_kwargs):
+def generate_legacy(
+    model,
+    hf_generate,
+    audio: Optional[Sequence[torch.Tensor]] = None,
+    prompts: Sequence[str] | str = (),
+    *,
+    max_new_tokens: int = 64,
+    do_sample: bool = False,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    generator: Optional[torch.Generator] = None,
+    audio_windows: Optional[torch.Tensor] = None,
+    audio_window_mask: Optional[torch.Tensor] = None,
+    dense_features: Optional[torch.Tensor] = None,
+    input_ids: Optional[torch.Tensor] = None,
+    attention_mask: Optional[torch.Tensor] = None,
+    max_windows: Optional[int] = None,
+    return_ids: bool = False,
+    **generate_kwargs,
+):
     """Answer ``prompts`` about ``audio`` (1-D 16-kHz waveforms, windowed here, level unchanged),
     or about ``audio_windows``/``dense_features`` (+ ``audio_window_mask``), or, with none of
     them, text-only prompts (``{prompt}<SEP>``: the LLM runs without the xattn blocks). Prompts
@@ -162,7 +177,7 @@ def generate_legacy(model, hf_generate, audio: Optional[Sequence[torch.Tensor]] 
         prompts = [prompts]
     device = next(model.parameters()).device
     if audio is not None:
-        if isinstance(audio, torch.Tensor):                  # one wave (T,) or a stack (B, T)
+        if isinstance(audio, torch.Tensor):  # one wave (T,) or a stack (B, T)
             audio = [audio] if audio.dim() == 1 else list(audio)
         win = model.window_audio(audio, max_windows=max_windows)
         audio_windows, audio_window_mask = win.windows.to(device), win.mask.to(device)
@@ -172,18 +187,30 @@ def generate_legacy(model, hf_generate, audio: Optional[Sequence[torch.Tensor]] 
     elif attention_mask is None:
         attention_mask = torch.ones_like(input_ids, dtype=torch.bool)
     input_ids, attention_mask = input_ids.to(device), attention_mask.to(device).long()
-    extra = {k: v for k, v in dict(audio_windows=audio_windows, audio_window_mask=audio_window_mask,
-                                   dense_features=dense_features).items() if v is not None}
+    extra = {
+        k: v
+        for k, v in dict(
+            audio_windows=audio_windows, audio_window_mask=audio_window_mask, dense_features=dense_features
+        ).items()
+        if v is not None
+    }
     if has_media:
         rows = (dense_features if dense_features is not None else audio_windows).shape[0]
         if rows != input_ids.shape[0]:
             raise ValueError(f"{rows} audio inputs for {input_ids.shape[0]} prompts")
-    sampling = dict(do_sample=True, temperature=temperature, top_k=top_k, top_p=top_p) if do_sample else \
-        dict(do_sample=False)
+    sampling = (
+        dict(do_sample=True, temperature=temperature, top_k=top_k, top_p=top_p) if do_sample else dict(do_sample=False)
+    )
     with _rng_of(generator if do_sample else None, device):
-        out = hf_generate(input_ids=input_ids, attention_mask=attention_mask, max_new_tokens=max_new_tokens,
-                          **sampling, **extra, **generate_kwargs)
-    new = out[:, input_ids.shape[1]:]
+        out = hf_generate(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            max_new_tokens=max_new_tokens,
+            **sampling,
+            **extra,
+            **generate_kwargs,
+        )
+    new = out[:, input_ids.shape[1] :]
     if return_ids:
         return new
     return model.tokenizer.batch_decode(new, skip_special_tokens=True)

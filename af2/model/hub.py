@@ -1,5 +1,6 @@
 """The model directory around the weights: Auto-class registration, the tokenizer beside the
 weights, af2's older checkpoint format, the model card written on save."""
+
 from __future__ import annotations
 
 import json
@@ -15,16 +16,23 @@ def register_auto_classes() -> None:
     global _REGISTERED
     if _REGISTERED:
         return
-    from transformers import (AutoConfig, AutoFeatureExtractor, AutoModel, AutoModelForPreTraining,
-                              AutoModelForSeq2SeqLM, AutoProcessor)
+    from transformers import (
+        AutoConfig,
+        AutoFeatureExtractor,
+        AutoModel,
+        AutoModelForPreTraining,
+        AutoModelForSeq2SeqLM,
+        AutoProcessor,
+    )
 
     from af2.model.af2 import AudioFlamingo2ForConditionalGeneration
     from af2.model.configuration_af2 import AudioFlamingo2AudioTransformerConfig, AudioFlamingo2Config
     from af2.model.processing_af2 import AudioFlamingo2FeatureExtractor, AudioFlamingo2Processor
 
     AutoConfig.register(AudioFlamingo2Config.model_type, AudioFlamingo2Config, exist_ok=True)
-    AutoConfig.register(AudioFlamingo2AudioTransformerConfig.model_type, AudioFlamingo2AudioTransformerConfig,
-                        exist_ok=True)
+    AutoConfig.register(
+        AudioFlamingo2AudioTransformerConfig.model_type, AudioFlamingo2AudioTransformerConfig, exist_ok=True
+    )
     for auto in (AutoModel, AutoModelForSeq2SeqLM, AutoModelForPreTraining):
         auto.register(AudioFlamingo2Config, AudioFlamingo2ForConditionalGeneration, exist_ok=True)
     AutoFeatureExtractor.register(AudioFlamingo2Config, AudioFlamingo2FeatureExtractor, exist_ok=True)

@@ -38,6 +38,7 @@ that transformers recomputes). AF-CLAP's text tower, projections and logit scale
 the AF2 release: they keep their current values. Any subset of the official names loads; what is
 absent keeps the model's current values (as the official loader's ``strict=False``).
 """
+
 from __future__ import annotations
 
 import json
@@ -56,8 +57,10 @@ _ALIASES = [
     (r"^audio_branch\.", "clap.nvclap."),
     (r"^lang_encoder\.old_decoder_blocks\.(\d+)\.", r"lang_encoder.model.layers.\1.decoder_layer."),
 ]
-_XATTN = re.compile(r"^lang_encoder\.(?:model\.layers\.(\d+)\.gated_cross_attn_layer_sound|"
-                    r"gated_cross_attn_layers_sound\.(\d+))\.")
+_XATTN = re.compile(
+    r"^lang_encoder\.(?:model\.layers\.(\d+)\.gated_cross_attn_layer_sound|"
+    r"gated_cross_attn_layers_sound\.(\d+))\."
+)
 
 # (official, ours); {l}/{i} = a layer index, {p} = weight|bias, {rest} = any remaining name.
 NAME_TABLE = [
@@ -75,14 +78,26 @@ NAME_TABLE = [
     ("lang_encoder.model.embed_tokens.weight", "llm.model.embed_tokens.weight"),
     ("lang_encoder.model.norm.weight", "llm.model.norm.weight"),
     ("lang_encoder.lm_head.weight", "llm.lm_head.weight"),
-    ("clap.nvclap.{rest}", "clap.audio.audio_encoder.{rest}"),   # + the HTSAT rules
+    ("clap.nvclap.{rest}", "clap.audio.audio_encoder.{rest}"),  # + the HTSAT rules
 ]
-_HTSAT_RULES = [("attn", "attention.self"), ("self.proj", "output.dense"), ("mlp.fc1", "intermediate.dense"),
-                ("mlp.fc2", "output.dense"), ("norm1", "layernorm_before"), ("norm2", "layernorm_after"),
-                ("bn0", "batch_norm")]
-_HTSAT_INVERSE = [("attention.output.dense", "attn.proj"), ("attention.self.", "attn."),
-                  ("intermediate.dense", "mlp.fc1"), ("output.dense", "mlp.fc2"), ("layernorm_before", "norm1"),
-                  ("layernorm_after", "norm2"), ("batch_norm", "bn0")]
+_HTSAT_RULES = [
+    ("attn", "attention.self"),
+    ("self.proj", "output.dense"),
+    ("mlp.fc1", "intermediate.dense"),
+    ("mlp.fc2", "output.dense"),
+    ("norm1", "layernorm_before"),
+    ("norm2", "layernorm_after"),
+    ("bn0", "batch_norm"),
+]
+_HTSAT_INVERSE = [
+    ("attention.output.dense", "attn.proj"),
+    ("attention.self.", "attn."),
+    ("intermediate.dense", "mlp.fc1"),
+    ("output.dense", "mlp.fc2"),
+    ("layernorm_before", "norm1"),
+    ("layernorm_after", "norm2"),
+    ("batch_norm", "bn0"),
+]
 _HTSAT_DROPPED = re.compile(r"^(spectrogram_extractor|logmel_extractor|tscam_conv|head)\.|\.attn_mask$")
 INV_FREQ = "audio_transformer_clap.position_enc.inv_freq"
 _GROUPS = {"l": r"(?P<l>\d+)", "i": r"(?P<i>\d+)", "p": r"(?P<p>weight|bias)", "rest": r"(?P<rest>.+)"}
@@ -133,8 +148,9 @@ def _canonical(name: str) -> str:
     return name
 
 
-def convert_official_state_dict(state_dict: Mapping[str, torch.Tensor], *, rope_base: float = 4096.0,
-                                rotary_dim: int = 128) -> tuple[dict, ImportReport]:
+def convert_official_state_dict(
+    state_dict: Mapping[str, torch.Tensor], *, rope_base: float = 4096.0, rotary_dim: int = 128
+) -> tuple[dict, ImportReport]:
     """Official AF2 (or AF-CLAP ``epoch_16.pt``) names -> ours. Returns (our state_dict, report).
     Raises ValueError if ``position_enc.inv_freq`` disagrees with ``rope_base`` / ``rotary_dim``."""
     out, report, xattn_layers = {}, ImportReport(), set()
@@ -148,7 +164,8 @@ def convert_official_state_dict(state_dict: Mapping[str, torch.Tensor], *, rope_
         if key == INV_FREQ:
             expect = 1.0 / rope_base ** (torch.arange(0, rotary_dim, 2, dtype=torch.float64) / rotary_dim)
             if value.shape != expect.shape or (
-                    not value.is_meta and not torch.allclose(value.double().cpu(), expect, rtol=1e-5)):
+                not value.is_meta and not torch.allclose(value.double().cpu(), expect, rtol=1e-5)
+            ):
                 raise ValueError(f"{INV_FREQ} does not match rope_base={rope_base}, rotary_dim={rotary_dim}")
             report.dropped.append(key)
             continue
@@ -178,8 +195,9 @@ def _convert_one(key: str, value: torch.Tensor, out: dict, report: ImportReport)
     report.unknown.append(key)
 
 
-def to_official_state_dict(state_dict: Mapping[str, torch.Tensor], *, rope_base: float = 4096.0,
-                           rotary_dim: int = 128) -> dict:
+def to_official_state_dict(
+    state_dict: Mapping[str, torch.Tensor], *, rope_base: float = 4096.0, rotary_dim: int = 128
+) -> dict:
     """Ours -> the official layout (canonical spellings; qkv fused; inv_freq added). Our names with
     no official counterpart (AF-CLAP text tower, projections, logit scale) are left out."""
     out, qkv = {}, {}
@@ -235,11 +253,15 @@ def load_official_checkpoint(model, path: str | Path) -> ImportReport:
     """Load an official AF2 checkpoint (see :func:`read_official_checkpoint`) into an
     :class:`~af2.model.AudioFlamingo2`; names it does not hold keep their values."""
     at = model.config.audio_transformer
-    converted, report = convert_official_state_dict(read_official_checkpoint(path), rope_base=at.rope_base,
-                                                    rotary_dim=at.rotary_dim)
+    converted, report = convert_official_state_dict(
+        read_official_checkpoint(path), rope_base=at.rope_base, rotary_dim=at.rotary_dim
+    )
     ours = model.state_dict()
-    bad = [f"{k}: {tuple(v.shape)} vs ours {tuple(ours[k].shape)}" for k, v in converted.items()
-           if k in ours and v.shape != ours[k].shape]
+    bad = [
+        f"{k}: {tuple(v.shape)} vs ours {tuple(ours[k].shape)}"
+        for k, v in converted.items()
+        if k in ours and v.shape != ours[k].shape
+    ]
     if bad:
         raise ValueError("official checkpoint shapes differ from this model's config: " + "; ".join(bad[:10]))
     result = model.load_state_dict(converted, strict=False)

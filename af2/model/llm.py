@@ -11,6 +11,7 @@ The media travel as a keyword argument (Qwen2Model hands its extra keyword argum
 decoder layer), not as module state, so activation checkpointing recomputes a layer with the
 media it saw in the forward pass.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -58,11 +59,20 @@ def xattn_layers(num_layers: int, every_n: int) -> list[int]:
 def build_xattn(cfg: AF2Config, llm_hidden: int, num_layers: int) -> nn.ModuleDict:
     """``{str(i): GatedCrossAttentionBlock}`` for the decoder layers :func:`xattn_layers` picks."""
     x = cfg.xattn
-    return nn.ModuleDict({
-        str(i): GatedCrossAttentionBlock(llm_hidden, cfg.audio_dim, heads=x.heads, dim_head=x.dim_head,
-                                         ff_mult=x.ff_mult, only_attend_immediate_media=x.only_attend_immediate_media,
-                                         fused=cfg.fused)
-        for i in xattn_layers(num_layers, x.every_n_layers)})
+    return nn.ModuleDict(
+        {
+            str(i): GatedCrossAttentionBlock(
+                llm_hidden,
+                cfg.audio_dim,
+                heads=x.heads,
+                dim_head=x.dim_head,
+                ff_mult=x.ff_mult,
+                only_attend_immediate_media=x.only_attend_immediate_media,
+                fused=cfg.fused,
+            )
+            for i in xattn_layers(num_layers, x.every_n_layers)
+        }
+    )
 
 
 class _XattnPreHook:
@@ -77,8 +87,13 @@ class _XattnPreHook:
         if media is None or self.block is None:
             return args, kwargs
         hidden = args[0] if args else kwargs["hidden_states"]
-        run = partial(self.block, media=media.media, media_locations=media.locations, media_mask=media.mask,
-                      use_cached_media=media.cached)
+        run = partial(
+            self.block,
+            media=media.media,
+            media_locations=media.locations,
+            media_mask=media.mask,
+            use_cached_media=media.cached,
+        )
         if getattr(module, "gradient_checkpointing", False) and module.training and torch.is_grad_enabled():
             # Checkpoint the block with its layer (transformers >= 5 checkpoints the layer's forward
             # only, which runs after this hook).
@@ -94,6 +109,7 @@ class _XattnPreHook:
 def attach_xattn(llm, blocks: nn.ModuleDict) -> list:
     """Hook ``blocks`` in front of ``llm``'s decoder layers; returns the hook handles."""
     layers = llm.model.layers
-    return [layer.register_forward_pre_hook(_XattnPreHook(blocks[str(i)] if str(i) in blocks else None),
-                                            with_kwargs=True)
-            for i, layer in enumerate(layers)]
+    return [
+        layer.register_forward_pre_hook(_XattnPreHook(blocks[str(i)] if str(i) in blocks else None), with_kwargs=True)
+        for i, layer in enumerate(layers)
+    ]

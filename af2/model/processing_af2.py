@@ -14,6 +14,7 @@ with ``answers`` the training format ``<audio>{prompt}<SEP>{answer}<|endofchunk|
 the question, as the official inference does. The chat template renders the same strings from a
 conversation (:meth:`AudioFlamingo2Processor.apply_chat_template`).
 """
+
 from __future__ import annotations
 
 import os
@@ -46,8 +47,7 @@ CHAT_TEMPLATE = (
     "{%- endif -%}"
     "{%- if message['role'] == 'user' -%}"
     "{%- if has_audio -%}" + AUDIO_TOKEN + "{%- endif -%}"
-    "{{ text | lower if official_format else text }}" + SEP_TOKEN +
-    "{%- elif message['role'] == 'assistant' -%}"
+    "{{ text | lower if official_format else text }}" + SEP_TOKEN + "{%- elif message['role'] == 'assistant' -%}"
     "{{ text }}" + EOC_TOKEN + "{{ eos_token }}"
     "{%- endif -%}"
     "{%- endfor -%}"
@@ -71,8 +71,14 @@ class AudioFlamingo2FeatureExtractor(FeatureExtractionMixin):
 
     model_input_names = ["audio_windows", "audio_window_mask"]
 
-    def __init__(self, sampling_rate: int = 16000, window_seconds: float = 10.0, max_windows: int = 30,
-                 normalize: Optional[str] = "official", **kwargs):
+    def __init__(
+        self,
+        sampling_rate: int = 16000,
+        window_seconds: float = 10.0,
+        max_windows: int = 30,
+        normalize: Optional[str] = "official",
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if normalize not in ("official", None):
             raise ValueError(f"normalize must be 'official' or None, got {normalize!r}")
@@ -84,8 +90,12 @@ class AudioFlamingo2FeatureExtractor(FeatureExtractionMixin):
     @classmethod
     def from_model_config(cls, config) -> "AudioFlamingo2FeatureExtractor":
         """The front end of an :class:`~af2.model.configuration_af2.AudioFlamingo2Config`."""
-        return cls(sampling_rate=config.sampling_rate, window_seconds=config.window_seconds,
-                   max_windows=config.max_windows, normalize=config.audio_normalization)
+        return cls(
+            sampling_rate=config.sampling_rate,
+            window_seconds=config.window_seconds,
+            max_windows=config.max_windows,
+            normalize=config.audio_normalization,
+        )
 
     # -- one audio ------------------------------------------------------------------------------
     def load(self, audio: Any, sampling_rate: Optional[int] = None) -> torch.Tensor:
@@ -109,7 +119,9 @@ class AudioFlamingo2FeatureExtractor(FeatureExtractionMixin):
             x = soxr.resample(x, rate, self.sampling_rate, quality="HQ").astype(np.float32, copy=False)
         return torch.from_numpy(np.ascontiguousarray(x))
 
-    def prepare(self, audio: Any, sampling_rate: Optional[int] = None, normalize: Optional[str] = _DEFAULT) -> torch.Tensor:
+    def prepare(
+        self, audio: Any, sampling_rate: Optional[int] = None, normalize: Optional[str] = _DEFAULT
+    ) -> torch.Tensor:
         """:meth:`load`, then the level normalisation (``normalize``; default: the extractor's)."""
         wave = self.load(audio, sampling_rate)
         mode = self.normalize if normalize == _DEFAULT else normalize
@@ -120,20 +132,33 @@ class AudioFlamingo2FeatureExtractor(FeatureExtractionMixin):
         return wave
 
     # -- a batch --------------------------------------------------------------------------------
-    def windows(self, waves: Sequence[torch.Tensor], *, max_windows: Optional[int] = None,
-                names: Optional[Sequence[str]] = None) -> BatchedWindows:
+    def windows(
+        self, waves: Sequence[torch.Tensor], *, max_windows: Optional[int] = None, names: Optional[Sequence[str]] = None
+    ) -> BatchedWindows:
         """Waveforms at the model's rate (level as given) -> BatchedWindows (windows (B, W, L),
         mask (B, W), num_windows (B,), truncated (B,)); cut audio logs a warning."""
-        return split_windows_batch(list(waves), sample_rate=self.sampling_rate, window_seconds=self.window_seconds,
-                                   max_windows=self.max_windows if max_windows is None else int(max_windows),
-                                   names=names)
+        return split_windows_batch(
+            list(waves),
+            sample_rate=self.sampling_rate,
+            window_seconds=self.window_seconds,
+            max_windows=self.max_windows if max_windows is None else int(max_windows),
+            names=names,
+        )
 
-    def __call__(self, audio: Any, sampling_rate: Optional[int] = None, normalize: Optional[str] = _DEFAULT,
-                 max_windows: Optional[int] = None, return_tensors: Optional[str] = "pt", **kwargs) -> BatchFeature:
+    def __call__(
+        self,
+        audio: Any,
+        sampling_rate: Optional[int] = None,
+        normalize: Optional[str] = _DEFAULT,
+        max_windows: Optional[int] = None,
+        return_tensors: Optional[str] = "pt",
+        **kwargs,
+    ) -> BatchFeature:
         """One audio or a list -> ``audio_windows`` (B, W, L), ``audio_window_mask`` (B, W), ``truncated`` (B,)."""
         if return_tensors not in ("pt", None):
-            raise ValueError(f"{type(self).__name__} returns torch tensors only (return_tensors='pt'), "
-                             f"got {return_tensors!r}")
+            raise ValueError(
+                f"{type(self).__name__} returns torch tensors only (return_tensors='pt'), got {return_tensors!r}"
+            )
         if kwargs:
             raise TypeError(f"{type(self).__name__}: unexpected keywords {sorted(kwargs)}")
         items = list(audio) if isinstance(audio, (list, tuple)) else [audio]
@@ -150,9 +175,9 @@ class AudioFlamingo2Processor(ProcessorMixin):
     take; ``processor.batch_decode(ids)`` drops the special tokens.
     """
 
-
-    def __init__(self, feature_extractor=None, tokenizer=None, chat_template: Optional[str] = None,
-                 official_format: bool = False):
+    def __init__(
+        self, feature_extractor=None, tokenizer=None, chat_template: Optional[str] = None, official_format: bool = False
+    ):
         self.official_format = bool(official_format)
         super().__init__(feature_extractor, tokenizer, chat_template=chat_template or CHAT_TEMPLATE)
 
@@ -166,8 +191,9 @@ class AudioFlamingo2Processor(ProcessorMixin):
             tokenizer = resolve_tokenizer(config.tokenizer, config.tokenizer_path, config.llm_path)
         if tokenizer is None:
             raise ValueError("the config names no tokenizer (tokenizer_path, llm_path or tokenizer='tiny'); pass one")
-        return cls(AudioFlamingo2FeatureExtractor.from_model_config(config), tokenizer,
-                   official_format=config.official_format)
+        return cls(
+            AudioFlamingo2FeatureExtractor.from_model_config(config), tokenizer, official_format=config.official_format
+        )
 
     # -- token ids ------------------------------------------------------------------------------
     def _id(self, token: str) -> int:
@@ -180,18 +206,27 @@ class AudioFlamingo2Processor(ProcessorMixin):
         return prompt.lower() if official_format else prompt
 
     def _prompt_ids(self, text: str, audio_token: bool, official_format: bool) -> list[int]:
-        if SEP_TOKEN in text:                               # already in AF2's format (a chat template's output)
+        if SEP_TOKEN in text:  # already in AF2's format (a chat template's output)
             return self.tokenizer(text, add_special_tokens=False)["input_ids"]
         head = [self._id(AUDIO_TOKEN)] if audio_token else []
         body = self.tokenizer(self._question(text, official_format), add_special_tokens=False)["input_ids"]
         return [*head, *body, self._id(SEP_TOKEN)]
 
     # -- call -----------------------------------------------------------------------------------
-    def __call__(self, text: str | Sequence[str] | None = None, audio: Any = None, *,
-                 answers: Optional[Sequence[str]] = None, sampling_rate: Optional[int] = None,
-                 normalize: Optional[str] = _DEFAULT, max_windows: Optional[int] = None,
-                 official_format: Optional[bool] = None, audio_token: Optional[bool] = None,
-                 return_tensors: Optional[str] = "pt", **kwargs) -> BatchFeature:
+    def __call__(
+        self,
+        text: str | Sequence[str] | None = None,
+        audio: Any = None,
+        *,
+        answers: Optional[Sequence[str]] = None,
+        sampling_rate: Optional[int] = None,
+        normalize: Optional[str] = _DEFAULT,
+        max_windows: Optional[int] = None,
+        official_format: Optional[bool] = None,
+        audio_token: Optional[bool] = None,
+        return_tensors: Optional[str] = "pt",
+        **kwargs,
+    ) -> BatchFeature:
         """text: prompts (``<audio>{prompt}<SEP>`` is built) or strings already holding ``<SEP>``
         (used as they are); audio: one per prompt (paths, arrays or tensors); answers: the
         training format with ``labels``. ``audio_token=False``: text-only prompts
@@ -208,8 +243,9 @@ class AudioFlamingo2Processor(ProcessorMixin):
         data: dict = {}
         n_audio = None
         if audio is not None:
-            features = self.feature_extractor(audio, sampling_rate=sampling_rate, normalize=normalize,
-                                              max_windows=max_windows)
+            features = self.feature_extractor(
+                audio, sampling_rate=sampling_rate, normalize=normalize, max_windows=max_windows
+            )
             data.update(features)
             n_audio = features["audio_windows"].shape[0]
         if text is not None:
@@ -229,8 +265,8 @@ class AudioFlamingo2Processor(ProcessorMixin):
         ids = torch.full((len(rows), width), self._id(self.tokenizer.pad_token), dtype=torch.long)
         mask = torch.zeros(len(rows), width, dtype=torch.bool)
         for i, r in enumerate(rows):
-            ids[i, width - len(r):] = torch.tensor(r, dtype=torch.long)
-            mask[i, width - len(r):] = True
+            ids[i, width - len(r) :] = torch.tensor(r, dtype=torch.long)
+            mask[i, width - len(r) :] = True
         return {"input_ids": ids, "attention_mask": mask}
 
     def _training_text(self, prompts: list[str], answers: list[str], official: bool) -> dict:
@@ -241,18 +277,27 @@ class AudioFlamingo2Processor(ProcessorMixin):
         collator = AF2Collator(self.tokenizer, max_windows=self.feature_extractor.max_windows)
         rows = [collator.encode(self._question(p, official), a) for p, a in zip(prompts, answers)]
         width = max(len(ids) for ids, _ in rows)
-        out = {"input_ids": torch.full((len(rows), width), collator.pad_id, dtype=torch.long),
-               "attention_mask": torch.zeros(len(rows), width, dtype=torch.bool),
-               "labels": torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)}
+        out = {
+            "input_ids": torch.full((len(rows), width), collator.pad_id, dtype=torch.long),
+            "attention_mask": torch.zeros(len(rows), width, dtype=torch.bool),
+            "labels": torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long),
+        }
         for i, (ids, labels) in enumerate(rows):
-            out["input_ids"][i, :len(ids)] = torch.tensor(ids)
-            out["attention_mask"][i, :len(ids)] = True
-            out["labels"][i, :len(labels)] = torch.tensor(labels)
+            out["input_ids"][i, : len(ids)] = torch.tensor(ids)
+            out["attention_mask"][i, : len(ids)] = True
+            out["labels"][i, : len(labels)] = torch.tensor(labels)
         return out
 
     # -- chat template / decoding ------------------------------------------------------------------
-    def apply_chat_template(self, conversation, *, official_format: Optional[bool] = None,
-                            add_generation_prompt: bool = True, tokenize: bool = False, **kwargs):
+    def apply_chat_template(
+        self,
+        conversation,
+        *,
+        official_format: Optional[bool] = None,
+        add_generation_prompt: bool = True,
+        tokenize: bool = False,
+        **kwargs,
+    ):
         """A conversation (list of ``{"role", "content"}``; content a string or parts
         ``{"type": "audio", "audio"/"path": ...}`` / ``{"type": "text", "text": ...}``), or a list
         of them -> the rendered string(s); with ``tokenize=True`` the processor's output for them
@@ -263,12 +308,25 @@ class AudioFlamingo2Processor(ProcessorMixin):
         convs = list(conversation) if batch else [conversation]
         official = self.official_format if official_format is None else bool(official_format)
         template = jinja2.Environment(trim_blocks=True, lstrip_blocks=True).from_string(self.chat_template)
-        texts = [template.render(messages=c, official_format=official, eos_token=self.tokenizer.eos_token,
-                                 add_generation_prompt=add_generation_prompt) for c in convs]
+        texts = [
+            template.render(
+                messages=c,
+                official_format=official,
+                eos_token=self.tokenizer.eos_token,
+                add_generation_prompt=add_generation_prompt,
+            )
+            for c in convs
+        ]
         if not tokenize:
             return texts if batch else texts[0]
-        audio = [part.get("audio", part.get("path")) for c in convs for m in c if not isinstance(m["content"], str)
-                 for part in m["content"] if part.get("type") == "audio"]
+        audio = [
+            part.get("audio", part.get("path"))
+            for c in convs
+            for m in c
+            if not isinstance(m["content"], str)
+            for part in m["content"]
+            if part.get("type") == "audio"
+        ]
         return self(text=texts, audio=audio or None, **kwargs)
 
     def batch_decode(self, sequences, skip_special_tokens: bool = True, **kwargs) -> list[str]:

@@ -6,6 +6,7 @@ additional special tokens ``<audio>`` (151665), ``<|endofchunk|>`` (151666), ``<
 (a tokenizer without one gets ``<PAD>``). :func:`add_af2_tokens` repeats that order exactly, so
 the embedding rows of a released AF2 checkpoint line up with the ids.
 """
+
 from __future__ import annotations
 
 from typing import Optional
@@ -39,8 +40,13 @@ def resolve_tokenizer(kind: Optional[str], path: Optional[str], llm_path: Option
 
 def special_token_ids(tokenizer) -> dict[str, int]:
     """ids of ``audio``, ``eoc``, ``sep``, ``pad``, ``eos``; raises if the tokenizer lacks one."""
-    names = {"audio": AUDIO_TOKEN, "eoc": EOC_TOKEN, "sep": tokenizer.sep_token, "pad": tokenizer.pad_token,
-             "eos": tokenizer.eos_token}
+    names = {
+        "audio": AUDIO_TOKEN,
+        "eoc": EOC_TOKEN,
+        "sep": tokenizer.sep_token,
+        "pad": tokenizer.pad_token,
+        "eos": tokenizer.eos_token,
+    }
     out = {}
     for key, token in names.items():
         tid = None if token is None else tokenizer.convert_tokens_to_ids(token)

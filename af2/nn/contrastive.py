@@ -1,4 +1,5 @@
 """AF-CLAP's contrastive objective as a module with a learnable logit scale."""
+
 from __future__ import annotations
 
 import math
@@ -35,8 +36,7 @@ class ContrastiveLoss(nn.Module):
     stored value). forward(audio (B, D), text (B, M, D), hard_negatives (B, M, N, D) | None).
     """
 
-    def __init__(self, init_scale: float = 1 / 0.07, max_scale: float = 100.0, reduction: str = "mean",
-                 group=None):
+    def __init__(self, init_scale: float = 1 / 0.07, max_scale: float = 100.0, reduction: str = "mean", group=None):
         super().__init__()
         self.logit_scale = logit_scale_parameter(math.log(init_scale))
         self.max_log_scale = math.log(max_scale)
@@ -51,10 +51,17 @@ class ContrastiveLoss(nn.Module):
         """The clamped multiplier s, shape (1,)."""
         return self.logit_scale.clamp(max=self.max_log_scale).exp()
 
-    def forward(self, audio: torch.Tensor, text: torch.Tensor,
-                hard_negatives: Optional[torch.Tensor] = None) -> torch.Tensor:
-        return contrastive_loss(audio, text, logit_scale=self.scale(), hard_negatives=hard_negatives,
-                                reduction=self.reduction, group=self.group)
+    def forward(
+        self, audio: torch.Tensor, text: torch.Tensor, hard_negatives: Optional[torch.Tensor] = None
+    ) -> torch.Tensor:
+        return contrastive_loss(
+            audio,
+            text,
+            logit_scale=self.scale(),
+            hard_negatives=hard_negatives,
+            reduction=self.reduction,
+            group=self.group,
+        )
 
     @torch.no_grad()
     def clamp_(self) -> None:

@@ -10,6 +10,7 @@ attn.to_kv, attn.to_out, attn_gate, ff.0, ff.1, ff.3, ff_gate), so their block s
 as they are; :func:`gated_xattn_state_dict_from_flamingo` extracts one block's entries from a
 whole-model state_dict.
 """
+
 from __future__ import annotations
 
 import re
@@ -40,8 +41,16 @@ class MaskedCrossAttention(nn.Module):
         kv = self.to_kv(media.reshape(B, T * n, -1)).view(B, T * n, 2, self.heads, self.dim_head)
         return kv[:, :, 0], kv[:, :, 1]
 
-    def forward(self, x: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_start: torch.Tensor,
-                key_end: torch.Tensor, key_padding_mask: Optional[torch.Tensor], fused: bool = True) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        key_start: torch.Tensor,
+        key_end: torch.Tensor,
+        key_padding_mask: Optional[torch.Tensor],
+        fused: bool = True,
+    ) -> torch.Tensor:
         B, Lq, _ = x.shape
         q = self.to_q(self.norm(x)).view(B, Lq, self.heads, self.dim_head)
         attend = media_cross_attention if fused else reference.media_cross_attention
@@ -58,13 +67,25 @@ class GatedCrossAttentionBlock(nn.Module):
         fused: use af2's fused ops (True) or their eager twins (False, the baseline).
     """
 
-    def __init__(self, dim: int, dim_media: int, heads: int = 8, dim_head: int = 64, ff_mult: int = 4,
-                 only_attend_immediate_media: bool = True, fused: bool = True):
+    def __init__(
+        self,
+        dim: int,
+        dim_media: int,
+        heads: int = 8,
+        dim_head: int = 64,
+        ff_mult: int = 4,
+        only_attend_immediate_media: bool = True,
+        fused: bool = True,
+    ):
         super().__init__()
         self.attn = MaskedCrossAttention(dim, dim_media, heads, dim_head)
         self.attn_gate = nn.Parameter(torch.zeros(1))
-        self.ff = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, dim * ff_mult, bias=False), nn.GELU(),
-                                nn.Linear(dim * ff_mult, dim, bias=False))
+        self.ff = nn.Sequential(
+            nn.LayerNorm(dim),
+            nn.Linear(dim, dim * ff_mult, bias=False),
+            nn.GELU(),
+            nn.Linear(dim * ff_mult, dim, bias=False),
+        )
         self.ff_gate = nn.Parameter(torch.zeros(1))
         self.only_attend_immediate_media = only_attend_immediate_media
         self.fused = fused
@@ -78,11 +99,19 @@ class GatedCrossAttentionBlock(nn.Module):
             counts, pad = torch.full((B, T), n, device=media.device, dtype=torch.long), None
         else:
             if media_mask.shape != (B, T, n):
-                raise ValueError(f"GatedCrossAttentionBlock: media_mask must be (B, T, n) = {(B, T, n)}, "
-                                 f"got {tuple(media_mask.shape)}")
+                raise ValueError(
+                    f"GatedCrossAttentionBlock: media_mask must be (B, T, n) = {(B, T, n)}, "
+                    f"got {tuple(media_mask.shape)}"
+                )
             counts, pad = media_mask.sum(dim=-1), media_mask.reshape(B, T * n)
-        return {"k": k, "v": v, "counts": counts, "slot": n, "pad": pad,
-                "seen": torch.zeros(B, 1, dtype=torch.long, device=media.device)}
+        return {
+            "k": k,
+            "v": v,
+            "counts": counts,
+            "slot": n,
+            "pad": pad,
+            "seen": torch.zeros(B, 1, dtype=torch.long, device=media.device),
+        }
 
     def cache_media(self, media: torch.Tensor, media_mask: Optional[torch.Tensor] = None) -> None:
         """Compute the media's keys and values once for generation (``use_cached_media=True``)."""
@@ -92,9 +121,14 @@ class GatedCrossAttentionBlock(nn.Module):
         self._cache = None
 
     # -- forward -------------------------------------------------------------------------------
-    def forward(self, x: torch.Tensor, media: Optional[torch.Tensor] = None,
-                media_locations: Optional[torch.Tensor] = None, media_mask: Optional[torch.Tensor] = None,
-                use_cached_media: bool = False) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        media: Optional[torch.Tensor] = None,
+        media_locations: Optional[torch.Tensor] = None,
+        media_mask: Optional[torch.Tensor] = None,
+        use_cached_media: bool = False,
+    ) -> torch.Tensor:
         """x (B, Lq, dim); media (B, T, n, dim_media); media_locations (B, Lq) bool (True at
         `<audio>` tokens); media_mask (B, T, n) bool (True = valid token). With
         ``use_cached_media`` the media of :meth:`cache_media` is used and the count of `<audio>`
@@ -113,8 +147,9 @@ class GatedCrossAttentionBlock(nn.Module):
             mc = self._prepare_media(media, media_mask)
         # text_time counts the media at or before each token, media of earlier calls included.
         text_time = media_locations.long().cumsum(dim=1) + mc["seen"]
-        key_start, key_end = media_key_ranges_from_time(text_time, mc["counts"], mc["slot"],
-                                                        self.only_attend_immediate_media)
+        key_start, key_end = media_key_ranges_from_time(
+            text_time, mc["counts"], mc["slot"], self.only_attend_immediate_media
+        )
         if use_cached_media:
             mc["seen"] = mc["seen"] + media_locations.sum(dim=1, keepdim=True)
         attn = self.attn(x, mc["k"], mc["v"], key_start, key_end, mc["pad"], fused=self.fused)
@@ -125,16 +160,27 @@ class GatedCrossAttentionBlock(nn.Module):
 
 _FLAMINGO_BLOCK_PREFIXES = [
     r"lang_encoder\.model\.layers\.{i}\.gated_cross_attn_layer(?:_sound)?\.",  # AF2 (canonical)
-    r"lang_encoder\.gated_cross_attn_layers(?:_sound)?\.{i}\.",                # AF2 alias, open_flamingo
-    r"(?:.*\.)?gated_cross_attn_layers?\.{i}\.",                               # other wrappers
+    r"lang_encoder\.gated_cross_attn_layers(?:_sound)?\.{i}\.",  # AF2 alias, open_flamingo
+    r"(?:.*\.)?gated_cross_attn_layers?\.{i}\.",  # other wrappers
 ]
-_BLOCK_KEYS = {"attn_gate", "ff_gate", "attn.norm.weight", "attn.norm.bias", "attn.to_q.weight",
-               "attn.to_kv.weight", "attn.to_out.weight", "ff.0.weight", "ff.0.bias", "ff.1.weight",
-               "ff.3.weight"}
+_BLOCK_KEYS = {
+    "attn_gate",
+    "ff_gate",
+    "attn.norm.weight",
+    "attn.norm.bias",
+    "attn.to_q.weight",
+    "attn.to_kv.weight",
+    "attn.to_out.weight",
+    "ff.0.weight",
+    "ff.0.bias",
+    "ff.1.weight",
+    "ff.3.weight",
+}
 
 
-def gated_xattn_state_dict_from_flamingo(state_dict: Mapping[str, torch.Tensor],
-                                         layer: Optional[int] = None) -> dict[str, torch.Tensor]:
+def gated_xattn_state_dict_from_flamingo(
+    state_dict: Mapping[str, torch.Tensor], layer: Optional[int] = None
+) -> dict[str, torch.Tensor]:
     """One block's parameters for :class:`GatedCrossAttentionBlock` from an open_flamingo / AF2 /
     flamingo-pytorch state_dict.
 

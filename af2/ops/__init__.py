@@ -2,6 +2,7 @@
 
 Importing af2.ops loads the compiled core, which registers the operators (af2/_extension.py).
 """
+
 from af2 import _extension
 
 _extension.load()
@@ -12,4 +13,12 @@ from af2.ops.gated_residual import gated_residual  # noqa: E402
 from af2.ops.media_attention import media_cross_attention, media_key_ranges, media_key_ranges_from_time  # noqa: E402
 from af2.ops.rope import rope_windowed, rope_windowed_qk  # noqa: E402
 
-__all__ = ["contrastive_loss", "gated_residual", "media_cross_attention", "media_key_ranges", "media_key_ranges_from_time", "rope_windowed", "rope_windowed_qk"]
+__all__ = [
+    "contrastive_loss",
+    "gated_residual",
+    "media_cross_attention",
+    "media_key_ranges",
+    "media_key_ranges_from_time",
+    "rope_windowed",
+    "rope_windowed_qk",
+]

@@ -7,6 +7,7 @@ kernels therefore check devices the way the C++ bindings do (bindings/*_args.h),
 message: ``"<op>: <name> is on <device> but <first> is on <device>"``. Under FakeTensorMode and
 torch.compile every fake tensor reports its real device, so consistent inputs pass.
 """
+
 from __future__ import annotations
 
 from typing import Iterable, Optional
@@ -14,11 +15,12 @@ from typing import Iterable, Optional
 import torch
 from torch._subclasses.fake_tensor import FakeTensor
 
-INT32_MIN, INT32_MAX = -(2 ** 31), 2 ** 31 - 1
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 
 
-def check_same_device(op: str, tensors: Iterable[tuple[str, Optional[torch.Tensor]]],
-                      cpu_ok: Iterable[str] = ()) -> None:
+def check_same_device(
+    op: str, tensors: Iterable[tuple[str, Optional[torch.Tensor]]], cpu_ok: Iterable[str] = ()
+) -> None:
     """ValueError unless every tensor is on the first one's device. None entries are skipped;
     the names in ``cpu_ok`` (one-element tensors the kernels read or copy over) may also be on
     the CPU."""
@@ -37,8 +39,7 @@ def check_same_device(op: str, tensors: Iterable[tuple[str, Optional[torch.Tenso
 def values_checkable(t: torch.Tensor) -> bool:
     """True where reading t's values costs no device sync and no graph break: a real CPU tensor
     outside torch.compile tracing."""
-    return (t.device.type == "cpu" and not torch.compiler.is_compiling()
-            and not isinstance(t, FakeTensor))
+    return t.device.type == "cpu" and not torch.compiler.is_compiling() and not isinstance(t, FakeTensor)
 
 
 def checked_int32(op: str, name: str, t: torch.Tensor, low: int = INT32_MIN, high: int = INT32_MAX) -> torch.Tensor:
@@ -53,7 +54,9 @@ def checked_int32(op: str, name: str, t: torch.Tensor, low: int = INT32_MIN, hig
         bad = (t < low) | (t > high)
         if bool(bad.any()):
             idx = tuple(int(i) for i in bad.nonzero()[0])
-            raise ValueError(f"{op}: {name} must lie in [{low}, {high}] (the kernels' int32 index range), "
-                             f"got {int(t[idx])} at {list(idx)} (sizes {list(t.shape)})")
+            raise ValueError(
+                f"{op}: {name} must lie in [{low}, {high}] (the kernels' int32 index range), "
+                f"got {int(t[idx])} at {list(idx)} (sizes {list(t.shape)})"
+            )
         return t.to(torch.int32)
     return t.clamp(INT32_MIN, INT32_MAX).to(torch.int32)

@@ -12,6 +12,7 @@ On CUDA, bf16 / fp16 inputs with D % 16 == 0 (D <= 1024) run tensor-core tile ke
 float64 and other D run generic SIMT kernels. AF2_CONTRASTIVE_KERNEL=simt forces the SIMT kernels
 (read on every call), e.g. to compare the two.
 """
+
 from __future__ import annotations
 
 from typing import Optional, Union
@@ -23,9 +24,15 @@ from af2.ops._checks import check_same_device
 __all__ = ["contrastive_loss"]
 
 
-def contrastive_loss(audio: torch.Tensor, text: torch.Tensor, *, logit_scale: Union[float, torch.Tensor],
-                     hard_negatives: Optional[torch.Tensor] = None, reduction: str = "mean",
-                     group=None) -> torch.Tensor:
+def contrastive_loss(
+    audio: torch.Tensor,
+    text: torch.Tensor,
+    *,
+    logit_scale: Union[float, torch.Tensor],
+    hard_negatives: Optional[torch.Tensor] = None,
+    reduction: str = "mean",
+    group=None,
+) -> torch.Tensor:
     """The AF-CLAP contrastive loss (embeddings used as given: callers L2-normalise).
 
     Args:
@@ -49,8 +56,11 @@ def contrastive_loss(audio: torch.Tensor, text: torch.Tensor, *, logit_scale: Un
     """
     if reduction not in ("mean", "none"):
         raise ValueError(f"contrastive_loss: reduction must be 'mean' or 'none', got {reduction!r}")
-    scale = logit_scale if isinstance(logit_scale, torch.Tensor) else \
-        torch.tensor(float(logit_scale), dtype=torch.float32, device=audio.device)
+    scale = (
+        logit_scale
+        if isinstance(logit_scale, torch.Tensor)
+        else torch.tensor(float(logit_scale), dtype=torch.float32, device=audio.device)
+    )
     audio_all, text_all, offset = _global_batch(audio, text, group)
     terms = torch.ops.af2.contrastive_loss(audio, text, audio_all, text_all, hard_negatives, scale, offset)[0]
     return terms.mean() if reduction == "mean" else terms
@@ -69,8 +79,10 @@ def _global_batch(audio: torch.Tensor, text: torch.Tensor, group):
     audio_all = _all_gather_autograd(audio.contiguous(), group or dist.group.WORLD)
     text_all = _all_gather_autograd(text.contiguous(), group or dist.group.WORLD)
     if audio_all.shape[0] != world * audio.shape[0]:
-        raise ValueError(f"contrastive_loss: every rank must hold the same B, got {audio.shape[0]} here and "
-                         f"{audio_all.shape[0]} in all over {world} ranks")
+        raise ValueError(
+            f"contrastive_loss: every rank must hold the same B, got {audio.shape[0]} here and "
+            f"{audio_all.shape[0]} in all over {world} ranks"
+        )
     return audio_all, text_all, rank * audio.shape[0]
 
 
@@ -87,30 +99,52 @@ def _all_gather_autograd(t: torch.Tensor, group) -> torch.Tensor:
 
 
 def _named(audio, text, audio_all, text_all, hard_negatives, logit_scale):
-    return [("audio", audio), ("text", text), ("audio_all", audio_all), ("text_all", text_all),
-            ("hard_negatives", hard_negatives), ("logit_scale", logit_scale)]
+    return [
+        ("audio", audio),
+        ("text", text),
+        ("audio_all", audio_all),
+        ("text_all", text_all),
+        ("hard_negatives", hard_negatives),
+        ("logit_scale", logit_scale),
+    ]
 
 
 @torch.library.register_fake("af2::contrastive_loss")
 def _fake(audio, text, audio_all, text_all, hard_negatives, logit_scale, offset):
-    check_same_device("contrastive_loss", _named(audio, text, audio_all, text_all, hard_negatives, logit_scale),
-                      cpu_ok=("logit_scale",))
+    check_same_device(
+        "contrastive_loss",
+        _named(audio, text, audio_all, text_all, hard_negatives, logit_scale),
+        cpu_ok=("logit_scale",),
+    )
     B, M, _ = text.shape
     acc = torch.float64 if audio.dtype == torch.float64 else torch.float32
-    return (audio.new_empty((2, B, M), dtype=acc), audio.new_empty((B,), dtype=acc),
-            audio.new_empty((B, M), dtype=acc), audio.new_empty((B, M), dtype=acc))
+    return (
+        audio.new_empty((2, B, M), dtype=acc),
+        audio.new_empty((B,), dtype=acc),
+        audio.new_empty((B, M), dtype=acc),
+        audio.new_empty((B, M), dtype=acc),
+    )
 
 
 @torch.library.register_fake("af2::contrastive_loss_backward")
-def _fake_backward(grad_terms, audio, text, audio_all, text_all, hard_negatives, logit_scale, offset,
-                   row_lse, pair_lse, col_lse):
-    check_same_device("contrastive_loss_backward",
-                      _named(audio, text, audio_all, text_all, hard_negatives, logit_scale)
-                      + [("grad_terms", grad_terms), ("row_lse", row_lse), ("pair_lse", pair_lse),
-                         ("col_lse", col_lse)], cpu_ok=("logit_scale",))
+def _fake_backward(
+    grad_terms, audio, text, audio_all, text_all, hard_negatives, logit_scale, offset, row_lse, pair_lse, col_lse
+):
+    check_same_device(
+        "contrastive_loss_backward",
+        _named(audio, text, audio_all, text_all, hard_negatives, logit_scale)
+        + [("grad_terms", grad_terms), ("row_lse", row_lse), ("pair_lse", pair_lse), ("col_lse", col_lse)],
+        cpu_ok=("logit_scale",),
+    )
     d_neg = torch.empty_like(hard_negatives) if hard_negatives is not None else audio.new_empty((0,))
-    return (torch.empty_like(audio), torch.empty_like(text), torch.empty_like(audio_all),
-            torch.empty_like(text_all), d_neg, torch.empty_like(logit_scale, device=audio.device))
+    return (
+        torch.empty_like(audio),
+        torch.empty_like(text),
+        torch.empty_like(audio_all),
+        torch.empty_like(text_all),
+        d_neg,
+        torch.empty_like(logit_scale, device=audio.device),
+    )
 
 
 def _setup_context(ctx, inputs, output):
@@ -125,8 +159,18 @@ def _setup_context(ctx, inputs, output):
 def _backward(ctx, grad_terms, _g1, _g2, _g3):
     audio, text, audio_all, text_all, hard_negatives, logit_scale, row_lse, pair_lse, col_lse = ctx.saved_tensors
     d_audio, d_text, d_audio_all, d_text_all, d_neg, d_scale = torch.ops.af2.contrastive_loss_backward(
-        grad_terms, audio, text, audio_all, text_all, hard_negatives, logit_scale, ctx.offset,
-        row_lse, pair_lse, col_lse)
+        grad_terms,
+        audio,
+        text,
+        audio_all,
+        text_all,
+        hard_negatives,
+        logit_scale,
+        ctx.offset,
+        row_lse,
+        pair_lse,
+        col_lse,
+    )
     return d_audio, d_text, d_audio_all, d_text_all, (d_neg if ctx.has_neg else None), d_scale, None
 
 

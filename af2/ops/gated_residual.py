@@ -1,4 +1,5 @@
 """Tanh-gated residual ``x + tanh(gate) * y`` in one pass (forward and backward)."""
+
 from __future__ import annotations
 
 import torch

@@ -28,33 +28,43 @@ constexpr int kVecBytes = 32;
 constexpr int kVecBytes = 16;
 #endif
 
-template <typename A> struct Vec {
+template <typename A>
+struct Vec {
   typedef A type __attribute__((vector_size(kVecBytes)));
   static constexpr int N = kVecBytes / static_cast<int>(sizeof(A));
 };
 
-template <typename A> inline typename Vec<A>::type vload(const A* p) {
+template <typename A>
+inline typename Vec<A>::type vload(const A* p) {
   typename Vec<A>::type v;
   std::memcpy(&v, p, sizeof v);
   return v;
 }
-template <typename A> inline void vstore(A* p, typename Vec<A>::type v) { std::memcpy(p, &v, sizeof v); }
+template <typename A>
+inline void vstore(A* p, typename Vec<A>::type v) {
+  std::memcpy(p, &v, sizeof v);
+}
 // x - (+0) is x for every x (also -0), so the compiler drops the subtraction and emits a plain
 // broadcast (an embedded {1toN} memory operand on AVX-512); `{} + x` would cost an add and a
 // register broadcast per splat, which is what limited the older kernels here.
-template <typename A> inline typename Vec<A>::type vsplat(A x) { return x - typename Vec<A>::type{}; }
+template <typename A>
+inline typename Vec<A>::type vsplat(A x) {
+  return x - typename Vec<A>::type{};
+}
 
 // Rows of the output kept in registers at once: enough to reuse each loaded B vector, few
 // enough that accumulators + B vectors fit the register file (32 on AVX-512, 16 otherwise).
 // (AVX-512, 4 vectors: 6 rows = 24 accumulators; measured ~2x the FLOP rate of 4 rows on Zen 4.)
-template <typename A, int kCols> constexpr int scores_rows() {
+template <typename A, int kCols>
+constexpr int scores_rows() {
   constexpr int nv = kCols / Vec<A>::N;
   return kVecBytes == 64 ? (nv <= 4 ? 6 : 2) : (nv <= 4 ? 2 : 1);
 }
 
 // S[r * kCols + j] = sum_k A[r * K + k] * BT[k * kCols + j], r < n, j < kCols.
 template <typename A, int kCols>
-void scores_tile(const A* __restrict a, const A* __restrict bt, int64_t n, int64_t K, A* __restrict s) {
+void scores_tile(const A* __restrict a, const A* __restrict bt, int64_t n, int64_t K,
+                 A* __restrict s) {
   using V = typename Vec<A>::type;
   constexpr int NV = kCols / Vec<A>::N;
   static_assert(kCols % Vec<A>::N == 0, "kCols must be a multiple of the vector width");
@@ -86,12 +96,12 @@ void scores_tile(const A* __restrict a, const A* __restrict bt, int64_t n, int64
 // out[i * D + d] += sum_j coef[i * ci + j * cj] * rows[j * D + d], i < R, j < J, d < D.
 // Zero coefficients are cheap but not skipped (keeps the loop branch-free).
 template <typename A>
-void axpy_rows(A* __restrict out, const A* __restrict coef, int64_t ci, int64_t cj, const A* __restrict rows,
-               int64_t R, int64_t J, int64_t D) {
+void axpy_rows(A* __restrict out, const A* __restrict coef, int64_t ci, int64_t cj,
+               const A* __restrict rows, int64_t R, int64_t J, int64_t D) {
   using V = typename Vec<A>::type;
   constexpr int VN = Vec<A>::N;
-  constexpr int NV = 4;                       // vectors of D per chunk
-  constexpr int RB = kVecBytes == 64 ? 6 : 2; // output rows per block (6 x 4 = 24 accumulators)
+  constexpr int NV = 4;                        // vectors of D per chunk
+  constexpr int RB = kVecBytes == 64 ? 6 : 2;  // output rows per block (6 x 4 = 24 accumulators)
   int64_t d0 = 0;
   for (; d0 + NV * VN <= D; d0 += NV * VN) {
     int64_t i = 0;
@@ -135,12 +145,12 @@ void axpy_rows(A* __restrict out, const A* __restrict coef, int64_t ci, int64_t 
 // ~105-115 GFLOP/s, near the FMA peak, where 4 x 4 (16 accumulators, a vector load per 4 FMAs)
 // reaches ~30-58. With 16 vector registers (AVX/SSE) 6 x 2 keeps 12 accumulators.
 constexpr int kGemmMR = kVecBytes == 64 ? 12 : 6;  // output rows per micro-tile
-constexpr int kGemmNV = 2;                          // output vectors per micro-tile row
+constexpr int kGemmNV = 2;                         // output vectors per micro-tile row
 
 // S[i * lds + c] = sum_k A[i * lda + k] * BT[k * ldb + c], i < kGemmMR, c < kGemmNV * N.
 template <typename A>
-inline void gemm_nt_micro(const A* __restrict a, int64_t lda, const A* __restrict bt, int64_t ldb, int64_t K,
-                          A* __restrict s, int64_t lds) {
+inline void gemm_nt_micro(const A* __restrict a, int64_t lda, const A* __restrict bt, int64_t ldb,
+                          int64_t K, A* __restrict s, int64_t lds) {
   using V = typename Vec<A>::type;
   constexpr int VN = Vec<A>::N, MR = kGemmMR, NV = kGemmNV;
   V acc[MR][NV] = {};
@@ -159,18 +169,19 @@ inline void gemm_nt_micro(const A* __restrict a, int64_t lda, const A* __restric
 // S (R x C) = A (R x K, row stride lda) * BT (K x C, row stride C): scores of R query rows
 // against C keys stored transposed. R % kGemmMR == 0 and C % (kGemmNV * N) == 0.
 template <typename A>
-void gemm_nt(const A* __restrict a, int64_t lda, int64_t R, const A* __restrict bt, int64_t C, int64_t K,
-             A* __restrict s) {
+void gemm_nt(const A* __restrict a, int64_t lda, int64_t R, const A* __restrict bt, int64_t C,
+             int64_t K, A* __restrict s) {
   constexpr int64_t CW = kGemmNV * Vec<A>::N;
   for (int64_t c0 = 0; c0 < C; c0 += CW)
-    for (int64_t r = 0; r < R; r += kGemmMR) gemm_nt_micro<A>(a + r * lda, lda, bt + c0, C, K, s + r * C + c0, C);
+    for (int64_t r = 0; r < R; r += kGemmMR)
+      gemm_nt_micro<A>(a + r * lda, lda, bt + c0, C, K, s + r * C + c0, C);
 }
 
 // Out (R x D, row stride D) += Coef (R x J; element (i, j) at coef[i * ci + j * cj]) * Rows
 // (J x D, row stride D). R % kGemmMR == 0; any D (a scalar tail past the last full chunk).
 template <typename A>
-void gemm_nn_acc(A* __restrict out, const A* __restrict coef, int64_t ci, int64_t cj, const A* __restrict rows,
-                 int64_t R, int64_t J, int64_t D) {
+void gemm_nn_acc(A* __restrict out, const A* __restrict coef, int64_t ci, int64_t cj,
+                 const A* __restrict rows, int64_t R, int64_t J, int64_t D) {
   using V = typename Vec<A>::type;
   constexpr int VN = Vec<A>::N, MR = kGemmMR, NV = kGemmNV, CW = NV * VN;
   int64_t d0 = 0;

@@ -37,7 +37,9 @@ inline float vexp(float x) {
   return x < -87.3f ? 0.0f : (x > 88.3f ? INFINITY : y);
 }
 
-inline double vexp(double x) { return std::exp(x); }
+inline double vexp(double x) {
+  return std::exp(x);
+}
 
 // F: a vector of float (vector_size extension), I: the int32 vector of the same size.
 template <typename F, typename I>

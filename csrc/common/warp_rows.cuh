@@ -9,19 +9,29 @@
 
 namespace af2 {
 
-template <typename A> __device__ __forceinline__ A warp_sum(A x) {
+template <typename A>
+__device__ __forceinline__ A warp_sum(A x) {
 #pragma unroll
   for (int off = 16; off > 0; off /= 2) x += __shfl_xor_sync(0xffffffffu, x, off);
   return x;
 }
-__device__ __forceinline__ float acc_exp(float x) { return __expf(x); }
-__device__ __forceinline__ double acc_exp(double x) { return exp(x); }
-__device__ __forceinline__ float acc_log(float x) { return __logf(x); }
-__device__ __forceinline__ double acc_log(double x) { return log(x); }
+__device__ __forceinline__ float acc_exp(float x) {
+  return __expf(x);
+}
+__device__ __forceinline__ double acc_exp(double x) {
+  return exp(x);
+}
+__device__ __forceinline__ float acc_log(float x) {
+  return __logf(x);
+}
+__device__ __forceinline__ double acc_log(double x) {
+  return log(x);
+}
 
 // r[u] = mult * row[lane + 32 u] (0 past D).
 template <typename T, typename A, int EPL>
-__device__ __forceinline__ void lane_load(const T* row, int64_t D, int lane, A (&r)[EPL], A mult = A(1)) {
+__device__ __forceinline__ void lane_load(const T* row, int64_t D, int lane, A (&r)[EPL],
+                                          A mult = A(1)) {
 #pragma unroll
   for (int u = 0; u < EPL; ++u) {
     const int64_t d = lane + 32 * u;

@@ -37,21 +37,27 @@ namespace {
 
 constexpr int kWarps = 4;
 
-template <typename A> __device__ __forceinline__ A neg_inf() { return -INFINITY; }
+template <typename A>
+__device__ __forceinline__ A neg_inf() {
+  return -INFINITY;
+}
 
-__device__ __forceinline__ int64_t warp_row() { return int64_t(blockIdx.x) * kWarps + threadIdx.x / 32; }
+__device__ __forceinline__ int64_t warp_row() {
+  return int64_t(blockIdx.x) * kWarps + threadIdx.x / 32;
+}
 
 // lse[q] = log sum_{k outside [q_own*M, q_own*M + M) if exclude} exp(s <Q_q, K_k>).
 template <typename T, typename A, int EPL>
-__global__ void lse_kernel(const T* Q, int64_t nq, const T* K, int64_t nk, int64_t D, const A* scale_p,
-                           int64_t excl_block, int64_t offset, A* lse) {
+__global__ void lse_kernel(const T* Q, int64_t nq, const T* K, int64_t nk, int64_t D,
+                           const A* scale_p, int64_t excl_block, int64_t offset, A* lse) {
   const int64_t q = warp_row();
   const int lane = threadIdx.x % 32;
   if (q >= nq) return;
   const A scale = *scale_p;
   A qr[EPL];
   lane_load<T, A, EPL>(Q + q * D, D, lane, qr);
-  const int64_t lo = excl_block > 0 ? (q + offset) * excl_block : 0, hi = excl_block > 0 ? lo + excl_block : 0;
+  const int64_t lo = excl_block > 0 ? (q + offset) * excl_block : 0,
+                hi = excl_block > 0 ? lo + excl_block : 0;
   A m = neg_inf<A>(), l = 0;
   for (int64_t k = 0; k < nk; ++k) {
     if (k >= lo && k < hi) continue;
@@ -75,9 +81,11 @@ __global__ void pairs_kernel(const ContrastParams p, const ContrastForward f) {
   lane_load<T, A, EPL>(static_cast<const T*>(p.audio) + i * D, D, lane, a);
   const A pos = scale * lane_dot<T, A, EPL>(a, static_cast<const T*>(p.text) + row * D, D, lane);
   const A others = static_cast<const A*>(f.row_lse)[i];
-  A m = pos > others ? pos : others, l = acc_exp(pos - m) + (others == neg_inf<A>() ? A(0) : acc_exp(others - m));
+  A m = pos > others ? pos : others,
+    l = acc_exp(pos - m) + (others == neg_inf<A>() ? A(0) : acc_exp(others - m));
   for (int64_t n = 0; n < p.N; ++n) {
-    const A h = scale * lane_dot<T, A, EPL>(a, static_cast<const T*>(p.neg) + (row * p.N + n) * D, D, lane);
+    const A h =
+        scale * lane_dot<T, A, EPL>(a, static_cast<const T*>(p.neg) + (row * p.N + n) * D, D, lane);
     const A m_new = m > h ? m : h;
     l = l * acc_exp(m - m_new) + acc_exp(h - m_new);
     m = m_new;
@@ -99,15 +107,16 @@ __global__ void others_weight_kernel(const ContrastParams p, const ContrastBackw
   const A rl = static_cast<const A*>(g.row_lse)[i];
   A acc = 0;
   if (rl != neg_inf<A>())
-    for (int64_t j = 0; j < p.M; ++j) acc += ga[i * p.M + j] * acc_exp(rl - static_cast<const A*>(g.pair_lse)[i * p.M + j]);
+    for (int64_t j = 0; j < p.M; ++j)
+      acc += ga[i * p.M + j] * acc_exp(rl - static_cast<const A*>(g.pair_lse)[i * p.M + j]);
   w[i] = acc;
 }
 
 // dS of one score. a2t: query = local audio i, key = global text row q.
 // t2a: query = local text row (i, j), key = global audio row k.
 template <typename A, bool kA2T>
-__device__ __forceinline__ A coef(const ContrastParams& p, const ContrastBackward& g, const A* w, int64_t query,
-                                  int64_t key, A s) {
+__device__ __forceinline__ A coef(const ContrastParams& p, const ContrastBackward& g, const A* w,
+                                  int64_t query, int64_t key, A s) {
   const A* gt = static_cast<const A*>(g.grad_terms);
   if constexpr (kA2T) {
     if (key / p.M == query + p.offset) {
@@ -148,7 +157,8 @@ __global__ void grad_query_kernel(const ContrastParams p, const ContrastBackward
         const int64_t r = (q * p.M + j) * p.N + n;
         const T* h = static_cast<const T*>(p.neg) + r * D;
         const A hd = lane_dot<T, A, EPL>(qr, h, D, lane);
-        const A dh = ga[q * p.M + j] * acc_exp(scale * hd - static_cast<const A*>(g.pair_lse)[q * p.M + j]);
+        const A dh =
+            ga[q * p.M + j] * acc_exp(scale * hd - static_cast<const A*>(g.pair_lse)[q * p.M + j]);
         dscale += static_cast<double>(dh * hd);
         lane_axpy<T, A, EPL>(dq, dh, h, D, lane);
         lane_store<T, A, EPL>(static_cast<T*>(g.d_neg) + r * D, qr, scale * dh, D, lane);
@@ -175,10 +185,13 @@ __global__ void grad_key_kernel(const ContrastParams p, const ContrastBackward g
     const A dot = lane_dot<T, A, EPL>(kr, Q + q * D, D, lane);
     lane_axpy<T, A, EPL>(dk, coef<A, kA2T>(p, g, w, q, k, scale * dot), Q + q * D, D, lane);
   }
-  lane_store<T, A, EPL>(static_cast<T*>(kA2T ? g.d_text_all : g.d_audio_all) + k * D, dk, scale, D, lane);
+  lane_store<T, A, EPL>(static_cast<T*>(kA2T ? g.d_text_all : g.d_audio_all) + k * D, dk, scale, D,
+                        lane);
 }
 
-unsigned warp_blocks(int64_t rows) { return static_cast<unsigned>((rows + kWarps - 1) / kWarps); }
+unsigned warp_blocks(int64_t rows) {
+  return static_cast<unsigned>((rows + kWarps - 1) / kWarps);
+}
 
 template <typename T, typename A, int EPL>
 cudaError_t forward_impl(const ContrastParams& p, const ContrastForward& f, cudaStream_t s) {
@@ -186,9 +199,11 @@ cudaError_t forward_impl(const ContrastParams& p, const ContrastForward& f, cuda
   const T* text = static_cast<const T*>(p.text);
   const A* scale = static_cast<const A*>(p.scale_device);
   lse_kernel<T, A, EPL><<<warp_blocks(p.B), 32 * kWarps, 0, s>>>(
-      audio, p.B, static_cast<const T*>(p.text_all), p.G * p.M, p.D, scale, p.M, p.offset, static_cast<A*>(f.row_lse));
+      audio, p.B, static_cast<const T*>(p.text_all), p.G * p.M, p.D, scale, p.M, p.offset,
+      static_cast<A*>(f.row_lse));
   lse_kernel<T, A, EPL><<<warp_blocks(p.B * p.M), 32 * kWarps, 0, s>>>(
-      text, p.B * p.M, static_cast<const T*>(p.audio_all), p.G, p.D, scale, 0, 0, static_cast<A*>(f.col_lse));
+      text, p.B * p.M, static_cast<const T*>(p.audio_all), p.G, p.D, scale, 0, 0,
+      static_cast<A*>(f.col_lse));
   pairs_kernel<T, A, EPL><<<warp_blocks(p.B * p.M), 32 * kWarps, 0, s>>>(p, f);
   return cudaGetLastError();
 }
@@ -196,7 +211,8 @@ cudaError_t forward_impl(const ContrastParams& p, const ContrastForward& f, cuda
 template <typename T, typename A, int EPL>
 cudaError_t backward_impl(const ContrastParams& p, const ContrastBackward& g, cudaStream_t s) {
   A* w = nullptr;
-  cudaError_t err = cudaMallocAsync(reinterpret_cast<void**>(&w), sizeof(A) * (p.B > 0 ? p.B : 1), s);
+  cudaError_t err =
+      cudaMallocAsync(reinterpret_cast<void**>(&w), sizeof(A) * (p.B > 0 ? p.B : 1), s);
   if (err != cudaSuccess) return err;
   others_weight_kernel<A><<<static_cast<unsigned>((p.B + 255) / 256), 256, 0, s>>>(p, g, w);
   grad_query_kernel<T, A, EPL, true><<<warp_blocks(p.B), 32 * kWarps, 0, s>>>(p, g, w);
@@ -223,21 +239,23 @@ cudaError_t by_dim(int64_t D, Fn&& fn) {
 
 namespace tc = contrastive_tc;
 
-bool aligned16(const void* ptr) { return ptr == nullptr || reinterpret_cast<uintptr_t>(ptr) % 16 == 0; }
+bool aligned16(const void* ptr) {
+  return ptr == nullptr || reinterpret_cast<uintptr_t>(ptr) % 16 == 0;
+}
 
 bool tc_supported(const ContrastParams& p) {
   constexpr int64_t kMax = (int64_t{1} << 31) - 1;
-  return p.D >= 16 && p.D % 16 == 0 && p.D <= 1024 && p.G * p.M <= kMax && p.B * p.M * (p.N > 0 ? p.N : 1) <= kMax &&
-         aligned16(p.audio) && aligned16(p.text) && aligned16(p.audio_all) && aligned16(p.text_all) &&
-         aligned16(p.neg);
+  return p.D >= 16 && p.D % 16 == 0 && p.D <= 1024 && p.G * p.M <= kMax &&
+         p.B * p.M * (p.N > 0 ? p.N : 1) <= kMax && aligned16(p.audio) && aligned16(p.text) &&
+         aligned16(p.audio_all) && aligned16(p.text_all) && aligned16(p.neg);
 }
 
-// Per-query statistics of the gradient tiles. qa[i] (a2t query = audio row i) = (w_i, row_lse_i log2 e)
-// with w_i = sum_j g_a[i, j] exp(row_lse_i - pair_lse_ij); qt[r] (t2a query = text row r) =
+// Per-query statistics of the gradient tiles. qa[i] (a2t query = audio row i) = (w_i, row_lse_i
+// log2 e) with w_i = sum_j g_a[i, j] exp(row_lse_i - pair_lse_ij); qt[r] (t2a query = text row r) =
 // (g_t[r], col_lse_r log2 e). nu_bits = max over all coefficients |w|, |g_a|, |g_t| (float bits:
 // non-negative floats order like their bit patterns), the normaliser of the stored dS.
-__global__ void prep_kernel(const ContrastParams p, const ContrastBackward g, float2* qa, float2* qt,
-                            unsigned* nu_bits) {
+__global__ void prep_kernel(const ContrastParams p, const ContrastBackward g, float2* qa,
+                            float2* qt, unsigned* nu_bits) {
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   const float* gt = static_cast<const float*>(g.grad_terms);
   float mx = 0.f;
@@ -272,7 +290,8 @@ __global__ void neg_grad_kernel(const ContrastParams p, const ContrastBackward g
   if (r >= p.B * p.M) return;
   const int64_t i = r / p.M, D = p.D;
   const float scale = *static_cast<const float*>(p.scale_device);
-  const float ga = static_cast<const float*>(g.grad_terms)[r], pl = static_cast<const float*>(g.pair_lse)[r];
+  const float ga = static_cast<const float*>(g.grad_terms)[r],
+              pl = static_cast<const float*>(g.pair_lse)[r];
   const T* a = static_cast<const T*>(p.audio) + i * D;
   double dsc = 0;
   for (int64_t n = 0; n < p.N; ++n) {
@@ -284,7 +303,8 @@ __global__ void neg_grad_kernel(const ContrastParams p, const ContrastBackward g
     if (lane == 0) dh[r * p.N + n] = dhv;
     dsc += static_cast<double>(dhv * dot);
     T* dn = static_cast<T*>(g.d_neg) + (r * p.N + n) * D;
-    for (int64_t d = lane; d < D; d += 32) dn[d] = dev_from_float<T>(scale * dhv * dev_to_acc(a[d]));
+    for (int64_t d = lane; d < D; d += 32)
+      dn[d] = dev_from_float<T>(scale * dhv * dev_to_acc(a[d]));
   }
   if (lane == 0 && p.N > 0) atomicAdd(g.d_scale, dsc);
 }
@@ -294,8 +314,8 @@ bool single_batch(const ContrastParams& p) {
   return p.audio == p.audio_all && p.text == p.text_all && p.G == p.B && p.offset == 0;
 }
 
-tc::TileArgs tile_args(const void* X, int64_t nx, int x_div, int64_t x_add, const void* Y, int64_t ny, int y_div,
-                       int64_t y_add, const ContrastParams& p) {
+tc::TileArgs tile_args(const void* X, int64_t nx, int x_div, int64_t x_add, const void* Y,
+                       int64_t ny, int y_div, int64_t y_add, const ContrastParams& p) {
   tc::TileArgs a{};
   a.X = X;
   a.Y = Y;
@@ -318,7 +338,8 @@ cudaError_t launch_tile_as(const tc::TileArgs& a, cudaStream_t s) {
   cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
   if (err != cudaSuccess) return err;
   const int slices = kMode == tc::kLse || kMode == tc::kLseExcl ? 1 : (nch + NSC - 1) / NSC;
-  const dim3 grid(static_cast<unsigned>((a.nx + tc::kBM - 1) / tc::kBM), static_cast<unsigned>(slices));
+  const dim3 grid(static_cast<unsigned>((a.nx + tc::kBM - 1) / tc::kBM),
+                  static_cast<unsigned>(slices));
   kernel<<<grid, tc::kThreads, smem, s>>>(a);
   return cudaGetLastError();
 }
@@ -335,7 +356,8 @@ cudaError_t launch_tile(const tc::TileArgs& a, cudaStream_t s) {
   }
 }
 
-// Gradient modes: NSC 64-column chunks per output slice (the accumulator is NSC x 16 floats a thread).
+// Gradient modes: NSC 64-column chunks per output slice (the accumulator is NSC x 16 floats a
+// thread).
 template <typename T, int kMode>
 cudaError_t launch_grad_tile(const tc::TileArgs& a, cudaStream_t s) {
   const int nch = (a.D + tc::kDK - 1) / tc::kDK;
@@ -346,11 +368,13 @@ cudaError_t launch_grad_tile(const tc::TileArgs& a, cudaStream_t s) {
 
 template <typename T, int EPL>
 cudaError_t forward_tc(const ContrastParams& p, const ContrastForward& f, cudaStream_t s) {
-  tc::TileArgs rows = tile_args(p.audio, p.B, 1, p.offset, p.text_all, p.G * p.M, static_cast<int>(p.M), 0, p);
+  tc::TileArgs rows =
+      tile_args(p.audio, p.B, 1, p.offset, p.text_all, p.G * p.M, static_cast<int>(p.M), 0, p);
   rows.lse = static_cast<float*>(f.row_lse);
   cudaError_t err = launch_tile<T, tc::kLseExcl, 1>(rows, s);
   if (err != cudaSuccess) return err;
-  tc::TileArgs cols = tile_args(p.text, p.B * p.M, static_cast<int>(p.M), p.offset, p.audio_all, p.G, 1, 0, p);
+  tc::TileArgs cols =
+      tile_args(p.text, p.B * p.M, static_cast<int>(p.M), p.offset, p.audio_all, p.G, 1, 0, p);
   cols.lse = static_cast<float*>(f.col_lse);
   err = launch_tile<T, tc::kLse, 1>(cols, s);
   if (err != cudaSuccess) return err;
@@ -380,8 +404,10 @@ cudaError_t backward_tc(const ContrastParams& p, const ContrastBackward& g, cuda
     const int M = static_cast<int>(p.M);
     if (single_batch(p)) {
       // audio_all is audio and text_all is text: two fused kernels give d_audio and d_text in full.
-      if ((e = cudaMemsetAsync(g.d_audio_all, 0, sizeof(T) * p.G * p.D, s)) != cudaSuccess) return e;
-      if ((e = cudaMemsetAsync(g.d_text_all, 0, sizeof(T) * p.G * p.M * p.D, s)) != cudaSuccess) return e;
+      if ((e = cudaMemsetAsync(g.d_audio_all, 0, sizeof(T) * p.G * p.D, s)) != cudaSuccess)
+        return e;
+      if ((e = cudaMemsetAsync(g.d_text_all, 0, sizeof(T) * p.G * p.M * p.D, s)) != cudaSuccess)
+        return e;
       tc::TileArgs fa = tile_args(p.audio, p.B, 1, 0, p.text, BM, M, 0, p);
       fa.qstat_own = qa;
       fa.qstat_other = qt;
@@ -405,7 +431,8 @@ cudaError_t backward_tc(const ContrastParams& p, const ContrastBackward& g, cuda
       ft.out = g.d_text;
       return launch_grad_tile<T, tc::kFusedText>(ft, s);
     }
-    // a2t, query side: X = audio (group i + offset), Y = text_all (group k / M) -> d_audio (+ negatives).
+    // a2t, query side: X = audio (group i + offset), Y = text_all (group k / M) -> d_audio (+
+    // negatives).
     tc::TileArgs q = tile_args(p.audio, p.B, 1, p.offset, p.text_all, p.G * p.M, M, 0, p);
     q.qstat_own = qa;
     q.ga = static_cast<const float*>(g.grad_terms);
@@ -451,7 +478,8 @@ cudaError_t forward(const ContrastParams& p, const ContrastForward& f, cudaStrea
   using T = typename DeviceType<HostT>::type;
   if constexpr (sizeof(T) == 2) {
     if (p.tensor_cores && tc_supported(p))
-      return by_dim<HostT>(p.D, [&](auto, auto, auto epl) { return forward_tc<T, decltype(epl)::value>(p, f, s); });
+      return by_dim<HostT>(
+          p.D, [&](auto, auto, auto epl) { return forward_tc<T, decltype(epl)::value>(p, f, s); });
   }
   return by_dim<HostT>(p.D, [&](auto t, auto a, auto epl) {
     return forward_impl<decltype(t), decltype(a), decltype(epl)::value>(p, f, s);
@@ -471,24 +499,34 @@ cudaError_t backward(const ContrastParams& p, const ContrastBackward& g, cudaStr
 
 }  // namespace
 
-int contrastive_forward_cuda(DType dtype, const ContrastParams& p, const ContrastForward& f, void* stream) {
+int contrastive_forward_cuda(DType dtype, const ContrastParams& p, const ContrastForward& f,
+                             void* stream) {
   const auto s = static_cast<cudaStream_t>(stream);
   switch (dtype) {
-    case DType::kFloat32: return static_cast<int>(forward<float>(p, f, s));
-    case DType::kFloat16: return static_cast<int>(forward<fp16_t>(p, f, s));
-    case DType::kBFloat16: return static_cast<int>(forward<bf16_t>(p, f, s));
-    case DType::kFloat64: return static_cast<int>(forward<double>(p, f, s));
+    case DType::kFloat32:
+      return static_cast<int>(forward<float>(p, f, s));
+    case DType::kFloat16:
+      return static_cast<int>(forward<fp16_t>(p, f, s));
+    case DType::kBFloat16:
+      return static_cast<int>(forward<bf16_t>(p, f, s));
+    case DType::kFloat64:
+      return static_cast<int>(forward<double>(p, f, s));
   }
   return static_cast<int>(cudaErrorInvalidValue);
 }
 
-int contrastive_backward_cuda(DType dtype, const ContrastParams& p, const ContrastBackward& g, void* stream) {
+int contrastive_backward_cuda(DType dtype, const ContrastParams& p, const ContrastBackward& g,
+                              void* stream) {
   const auto s = static_cast<cudaStream_t>(stream);
   switch (dtype) {
-    case DType::kFloat32: return static_cast<int>(backward<float>(p, g, s));
-    case DType::kFloat16: return static_cast<int>(backward<fp16_t>(p, g, s));
-    case DType::kBFloat16: return static_cast<int>(backward<bf16_t>(p, g, s));
-    case DType::kFloat64: return static_cast<int>(backward<double>(p, g, s));
+    case DType::kFloat32:
+      return static_cast<int>(backward<float>(p, g, s));
+    case DType::kFloat16:
+      return static_cast<int>(backward<fp16_t>(p, g, s));
+    case DType::kBFloat16:
+      return static_cast<int>(backward<bf16_t>(p, g, s));
+    case DType::kFloat64:
+      return static_cast<int>(backward<double>(p, g, s));
   }
   return static_cast<int>(cudaErrorInvalidValue);
 }

@@ -39,9 +39,9 @@
 //       columns, 512 for D > 256), so D <= 512 needs one slice and D = 768, 1024 recompute S
 //       twice (the accumulator of 64 x 512 fp32 is 128 registers per thread).
 //       dS of a score d = <x, y> (natural units s d; v = s d log2 e), query q, key k:
-//         a2t, k not of q's audio:  w_q exp(s d - row_lse_q)           (w_q = sum_j g_qj e^{row_lse - pair_lse})
-//         a2t, k = q's caption j:   g_qj (exp(s d - pair_lse_qj) - 1)
-//         t2a:                      g_q (exp(s d - col_lse_q) - [k is q's audio])
+//         a2t, k not of q's audio:  w_q exp(s d - row_lse_q)           (w_q = sum_j g_qj e^{row_lse
+//         - pair_lse}) a2t, k = q's caption j:   g_qj (exp(s d - pair_lse_qj) - 1) t2a: g_q (exp(s
+//         d - col_lse_q) - [k is q's audio])
 //       A row's group is row / div + add; a score is "positive" when the two groups match.
 //       The per-query (coefficient, lse log2 e) pairs come from prep_kernel in contrastive.cu.
 // Assumes: T = __half or __nv_bfloat16; contiguous rows, 16-byte aligned, D % 16 == 0;
@@ -60,22 +60,30 @@
 namespace af2::contrastive_tc {
 
 constexpr int kBM = 64, kBN = 64, kDK = 64, kWarps = 8, kThreads = kWarps * 32;
-constexpr int kLD = kDK + 8;  // smem row stride (elements): rows 144 bytes apart, ldmatrix conflict-free
+constexpr int kLD =
+    kDK + 8;  // smem row stride (elements): rows 144 bytes apart, ldmatrix conflict-free
 constexpr float kLog2e = 1.4426950408889634f, kLn2 = 0.6931471805599453f;
 
-// kFusedAudio / kFusedText: single-process batches (audio_all is audio, text_all is text, offset 0),
-// where a2t's query side and t2a's key side share the tile audio x text (and a2t's key side and
+// kFusedAudio / kFusedText: single-process batches (audio_all is audio, text_all is text, offset
+// 0), where a2t's query side and t2a's key side share the tile audio x text (and a2t's key side and
 // t2a's query side its transpose): one kernel owns the audio rows and sums both directions' dS
 // (d_audio in full, plus d(scale) of every score), one owns the text rows (d_text in full); the
 // launcher zeroes d_audio_all and d_text_all. 2 score sweeps + 2 products instead of 4 + 4.
 enum Mode : int {
-  kLse = 0, kLseExcl = 1, kA2TQuery = 2, kA2TKey = 3, kT2AQuery = 4, kT2AKey = 5, kFusedAudio = 6, kFusedText = 7
+  kLse = 0,
+  kLseExcl = 1,
+  kA2TQuery = 2,
+  kA2TKey = 3,
+  kT2AQuery = 4,
+  kT2AKey = 5,
+  kFusedAudio = 6,
+  kFusedText = 7
 };
 
-using af2::tc::MmaOps;
+using af2::tc::cp_async_16;
 using af2::tc::ldsm_x4;
 using af2::tc::ldsm_x4_trans;
-using af2::tc::cp_async_16;
+using af2::tc::MmaOps;
 
 struct TileArgs {
   const void* X;  // own rows (nx, D)
@@ -84,53 +92,59 @@ struct TileArgs {
   int x_div, x_add, y_div, y_add;  // group of a row: row / div + add
   const float* scale;              // the logit scale s (device)
   float* lse;                      // LSE modes: (nx), natural log
-  const float2* qstat_own;         // gradient modes, per own row as a query: (coefficient, lse * log2 e)
-  const float2* qstat_other;       // per other row as a query (key-side and fused modes)
-  const float* ga;                 // a2t: grad of the a2t terms (B M)
-  const float* pair_lse;           // a2t: (B M)
-  int pos_shift;                   // a2t: pair index of a positive = key row - pos_shift (offset * M)
-  const unsigned* nu_bits;         // gradient modes: the normaliser nu as float bits (0 means 1)
-  void* out;                       // gradient modes: (nx, D) of T, s * dS @ Y (+ negatives)
-  double* d_scale;                 // query-side modes: += sum dS * <x, y>
-  const void* neg;                 // kA2TQuery: hard negatives (nx, MN, D) or null
-  const float* dh;                 // kA2TQuery: their dS (nx, MN)
+  const float2* qstat_own;    // gradient modes, per own row as a query: (coefficient, lse * log2 e)
+  const float2* qstat_other;  // per other row as a query (key-side and fused modes)
+  const float* ga;            // a2t: grad of the a2t terms (B M)
+  const float* pair_lse;      // a2t: (B M)
+  int pos_shift;              // a2t: pair index of a positive = key row - pos_shift (offset * M)
+  const unsigned* nu_bits;    // gradient modes: the normaliser nu as float bits (0 means 1)
+  void* out;                  // gradient modes: (nx, D) of T, s * dS @ Y (+ negatives)
+  double* d_scale;            // query-side modes: += sum dS * <x, y>
+  const void* neg;            // kA2TQuery: hard negatives (nx, MN, D) or null
+  const float* dh;            // kA2TQuery: their dS (nx, MN)
   int MN;
 };
 
 // kXRes: the CTA's X rows stay in smem for the whole kernel (all nch <= kMaxResChunks chunks,
 // loaded once), so the pipeline streams Y only; otherwise X chunks are streamed with Y.
 constexpr int kMaxResChunks = 8;  // D <= 512: 64 x 512 x 2 bytes of X
-template <typename T> int smem_bytes(bool x_resident, int nch) {
-  return ((x_resident ? nch : 2) * kBM + 2 * kBN + kBM) * kLD * int(sizeof(T)) + 2 * kBN * 4 + 2 * kBN * 8 +
-         2 * kBM * 8 + kWarps * 8;
+template <typename T>
+int smem_bytes(bool x_resident, int nch) {
+  return ((x_resident ? nch : 2) * kBM + 2 * kBN + kBM) * kLD * int(sizeof(T)) + 2 * kBN * 4 +
+         2 * kBN * 8 + 2 * kBM * 8 + kWarps * 8;
 }
 
 template <typename T, int kMode, int NSC, bool kXRes>
 __global__ void __launch_bounds__(kThreads, 1) tile_kernel(const TileArgs a) {
   constexpr bool kLseMode = kMode == kLse || kMode == kLseExcl;
   constexpr bool kFused = kMode == kFusedAudio || kMode == kFusedText;
-  constexpr bool kA2T = kMode == kA2TQuery || kMode == kA2TKey || kFused;  // terms whose dS this mode sums
+  constexpr bool kA2T =
+      kMode == kA2TQuery || kMode == kA2TKey || kFused;  // terms whose dS this mode sums
   constexpr bool kT2A = kMode == kT2AQuery || kMode == kT2AKey || kFused;
-  constexpr bool kA2TOwnQuery = kMode == kA2TQuery || kMode == kFusedAudio;  // a2t query = own row (else other)
+  constexpr bool kA2TOwnQuery =
+      kMode == kA2TQuery || kMode == kFusedAudio;  // a2t query = own row (else other)
   constexpr bool kT2AOwnQuery = kMode == kT2AQuery || kMode == kFusedText;
   constexpr bool kOwnStats = (kA2T && kA2TOwnQuery) || (kT2A && kT2AOwnQuery);
   constexpr bool kOtherStats = (kA2T && !kA2TOwnQuery) || (kT2A && !kT2AOwnQuery);
   constexpr bool kSumsScale = kMode == kA2TQuery || kMode == kT2AQuery || kMode == kFusedAudio;
-  constexpr bool kNegatives = kMode == kA2TQuery || kMode == kFusedAudio;  // own rows are the local audio
+  constexpr bool kNegatives =
+      kMode == kA2TQuery || kMode == kFusedAudio;  // own rows are the local audio
   constexpr int NACC = kLseMode ? 1 : NSC;
   using Ops = MmaOps<T>;
   extern __shared__ __align__(16) unsigned char smem[];
   const int D = a.D, nch = (D + kDK - 1) / kDK;
-  T* Xs = reinterpret_cast<T*>(smem);                       // [kXRes ? nch : 2][kBM * kLD]
-  T* Ys = Xs + (kXRes ? nch : 2) * kBM * kLD;               // [2][kBN * kLD]
-  T* Ps = Ys + 2 * kBN * kLD;                               // [kBM * kLD]: dS / nu of the current tile
-  int* sgid = reinterpret_cast<int*>(Ps + kBM * kLD);       // [2][kBN]: group of each other row
-  float2* sq = reinterpret_cast<float2*>(sgid + 2 * kBN);   // [2][kBN]: key-side modes, query statistics
-  float2* comb = sq + 2 * kBN;                              // [2][kBM]: LSE modes, (m, l) per column half
+  T* Xs = reinterpret_cast<T*>(smem);                  // [kXRes ? nch : 2][kBM * kLD]
+  T* Ys = Xs + (kXRes ? nch : 2) * kBM * kLD;          // [2][kBN * kLD]
+  T* Ps = Ys + 2 * kBN * kLD;                          // [kBM * kLD]: dS / nu of the current tile
+  int* sgid = reinterpret_cast<int*>(Ps + kBM * kLD);  // [2][kBN]: group of each other row
+  float2* sq =
+      reinterpret_cast<float2*>(sgid + 2 * kBN);  // [2][kBN]: key-side modes, query statistics
+  float2* comb = sq + 2 * kBN;                    // [2][kBM]: LSE modes, (m, l) per column half
   double* red = reinterpret_cast<double*>(comb + 2 * kBM);  // [kWarps]
 
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, t4 = lane % 4;
-  const int lm = lane / 8, lr = lane % 8;  // ldmatrix: which 8x8 matrix this lane addresses, which row
+  const int lm = lane / 8,
+            lr = lane % 8;  // ldmatrix: which 8x8 matrix this lane addresses, which row
   const int wr = warp % 4, wc = warp / 4;  // S-chunk warp tile: rows 16 wr, cols 32 wc
   const int pr = warp / 4, pc = warp % 4;  // P-chunk warp tile: rows 32 pr, cols 16 pc
   const int x0 = blockIdx.x * kBM;
@@ -172,8 +186,10 @@ __global__ void __launch_bounds__(kThreads, 1) tile_kernel(const TileArgs a) {
     const bool s_chunk = j < nch;
     const int col0 = (s_chunk ? j : c0 + j - nch) * kDK;
 #pragma unroll
-    for (int rep = 0; rep < (kBN * kDK / 8) / kThreads; ++rep) {  // 512 16-byte pieces: 2 per thread
-      const int c = tid + rep * kThreads, r = c / (kDK / 8), cc = (c % (kDK / 8)) * 8, col = col0 + cc;
+    for (int rep = 0; rep < (kBN * kDK / 8) / kThreads;
+         ++rep) {  // 512 16-byte pieces: 2 per thread
+      const int c = tid + rep * kThreads, r = c / (kDK / 8), cc = (c % (kDK / 8)) * 8,
+                col = col0 + cc;
       const bool oky = t0 + r < a.ny && col < D;
       cp_async_16(yd + r * kLD + cc, Y + (oky ? int64_t(t0 + r) * D + col : 0), oky);
       if (!kXRes && s_chunk) {
@@ -185,7 +201,8 @@ __global__ void __launch_bounds__(kThreads, 1) tile_kernel(const TileArgs a) {
       const int r = t0 + tid, sb = (tile & 1) * kBN;
       const bool ok = r < a.ny;
       sgid[sb + tid] = ok ? r / a.y_div + a.y_add : -1;
-      if constexpr (!kLseMode && kOtherStats) sq[sb + tid] = ok ? a.qstat_other[r] : make_float2(0.f, 0.f);
+      if constexpr (!kLseMode && kOtherStats)
+        sq[sb + tid] = ok ? a.qstat_other[r] : make_float2(0.f, 0.f);
     }
   };
 
@@ -196,13 +213,15 @@ __global__ void __launch_bounds__(kThreads, 1) tile_kernel(const TileArgs a) {
 #pragma unroll
     for (int mt = 0; mt < 2; ++mt)
 #pragma unroll
-      for (int nt = 0; nt < 2; ++nt) acc[u][mt][nt][0] = acc[u][mt][nt][1] = acc[u][mt][nt][2] = acc[u][mt][nt][3] = 0.f;
+      for (int nt = 0; nt < 2; ++nt)
+        acc[u][mt][nt][0] = acc[u][mt][nt][1] = acc[u][mt][nt][2] = acc[u][mt][nt][3] = 0.f;
   float m_run[2] = {-INFINITY, -INFINITY}, l_run[2] = {0.f, 0.f};
   double dsc = 0.0;
 
   if constexpr (kXRes) {  // all of X, once; it completes with stage 0's group
     for (int c = tid; c < nch * kBM * (kDK / 8); c += kThreads) {
-      const int ch = c / (kBM * (kDK / 8)), r = (c / (kDK / 8)) % kBM, cc = (c % (kDK / 8)) * 8, col = ch * kDK + cc;
+      const int ch = c / (kBM * (kDK / 8)), r = (c / (kDK / 8)) % kBM, cc = (c % (kDK / 8)) * 8,
+                col = ch * kDK + cc;
       const bool okx = x0 + r < a.nx && col < D;
       cp_async_16(Xs + (ch * kBM + r) * kLD + cc, X + (okx ? int64_t(x0 + r) * D + col : 0), okx);
     }
@@ -230,7 +249,8 @@ __global__ void __launch_bounds__(kThreads, 1) tile_kernel(const TileArgs a) {
 #pragma unroll
           for (int np = 0; np < 2; ++np) {
             uint32_t yb[4];
-            ldsm_x4(ys + (32 * wc + 16 * np + lr + (lm / 2) * 8) * kLD + kk * 16 + (lm % 2) * 8, yb);
+            ldsm_x4(ys + (32 * wc + 16 * np + lr + (lm / 2) * 8) * kLD + kk * 16 + (lm % 2) * 8,
+                    yb);
             Ops::mma(S[2 * np], xa, yb[0], yb[1]);
             Ops::mma(S[2 * np + 1], xa, yb[2], yb[3]);
           }
@@ -257,7 +277,8 @@ __global__ void __launch_bounds__(kThreads, 1) tile_kernel(const TileArgs a) {
             const float mn = fmaxf(m_run[h], mx[h]), mu = mn == -INFINITY ? 0.f : mn;
             float ls = 0.f;
 #pragma unroll
-            for (int nt = 0; nt < 4; ++nt) ls += exp2f(S[nt][2 * h] - mu) + exp2f(S[nt][2 * h + 1] - mu);
+            for (int nt = 0; nt < 4; ++nt)
+              ls += exp2f(S[nt][2 * h] - mu) + exp2f(S[nt][2 * h + 1] - mu);
             l_run[h] = l_run[h] * exp2f(m_run[h] - mu) + ls;
             m_run[h] = mn;
           }
@@ -337,7 +358,8 @@ __global__ void __launch_bounds__(kThreads, 1) tile_kernel(const TileArgs a) {
       const float2 p0 = comb[tid], p1 = comb[kBM + tid];
       const float mm = fmaxf(p0.x, p1.x);
       float lse = -INFINITY;
-      if (mm != -INFINITY) lse = (mm + log2f(p0.y * exp2f(p0.x - mm) + p1.y * exp2f(p1.x - mm))) * kLn2;
+      if (mm != -INFINITY)
+        lse = (mm + log2f(p0.y * exp2f(p0.x - mm) + p1.y * exp2f(p1.x - mm))) * kLn2;
       a.lse[x0 + tid] = lse;
     }
   } else {

@@ -20,19 +20,20 @@
 #include "cpu/entry_points.h"
 
 // Which variants the build compiled: AF2_CPU_VARIANT_<NAME> (setup.py, CMakeLists.txt).
-#if !defined(AF2_CPU_VARIANT_AVX2) && !defined(AF2_CPU_VARIANT_AVX512) && !defined(AF2_CPU_VARIANT_NATIVE) && \
-    !defined(AF2_CPU_VARIANT_CUSTOM) && !defined(AF2_CPU_VARIANT_GENERIC)
+#if !defined(AF2_CPU_VARIANT_AVX2) && !defined(AF2_CPU_VARIANT_AVX512) &&   \
+    !defined(AF2_CPU_VARIANT_NATIVE) && !defined(AF2_CPU_VARIANT_CUSTOM) && \
+    !defined(AF2_CPU_VARIANT_GENERIC)
 #error "the build must define AF2_CPU_VARIANT_<NAME> for each compiled CPU variant"
 #endif
 
 namespace af2 {
 
 #define AF2_DECLARE(ns, ret, name, params, args) ret name params;
-#define AF2_VARIANT_DECLARATIONS(ns)                  \
-  namespace ns {                                      \
-  AF2_CPU_ENTRY_POINTS(AF2_DECLARE, ns)               \
-  const char* variant_vector_isa();                   \
-  bool variant_float16_native();                      \
+#define AF2_VARIANT_DECLARATIONS(ns)    \
+  namespace ns {                        \
+  AF2_CPU_ENTRY_POINTS(AF2_DECLARE, ns) \
+  const char* variant_vector_isa();     \
+  bool variant_float16_native();        \
   }
 #ifdef AF2_CPU_VARIANT_GENERIC
 AF2_VARIANT_DECLARATIONS(generic)
@@ -60,7 +61,10 @@ struct Kernels {
   bool (*float16_native)();
 };
 #define AF2_ADDRESS(ns, ret, name, params, args) &ns::name,
-#define AF2_KERNELS(ns) Kernels{AF2_CPU_ENTRY_POINTS(AF2_ADDRESS, ns) & ns::variant_vector_isa, &ns::variant_float16_native}
+#define AF2_KERNELS(ns)                                                                         \
+  Kernels {                                                                                     \
+    AF2_CPU_ENTRY_POINTS(AF2_ADDRESS, ns) & ns::variant_vector_isa, &ns::variant_float16_native \
+  }
 
 // ---- what the running CPU and OS support -------------------------------------------------------
 struct Features {
@@ -83,14 +87,16 @@ uint64_t xcr0() {
   __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
   return (static_cast<uint64_t>(hi) << 32) | lo;
 }
-inline bool bit(unsigned reg, int i) { return (reg >> i) & 1u; }
+inline bool bit(unsigned reg, int i) {
+  return (reg >> i) & 1u;
+}
 
 Features detect() {
   const Regs l1 = cpuid(1, 0), l7 = cpuid(7, 0), l7s1 = cpuid(7, 1), e1 = cpuid(0x80000001u, 0);
-  const uint64_t x = bit(l1.c, 27) ? xcr0() : 0;  // OSXSAVE: XGETBV usable
-  const bool os_avx = (x & 0x6) == 0x6;                // XMM and YMM state
+  const uint64_t x = bit(l1.c, 27) ? xcr0() : 0;        // OSXSAVE: XGETBV usable
+  const bool os_avx = (x & 0x6) == 0x6;                 // XMM and YMM state
   const bool os_avx512 = os_avx && (x & 0xe0) == 0xe0;  // opmask, ZMM_Hi256, Hi16_ZMM state
-  const bool os_amx = (x & 0x60000) == 0x60000;         // XTILECFG, XTILEDATA (use also needs arch_prctl)
+  const bool os_amx = (x & 0x60000) == 0x60000;  // XTILECFG, XTILEDATA (use also needs arch_prctl)
   struct Named {
     const char* name;
     bool has;
@@ -121,9 +127,10 @@ Features detect() {
   for (const Named& n : list) {
     if (n.has) f.names += (f.names.empty() ? "" : " ") + std::string(n.name);
     const std::string s = n.name;
-    const bool in_v3 = s == "sse4.2" || s == "popcnt" || s == "avx" || s == "avx2" || s == "fma" || s == "f16c" ||
-                       s == "bmi1" || s == "bmi2" || s == "lzcnt" || s == "movbe";
-    const bool in_v4 = s == "avx512f" || s == "avx512dq" || s == "avx512cd" || s == "avx512bw" || s == "avx512vl";
+    const bool in_v3 = s == "sse4.2" || s == "popcnt" || s == "avx" || s == "avx2" || s == "fma" ||
+                       s == "f16c" || s == "bmi1" || s == "bmi2" || s == "lzcnt" || s == "movbe";
+    const bool in_v4 =
+        s == "avx512f" || s == "avx512dq" || s == "avx512cd" || s == "avx512bw" || s == "avx512vl";
     if (in_v3) v3 = v3 && n.has;
     if (in_v3 || in_v4) v4 = v4 && n.has;
   }
@@ -132,7 +139,9 @@ Features detect() {
   return f;
 }
 #else
-Features detect() { return Features{}; }
+Features detect() {
+  return Features{};
+}
 #endif
 
 const Features& features() {
@@ -140,11 +149,18 @@ const Features& features() {
   return f;
 }
 
-[[maybe_unused]] bool always() { return true; }
-[[maybe_unused]] bool has_v3() { return features().v3; }
-[[maybe_unused]] bool has_v4() { return features().v4; }
+[[maybe_unused]] bool always() {
+  return true;
+}
+[[maybe_unused]] bool has_v3() {
+  return features().v3;
+}
+[[maybe_unused]] bool has_v4() {
+  return features().v4;
+}
 
-// ---- the compiled variants, lowest first ---------------------------------------------------------
+// ---- the compiled variants, lowest first
+// ---------------------------------------------------------
 struct Variant {
   const char* name;
   bool (*runnable)();
@@ -164,10 +180,12 @@ const std::vector<Variant>& variants() {
       {"native", &always, "", AF2_KERNELS(native)},
 #endif
 #ifdef AF2_CPU_VARIANT_AVX2
-      {"avx2", &has_v3, "x86-64-v3: AVX, AVX2, FMA, F16C, BMI1, BMI2, LZCNT, MOVBE", AF2_KERNELS(avx2)},
+      {"avx2", &has_v3, "x86-64-v3: AVX, AVX2, FMA, F16C, BMI1, BMI2, LZCNT, MOVBE",
+       AF2_KERNELS(avx2)},
 #endif
 #ifdef AF2_CPU_VARIANT_AVX512
-      {"avx512", &has_v4, "x86-64-v4: x86-64-v3 and AVX-512 F, BW, CD, DQ, VL with the OS saving ZMM state",
+      {"avx512", &has_v4,
+       "x86-64-v4: x86-64-v3 and AVX-512 F, BW, CD, DQ, VL with the OS saving ZMM state",
        AF2_KERNELS(avx512)},
 #endif
   };
@@ -190,10 +208,12 @@ const Variant* find(const std::string& name) {
 std::string unusable(const std::string& name, const std::string& what) {
   const Variant* v = find(name);
   if (v == nullptr)
-    return what + " is not a CPU variant of this build of af2 (compiled: " + join(compiled_variants()) + ")";
+    return what +
+           " is not a CPU variant of this build of af2 (compiled: " + join(compiled_variants()) +
+           ")";
   if (!v->runnable())
-    return what + " needs " + v->needs + "; this CPU/OS has: " + features().names + " (runnable variants: " +
-           join(runnable_variants()) + ")";
+    return what + " needs " + v->needs + "; this CPU/OS has: " + features().names +
+           " (runnable variants: " + join(runnable_variants()) + ")";
   return "";
 }
 
@@ -212,9 +232,10 @@ const Variant* choose() {
   for (const Variant& v : variants())
     if (v.runnable()) best = &v;
   if (best == nullptr)
-    throw std::runtime_error("af2's CPU kernels need one of these CPU variants: " + join(compiled_variants()) +
-                             " (" + variants().front().needs + "); this CPU/OS has: " + features().names +
-                             ". Build af2 from source with AF2_CPU_ARCH=native for this machine");
+    throw std::runtime_error(
+        "af2's CPU kernels need one of these CPU variants: " + join(compiled_variants()) + " (" +
+        variants().front().needs + "); this CPU/OS has: " + features().names +
+        ". Build af2 from source with AF2_CPU_ARCH=native for this machine");
   return best;
 }
 
@@ -233,7 +254,8 @@ const Variant& active() {
 const Variant& known(const std::string& name) {
   const Variant* v = find(name);
   if (v == nullptr)
-    throw std::invalid_argument("'" + name + "' is not a CPU variant of this build of af2 (compiled: " +
+    throw std::invalid_argument("'" + name +
+                                "' is not a CPU variant of this build of af2 (compiled: " +
                                 join(compiled_variants()) + ")");
   return *v;
 }
@@ -253,7 +275,9 @@ std::vector<std::string> runnable_variants() {
   return names;
 }
 
-std::string active_variant() { return active().name; }
+std::string active_variant() {
+  return active().name;
+}
 
 void force_variant(const std::string& name) {
   std::lock_guard<std::mutex> lock(mu);
@@ -266,15 +290,23 @@ void force_variant(const std::string& name) {
   current.store(find(name), std::memory_order_release);
 }
 
-std::string variant_vector_isa(const std::string& name) { return known(name).kernels.vector_isa(); }
-bool variant_float16_native(const std::string& name) { return known(name).kernels.float16_native(); }
-std::string cpu_features() { return features().names; }
+std::string variant_vector_isa(const std::string& name) {
+  return known(name).kernels.vector_isa();
+}
+bool variant_float16_native(const std::string& name) {
+  return known(name).kernels.float16_native();
+}
+std::string cpu_features() {
+  return features().names;
+}
 
 }  // namespace cpu
 
 // The dispatched entry points declared by the op headers.
 #define AF2_DISPATCH(ns, ret, name, params, args) \
-  ret name params { return cpu::active().kernels.name args; }
+  ret name params {                               \
+    return cpu::active().kernels.name args;       \
+  }
 AF2_CPU_ENTRY_POINTS(AF2_DISPATCH, _)
 
 }  // namespace af2

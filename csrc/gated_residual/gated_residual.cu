@@ -16,16 +16,21 @@ namespace {
 
 __device__ __forceinline__ double read_gate(const void* gate, DType dt) {
   switch (dt) {
-    case DType::kFloat32: return *static_cast<const float*>(gate);
-    case DType::kFloat64: return *static_cast<const double*>(gate);
-    case DType::kFloat16: return __half2float(*static_cast<const __half*>(gate));
-    case DType::kBFloat16: return __bfloat162float(*static_cast<const __nv_bfloat16*>(gate));
+    case DType::kFloat32:
+      return *static_cast<const float*>(gate);
+    case DType::kFloat64:
+      return *static_cast<const double*>(gate);
+    case DType::kFloat16:
+      return __half2float(*static_cast<const __half*>(gate));
+    case DType::kBFloat16:
+      return __bfloat162float(*static_cast<const __nv_bfloat16*>(gate));
   }
   return 0.0;
 }
 
 template <typename T, int VEC>
-__global__ void forward_kernel(const T* x, const T* y, const void* gate, DType gate_dtype, T* out, int64_t n) {
+__global__ void forward_kernel(const T* x, const T* y, const void* gate, DType gate_dtype, T* out,
+                               int64_t n) {
   using A = typename DeviceAcc<T>::type;
   using P = Pack<T, VEC>;
   const A t = static_cast<A>(tanh(read_gate(gate, gate_dtype)));
@@ -34,7 +39,8 @@ __global__ void forward_kernel(const T* x, const T* y, const void* gate, DType g
     const P xv = reinterpret_cast<const P*>(x)[i], yv = reinterpret_cast<const P*>(y)[i];
     P o;
 #pragma unroll
-    for (int u = 0; u < VEC; ++u) o.v[u] = dev_from_acc<T>(dev_to_acc(xv.v[u]) + t * dev_to_acc(yv.v[u]));
+    for (int u = 0; u < VEC; ++u)
+      o.v[u] = dev_from_acc<T>(dev_to_acc(xv.v[u]) + t * dev_to_acc(yv.v[u]));
     reinterpret_cast<P*>(out)[i] = o;
   }
   for (int64_t i = packs * VEC + int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride)
@@ -42,8 +48,8 @@ __global__ void forward_kernel(const T* x, const T* y, const void* gate, DType g
 }
 
 template <typename T, int VEC>
-__global__ void backward_kernel(const T* grad, const T* y, const void* gate, DType gate_dtype, T* grad_y,
-                                double* grad_gate_acc, int64_t n) {
+__global__ void backward_kernel(const T* grad, const T* y, const void* gate, DType gate_dtype,
+                                T* grad_y, double* grad_gate_acc, int64_t n) {
   using A = typename DeviceAcc<T>::type;
   using P = Pack<T, VEC>;
   const double td = tanh(static_cast<double>(read_gate(gate, gate_dtype)));
@@ -61,7 +67,8 @@ __global__ void backward_kernel(const T* grad, const T* y, const void* gate, DTy
     }
     reinterpret_cast<P*>(grad_y)[i] = o;
   }
-  for (int64_t i = packs * VEC + int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
+  for (int64_t i = packs * VEC + int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += stride) {
     const A g = dev_to_acc(grad[i]);
     grad_y[i] = dev_from_acc<T>(t * g);
     part += g * dev_to_acc(y[i]);
@@ -88,10 +95,13 @@ unsigned blocks_for(int64_t work) {
   return static_cast<unsigned>(b < 1 ? 1 : (b > 4096 ? 4096 : b));
 }
 
-bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+bool aligned16(const void* p) {
+  return reinterpret_cast<uintptr_t>(p) % 16 == 0;
+}
 
 template <typename HostT>
-cudaError_t forward(const void* x, const void* y, const void* gate, DType gd, void* out, int64_t n, cudaStream_t s) {
+cudaError_t forward(const void* x, const void* y, const void* gate, DType gd, void* out, int64_t n,
+                    cudaStream_t s) {
   using T = typename DeviceType<HostT>::type;
   constexpr int kVec = 16 / sizeof(T);
   const auto* xt = static_cast<const T*>(x);
@@ -105,15 +115,16 @@ cudaError_t forward(const void* x, const void* y, const void* gate, DType gd, vo
 }
 
 template <typename HostT>
-cudaError_t backward(const void* grad, const void* y, const void* gate, DType gd, void* grad_y, double* acc, int64_t n,
-                     cudaStream_t s) {
+cudaError_t backward(const void* grad, const void* y, const void* gate, DType gd, void* grad_y,
+                     double* acc, int64_t n, cudaStream_t s) {
   using T = typename DeviceType<HostT>::type;
   constexpr int kVec = 16 / sizeof(T);
   const auto* gt = static_cast<const T*>(grad);
   const auto* yt = static_cast<const T*>(y);
   auto* ot = static_cast<T*>(grad_y);
   if (aligned16(grad) && aligned16(y) && aligned16(grad_y))
-    backward_kernel<T, kVec><<<blocks_for(n / kVec), kThreads, 0, s>>>(gt, yt, gate, gd, ot, acc, n);
+    backward_kernel<T, kVec>
+        <<<blocks_for(n / kVec), kThreads, 0, s>>>(gt, yt, gate, gd, ot, acc, n);
   else
     backward_kernel<T, 1><<<blocks_for(n), kThreads, 0, s>>>(gt, yt, gate, gd, ot, acc, n);
   return cudaGetLastError();
@@ -121,26 +132,39 @@ cudaError_t backward(const void* grad, const void* y, const void* gate, DType gd
 
 }  // namespace
 
-int gated_residual_forward_cuda(DType dtype, const void* x, const void* y, const void* gate, DType gate_dtype,
-                                void* out, int64_t n, void* stream) {
+int gated_residual_forward_cuda(DType dtype, const void* x, const void* y, const void* gate,
+                                DType gate_dtype, void* out, int64_t n, void* stream) {
   const auto s = static_cast<cudaStream_t>(stream);
   switch (dtype) {
-    case DType::kFloat32: return static_cast<int>(forward<float>(x, y, gate, gate_dtype, out, n, s));
-    case DType::kFloat16: return static_cast<int>(forward<fp16_t>(x, y, gate, gate_dtype, out, n, s));
-    case DType::kBFloat16: return static_cast<int>(forward<bf16_t>(x, y, gate, gate_dtype, out, n, s));
-    case DType::kFloat64: return static_cast<int>(forward<double>(x, y, gate, gate_dtype, out, n, s));
+    case DType::kFloat32:
+      return static_cast<int>(forward<float>(x, y, gate, gate_dtype, out, n, s));
+    case DType::kFloat16:
+      return static_cast<int>(forward<fp16_t>(x, y, gate, gate_dtype, out, n, s));
+    case DType::kBFloat16:
+      return static_cast<int>(forward<bf16_t>(x, y, gate, gate_dtype, out, n, s));
+    case DType::kFloat64:
+      return static_cast<int>(forward<double>(x, y, gate, gate_dtype, out, n, s));
   }
   return static_cast<int>(cudaErrorInvalidValue);
 }
 
-int gated_residual_backward_cuda(DType dtype, const void* grad, const void* y, const void* gate, DType gate_dtype,
-                                 void* grad_y, double* grad_gate_acc, int64_t n, void* stream) {
+int gated_residual_backward_cuda(DType dtype, const void* grad, const void* y, const void* gate,
+                                 DType gate_dtype, void* grad_y, double* grad_gate_acc, int64_t n,
+                                 void* stream) {
   const auto s = static_cast<cudaStream_t>(stream);
   switch (dtype) {
-    case DType::kFloat32: return static_cast<int>(backward<float>(grad, y, gate, gate_dtype, grad_y, grad_gate_acc, n, s));
-    case DType::kFloat16: return static_cast<int>(backward<fp16_t>(grad, y, gate, gate_dtype, grad_y, grad_gate_acc, n, s));
-    case DType::kBFloat16: return static_cast<int>(backward<bf16_t>(grad, y, gate, gate_dtype, grad_y, grad_gate_acc, n, s));
-    case DType::kFloat64: return static_cast<int>(backward<double>(grad, y, gate, gate_dtype, grad_y, grad_gate_acc, n, s));
+    case DType::kFloat32:
+      return static_cast<int>(
+          backward<float>(grad, y, gate, gate_dtype, grad_y, grad_gate_acc, n, s));
+    case DType::kFloat16:
+      return static_cast<int>(
+          backward<fp16_t>(grad, y, gate, gate_dtype, grad_y, grad_gate_acc, n, s));
+    case DType::kBFloat16:
+      return static_cast<int>(
+          backward<bf16_t>(grad, y, gate, gate_dtype, grad_y, grad_gate_acc, n, s));
+    case DType::kFloat64:
+      return static_cast<int>(
+          backward<double>(grad, y, gate, gate_dtype, grad_y, grad_gate_acc, n, s));
   }
   return static_cast<int>(cudaErrorInvalidValue);
 }

@@ -10,56 +10,76 @@
 
 namespace af2 {
 AF2_ISA_BEGIN  // compiled once per CPU variant (common/isa.h)
-namespace {
-
-template <typename T>
-void forward(const T* x, const T* y, double gate, T* out, int64_t n) {
-  using A = typename AccOf<T>::type;
-  const A t = static_cast<A>(std::tanh(gate));
+    namespace {
+  template <typename T>
+  void forward(const T* x, const T* y, double gate, T* out, int64_t n) {
+    using A = typename AccOf<T>::type;
+    const A t = static_cast<A>(std::tanh(gate));
 #pragma omp parallel for simd schedule(static)
-  for (int64_t i = 0; i < n; ++i) out[i] = cvt_out<T, A>(cvt_in(x[i]) + t * cvt_in(y[i]));
-}
-
-template <typename T>
-double backward(const T* grad, const T* y, double gate, T* grad_y, int64_t n) {
-  using A = typename AccOf<T>::type;
-  const A t = static_cast<A>(std::tanh(gate));
-  constexpr int64_t kChunk = 4096;  // float partial sums per chunk, added up in double
-  const int64_t chunks = (n + kChunk - 1) / kChunk;
-  double total = 0;
-#pragma omp parallel for schedule(static) reduction(+ : total)
-  for (int64_t c = 0; c < chunks; ++c) {
-    const int64_t end = std::min(n, (c + 1) * kChunk);
-    A part = 0;
-#pragma omp simd reduction(+ : part)
-    for (int64_t i = c * kChunk; i < end; ++i) {
-      const A g = cvt_in(grad[i]);
-      grad_y[i] = cvt_out<T, A>(t * g);
-      part += g * cvt_in(y[i]);
-    }
-    total += part;
+    for (int64_t i = 0; i < n; ++i) out[i] = cvt_out<T, A>(cvt_in(x[i]) + t * cvt_in(y[i]));
   }
-  return total;
-}
+
+  template <typename T>
+  double backward(const T* grad, const T* y, double gate, T* grad_y, int64_t n) {
+    using A = typename AccOf<T>::type;
+    const A t = static_cast<A>(std::tanh(gate));
+    constexpr int64_t kChunk = 4096;  // float partial sums per chunk, added up in double
+    const int64_t chunks = (n + kChunk - 1) / kChunk;
+    double total = 0;
+#pragma omp parallel for schedule(static) reduction(+ : total)
+    for (int64_t c = 0; c < chunks; ++c) {
+      const int64_t end = std::min(n, (c + 1) * kChunk);
+      A part = 0;
+#pragma omp simd reduction(+ : part)
+      for (int64_t i = c * kChunk; i < end; ++i) {
+        const A g = cvt_in(grad[i]);
+        grad_y[i] = cvt_out<T, A>(t * g);
+        part += g * cvt_in(y[i]);
+      }
+      total += part;
+    }
+    return total;
+  }
 
 }  // namespace
 
-void gated_residual_forward_cpu(DType dtype, const void* x, const void* y, double gate, void* out, int64_t n) {
+void gated_residual_forward_cpu(DType dtype, const void* x, const void* y, double gate, void* out,
+                                int64_t n) {
   switch (dtype) {
-    case DType::kFloat32: forward(static_cast<const float*>(x), static_cast<const float*>(y), gate, static_cast<float*>(out), n); break;
-    case DType::kFloat16: forward(static_cast<const fp16_t*>(x), static_cast<const fp16_t*>(y), gate, static_cast<fp16_t*>(out), n); break;
-    case DType::kBFloat16: forward(static_cast<const bf16_t*>(x), static_cast<const bf16_t*>(y), gate, static_cast<bf16_t*>(out), n); break;
-    case DType::kFloat64: forward(static_cast<const double*>(x), static_cast<const double*>(y), gate, static_cast<double*>(out), n); break;
+    case DType::kFloat32:
+      forward(static_cast<const float*>(x), static_cast<const float*>(y), gate,
+              static_cast<float*>(out), n);
+      break;
+    case DType::kFloat16:
+      forward(static_cast<const fp16_t*>(x), static_cast<const fp16_t*>(y), gate,
+              static_cast<fp16_t*>(out), n);
+      break;
+    case DType::kBFloat16:
+      forward(static_cast<const bf16_t*>(x), static_cast<const bf16_t*>(y), gate,
+              static_cast<bf16_t*>(out), n);
+      break;
+    case DType::kFloat64:
+      forward(static_cast<const double*>(x), static_cast<const double*>(y), gate,
+              static_cast<double*>(out), n);
+      break;
   }
 }
 
-double gated_residual_backward_cpu(DType dtype, const void* grad, const void* y, double gate, void* grad_y,
-                                   int64_t n) {
+double gated_residual_backward_cpu(DType dtype, const void* grad, const void* y, double gate,
+                                   void* grad_y, int64_t n) {
   switch (dtype) {
-    case DType::kFloat32: return backward(static_cast<const float*>(grad), static_cast<const float*>(y), gate, static_cast<float*>(grad_y), n);
-    case DType::kFloat16: return backward(static_cast<const fp16_t*>(grad), static_cast<const fp16_t*>(y), gate, static_cast<fp16_t*>(grad_y), n);
-    case DType::kBFloat16: return backward(static_cast<const bf16_t*>(grad), static_cast<const bf16_t*>(y), gate, static_cast<bf16_t*>(grad_y), n);
-    case DType::kFloat64: return backward(static_cast<const double*>(grad), static_cast<const double*>(y), gate, static_cast<double*>(grad_y), n);
+    case DType::kFloat32:
+      return backward(static_cast<const float*>(grad), static_cast<const float*>(y), gate,
+                      static_cast<float*>(grad_y), n);
+    case DType::kFloat16:
+      return backward(static_cast<const fp16_t*>(grad), static_cast<const fp16_t*>(y), gate,
+                      static_cast<fp16_t*>(grad_y), n);
+    case DType::kBFloat16:
+      return backward(static_cast<const bf16_t*>(grad), static_cast<const bf16_t*>(y), gate,
+                      static_cast<bf16_t*>(grad_y), n);
+    case DType::kFloat64:
+      return backward(static_cast<const double*>(grad), static_cast<const double*>(y), gate,
+                      static_cast<double*>(grad_y), n);
   }
   return 0;
 }

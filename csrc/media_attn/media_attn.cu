@@ -8,11 +8,11 @@
 //       and the online softmax in registers.
 //       backward: bf16/fp16 with head dim 64 or 128 and 16-byte aligned operands run the
 //       tensor-core kernels of media_attn_tc_bwd.cuh (unless MediaAttnBackwardPath::kSimt is
-//       asked for, or the device lacks their shared memory). The generic backward (all dtypes): a query kernel (one warp per query) computes
-//       delta = rowsum(dO * O), recomputes p = exp(s - lse) key by key and accumulates dq; then
-//       a key kernel (one warp per key) walks the queries whose range holds that key and
-//       accumulates dk and dv. Only the keys inside each query's range are visited; no
-//       Lq x Lk buffer exists.
+//       asked for, or the device lacks their shared memory). The generic backward (all dtypes): a
+//       query kernel (one warp per query) computes delta = rowsum(dO * O), recomputes p = exp(s -
+//       lse) key by key and accumulates dq; then a key kernel (one warp per key) walks the queries
+//       whose range holds that key and accumulates dk and dv. Only the keys inside each query's
+//       range are visited; no Lq x Lk buffer exists.
 // Assumes: unit stride along D; ranges are clamped to [0, Lk] and start >= end means no key.
 #include <cuda_runtime.h>
 
@@ -32,15 +32,18 @@ namespace {
 constexpr int kWarpsPerBlock = 4;
 
 struct Row {  // one (b, l, h) row of a BLHD tensor
-  template <typename T> static __device__ const T* at(const BLHD& t, int64_t b, int64_t l, int64_t h) {
+  template <typename T>
+  static __device__ const T* at(const BLHD& t, int64_t b, int64_t l, int64_t h) {
     return static_cast<const T*>(t.data) + b * t.sb + l * t.sl + h * t.sh;
   }
-  template <typename T> static __device__ T* at(const BLHDOut& t, int64_t b, int64_t l, int64_t h) {
+  template <typename T>
+  static __device__ T* at(const BLHDOut& t, int64_t b, int64_t l, int64_t h) {
     return static_cast<T*>(t.data) + b * t.sb + l * t.sl + h * t.sh;
   }
 };
 
-__device__ __forceinline__ void clamp_range(const MediaAttnParams& p, int64_t b, int64_t i, int64_t& s, int64_t& e) {
+__device__ __forceinline__ void clamp_range(const MediaAttnParams& p, int64_t b, int64_t i,
+                                            int64_t& s, int64_t& e) {
   const int64_t ks = p.key_start[b * p.Lq + i], ke = p.key_end[b * p.Lq + i];
   s = ks > 0 ? ks : 0;
   e = ke < p.Lk ? ke : p.Lk;
@@ -50,7 +53,8 @@ __device__ __forceinline__ void clamp_range(const MediaAttnParams& p, int64_t b,
 template <typename T, typename A, int EPL>
 __global__ void forward_generic(const MediaAttnParams p, const MediaAttnForward f) {
   const int lane = threadIdx.x % 32;
-  const int64_t i = int64_t(blockIdx.x) * kWarpsPerBlock + threadIdx.x / 32, h = blockIdx.y, b = blockIdx.z;
+  const int64_t i = int64_t(blockIdx.x) * kWarpsPerBlock + threadIdx.x / 32, h = blockIdx.y,
+                b = blockIdx.z;
   if (i >= p.Lq) return;
   int64_t s, e;
   clamp_range(p, b, i, s, e);
@@ -83,14 +87,16 @@ __global__ void forward_generic(const MediaAttnParams p, const MediaAttnForward 
     if (d < p.D) out[d] = dev_from_acc<DT>(acc[u] * inv);
   }
   // l is NaN when a score was NaN: lse is then NaN too, so the backward's p is NaN.
-  if (lane == 0) static_cast<A*>(f.lse)[(b * p.H + h) * p.Lq + i] = l != A(0) ? m + acc_log(l) : A(INFINITY);
+  if (lane == 0)
+    static_cast<A*>(f.lse)[(b * p.H + h) * p.Lq + i] = l != A(0) ? m + acc_log(l) : A(INFINITY);
 }
 
 // dq and delta = rowsum(dO * O); one warp per query.
 template <typename T, typename A, int EPL>
 __global__ void backward_query(const MediaAttnParams p, const MediaAttnBackward g, A* delta) {
   const int lane = threadIdx.x % 32;
-  const int64_t i = int64_t(blockIdx.x) * kWarpsPerBlock + threadIdx.x / 32, h = blockIdx.y, b = blockIdx.z;
+  const int64_t i = int64_t(blockIdx.x) * kWarpsPerBlock + threadIdx.x / 32, h = blockIdx.y,
+                b = blockIdx.z;
   if (i >= p.Lq) return;
   int64_t s, e;
   clamp_range(p, b, i, s, e);
@@ -131,7 +137,8 @@ __global__ void backward_query(const MediaAttnParams p, const MediaAttnBackward 
 template <typename T, typename A, int EPL>
 __global__ void backward_key(const MediaAttnParams p, const MediaAttnBackward g, const A* delta) {
   const int lane = threadIdx.x % 32;
-  const int64_t j = int64_t(blockIdx.x) * kWarpsPerBlock + threadIdx.x / 32, h = blockIdx.y, b = blockIdx.z;
+  const int64_t j = int64_t(blockIdx.x) * kWarpsPerBlock + threadIdx.x / 32, h = blockIdx.y,
+                b = blockIdx.z;
   if (j >= p.Lk) return;
   const A scale = static_cast<A>(p.scale);
   A kr[EPL], vr[EPL], q[EPL], go[EPL], dk[EPL], dv[EPL];
@@ -168,11 +175,13 @@ __global__ void backward_key(const MediaAttnParams p, const MediaAttnBackward g,
 }
 
 dim3 warp_grid(int64_t rows, const MediaAttnParams& p) {
-  return dim3(static_cast<unsigned>((rows + kWarpsPerBlock - 1) / kWarpsPerBlock), static_cast<unsigned>(p.H),
-              static_cast<unsigned>(p.B));
+  return dim3(static_cast<unsigned>((rows + kWarpsPerBlock - 1) / kWarpsPerBlock),
+              static_cast<unsigned>(p.H), static_cast<unsigned>(p.B));
 }
 
-bool aligned16(const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16 == 0; }
+bool aligned16(const void* ptr) {
+  return reinterpret_cast<uintptr_t>(ptr) % 16 == 0;
+}
 bool tc_layout_ok(const BLHD& t) {
   return aligned16(t.data) && t.sb % 8 == 0 && t.sl % 8 == 0 && t.sh % 8 == 0;
 }
@@ -180,10 +189,30 @@ bool tc_layout_ok(const BLHD& t) {
 template <typename T, int D>
 cudaError_t launch_tc(const MediaAttnParams& p, const MediaAttnForward& f, cudaStream_t stream) {
   namespace tc = media_attn_tc;
-  tc::FwdArgs a{p.q.data, p.k.data, p.v.data, p.q.sb, p.q.sl, p.q.sh, p.k.sb, p.k.sl, p.k.sh,
-                p.v.sb, p.v.sl, p.v.sh, f.out.data, f.out.sb, f.out.sl, f.out.sh,
-                static_cast<float*>(f.lse), p.key_start, p.key_end, p.key_padding,
-                static_cast<int>(p.Lq), static_cast<int>(p.Lk), static_cast<int>(p.H), static_cast<float>(p.scale)};
+  tc::FwdArgs a{p.q.data,
+                p.k.data,
+                p.v.data,
+                p.q.sb,
+                p.q.sl,
+                p.q.sh,
+                p.k.sb,
+                p.k.sl,
+                p.k.sh,
+                p.v.sb,
+                p.v.sl,
+                p.v.sh,
+                f.out.data,
+                f.out.sb,
+                f.out.sl,
+                f.out.sh,
+                static_cast<float*>(f.lse),
+                p.key_start,
+                p.key_end,
+                p.key_padding,
+                static_cast<int>(p.Lq),
+                static_cast<int>(p.Lk),
+                static_cast<int>(p.H),
+                static_cast<float>(p.scale)};
   constexpr int smem = tc::smem_bytes<D>();
   auto kernel = tc::forward_kernel<T, D>;
   cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
@@ -195,18 +224,21 @@ cudaError_t launch_tc(const MediaAttnParams& p, const MediaAttnForward& f, cudaS
 }
 
 template <typename T, typename A, int EPL>
-cudaError_t launch_generic_forward(const MediaAttnParams& p, const MediaAttnForward& f, cudaStream_t stream) {
+cudaError_t launch_generic_forward(const MediaAttnParams& p, const MediaAttnForward& f,
+                                   cudaStream_t stream) {
   forward_generic<T, A, EPL><<<warp_grid(p.Lq, p), 32 * kWarpsPerBlock, 0, stream>>>(p, f);
   return cudaGetLastError();
 }
 
 template <typename T, typename A, int EPL>
-cudaError_t launch_generic_backward(const MediaAttnParams& p, const MediaAttnBackward& g, void* delta,
-                                    cudaStream_t stream) {
-  backward_query<T, A, EPL><<<warp_grid(p.Lq, p), 32 * kWarpsPerBlock, 0, stream>>>(p, g, static_cast<A*>(delta));
+cudaError_t launch_generic_backward(const MediaAttnParams& p, const MediaAttnBackward& g,
+                                    void* delta, cudaStream_t stream) {
+  backward_query<T, A, EPL>
+      <<<warp_grid(p.Lq, p), 32 * kWarpsPerBlock, 0, stream>>>(p, g, static_cast<A*>(delta));
   cudaError_t err = cudaGetLastError();
   if (err != cudaSuccess) return err;
-  backward_key<T, A, EPL><<<warp_grid(p.Lk, p), 32 * kWarpsPerBlock, 0, stream>>>(p, g, static_cast<const A*>(delta));
+  backward_key<T, A, EPL>
+      <<<warp_grid(p.Lk, p), 32 * kWarpsPerBlock, 0, stream>>>(p, g, static_cast<const A*>(delta));
   return cudaGetLastError();
 }
 
@@ -226,7 +258,8 @@ cudaError_t forward(const MediaAttnParams& p, const MediaAttnForward& f, cudaStr
   using T = typename DeviceType<HostT>::type;
   if constexpr (sizeof(T) == 2) {
     const bool tc_ok = tc_layout_ok(p.q) && tc_layout_ok(p.k) && tc_layout_ok(p.v) &&
-                       aligned16(f.out.data) && p.Lq < (int64_t{1} << 31) && p.Lk < (int64_t{1} << 31);
+                       aligned16(f.out.data) && p.Lq < (int64_t{1} << 31) &&
+                       p.Lk < (int64_t{1} << 31);
     if (tc_ok && p.D == 64) return launch_tc<T, 64>(p, f, stream);
     if (tc_ok && p.D == 128) return launch_tc<T, 128>(p, f, stream);
   }
@@ -244,16 +277,29 @@ size_t delta_bytes(DType dtype, const MediaAttnParams& p) {
 }
 
 template <typename T, int D>
-cudaError_t launch_tc_backward(const MediaAttnParams& p, const MediaAttnBackward& g, void* workspace,
-                               size_t hull_offset, cudaStream_t stream) {
+cudaError_t launch_tc_backward(const MediaAttnParams& p, const MediaAttnBackward& g,
+                               void* workspace, size_t hull_offset, cudaStream_t stream) {
   namespace tc = media_attn_tc;
   constexpr int BMq = tc::BwdCfg<D>::kBMq;
-  tc::BwdArgs a{p.q, p.k, p.v, g.grad_out, g.out, g.dq, g.dk, g.dv,
-                static_cast<const float*>(g.lse), static_cast<float*>(workspace),
+  tc::BwdArgs a{p.q,
+                p.k,
+                p.v,
+                g.grad_out,
+                g.out,
+                g.dq,
+                g.dk,
+                g.dv,
+                static_cast<const float*>(g.lse),
+                static_cast<float*>(workspace),
                 reinterpret_cast<int2*>(static_cast<unsigned char*>(workspace) + hull_offset),
-                p.key_start, p.key_end, p.key_padding,
-                static_cast<int>(p.Lq), static_cast<int>(p.Lk), static_cast<int>(p.H),
-                static_cast<int>((p.Lq + BMq - 1) / BMq), static_cast<float>(p.scale)};
+                p.key_start,
+                p.key_end,
+                p.key_padding,
+                static_cast<int>(p.Lq),
+                static_cast<int>(p.Lk),
+                static_cast<int>(p.H),
+                static_cast<int>((p.Lq + BMq - 1) / BMq),
+                static_cast<float>(p.scale)};
   const unsigned H = static_cast<unsigned>(p.H), B = static_cast<unsigned>(p.B);
   tc::preprocess_kernel<T, D><<<dim3(static_cast<unsigned>(a.nqt), H, B), BMq * 4, 0, stream>>>(a);
   cudaError_t err = cudaGetLastError();
@@ -262,12 +308,17 @@ cudaError_t launch_tc_backward(const MediaAttnParams& p, const MediaAttnBackward
   constexpr int dq_smem = tc::dq_smem_bytes<D>(), dkdv_smem = tc::dkdv_smem_bytes<D>();
   auto dq = tc::dq_kernel<T, D>;
   auto dkdv = tc::dkdv_kernel<T, D>;
-  if ((err = cudaFuncSetAttribute(dq, cudaFuncAttributeMaxDynamicSharedMemorySize, dq_smem)) != cudaSuccess) return err;
-  if ((err = cudaFuncSetAttribute(dkdv, cudaFuncAttributeMaxDynamicSharedMemorySize, dkdv_smem)) != cudaSuccess)
+  if ((err = cudaFuncSetAttribute(dq, cudaFuncAttributeMaxDynamicSharedMemorySize, dq_smem)) !=
+      cudaSuccess)
     return err;
-  dkdv<<<dim3(static_cast<unsigned>((p.Lk + tc::kBN - 1) / tc::kBN), H, B), tc::kThreads, dkdv_smem, stream>>>(a);
+  if ((err = cudaFuncSetAttribute(dkdv, cudaFuncAttributeMaxDynamicSharedMemorySize, dkdv_smem)) !=
+      cudaSuccess)
+    return err;
+  dkdv<<<dim3(static_cast<unsigned>((p.Lk + tc::kBN - 1) / tc::kBN), H, B), tc::kThreads, dkdv_smem,
+         stream>>>(a);
   if ((err = cudaGetLastError()) != cudaSuccess) return err;
-  dq<<<dim3(static_cast<unsigned>((p.Lq + tc::kBM - 1) / tc::kBM), H, B), tc::kThreads, dq_smem, stream>>>(a);
+  dq<<<dim3(static_cast<unsigned>((p.Lq + tc::kBM - 1) / tc::kBM), H, B), tc::kThreads, dq_smem,
+       stream>>>(a);
   return cudaGetLastError();
 }
 
@@ -282,40 +333,50 @@ bool smem_fits(int bytes) {
   }
   return bytes <= optin;
 }
-template <int D> bool tc_backward_fits() {
-  return smem_fits(std::max(media_attn_tc::dq_smem_bytes<D>(), media_attn_tc::dkdv_smem_bytes<D>()));
+template <int D>
+bool tc_backward_fits() {
+  return smem_fits(
+      std::max(media_attn_tc::dq_smem_bytes<D>(), media_attn_tc::dkdv_smem_bytes<D>()));
 }
 
 template <typename HostT>
-cudaError_t backward(const MediaAttnParams& p, const MediaAttnBackward& g, MediaAttnBackwardPath path,
-                     void* workspace, size_t hull_offset, cudaStream_t stream) {
+cudaError_t backward(const MediaAttnParams& p, const MediaAttnBackward& g,
+                     MediaAttnBackwardPath path, void* workspace, size_t hull_offset,
+                     cudaStream_t stream) {
   using T = typename DeviceType<HostT>::type;
   if constexpr (sizeof(T) == 2) {
-    const bool tc_ok = path == MediaAttnBackwardPath::kTensorCore && tc_layout_ok(p.q) && tc_layout_ok(p.k) &&
-                       tc_layout_ok(p.v) && tc_layout_ok(g.grad_out) && tc_layout_ok(g.out) &&
+    const bool tc_ok = path == MediaAttnBackwardPath::kTensorCore && tc_layout_ok(p.q) &&
+                       tc_layout_ok(p.k) && tc_layout_ok(p.v) && tc_layout_ok(g.grad_out) &&
+                       tc_layout_ok(g.out) &&
                        tc_layout_ok(BLHD{g.dq.data, g.dq.sb, g.dq.sl, g.dq.sh}) &&
                        tc_layout_ok(BLHD{g.dk.data, g.dk.sb, g.dk.sl, g.dk.sh}) &&
-                       tc_layout_ok(BLHD{g.dv.data, g.dv.sb, g.dv.sl, g.dv.sh}) && p.Lq < (int64_t{1} << 31) &&
-                       p.Lk < (int64_t{1} << 31);
+                       tc_layout_ok(BLHD{g.dv.data, g.dv.sb, g.dv.sl, g.dv.sh}) &&
+                       p.Lq < (int64_t{1} << 31) && p.Lk < (int64_t{1} << 31);
     if (tc_ok && p.D == 64 && tc_backward_fits<64>())
       return launch_tc_backward<T, 64>(p, g, workspace, hull_offset, stream);
     if (tc_ok && p.D == 128 && tc_backward_fits<128>())
       return launch_tc_backward<T, 128>(p, g, workspace, hull_offset, stream);
   }
   return by_head_dim<HostT>(p.D, [&](auto t, auto a, auto epl) {
-    return launch_generic_backward<decltype(t), decltype(a), decltype(epl)::value>(p, g, workspace, stream);
+    return launch_generic_backward<decltype(t), decltype(a), decltype(epl)::value>(p, g, workspace,
+                                                                                   stream);
   });
 }
 
 }  // namespace
 
-int media_attn_forward_cuda(DType dtype, const MediaAttnParams& p, const MediaAttnForward& f, void* stream) {
+int media_attn_forward_cuda(DType dtype, const MediaAttnParams& p, const MediaAttnForward& f,
+                            void* stream) {
   const auto st = static_cast<cudaStream_t>(stream);
   switch (dtype) {
-    case DType::kFloat32: return static_cast<int>(forward<float>(p, f, st));
-    case DType::kFloat16: return static_cast<int>(forward<fp16_t>(p, f, st));
-    case DType::kBFloat16: return static_cast<int>(forward<bf16_t>(p, f, st));
-    case DType::kFloat64: return static_cast<int>(forward<double>(p, f, st));
+    case DType::kFloat32:
+      return static_cast<int>(forward<float>(p, f, st));
+    case DType::kFloat16:
+      return static_cast<int>(forward<fp16_t>(p, f, st));
+    case DType::kBFloat16:
+      return static_cast<int>(forward<bf16_t>(p, f, st));
+    case DType::kFloat64:
+      return static_cast<int>(forward<double>(p, f, st));
   }
   return static_cast<int>(cudaErrorInvalidValue);
 }
@@ -329,10 +390,14 @@ int media_attn_backward_cuda(DType dtype, const MediaAttnParams& p, const MediaA
   const auto st = static_cast<cudaStream_t>(stream);
   const size_t off = delta_bytes(dtype, p);
   switch (dtype) {
-    case DType::kFloat32: return static_cast<int>(backward<float>(p, g, path, workspace, off, st));
-    case DType::kFloat16: return static_cast<int>(backward<fp16_t>(p, g, path, workspace, off, st));
-    case DType::kBFloat16: return static_cast<int>(backward<bf16_t>(p, g, path, workspace, off, st));
-    case DType::kFloat64: return static_cast<int>(backward<double>(p, g, path, workspace, off, st));
+    case DType::kFloat32:
+      return static_cast<int>(backward<float>(p, g, path, workspace, off, st));
+    case DType::kFloat16:
+      return static_cast<int>(backward<fp16_t>(p, g, path, workspace, off, st));
+    case DType::kBFloat16:
+      return static_cast<int>(backward<bf16_t>(p, g, path, workspace, off, st));
+    case DType::kFloat64:
+      return static_cast<int>(backward<double>(p, g, path, workspace, off, st));
   }
   return static_cast<int>(cudaErrorInvalidValue);
 }

@@ -5,12 +5,12 @@
 //   key_start[b, i] <= j < key_end[b, i]  and  key_padding[b, j] != 0 (when given).
 // out = softmax(scale * q k^T over those keys) v; a query with no key outputs exactly 0.
 // Ranges must satisfy 0 <= start <= end <= Lk (the bindings check this on the CPU).
-// lse (B, H, Lq) (float32; float64 for float64 inputs) holds the natural-log sum-exp of the scaled scores for the backward;
-// +inf marks a query with no key (so exp(s - lse) = 0 and its gradients are 0).
-// NaN in, NaN out: a NaN among a query's attended scores makes its output row and lse NaN (so the
-// backward's p, and the gradients through it, are NaN); a query with no key still outputs exactly
-// 0 and gets dq = 0 (af2/ops/media_attention.py states the whole rule).
-// The backward recomputes the probabilities tile by tile from lse.
+// lse (B, H, Lq) (float32; float64 for float64 inputs) holds the natural-log sum-exp of the scaled
+// scores for the backward; +inf marks a query with no key (so exp(s - lse) = 0 and its gradients
+// are 0). NaN in, NaN out: a NaN among a query's attended scores makes its output row and lse NaN
+// (so the backward's p, and the gradients through it, are NaN); a query with no key still outputs
+// exactly 0 and gets dq = 0 (af2/ops/media_attention.py states the whole rule). The backward
+// recomputes the probabilities tile by tile from lse.
 #pragma once
 
 #include <cstddef>
@@ -35,8 +35,8 @@ struct BLHDOut {
 struct MediaAttnParams {
   int64_t B = 0, Lq = 0, Lk = 0, H = 0, D = 0;
   BLHD q{}, k{}, v{};
-  const int32_t* key_start = nullptr;  // (B, Lq), contiguous
-  const int32_t* key_end = nullptr;    // (B, Lq), contiguous
+  const int32_t* key_start = nullptr;    // (B, Lq), contiguous
+  const int32_t* key_end = nullptr;      // (B, Lq), contiguous
   const uint8_t* key_padding = nullptr;  // (B, Lk) contiguous, nonzero = valid; may be null
   double scale = 1.0;
 };
@@ -58,7 +58,8 @@ int media_attn_backward_cpu(DType dtype, const MediaAttnParams& p, const MediaAt
 #ifdef AF2_WITH_CUDA
 // CUDA launches; stream is a cudaStream_t. Return a cudaError_t as int (0 = success).
 // The CUDA kernels clamp ranges to [0, Lk] and treat start >= end as empty.
-int media_attn_forward_cuda(DType dtype, const MediaAttnParams& p, const MediaAttnForward& f, void* stream);
+int media_attn_forward_cuda(DType dtype, const MediaAttnParams& p, const MediaAttnForward& f,
+                            void* stream);
 // Which backward kernels run: kTensorCore (the default) uses the tensor-core kernels of
 // media_attn_tc_bwd.cuh where they apply (bf16 / fp16, head dim 64 or 128, 16-byte aligned
 // operands) and the generic SIMT kernels otherwise; kSimt always uses the generic kernels.

@@ -27,14 +27,14 @@ namespace af2::media_attn_tc {
 constexpr int kBM = 64, kBN = 64, kWarps = 4, kThreads = kWarps * 32;
 constexpr float kLog2e = 1.4426950408889634f, kLn2 = 0.6931471805599453f;
 
-using af2::tc::MmaOps;
+using af2::tc::cp_async_16;
 using af2::tc::ldsm_x4;
 using af2::tc::ldsm_x4_trans;
-using af2::tc::cp_async_16;
+using af2::tc::MmaOps;
 
 // Query row i of batch b: its key range clipped to [0, Lk); (0, 0) when that is empty or i >= Lq.
-__device__ __forceinline__ int2 clipped_key_range(const int32_t* key_start, const int32_t* key_end, int b, int i,
-                                                  int Lq, int Lk) {
+__device__ __forceinline__ int2 clipped_key_range(const int32_t* key_start, const int32_t* key_end,
+                                                  int b, int i, int Lq, int Lk) {
   if (i >= Lq) return make_int2(0, 0);
   const int s = max(0, key_start[int64_t(b) * Lq + i]), e = min(Lk, key_end[int64_t(b) * Lq + i]);
   return s < e ? make_int2(s, e) : make_int2(0, 0);
@@ -82,19 +82,20 @@ struct FwdArgs {
   float scale;
 };
 
-template <int D> constexpr int smem_bytes() {
+template <int D>
+constexpr int smem_bytes() {
   return (kBM + 4 * kBN) * (D + 8) * 2 + 2 * kBM * 4 + 2 * kBN;
 }
 
 template <typename T, int D>
 __global__ void __launch_bounds__(kThreads) forward_kernel(const FwdArgs a) {
-  constexpr int LD = D + 8;      // smem row stride (elements): rows 16 bytes apart mod 128
-  constexpr int CH = D / 8;      // 16-byte chunks per row
+  constexpr int LD = D + 8;  // smem row stride (elements): rows 16 bytes apart mod 128
+  constexpr int CH = D / 8;  // 16-byte chunks per row
   using Ops = MmaOps<T>;
   extern __shared__ __align__(16) unsigned char smem[];
   T* Qs = reinterpret_cast<T*>(smem);
-  T* Ks = Qs + kBM * LD;           // [2][kBN * LD]
-  T* Vs = Ks + 2 * kBN * LD;       // [2][kBN * LD]
+  T* Ks = Qs + kBM * LD;      // [2][kBN * LD]
+  T* Vs = Ks + 2 * kBN * LD;  // [2][kBN * LD]
   int* rs = reinterpret_cast<int*>(Vs + 2 * kBN * LD);
   int* re = rs + kBM;
   uint8_t* kval = reinterpret_cast<uint8_t*>(re + kBM);  // [2][kBN]
@@ -178,7 +179,8 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const FwdArgs a) {
 #pragma unroll
       for (int c = 0; c < 4; ++c) {
         const int col = nt * 8 + 2 * t4 + (c & 1), j = t_cur + col;
-        const bool valid = kval[stage * kBN + col] && (c < 2 ? (j >= s0 && j < e0) : (j >= s1 && j < e1));
+        const bool valid =
+            kval[stage * kBN + col] && (c < 2 ? (j >= s0 && j < e0) : (j >= s1 && j < e1));
         S[nt][c] = valid ? S[nt][c] * sl2 : -INFINITY;
       }
       mx0 = fmaxf(mx0, fmaxf(S[nt][0], S[nt][1]));
@@ -215,7 +217,8 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const FwdArgs a) {
     }
 #pragma unroll
     for (int kk = 0; kk < kBN / 16; ++kk) {
-      const uint32_t pa[4] = {Ops::pack(S[2 * kk][0], S[2 * kk][1]), Ops::pack(S[2 * kk][2], S[2 * kk][3]),
+      const uint32_t pa[4] = {Ops::pack(S[2 * kk][0], S[2 * kk][1]),
+                              Ops::pack(S[2 * kk][2], S[2 * kk][3]),
                               Ops::pack(S[2 * kk + 1][0], S[2 * kk + 1][1]),
                               Ops::pack(S[2 * kk + 1][2], S[2 * kk + 1][3])};
 #pragma unroll
@@ -250,9 +253,11 @@ __global__ void __launch_bounds__(kThreads) forward_kernel(const FwdArgs a) {
   for (int dt = 0; dt < D / 8; ++dt) {
     const int col = dt * 8 + 2 * t4;
     if (i_r0 < a.Lq)
-      *reinterpret_cast<uint32_t*>(out + int64_t(i_r0) * a.o_sl + col) = Ops::pack(acc[dt][0] * inv0, acc[dt][1] * inv0);
+      *reinterpret_cast<uint32_t*>(out + int64_t(i_r0) * a.o_sl + col) =
+          Ops::pack(acc[dt][0] * inv0, acc[dt][1] * inv0);
     if (i_r1 < a.Lq)
-      *reinterpret_cast<uint32_t*>(out + int64_t(i_r1) * a.o_sl + col) = Ops::pack(acc[dt][2] * inv1, acc[dt][3] * inv1);
+      *reinterpret_cast<uint32_t*>(out + int64_t(i_r1) * a.o_sl + col) =
+          Ops::pack(acc[dt][2] * inv1, acc[dt][3] * inv1);
   }
   if (t4 == 0) {
     float* lse = a.lse + (int64_t(b) * a.H + h) * a.Lq;

@@ -4,7 +4,8 @@
 //       (natural log, +inf for a query with no key). With P = exp(scale q k^T - lse) over each
 //       query's allowed keys (0 elsewhere) and Delta = rowsum(dO * O):
 //         dV = P^T dO,  dP = dO V^T,  dS = P * (dP - Delta),  dQ = scale dS K,  dK = scale dS^T Q.
-//       fp32 accumulation; P and dS are rounded to T to feed the tensor cores (as FlashAttention-2).
+//       fp32 accumulation; P and dS are rounded to T to feed the tensor cores (as
+//       FlashAttention-2).
 // How:  three launches.
 //   1. preprocess_kernel, grid (ceil(Lq / BMq), H, B), 4 threads per query row: Delta (B, H, Lq)
 //      in fp32, and (h == 0 blocks) the hull [min key_start, max key_end) of the non-empty rows
@@ -53,41 +54,48 @@ namespace af2::media_attn_tc {
 // Query tile of the dK/dV kernel: 64 for Dh 64; 32 for Dh 128 keeps dK + dV (128 fp32 per
 // thread) and the S^T / dP^T tiles in registers without spills.
 // (Capping the Dh 64 dK/dV kernel at 168 registers for 3 CTAs per SM spills 8 bytes: not done.)
-template <int D> struct BwdCfg {
+template <int D>
+struct BwdCfg {
   static constexpr int kBMq = D <= 64 ? 64 : 32;
 };
 
 struct BwdArgs {
   BLHD q, k, v, dout, out;
   BLHDOut dq, dk, dv;
-  const float* lse;    // (B, H, Lq)
-  float* delta;        // (B, H, Lq), written by preprocess_kernel
-  int2* hull;          // (B, nqt), written by preprocess_kernel
+  const float* lse;  // (B, H, Lq)
+  float* delta;      // (B, H, Lq), written by preprocess_kernel
+  int2* hull;        // (B, nqt), written by preprocess_kernel
   const int32_t *key_start, *key_end;
   const uint8_t* pad;  // (B, Lk) or null
   int Lq, Lk, H, nqt;
   float scale;
 };
 
-template <typename T> __device__ __forceinline__ float2 unpack2(uint32_t u);
-template <> __device__ __forceinline__ float2 unpack2<__nv_bfloat16>(uint32_t u) {
+template <typename T>
+__device__ __forceinline__ float2 unpack2(uint32_t u);
+template <>
+__device__ __forceinline__ float2 unpack2<__nv_bfloat16>(uint32_t u) {
   return __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&u));
 }
-template <> __device__ __forceinline__ float2 unpack2<__half>(uint32_t u) {
+template <>
+__device__ __forceinline__ float2 unpack2<__half>(uint32_t u) {
   return __half22float2(*reinterpret_cast<const __half2*>(&u));
 }
 
-template <typename T> __device__ __forceinline__ const T* row_ptr(const BLHD& t, int b, int64_t l, int h) {
+template <typename T>
+__device__ __forceinline__ const T* row_ptr(const BLHD& t, int b, int64_t l, int h) {
   return static_cast<const T*>(t.data) + b * t.sb + l * t.sl + h * t.sh;
 }
-template <typename T> __device__ __forceinline__ T* row_ptr(const BLHDOut& t, int b, int64_t l, int h) {
+template <typename T>
+__device__ __forceinline__ T* row_ptr(const BLHDOut& t, int b, int64_t l, int h) {
   return static_cast<T*>(t.data) + b * t.sb + l * t.sl + h * t.sh;
 }
 
 // C (16 x N) += A (16 x K) B^T: A is the warp's 16 rows at As, B is N rows at Bs (both row
 // major with row stride LD, K wide).
 template <typename T, int N, int K, int LD>
-__device__ __forceinline__ void warp_mma_nt(float (&C)[N / 8][4], const T* As, const T* Bs, int lane) {
+__device__ __forceinline__ void warp_mma_nt(float (&C)[N / 8][4], const T* As, const T* Bs,
+                                            int lane) {
   const int lm = lane / 8, lr = lane % 8;
 #pragma unroll
   for (int kk = 0; kk < K / 16; ++kk) {
@@ -106,13 +114,14 @@ __device__ __forceinline__ void warp_mma_nt(float (&C)[N / 8][4], const T* As, c
 // C (16 x N) += P (16 x K) B: P is an fp32 accumulator tile (rounded to T here), B is K rows
 // at Bs (row major, row stride LD, N wide) read with ldmatrix.trans.
 template <typename T, int K, int N, int LD>
-__device__ __forceinline__ void warp_mma_rn(float (&C)[N / 8][4], const float (&P)[K / 8][4], const T* Bs,
-                                            int lane) {
+__device__ __forceinline__ void warp_mma_rn(float (&C)[N / 8][4], const float (&P)[K / 8][4],
+                                            const T* Bs, int lane) {
   using Ops = MmaOps<T>;
   const int lm = lane / 8, lr = lane % 8;
 #pragma unroll
   for (int kk = 0; kk < K / 16; ++kk) {
-    const uint32_t pa[4] = {Ops::pack(P[2 * kk][0], P[2 * kk][1]), Ops::pack(P[2 * kk][2], P[2 * kk][3]),
+    const uint32_t pa[4] = {Ops::pack(P[2 * kk][0], P[2 * kk][1]),
+                            Ops::pack(P[2 * kk][2], P[2 * kk][3]),
                             Ops::pack(P[2 * kk + 1][0], P[2 * kk + 1][1]),
                             Ops::pack(P[2 * kk + 1][2], P[2 * kk + 1][3])};
 #pragma unroll
@@ -127,8 +136,8 @@ __device__ __forceinline__ void warp_mma_rn(float (&C)[N / 8][4], const float (&
 
 // Stores a warp's 16 x D accumulator tile times mult into rows r0 (c < 2) and r0 + 8 of dst.
 template <typename T, int D>
-__device__ __forceinline__ void store_rows(const float (&acc)[D / 8][4], T* dst, int64_t ld, int r0, int nrows,
-                                           float mult0, float mult1, int t4) {
+__device__ __forceinline__ void store_rows(const float (&acc)[D / 8][4], T* dst, int64_t ld, int r0,
+                                           int nrows, float mult0, float mult1, int t4) {
 #pragma unroll
   for (int dt = 0; dt < D / 8; ++dt) {
     const int col = dt * 8 + 2 * t4;
@@ -156,7 +165,8 @@ __global__ void __launch_bounds__(BwdCfg<D>::kBMq * 4) preprocess_kernel(const B
 #pragma unroll
     for (int u = 0; u < CH / 4; ++u) {
       const int col = (part + 4 * u) * 8;
-      const uint4 x = *reinterpret_cast<const uint4*>(go + col), y = *reinterpret_cast<const uint4*>(o + col);
+      const uint4 x = *reinterpret_cast<const uint4*>(go + col),
+                  y = *reinterpret_cast<const uint4*>(o + col);
       const uint32_t xs[4] = {x.x, x.y, x.z, x.w}, ys[4] = {y.x, y.y, y.z, y.w};
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
@@ -182,7 +192,8 @@ __global__ void __launch_bounds__(BwdCfg<D>::kBMq * 4) preprocess_kernel(const B
 }
 
 // ---- 2. dK, dV: a CTA per (key block, h, b) ---------------------------------------------------
-template <int D> constexpr int dkdv_smem_bytes() {
+template <int D>
+constexpr int dkdv_smem_bytes() {
   constexpr int BMq = BwdCfg<D>::kBMq;
   return (2 * kBN + 4 * BMq) * (D + 8) * 2 + 2 * 4 * BMq * 4;
 }
@@ -191,11 +202,11 @@ template <typename T, int D>
 __global__ void __launch_bounds__(kThreads) dkdv_kernel(const BwdArgs a) {
   constexpr int BMq = BwdCfg<D>::kBMq, LD = D + 8, CH = D / 8;
   extern __shared__ __align__(16) unsigned char smem[];
-  T* Ks = reinterpret_cast<T*>(smem);  // [kBN][LD]
-  T* Vs = Ks + kBN * LD;               // [kBN][LD]
-  T* Qs = Vs + kBN * LD;               // [2][BMq][LD]
-  T* Gs = Qs + 2 * BMq * LD;           // [2][BMq][LD], dO
-  int* cs = reinterpret_cast<int*>(Gs + 2 * BMq * LD);  // [2][BMq] clamped key_start (0 if empty)
+  T* Ks = reinterpret_cast<T*>(smem);                    // [kBN][LD]
+  T* Vs = Ks + kBN * LD;                                 // [kBN][LD]
+  T* Qs = Vs + kBN * LD;                                 // [2][BMq][LD]
+  T* Gs = Qs + 2 * BMq * LD;                             // [2][BMq][LD], dO
+  int* cs = reinterpret_cast<int*>(Gs + 2 * BMq * LD);   // [2][BMq] clamped key_start (0 if empty)
   int* ce = cs + 2 * BMq;                                // [2][BMq] clamped key_end (0 if empty)
   float* clse = reinterpret_cast<float*>(ce + 2 * BMq);  // [2][BMq] lse * log2(e), +inf past Lq
   float* cdl = clse + 2 * BMq;                           // [2][BMq] Delta
@@ -203,7 +214,9 @@ __global__ void __launch_bounds__(kThreads) dkdv_kernel(const BwdArgs a) {
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, g = lane / 4, t4 = lane % 4;
   const int n0 = blockIdx.x * kBN, h = blockIdx.y, b = blockIdx.z;
   const int key_hi = min(n0 + kBN, a.Lk);
-  auto key_valid = [&](int j) { return j < a.Lk && (a.pad == nullptr || a.pad[int64_t(b) * a.Lk + j]); };
+  auto key_valid = [&](int j) {
+    return j < a.Lk && (a.pad == nullptr || a.pad[int64_t(b) * a.Lk + j]);
+  };
   const bool any_key = __syncthreads_or(tid < kBN && key_valid(n0 + tid));
   const int j0 = n0 + warp * 16 + g, j1 = j0 + 8;  // this thread's two key rows
   const bool kv0 = key_valid(j0), kv1 = key_valid(j1);
@@ -289,14 +302,16 @@ __global__ void __launch_bounds__(kThreads) dkdv_kernel(const BwdArgs a) {
 #pragma unroll
     for (int nt = 0; nt < BMq / 8; ++nt) {
       const int m0 = nt * 8 + 2 * t4;  // this thread's columns m0 (c = 0, 2) and m0 + 1 (c = 1, 3)
-      const int2 s2 = *reinterpret_cast<const int2*>(cst + m0), e2 = *reinterpret_cast<const int2*>(cet + m0);
-      const float2 l2 = *reinterpret_cast<const float2*>(lt + m0), d2 = *reinterpret_cast<const float2*>(dlt + m0);
+      const int2 s2 = *reinterpret_cast<const int2*>(cst + m0),
+                 e2 = *reinterpret_cast<const int2*>(cet + m0);
+      const float2 l2 = *reinterpret_cast<const float2*>(lt + m0),
+                   d2 = *reinterpret_cast<const float2*>(dlt + m0);
 #pragma unroll
       for (int c = 0; c < 4; ++c) {
         const int j = c < 2 ? j0 : j1, s = c & 1 ? s2.y : s2.x, e = c & 1 ? e2.y : e2.x;
         const bool valid = (c < 2 ? kv0 : kv1) && j >= s && j < e;
         const float p = valid ? exp2f(fmaf(st[nt][c], sl2, -(c & 1 ? l2.y : l2.x))) : 0.f;
-        st[nt][c] = p;                                            // P^T
+        st[nt][c] = p;                                          // P^T
         dpt[nt][c] = p * (dpt[nt][c] - (c & 1 ? d2.y : d2.x));  // dS^T (unscaled)
       }
     }
@@ -314,7 +329,8 @@ __global__ void __launch_bounds__(kThreads) dkdv_kernel(const BwdArgs a) {
 }
 
 // ---- 3. dQ: a CTA per (query block, h, b), the forward's walk over key tiles ------------------
-template <int D> constexpr int dq_smem_bytes() {
+template <int D>
+constexpr int dq_smem_bytes() {
   return (2 * kBM + 4 * kBN) * (D + 8) * 2 + 2 * kBM * 4 + 2 * kBN;
 }
 
@@ -408,7 +424,8 @@ __global__ void __launch_bounds__(kThreads) dq_kernel(const BwdArgs a) {
 #pragma unroll
       for (int c = 0; c < 4; ++c) {
         const int col = nt * 8 + 2 * t4 + (c & 1), j = t_cur + col;
-        const bool valid = ((kv2 >> (8 * (c & 1))) & 0xffu) && (c < 2 ? (j >= s0 && j < e0) : (j >= s1 && j < e1));
+        const bool valid =
+            ((kv2 >> (8 * (c & 1))) & 0xffu) && (c < 2 ? (j >= s0 && j < e0) : (j >= s1 && j < e1));
         const float p = valid ? exp2f(fmaf(S[nt][c], sl2, -(c < 2 ? l2_0 : l2_1))) : 0.f;
         S[nt][c] = p * (dP[nt][c] - (c < 2 ? dl0 : dl1));  // dS (unscaled)
       }

@@ -57,8 +57,8 @@ __global__ void rope_windowed_kernel(const KernelArgs args) {
   }
   const float pf = static_cast<float>(pos);
   for (int64_t i = threadIdx.x; i < half; i += blockDim.x) {
-    const float theta = static_cast<float>(pow(args.base, -2.0 * static_cast<double>(i) /
-                                                          static_cast<double>(args.rotary_dim)));
+    const float theta = static_cast<float>(
+        pow(args.base, -2.0 * static_cast<double>(i) / static_cast<double>(args.rotary_dim)));
     const float angle = pf * theta;
     A sn, cs;
     if constexpr (sizeof(A) == 8) {
@@ -120,7 +120,7 @@ __global__ void rope_windowed_kernel(const KernelArgs args) {
         const int64_t ch = c, i = ch / 2;
         const A xs = dev_to_acc(in[ch]), xp = dev_to_acc(in[ch ^ 1]);
         out[ch] = dev_from_acc<T>((ch & 1) ? xs * cos_t[i] + xp * sin_t[i]
-                                            : xs * cos_t[i] - xp * sin_t[i]);
+                                           : xs * cos_t[i] - xp * sin_t[i]);
       }
     }
   }
@@ -131,23 +131,31 @@ bool aligned_to(const void* p, int64_t bytes) {
 }
 
 template <typename HostT>
-cudaError_t launch(const RopeParams& p, const RopeTensor* tensors, int num_tensors, cudaStream_t stream) {
+cudaError_t launch(const RopeParams& p, const RopeTensor* tensors, int num_tensors,
+                   cudaStream_t stream) {
   using T = typename DeviceType<HostT>::type;
   using A = typename DeviceAcc<T>::type;
   constexpr int kVec = 16 / static_cast<int>(sizeof(T));
 
   KernelArgs args{};
   args.num_tensors = num_tensors;
-  args.S = p.S; args.D = p.D; args.window_size = p.window_size; args.num_windows = p.num_windows;
-  args.rotary_dim = p.rotary_dim; args.offsets = p.window_offsets; args.offsets_int64 = p.offsets_int64;
-  args.base = p.base; args.sign = p.sign;
+  args.S = p.S;
+  args.D = p.D;
+  args.window_size = p.window_size;
+  args.num_windows = p.num_windows;
+  args.rotary_dim = p.rotary_dim;
+  args.offsets = p.window_offsets;
+  args.offsets_int64 = p.offsets_int64;
+  args.base = p.base;
+  args.sign = p.sign;
 
   const int64_t half = p.rotary_dim / 2;
   bool vec_ok = p.D % kVec == 0 && (p.D - p.rotary_dim) % kVec == 0 &&
                 (p.interleaved ? p.rotary_dim % kVec == 0 : half % kVec == 0);
   for (int k = 0; k < num_tensors; ++k) {
     const RopeTensor& x = tensors[k];
-    args.t[k] = DevTensor{x.in, x.out, x.H, x.in_sb, x.in_ss, x.in_sh, x.out_sb, x.out_ss, x.out_sh};
+    args.t[k] =
+        DevTensor{x.in, x.out, x.H, x.in_sb, x.in_ss, x.in_sh, x.out_sb, x.out_ss, x.out_sh};
     vec_ok = vec_ok && aligned_to(x.in, 16) && aligned_to(x.out, 16) && x.in_sb % kVec == 0 &&
              x.in_ss % kVec == 0 && x.in_sh % kVec == 0 && x.out_sb % kVec == 0 &&
              x.out_ss % kVec == 0 && x.out_sh % kVec == 0;
@@ -155,7 +163,8 @@ cudaError_t launch(const RopeParams& p, const RopeTensor* tensors, int num_tenso
   const int vec = vec_ok ? kVec : 1;
   int64_t heads = 0;
   for (int k = 0; k < num_tensors; ++k) heads += tensors[k].H;
-  const int64_t per_head = (p.interleaved ? p.rotary_dim / vec : half / vec) + (p.D - p.rotary_dim) / vec;
+  const int64_t per_head =
+      (p.interleaved ? p.rotary_dim / vec : half / vec) + (p.D - p.rotary_dim) / vec;
   const int64_t items = heads * per_head;
   int threads = static_cast<int>(((items + 31) / 32) * 32);
   threads = threads < 64 ? 64 : (threads > 256 ? 256 : threads);
@@ -164,11 +173,15 @@ cudaError_t launch(const RopeParams& p, const RopeTensor* tensors, int num_tenso
   if (p.B * p.S == 0) return cudaSuccess;
 
   if (vec_ok) {
-    if (p.interleaved) rope_windowed_kernel<T, A, kVec, true><<<grid, threads, smem, stream>>>(args);
-    else rope_windowed_kernel<T, A, kVec, false><<<grid, threads, smem, stream>>>(args);
+    if (p.interleaved)
+      rope_windowed_kernel<T, A, kVec, true><<<grid, threads, smem, stream>>>(args);
+    else
+      rope_windowed_kernel<T, A, kVec, false><<<grid, threads, smem, stream>>>(args);
   } else {
-    if (p.interleaved) rope_windowed_kernel<T, A, 1, true><<<grid, threads, smem, stream>>>(args);
-    else rope_windowed_kernel<T, A, 1, false><<<grid, threads, smem, stream>>>(args);
+    if (p.interleaved)
+      rope_windowed_kernel<T, A, 1, true><<<grid, threads, smem, stream>>>(args);
+    else
+      rope_windowed_kernel<T, A, 1, false><<<grid, threads, smem, stream>>>(args);
   }
   return cudaGetLastError();
 }
@@ -180,10 +193,14 @@ int rope_windowed_cuda(DType dtype, const RopeParams& p, const RopeTensor* tenso
   if (num_tensors < 1 || num_tensors > 2) return static_cast<int>(cudaErrorInvalidValue);
   const auto st = static_cast<cudaStream_t>(stream);
   switch (dtype) {
-    case DType::kFloat32: return static_cast<int>(launch<float>(p, tensors, num_tensors, st));
-    case DType::kFloat16: return static_cast<int>(launch<fp16_t>(p, tensors, num_tensors, st));
-    case DType::kBFloat16: return static_cast<int>(launch<bf16_t>(p, tensors, num_tensors, st));
-    case DType::kFloat64: return static_cast<int>(launch<double>(p, tensors, num_tensors, st));
+    case DType::kFloat32:
+      return static_cast<int>(launch<float>(p, tensors, num_tensors, st));
+    case DType::kFloat16:
+      return static_cast<int>(launch<fp16_t>(p, tensors, num_tensors, st));
+    case DType::kBFloat16:
+      return static_cast<int>(launch<bf16_t>(p, tensors, num_tensors, st));
+    case DType::kFloat64:
+      return static_cast<int>(launch<double>(p, tensors, num_tensors, st));
   }
   return static_cast<int>(cudaErrorInvalidValue);
 }

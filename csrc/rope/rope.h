@@ -21,23 +21,23 @@
 namespace af2 {
 
 struct RopeTensor {
-  const void* in;   // (B, S, H, D) input
-  void* out;        // (B, S, H, D) output
+  const void* in;  // (B, S, H, D) input
+  void* out;       // (B, S, H, D) output
   int64_t H;
-  int64_t in_sb, in_ss, in_sh;    // element strides of the input
-  int64_t out_sb, out_ss, out_sh; // element strides of the output
+  int64_t in_sb, in_ss, in_sh;     // element strides of the input
+  int64_t out_sb, out_ss, out_sh;  // element strides of the output
 };
 
 struct RopeParams {
   int64_t B = 0, S = 0, D = 0;
   int64_t window_size = 1;
-  int64_t num_windows = 0;           // W = S / window_size
+  int64_t num_windows = 0;               // W = S / window_size
   const void* window_offsets = nullptr;  // (B, W), contiguous, int32 or int64; may be null
   bool offsets_int64 = true;
   double base = 4096.0;
-  int64_t rotary_dim = 0;            // even, <= D
+  int64_t rotary_dim = 0;  // even, <= D
   bool interleaved = false;
-  float sign = 1.0f;                 // +1 forward rotation, -1 inverse (backward)
+  float sign = 1.0f;  // +1 forward rotation, -1 inverse (backward)
 };
 
 // Positions must lie in [0, 2^24): float32 holds every integer below 2^24 exactly, so the angle
@@ -49,7 +49,8 @@ constexpr int64_t kRopeMaxPosition = int64_t{1} << 24;
 // smallest and largest entry of window_offsets (the caller reduces them where they live; pass
 // has_offsets = false for an empty offsets tensor); without offsets the positions are 0..S-1.
 AF2_ISA_BEGIN
-inline int rope_position_code(const RopeParams& p, bool has_offsets, int64_t min_offset, int64_t max_offset) {
+inline int rope_position_code(const RopeParams& p, bool has_offsets, int64_t min_offset,
+                              int64_t max_offset) {
   if (p.window_offsets == nullptr) return p.S > kRopeMaxPosition ? 2 : 0;
   if (!has_offsets) return 0;
   if (min_offset < 0) return 1;

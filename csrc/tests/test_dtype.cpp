@@ -19,7 +19,8 @@ void check_type(const char* name, FromFloat from_float) {
       AF2_EXPECT(std::isnan(to_float(from_float(f))), "%s NaN 0x%04x did not stay NaN", name, b);
       continue;
     }
-    AF2_EXPECT(from_float(f).bits == h.bits, "%s round trip of 0x%04x gave 0x%04x", name, b, from_float(f).bits);
+    AF2_EXPECT(from_float(f).bits == h.bits, "%s round trip of 0x%04x gave 0x%04x", name, b,
+               from_float(f).bits);
   }
   // Rounding: the result is at least as close as either neighbour, ties to even.
   std::mt19937 rng(0);

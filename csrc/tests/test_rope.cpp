@@ -14,16 +14,34 @@ using namespace af2;
 
 namespace {
 
-template <typename T> DType dtype_of();
-template <> DType dtype_of<float>() { return DType::kFloat32; }
-template <> DType dtype_of<fp16_t>() { return DType::kFloat16; }
-template <> DType dtype_of<bf16_t>() { return DType::kBFloat16; }
-template <> DType dtype_of<double>() { return DType::kFloat64; }
+template <typename T>
+DType dtype_of();
+template <>
+DType dtype_of<float>() {
+  return DType::kFloat32;
+}
+template <>
+DType dtype_of<fp16_t>() {
+  return DType::kFloat16;
+}
+template <>
+DType dtype_of<bf16_t>() {
+  return DType::kBFloat16;
+}
+template <>
+DType dtype_of<double>() {
+  return DType::kFloat64;
+}
 
-struct Case { int64_t B, W, ws, H, D, rd; bool interleaved, offsets; float sign; };
+struct Case {
+  int64_t B, W, ws, H, D, rd;
+  bool interleaved, offsets;
+  float sign;
+};
 
 // Naive oracle: one element at a time, angle formed in float32 as the spec says.
-void oracle(const Case& c, const std::vector<double>& x, const std::vector<int64_t>& off, std::vector<double>& y) {
+void oracle(const Case& c, const std::vector<double>& x, const std::vector<int64_t>& off,
+            std::vector<double>& y) {
   const int64_t S = c.W * c.ws, half = c.rd / 2;
   y = x;
   for (int64_t b = 0; b < c.B; ++b)
@@ -55,13 +73,21 @@ void run_case(const Case& c, double tol, const char* name) {
   }
   std::vector<int64_t> off(c.B * c.W);
   for (int64_t b = 0; b < c.B; ++b)
-    for (int64_t w = 0, pos = b * 3; w < c.W; ++w, pos += c.ws + (w * 7 + b) % 5) off[b * c.W + w] = pos;
+    for (int64_t w = 0, pos = b * 3; w < c.W; ++w, pos += c.ws + (w * 7 + b) % 5)
+      off[b * c.W + w] = pos;
   oracle(c, xd, off, yd);
 
   RopeParams p;
-  p.B = c.B; p.S = S; p.D = c.D; p.window_size = c.ws; p.num_windows = c.W;
-  p.window_offsets = c.offsets ? off.data() : nullptr; p.offsets_int64 = true;
-  p.rotary_dim = c.rd; p.interleaved = c.interleaved; p.sign = c.sign;
+  p.B = c.B;
+  p.S = S;
+  p.D = c.D;
+  p.window_size = c.ws;
+  p.num_windows = c.W;
+  p.window_offsets = c.offsets ? off.data() : nullptr;
+  p.offsets_int64 = true;
+  p.rotary_dim = c.rd;
+  p.interleaved = c.interleaved;
+  p.sign = c.sign;
   const int64_t ss = c.H * c.D, sb = S * ss;
   // Two tensors in one call: the same input twice, to check the shared-table path.
   RopeTensor ts[2] = {{x.data(), y.data(), c.H, sb, ss, c.D, sb, ss, c.D},
@@ -70,8 +96,8 @@ void run_case(const Case& c, double tol, const char* name) {
   double worst = 0;
   for (int64_t i = 0; i < n; ++i) {
     worst = std::fmax(worst, std::fabs(cvt_in(y[i]) - yd[i]) / (1.0 + std::fabs(yd[i])));
-    AF2_EXPECT(std::memcmp(&y[i], &k_out[i], sizeof(T)) == 0, "%s: q and k outputs differ at %lld", name,
-               (long long)i);
+    AF2_EXPECT(std::memcmp(&y[i], &k_out[i], sizeof(T)) == 0, "%s: q and k outputs differ at %lld",
+               name, (long long)i);
     if (worst > tol) break;
   }
   AF2_EXPECT(worst <= tol, "%s: max relative error %.3g > %.3g", name, worst, tol);
@@ -87,27 +113,41 @@ void strided_input_matches_contiguous() {
   for (int64_t b = 0; b < B; ++b)
     for (int64_t h = 0; h < H; ++h)
       for (int64_t s = 0; s < S; ++s)
-        for (int64_t d = 0; d < D; ++d) bshd[((b * S + s) * H + h) * D + d] = bhsd[((b * H + h) * S + s) * D + d];
+        for (int64_t d = 0; d < D; ++d)
+          bshd[((b * S + s) * H + h) * D + d] = bhsd[((b * H + h) * S + s) * D + d];
   RopeParams p;
-  p.B = B; p.S = S; p.D = D; p.window_size = 3; p.num_windows = 2; p.rotary_dim = 8;
+  p.B = B;
+  p.S = S;
+  p.D = D;
+  p.window_size = 3;
+  p.num_windows = 2;
+  p.rotary_dim = 8;
   RopeTensor strided{bhsd.data(), y1.data(), H, H * S * D, D, S * D, S * H * D, H * D, D};
   RopeTensor contig{bshd.data(), y2.data(), H, S * H * D, H * D, D, S * H * D, H * D, D};
   AF2_EXPECT(rope_windowed_cpu(DType::kFloat32, p, &strided, 1) == 0, "strided: error code");
   AF2_EXPECT(rope_windowed_cpu(DType::kFloat32, p, &contig, 1) == 0, "contiguous: error code");
-  AF2_EXPECT(std::memcmp(y1.data(), y2.data(), y1.size() * 4) == 0, "strided and contiguous results differ");
+  AF2_EXPECT(std::memcmp(y1.data(), y2.data(), y1.size() * 4) == 0,
+             "strided and contiguous results differ");
 }
 
 // Offsets that give negative or float32-inexact positions are refused with codes 1 and 2.
 void offset_range_errors() {
   std::vector<float> x(2 * 4 * 1 * 4), y(x.size());
   RopeParams p;
-  p.B = 2; p.S = 4; p.D = 4; p.window_size = 2; p.num_windows = 2; p.rotary_dim = 4;
+  p.B = 2;
+  p.S = 4;
+  p.D = 4;
+  p.window_size = 2;
+  p.num_windows = 2;
+  p.rotary_dim = 4;
   RopeTensor t{x.data(), y.data(), 1, 16, 4, 4, 16, 4, 4};
   int32_t neg[4] = {0, 2, -1, 5};
-  p.window_offsets = neg; p.offsets_int64 = false;
+  p.window_offsets = neg;
+  p.offsets_int64 = false;
   AF2_EXPECT(rope_windowed_cpu(DType::kFloat32, p, &t, 1) == 1, "negative offset not refused");
   int64_t big[4] = {0, 2, 0, (int64_t{1} << 24) - 1};
-  p.window_offsets = big; p.offsets_int64 = true;
+  p.window_offsets = big;
+  p.offsets_int64 = true;
   AF2_EXPECT(rope_windowed_cpu(DType::kFloat32, p, &t, 1) == 2, "position >= 2^24 not refused");
   big[3] = (int64_t{1} << 24) - 2;
   AF2_EXPECT(rope_windowed_cpu(DType::kFloat32, p, &t, 1) == 0, "largest exact position refused");
@@ -115,8 +155,8 @@ void offset_range_errors() {
 
 int main() {
   const Case cases[] = {
-      {2, 3, 37, 3, 72, 40, false, true, 1.0f}, {2, 3, 37, 3, 72, 40, true, true, 1.0f},
-      {1, 4, 5, 2, 16, 16, false, false, 1.0f}, {3, 2, 4, 1, 12, 6, true, false, -1.0f},
+      {2, 3, 37, 3, 72, 40, false, true, 1.0f},     {2, 3, 37, 3, 72, 40, true, true, 1.0f},
+      {1, 4, 5, 2, 16, 16, false, false, 1.0f},     {3, 2, 4, 1, 12, 6, true, false, -1.0f},
       {2, 30, 64, 2, 256, 128, false, true, -1.0f},
   };
   for (const Case& c : cases) {

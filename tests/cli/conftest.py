@@ -1,4 +1,5 @@
 """Fixtures of the command-line tests: ``af2(...)`` runs ``af2.cli.main`` in this process."""
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """The shared argument types: each refuses a bad value with a reason, before anything runs."""
+
 from __future__ import annotations
 
 import argparse
@@ -52,11 +53,14 @@ def test_output_dir(tmp_path):
     assert not (tmp_path / "a").exists()
 
 
-@pytest.mark.parametrize("kind, good, bad", [
-    (A.positive_int, {"1": 1, "64": 64}, {"0": ">= 1", "-1": ">= 1", "x": "an integer", "1.5": "an integer"}),
-    (A.nonnegative_int, {"0": 0, "7": 7}, {"-5": ">= 0", "": "an integer"}),
-    (A.positive_float, {"0.5": 0.5, "3": 3.0}, {"0": "> 0", "-2": ">= 0", "nan": ">= 0", "inf": "finite"}),
-])
+@pytest.mark.parametrize(
+    "kind, good, bad",
+    [
+        (A.positive_int, {"1": 1, "64": 64}, {"0": ">= 1", "-1": ">= 1", "x": "an integer", "1.5": "an integer"}),
+        (A.nonnegative_int, {"0": 0, "7": 7}, {"-5": ">= 0", "": "an integer"}),
+        (A.positive_float, {"0.5": 0.5, "3": 3.0}, {"0": "> 0", "-2": ">= 0", "nan": ">= 0", "inf": "finite"}),
+    ],
+)
 def test_numbers(kind, good, bad):
     for text, value in good.items():
         assert kind(text) == value

@@ -1,5 +1,6 @@
 """``af2 --help`` and ``af2 VERB --help``: every verb listed, the exit statuses documented, and
 an unknown verb or flag is one line and exit status 2."""
+
 from __future__ import annotations
 
 import subprocess
@@ -44,12 +45,18 @@ def required(verb: str, tmp_path) -> list[str]:
     inp = tmp_path / "in.jsonl"
     inp.write_text("")
     (tmp_path / "model").mkdir(exist_ok=True)
-    return {"info": [], "synth": ["--output", tmp_path / "set"],
-            "gen": ["paraphrase", "--input", inp, "--output", tmp_path / "out.jsonl"],
-            "train": ["--config", inp], "curriculum": ["--config", inp], "demo": [],
-            "infer": ["--model", tmp_path / "model"], "score": ["--input", inp, "--reference", inp],
-            "eval": ["--benchmark", "mmau", "--data", inp, "--output", tmp_path / "o"],
-            "judge": ["--input", inp, "--reference", inp, "--output", tmp_path / "out.jsonl"]}[verb]
+    return {
+        "info": [],
+        "synth": ["--output", tmp_path / "set"],
+        "gen": ["paraphrase", "--input", inp, "--output", tmp_path / "out.jsonl"],
+        "train": ["--config", inp],
+        "curriculum": ["--config", inp],
+        "demo": [],
+        "infer": ["--model", tmp_path / "model"],
+        "score": ["--input", inp, "--reference", inp],
+        "eval": ["--benchmark", "mmau", "--data", inp, "--output", tmp_path / "o"],
+        "judge": ["--input", inp, "--reference", inp, "--output", tmp_path / "out.jsonl"],
+    }[verb]
 
 
 @pytest.mark.parametrize("verb", list(VERBS))
@@ -83,8 +90,17 @@ def test_the_console_script_and_python_m_af2_are_the_same_main():
     assert run.returncode == 2 and run.stderr.count("\n") == 1 and "invalid choice: 'bogus'" in run.stderr
 
 
-PURE_PYTHON = ["--help", "synth --help", "gen paraphrase --help", "score --help", "judge --help",
-               "train --help", "curriculum --help", "demo --help", "infer --help"]
+PURE_PYTHON = [
+    "--help",
+    "synth --help",
+    "gen paraphrase --help",
+    "score --help",
+    "judge --help",
+    "train --help",
+    "curriculum --help",
+    "demo --help",
+    "infer --help",
+]
 
 
 def test_help_loads_neither_torch_nor_the_compiled_core():
@@ -92,11 +108,13 @@ def test_help_loads_neither_torch_nor_the_compiled_core():
     loads = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     if loads != "False":
         pytest.skip("`import af2` itself loads the compiled core in this checkout")
-    code = ("import sys, contextlib, io\nfrom af2.cli import main\n"
-            f"for argv in {PURE_PYTHON!r}:\n"
-            "    with contextlib.redirect_stdout(io.StringIO()):\n"
-            "        assert main(argv.split()) == 0, argv\n"
-            "print(sorted(m for m in ('torch', 'af2._C') if m in sys.modules))")
+    code = (
+        "import sys, contextlib, io\nfrom af2.cli import main\n"
+        f"for argv in {PURE_PYTHON!r}:\n"
+        "    with contextlib.redirect_stdout(io.StringIO()):\n"
+        "        assert main(argv.split()) == 0, argv\n"
+        "print(sorted(m for m in ('torch', 'af2._C') if m in sys.modules))"
+    )
     run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert run.returncode == 0 and run.stdout.strip() == "[]", run.stdout + run.stderr
 

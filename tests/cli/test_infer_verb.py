@@ -1,5 +1,6 @@
 """Exit statuses of ``af2 infer`` with a tiny saved model: 0 done, 1 unreadable audio skipped,
 2 bad input (one line naming the argument; the model is not even loaded, nothing written)."""
+
 from __future__ import annotations
 
 import json
@@ -36,12 +37,25 @@ def audio(tmp_path):
 def test_infer_done_and_partial(af2, model_dir, audio):
     manifest = write_jsonl(audio / "m.jsonl", [{"id": "q1", "audio": "tone.wav", "prompt": "What?", "answer": "x"}])
     out = audio / "preds.jsonl"
-    result = af2("infer", "--model", model_dir, "--input", manifest, "--output", out, "--max-new-tokens", "2",
-                 "--device", "cpu")
+    result = af2(
+        "infer", "--model", model_dir, "--input", manifest, "--output", out, "--max-new-tokens", "2", "--device", "cpu"
+    )
     assert result.code == 0, result.err
     assert [json.loads(x)["id"] for x in out.read_text().splitlines()] == ["q1"]
-    result = af2("infer", "--model", model_dir, "--audio", audio / "tone.wav", audio / "broken.wav",
-                 "--prompt", "What?", "--max-new-tokens", "2", "--device", "cpu")
+    result = af2(
+        "infer",
+        "--model",
+        model_dir,
+        "--audio",
+        audio / "tone.wav",
+        audio / "broken.wav",
+        "--prompt",
+        "What?",
+        "--max-new-tokens",
+        "2",
+        "--device",
+        "cpu",
+    )
     assert result.code == 1 and "unreadable" in result.out.splitlines()[1]  # skipped, reported
 
 
@@ -78,20 +92,39 @@ def test_infer_cuda_without_cuda_is_status_2(af2, model_dir, audio):
 
     if torch.cuda.is_available():
         pytest.skip("CUDA is available here")
-    bad_input(af2("infer", "--model", model_dir, "--audio", audio / "tone.wav", "--prompt", "?", "--device", "cuda"),
-              "--device cuda", "CUDA is not available")
+    bad_input(
+        af2("infer", "--model", model_dir, "--audio", audio / "tone.wav", "--prompt", "?", "--device", "cuda"),
+        "--device cuda",
+        "CUDA is not available",
+    )
 
 
 def test_infer_max_prompt_tokens_records_the_long_prompt_and_answers_the_rest(af2, model_dir, audio):
-    rows = [{"id": "short", "audio": "tone.wav", "prompt": "What?", "answer": "x"},
-            {"id": "long", "audio": "tone.wav", "prompt": "what is that sound " * 20, "answer": "x"}]
+    rows = [
+        {"id": "short", "audio": "tone.wav", "prompt": "What?", "answer": "x"},
+        {"id": "long", "audio": "tone.wav", "prompt": "what is that sound " * 20, "answer": "x"},
+    ]
     manifest = write_jsonl(audio / "m.jsonl", rows)
     out = audio / "preds.jsonl"
-    result = af2("infer", "--model", model_dir, "--input", manifest, "--output", out, "--max-new-tokens", "2",
-                 "--max-prompt-tokens", "16", "--device", "cpu")
+    result = af2(
+        "infer",
+        "--model",
+        model_dir,
+        "--input",
+        manifest,
+        "--output",
+        out,
+        "--max-new-tokens",
+        "2",
+        "--max-prompt-tokens",
+        "16",
+        "--device",
+        "cpu",
+    )
     assert result.code == 1, result.err  # partial: the long prompt is an item error
     assert [json.loads(x)["id"] for x in out.read_text().splitlines()] == ["short"]
     errors = [json.loads(x) for x in (audio / "preds.jsonl.errors.jsonl").read_text().splitlines()]
     assert [e["id"] for e in errors] == ["long"]
-    assert af2("infer", "--model", model_dir, "--input", manifest, "--output", out,
-               "--max-prompt-tokens", "0").code == 2
+    assert (
+        af2("infer", "--model", model_dir, "--input", manifest, "--output", out, "--max-prompt-tokens", "0").code == 2
+    )

@@ -1,5 +1,6 @@
 """Exit statuses of ``af2 gen`` and ``af2 judge`` against the scripted server: 0 done, 1 records
 pending (a rerun continues), 2 bad input or an unreachable server (one line, nothing written)."""
+
 from __future__ import annotations
 
 import json
@@ -13,10 +14,14 @@ from tests.llm.conftest import KEY
 from tests.llm.fake_llm import well_behaved
 from tests.llm.server import error
 
-CAPTIONS = [{"id": "c1", "audio": "clips/c1.wav", "caption": "A dog barks twice then a car passes"},
-            {"id": "c2", "audio": "clips/c2.wav", "caption": "A loud siren then a quiet bell"}]
-REFS = [{"id": "r0", "audio": "a.wav", "prompt": "What happens?", "answer": "event 0 happens"},
-        {"id": "r1", "audio": "b.wav", "prompt": "How much?", "answer": "worth 4"}]
+CAPTIONS = [
+    {"id": "c1", "audio": "clips/c1.wav", "caption": "A dog barks twice then a car passes"},
+    {"id": "c2", "audio": "clips/c2.wav", "caption": "A loud siren then a quiet bell"},
+]
+REFS = [
+    {"id": "r0", "audio": "a.wav", "prompt": "What happens?", "answer": "event 0 happens"},
+    {"id": "r1", "audio": "b.wav", "prompt": "How much?", "answer": "worth 4"},
+]
 PREDS = [{"id": "r0", "prediction": "event 0 happens"}, {"id": "r1", "prediction": "worth 4"}]
 
 
@@ -27,8 +32,19 @@ def llm_env(monkeypatch):
 
 
 def client_flags(server) -> list[str]:
-    return ["--base-url", server.url, "--backoff-base", "0.001", "--backoff-max", "0.004", "--max-retries", "0",
-            "--no-progress", "--log-level", "WARNING"]
+    return [
+        "--base-url",
+        server.url,
+        "--backoff-base",
+        "0.001",
+        "--backoff-max",
+        "0.004",
+        "--max-retries",
+        "0",
+        "--no-progress",
+        "--log-level",
+        "WARNING",
+    ]
 
 
 def lines(path) -> list[dict]:
@@ -55,13 +71,15 @@ def test_gen_bad_input_writes_nothing(af2, serve, tmp_path, monkeypatch):
     inp = write_jsonl(tmp_path / "captions.jsonl", CAPTIONS)
     out = tmp_path / "para.jsonl"
     before = files_under(tmp_path)
-    for argv, words in [(["--input", tmp_path / "nope.jsonl", "--output", out], ["--input", "no such file"]),
-                        (["--input", tmp_path, "--output", out], ["--input", "is a directory"]),
-                        (["--input", inp, "--output", tmp_path / "no" / "p.jsonl"], ["--output", "does not exist"]),
-                        (["--input", inp, "--output", tmp_path], ["--output", "is a directory"]),
-                        (["--input", inp, "--output", out, "--limit", "0"], ["--limit", ">= 1"]),
-                        (["--input", inp, "--output", out, "--rejects", tmp_path / "no" / "r.jsonl"], ["--rejects"]),
-                        (["--output", out], ["--input"])]:
+    for argv, words in [
+        (["--input", tmp_path / "nope.jsonl", "--output", out], ["--input", "no such file"]),
+        (["--input", tmp_path, "--output", out], ["--input", "is a directory"]),
+        (["--input", inp, "--output", tmp_path / "no" / "p.jsonl"], ["--output", "does not exist"]),
+        (["--input", inp, "--output", tmp_path], ["--output", "is a directory"]),
+        (["--input", inp, "--output", out, "--limit", "0"], ["--limit", ">= 1"]),
+        (["--input", inp, "--output", out, "--rejects", tmp_path / "no" / "r.jsonl"], ["--rejects"]),
+        (["--output", out], ["--input"]),
+    ]:
         bad_input(af2("gen", "paraphrase", *argv, *client_flags(server)), *words)
     monkeypatch.delenv("AF2_LLM_MODEL")
     bad_input(af2("gen", "negatives", "--input", inp, "--output", out, *client_flags(server)), "no model", "--model")
@@ -101,10 +119,24 @@ def test_judge_bad_input_writes_nothing(af2, serve, tmp_path):
     bad_refs = write_jsonl(tmp_path / "bad.jsonl", [{"id": "x", "prompt": "?"}])
     out = tmp_path / "judged.jsonl"
     before = files_under(tmp_path)
-    for argv, words in [(["--input", tmp_path / "p.jsonl", "--reference", refs], ["--input", "no such file"]),
-                        (["--input", preds, "--reference", tmp_path], ["--reference", "is a directory"]),
-                        (["--input", preds, "--reference", bad_refs], ["--reference", "bad line(s)"])]:
+    for argv, words in [
+        (["--input", tmp_path / "p.jsonl", "--reference", refs], ["--input", "no such file"]),
+        (["--input", preds, "--reference", tmp_path], ["--reference", "is a directory"]),
+        (["--input", preds, "--reference", bad_refs], ["--reference", "bad line(s)"]),
+    ]:
         bad_input(af2("judge", *argv, "--output", out, *client_flags(server)), *words)
-    bad_input(af2("judge", "--input", preds, "--reference", refs, "--output", tmp_path / "no" / "j.jsonl",
-                  *client_flags(server)), "--output", "does not exist")
+    bad_input(
+        af2(
+            "judge",
+            "--input",
+            preds,
+            "--reference",
+            refs,
+            "--output",
+            tmp_path / "no" / "j.jsonl",
+            *client_flags(server),
+        ),
+        "--output",
+        "does not exist",
+    )
     assert files_under(tmp_path) == before and server.count == 0

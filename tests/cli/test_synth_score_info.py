@@ -1,32 +1,38 @@
 """Exit statuses of ``af2 synth``, ``af2 score`` and ``af2 info``: 0 done, 1 unreadable lines
 skipped, 2 bad input with one line naming the argument and nothing written."""
+
 from __future__ import annotations
 
 import json
 
 from tests.cli.conftest import bad_input, files_under, write_jsonl
 
-REFS = [{"id": "r0", "audio": "a.wav", "prompt": "Which?", "answer": "yes", "choices": ["yes", "no"],
-         "skill": "counting"},
-        {"id": "r1", "audio": "b.wav", "prompt": "What?", "answer": "a dog", "skill": "general_reasoning"}]
+REFS = [
+    {"id": "r0", "audio": "a.wav", "prompt": "Which?", "answer": "yes", "choices": ["yes", "no"], "skill": "counting"},
+    {"id": "r1", "audio": "b.wav", "prompt": "What?", "answer": "a dog", "skill": "general_reasoning"},
+]
 PREDS = [{"id": "r0", "prediction": "(A)"}, {"id": "r1", "prediction": "a dog"}]
 
 
 def test_synth_writes_a_set(af2, tmp_path):
     out = tmp_path / "new" / "set"  # created with its parent
-    result = af2("synth", "--output", out, "--n", "7", "--n-long", "0", "--seed", "1", "--speech", "formant",
-                 "--quiet")
+    result = af2("synth", "--output", out, "--n", "7", "--n-long", "0", "--seed", "1", "--speech", "formant", "--quiet")
     assert result.code == 0, result.err
-    assert json.loads(result.out[:result.out.rindex("}") + 1])["questions"] == len(
-        (out / "manifest.jsonl").read_text().splitlines())
+    assert json.loads(result.out[: result.out.rindex("}") + 1])["questions"] == len(
+        (out / "manifest.jsonl").read_text().splitlines()
+    )
 
 
 def test_synth_bad_input_writes_nothing(af2, tmp_path):
     (tmp_path / "file").write_text("keep")
-    for argv, words in [(["--n", "-5"], ["--n", ">= 1", "-5"]), (["--n", "0"], ["--n"]),
-                        (["--n-long", "-1"], ["--n-long"]), (["--long-min", "0"], ["--long-min"]),
-                        (["--long-min", "60", "--long-max", "30"], ["--long-min", "--long-max"]),
-                        (["--seed", "x"], ["--seed"])]:
+    for argv, words in [
+        (["--n", "-5"], ["--n", ">= 1", "-5"]),
+        (["--n", "0"], ["--n"]),
+        (["--n-long", "-1"], ["--n-long"]),
+        (["--long-min", "0"], ["--long-min"]),
+        (["--long-min", "60", "--long-max", "30"], ["--long-min", "--long-max"]),
+        (["--seed", "x"], ["--seed"]),
+    ]:
         bad_input(af2("synth", "--output", tmp_path / "set", *argv), *words)
     bad_input(af2("synth", "--output", tmp_path / "file"), "--output", "not a directory")
     bad_input(af2("synth", "--output", tmp_path / "file" / "set"), "--output", "is a file")
@@ -57,8 +63,11 @@ def test_score_bad_input_writes_nothing(af2, tmp_path):
     bad_input(af2("score", "--input", tmp_path, "--reference", refs), "--input", "is a directory")
     bad_input(af2("score", "--input", preds, "--reference", tmp_path / "nope.jsonl"), "--reference")
     bad_input(af2("score", "--input", preds, "--reference", bad_refs), "--reference", "1 bad line(s)", "line 2")
-    bad_input(af2("score", "--input", preds, "--reference", refs, "--output", tmp_path / "no" / "r.json"),
-              "--output", "does not exist")
+    bad_input(
+        af2("score", "--input", preds, "--reference", refs, "--output", tmp_path / "no" / "r.json"),
+        "--output",
+        "does not exist",
+    )
     bad_input(af2("score", "--input", preds, "--reference", refs, "--output", tmp_path), "--output")
     bad_input(af2("score", "--reference", refs), "--input")
     assert files_under(tmp_path) == before

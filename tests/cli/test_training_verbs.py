@@ -1,5 +1,6 @@
 """Exit statuses of ``af2 train``, ``af2 curriculum`` and ``af2 demo``: 0 a stage trained, 2 a
 bad flag, a missing or bad config file or value (one line, nothing written, no training)."""
+
 from __future__ import annotations
 
 import json
@@ -14,7 +15,7 @@ from tests.training.conftest import run, stage_config, synth  # noqa: F401  (fix
 pytest.importorskip("deepspeed")
 
 
-def test_train_runs_a_stage_with_set_and_seed(stage_config, tmp_path):
+def test_train_runs_a_stage_with_set_and_seed(stage_config, tmp_path):  # noqa: F811  (the fixture)
     cfg = stage_config("stage")
     run(["-m", "af2", "train", "--config", str(cfg), "--set", "train.max_steps=1", "--seed", "3"])
     summary = json.loads((tmp_path / "stage" / "summary.json").read_text())
@@ -37,8 +38,13 @@ def test_a_bad_config_is_status_2_and_nothing_runs(af2, tmp_path, verb):
     good = tmp_path / "good.yaml"
     good.write_text(yaml.safe_dump({"stage": "pretrain", "output": {"dir": str(tmp_path / "run")}}))
     unknown = tmp_path / "unknown.yaml"
-    unknown.write_text(yaml.safe_dump({"stage": "pretrain", "trian": {"max_steps": 1}} if verb == "train" else
-                                      {"stages": [{"config": "good.yaml"}], "trian": {"max_steps": 1}}))
+    unknown.write_text(
+        yaml.safe_dump(
+            {"stage": "pretrain", "trian": {"max_steps": 1}}
+            if verb == "train"
+            else {"stages": [{"config": "good.yaml"}], "trian": {"max_steps": 1}}
+        )
+    )
     broken = tmp_path / "broken.yaml"
     broken.write_text("stage: [pretrain\n")
     latin = tmp_path / "latin.yaml"

@@ -4,6 +4,7 @@ Nothing here imports af2.data.synth: events are found by an energy envelope, and
 identified from textbook descriptors (spectral flatness, pitch track, harmonic profile,
 envelope decay, LPC formants) against the documented definitions of each event.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -38,7 +39,7 @@ def segments(x: np.ndarray, *, min_gap: float = 0.2, min_dur: float = 0.005) -> 
 
 
 def cut(x: np.ndarray, seg: tuple[float, float]) -> np.ndarray:
-    return x[int(seg[0] * SR): int(seg[1] * SR)]
+    return x[int(seg[0] * SR) : int(seg[1] * SR)]
 
 
 def spectrum(x: np.ndarray, pad: int = 4) -> tuple[np.ndarray, np.ndarray]:
@@ -50,16 +51,16 @@ def spectrum(x: np.ndarray, pad: int = 4) -> tuple[np.ndarray, np.ndarray]:
 def dominant_freq(x: np.ndarray) -> float:
     f, mag = spectrum(x)
     k = int(np.argmax(mag[1:-1])) + 1
-    a, b, c = np.log(mag[k - 1:k + 2] + 1e-12)
+    a, b, c = np.log(mag[k - 1 : k + 2] + 1e-12)
     return float(f[k] + 0.5 * (a - c) / (a - 2 * b + c) * (f[1] - f[0]))
 
 
 def pitch_track(x: np.ndarray, win: int = 1024, hop: int = 256) -> np.ndarray:
     """Dominant frequency of each loud frame (>= 10% of the loudest frame's energy)."""
-    frames = [x[i:i + win] for i in range(0, len(x) - win + 1, hop)]
+    frames = [x[i : i + win] for i in range(0, len(x) - win + 1, hop)]
     if not frames:
         return np.array([dominant_freq(x)])
-    energy = np.array([np.sum(fr ** 2) for fr in frames])
+    energy = np.array([np.sum(fr**2) for fr in frames])
     return np.array([dominant_freq(fr) for fr, e in zip(frames, energy) if e >= 0.1 * energy.max()])
 
 
@@ -71,13 +72,13 @@ def flatness(x: np.ndarray) -> float:
 
 def centroid(x: np.ndarray) -> float:
     f, mag = spectrum(x, pad=1)
-    return float(np.sum(f * mag ** 2) / np.sum(mag ** 2))
+    return float(np.sum(f * mag**2) / np.sum(mag**2))
 
 
 def harmonics(x: np.ndarray, f0: float, n: int = 9) -> np.ndarray:
     """Energy in bands of +-f0/4 around k*f0, k = 1..n, relative to the fundamental's."""
     f, mag = spectrum(x)
-    p = mag ** 2
+    p = mag**2
     e = np.array([p[(f > k * f0 - f0 / 4) & (f < k * f0 + f0 / 4)].sum() for k in range(1, n + 1)])
     return e / e[0]
 
@@ -90,7 +91,7 @@ def decays(x: np.ndarray) -> bool:
 def voiced_f0(fr: np.ndarray) -> float | None:
     """Autocorrelation f0 in 70-300 Hz of a frame, or None if unvoiced."""
     fr = fr - np.mean(fr)
-    ac = np.correlate(fr, fr, "full")[len(fr) - 1:]
+    ac = np.correlate(fr, fr, "full")[len(fr) - 1 :]
     lo, hi = SR // 300, SR // 70
     lag = lo + int(np.argmax(ac[lo:hi]))
     return SR / lag if ac[lag] > 0.3 * ac[0] else None
@@ -99,8 +100,8 @@ def voiced_f0(fr: np.ndarray) -> float | None:
 def is_speech(x: np.ndarray, win: int = 640, hop: int = 320) -> bool:
     """Voiced speech: most loud 40-ms frames have an f0 in 70-300 Hz and >= 3 harmonics
     each holding >= 2% of the frame's energy (a pure tone has one)."""
-    frames = [x[i:i + win] for i in range(0, len(x) - win + 1, hop)]
-    energy = np.array([np.sum(fr ** 2) for fr in frames]) if frames else np.zeros(0)
+    frames = [x[i : i + win] for i in range(0, len(x) - win + 1, hop)]
+    energy = np.array([np.sum(fr**2) for fr in frames]) if frames else np.zeros(0)
     loud = [fr for fr, e in zip(frames, energy) if e >= 0.1 * energy.max()]
     voiced = 0
     for fr in loud:
@@ -127,8 +128,11 @@ def classify(x: np.ndarray) -> str:
     if _two_peaks(f, mag, 440, 480):
         return "phone ring"
     n = len(track)
-    if n >= 6 and abs(np.median(track[: n // 4]) / 659.26 - 1) < 0.03 and \
-            abs(np.median(track[-n // 3:]) / 523.25 - 1) < 0.03:
+    if (
+        n >= 6
+        and abs(np.median(track[: n // 4]) / 659.26 - 1) < 0.03
+        and abs(np.median(track[-n // 3 :]) / 523.25 - 1) < 0.03
+    ):
         return "doorbell"
     logf = np.log2(track)
     spread = np.percentile(logf, 95) - np.percentile(logf, 5)
@@ -152,6 +156,7 @@ def _two_peaks(f, mag, fa: float, fb: float) -> bool:
     def peak(fc):
         sel = (f > fc - 10) & (f < fc + 10)
         return mag[sel].max()
+
     mid = mag[(f > 455) & (f < 465)].max()
     return peak(fa) > 4 * mid and peak(fb) > 4 * mid and min(peak(fa), peak(fb)) > 0.2 * mag.max()
 
@@ -188,13 +193,13 @@ def tempo_bpm(onsets: list[float]) -> float:
 
 
 def rms(x: np.ndarray) -> float:
-    return float(np.sqrt(np.mean(x ** 2)))
+    return float(np.sqrt(np.mean(x**2)))
 
 
 def loudness_trend(x: np.ndarray) -> float:
     """Slope of log RMS over 0.25-s frames (per second): > 0 getting louder."""
     n = SR // 4
-    levels = [np.log(rms(x[i:i + n]) + 1e-9) for i in range(0, len(x) - n + 1, n)]
+    levels = [np.log(rms(x[i : i + n]) + 1e-9) for i in range(0, len(x) - n + 1, n)]
     return float(np.polyfit(np.arange(len(levels)) * 0.25, levels, 1)[0])
 
 
@@ -206,8 +211,8 @@ def formants(x: np.ndarray, order: int = 10) -> list[float]:
     """Formant frequencies by LPC (autocorrelation method) on the 8 kHz-decimated signal."""
     y = x[::2] * np.hamming(len(x[::2]))
     y = np.append(y[0], y[1:] - 0.63 * y[:-1])
-    r = np.correlate(y, y, "full")[len(y) - 1:len(y) + order]
-    a = np.linalg.solve(np.array([[r[abs(i - j)] for j in range(order)] for i in range(order)]), r[1:order + 1])
+    r = np.correlate(y, y, "full")[len(y) - 1 : len(y) + order]
+    a = np.linalg.solve(np.array([[r[abs(i - j)] for j in range(order)] for i in range(order)]), r[1 : order + 1])
     roots = np.roots(np.concatenate([[1.0], -a]))
     roots = roots[np.imag(roots) > 0]
     freqs = np.angle(roots) * 8000 / (2 * np.pi)
@@ -216,7 +221,7 @@ def formants(x: np.ndarray, order: int = 10) -> list[float]:
 
 
 def vowel(x: np.ndarray) -> str:
-    mid = x[len(x) // 3: 2 * len(x) // 3]
+    mid = x[len(x) // 3 : 2 * len(x) // 3]
     fs = formants(mid)
     f1, f2 = fs[0], fs[1]
     return min(VOWEL_F1F2, key=lambda v: np.hypot(np.log(f1 / VOWEL_F1F2[v][0]), np.log(f2 / VOWEL_F1F2[v][1])))

@@ -1,4 +1,5 @@
 """Small audio files for tests, written with soundfile in a temp folder."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,7 +7,12 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-FORMATS = {"wav": ("WAV", "PCM_16"), "flac": ("FLAC", "PCM_16"), "ogg": ("OGG", "VORBIS"), "mp3": ("MP3", "MPEG_LAYER_III")}
+FORMATS = {
+    "wav": ("WAV", "PCM_16"),
+    "flac": ("FLAC", "PCM_16"),
+    "ogg": ("OGG", "VORBIS"),
+    "mp3": ("MP3", "MPEG_LAYER_III"),
+}
 
 
 def tone(seconds: float, sr: int = 16000, freq: float = 440.0, channels: int = 1, amp: float = 0.5) -> np.ndarray:

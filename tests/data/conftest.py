@@ -1,4 +1,5 @@
 """Fixtures of the data tests: a tiny offline tokenizer with AF2's special tokens."""
+
 from __future__ import annotations
 
 import pytest

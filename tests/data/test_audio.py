@@ -1,4 +1,5 @@
 """read_audio: round trips across formats, rates and channels, seeking, and every bad input."""
+
 from __future__ import annotations
 
 import os
@@ -79,13 +80,15 @@ def test_corrupt_file_garbage_and_damaged_flac(tmp_path):
     assert "not recognised" in _expect(A.AudioFormatError, "unsupported_format", garbage)
     flac = write(tmp_path / "x.flac", tone(3.0))
     raw = bytearray(flac.read_bytes())
-    raw[len(raw) // 3: len(raw) // 3 + 2000] = bytes(2000)
+    raw[len(raw) // 3 : len(raw) // 3 + 2000] = bytes(2000)
     flac.write_bytes(bytes(raw))
     assert "decoding failed" in _expect(A.AudioCorruptError, "corrupt", flac)
 
 
 def test_zero_length(tmp_path):
-    assert "zero audio frames" in _expect(A.AudioEmptyError, "empty", write(tmp_path / "e.wav", np.zeros(0, np.float32)))
+    assert "zero audio frames" in _expect(
+        A.AudioEmptyError, "empty", write(tmp_path / "e.wav", np.zeros(0, np.float32))
+    )
 
 
 @pytest.mark.parametrize("name", ["song.m4a", "notes.txt", "noext"])

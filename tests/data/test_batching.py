@@ -1,4 +1,5 @@
 """DynamicBatchSampler: window budget, determinism, and exactly-once sharding over 1-3 ranks."""
+
 from __future__ import annotations
 
 from collections import Counter

@@ -1,4 +1,5 @@
 """AF2Collator: sample format, labels masked to the answer, windows and masks."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -17,8 +18,9 @@ from af2.data.tokens import AUDIO_TOKEN, EOC_TOKEN, SEP_TOKEN
 from af2.data.windows import window_keys
 
 
-def _item(i: int, seconds: float, prompt="How many beeps?", answer="3 beeps", truncated=False,
-          choices=None) -> AudioItem:
+def _item(
+    i: int, seconds: float, prompt="How many beeps?", answer="3 beeps", truncated=False, choices=None
+) -> AudioItem:
     s = Sample(Path(f"/x/{i}.wav"), prompt, answer, None, None, "counting", f"s{i}", choices, i + 1)
     return AudioItem(i, s, torch.full((int(seconds * 16000),), float(i + 1)), truncated, seconds)
 
@@ -37,7 +39,7 @@ def test_tokens_and_labels(tokenizer):
         assert tokenizer.decode(supervised) == f"{answer}{EOC_TOKEN}{tokenizer.eos_token}"
         sep = int((ids[row] == tokenizer.sep_token_id).nonzero())
         assert (labels[row, : sep + 1] == IGNORE_INDEX).all()  # <audio>, prompt and <SEP> carry no loss
-        assert torch.equal(labels[row, sep + 1:n], ids[row, sep + 1:n])
+        assert torch.equal(labels[row, sep + 1 : n], ids[row, sep + 1 : n])
     assert batch["media_locations"].sum(1).tolist() == [1, 1] and batch["media_locations"][:, 0].all()
 
 
@@ -50,8 +52,7 @@ def test_answer_only_labels(tokenizer):
 def test_windows_masks_and_skips(tokenizer):
     col = AF2Collator(tokenizer, max_windows=3, max_length=12)
     bad = Skipped(5, "s5", "/x/5.wav", "missing", "file not found")
-    items = [_item(0, 4.0), bad, _item(1, 25.0, truncated=True),
-             _item(2, 1.0, prompt="a very long question " * 5)]
+    items = [_item(0, 4.0), bad, _item(1, 25.0, truncated=True), _item(2, 1.0, prompt="a very long question " * 5)]
     batch = col(items)
     assert batch["ids"] == ["s0", "s1"] and batch["indices"] == [0, 1]
     assert batch["audio_windows"].shape == (2, 3, 160000) and batch["audio_windows"].dtype == torch.float32
@@ -74,8 +75,10 @@ def test_window_keys_on_request(tokenizer):
 
 def test_choices_reach_the_model_once(tokenizer):
     col = AF2Collator(tokenizer, max_windows=3)
-    forms = (qa("counting", "counting.easy", "How many beeps?", "3", np.random.default_rng(seed), ["2", "3", "4"])
-             for seed in range(100))
+    forms = (
+        qa("counting", "counting.easy", "How many beeps?", "3", np.random.default_rng(seed), ["2", "3", "4"])
+        for seed in range(100)
+    )
     listed = next(q for q in forms if q.choices)  # the generator's multiple-choice form of the question
     plain = _item(0, 1.0, prompt="How many beeps?", answer="3", choices=listed.choices)
     synth = _item(1, 1.0, prompt=listed.prompt, answer="3", choices=listed.choices)
@@ -99,9 +102,11 @@ def test_trim_windows_to_batch(tokenizer):
 
 
 def test_requires_special_tokens():
-    from transformers import PreTrainedTokenizerFast
     from tokenizers import Tokenizer, models
-    plain = PreTrainedTokenizerFast(tokenizer_object=Tokenizer(models.WordLevel({"a": 0, "[UNK]": 1}, unk_token="[UNK]")),
-                                    unk_token="[UNK]")
+    from transformers import PreTrainedTokenizerFast
+
+    plain = PreTrainedTokenizerFast(
+        tokenizer_object=Tokenizer(models.WordLevel({"a": 0, "[UNK]": 1}, unk_token="[UNK]")), unk_token="[UNK]"
+    )
     with pytest.raises(ValueError, match="add_special_tokens"):
         AF2Collator(plain, max_windows=3)

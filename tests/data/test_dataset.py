@@ -1,4 +1,5 @@
 """AudioQADataset: window counts from headers, truncation, normalisation, never raising."""
+
 from __future__ import annotations
 
 import logging
@@ -15,12 +16,15 @@ from tests.data.audio_files import tone, write
 def manifest(tmp_path):
     write(tmp_path / "a.wav", tone(25.0, amp=0.25))
     write(tmp_path / "b.flac", tone(4.0, 44100, amp=0.5), 44100)
-    write_manifest(tmp_path / "m.jsonl", [
-        {"audio": "a.wav", "prompt": "p", "answer": "a", "id": "a"},
-        {"audio": "a.wav", "prompt": "p", "answer": "a", "id": "a-tail", "start": 21.0},
-        {"audio": "b.flac", "prompt": "p", "answer": "a", "id": "b"},
-        {"audio": "gone.wav", "prompt": "p", "answer": "a", "id": "gone"},
-    ])
+    write_manifest(
+        tmp_path / "m.jsonl",
+        [
+            {"audio": "a.wav", "prompt": "p", "answer": "a", "id": "a"},
+            {"audio": "a.wav", "prompt": "p", "answer": "a", "id": "a-tail", "start": 21.0},
+            {"audio": "b.flac", "prompt": "p", "answer": "a", "id": "b"},
+            {"audio": "gone.wav", "prompt": "p", "answer": "a", "id": "gone"},
+        ],
+    )
     return tmp_path / "m.jsonl"
 
 
@@ -47,6 +51,7 @@ def test_peak_normalize(manifest):
 def test_unexpected_errors_are_reported_not_raised(manifest, monkeypatch, caplog):
     def boom(*args, **kwargs):
         raise RuntimeError("disk on fire")
+
     monkeypatch.setattr(D, "read_audio", boom)
     with caplog.at_level(logging.ERROR):
         item = D.AudioQADataset.from_manifest(manifest, max_windows=3)[0]
@@ -56,16 +61,20 @@ def test_unexpected_errors_are_reported_not_raised(manifest, monkeypatch, caplog
 
 def test_truncated_long_audio_can_be_skipped(tmp_path):
     write(tmp_path / "long.wav", tone(25.0))
-    write_manifest(tmp_path / "m.jsonl", [
-        {"audio": "long.wav", "prompt": "p", "answer": "a", "id": "scene", "long_audio": True},
-        {"audio": "long.wav", "prompt": "p", "answer": "a", "id": "plain"},
-        {"audio": "long.wav", "prompt": "p", "answer": "a", "id": "scene-span", "long_audio": True, "end": 15.0},
-    ])
+    write_manifest(
+        tmp_path / "m.jsonl",
+        [
+            {"audio": "long.wav", "prompt": "p", "answer": "a", "id": "scene", "long_audio": True},
+            {"audio": "long.wav", "prompt": "p", "answer": "a", "id": "plain"},
+            {"audio": "long.wav", "prompt": "p", "answer": "a", "id": "scene-span", "long_audio": True, "end": 15.0},
+        ],
+    )
     keep = D.AudioQADataset.from_manifest(tmp_path / "m.jsonl", max_windows=2)
     assert [keep[i].truncated for i in range(3)] == [True, True, False]  # default: cut to fit
     skip = D.AudioQADataset.from_manifest(tmp_path / "m.jsonl", max_windows=2, skip_truncated_long_audio=True)
     scene = skip[0]
     assert isinstance(scene, Skipped) and scene.kind == "truncated_long_audio" and "25.0 s" in scene.reason
     assert skip[1].truncated and not skip[2].truncated  # unmarked samples are cut; a fitting span is kept
-    assert not isinstance(D.AudioQADataset.from_manifest(tmp_path / "m.jsonl", max_windows=3,
-                                                         skip_truncated_long_audio=True)[0], Skipped)
+    assert not isinstance(
+        D.AudioQADataset.from_manifest(tmp_path / "m.jsonl", max_windows=3, skip_truncated_long_audio=True)[0], Skipped
+    )

@@ -1,6 +1,7 @@
 """The one JSONL reader: every bad line is an error with its line number, never a crash; a
 missing or unreadable file is an ``InputError``. Property-based: random bytes and random JSON
 values per line."""
+
 from __future__ import annotations
 
 import json
@@ -19,12 +20,23 @@ SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[Healt
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
-    max_leaves=12)
+    max_leaves=12,
+)
 good_objects_st = st.dictionaries(st.text(max_size=8), json_values, max_size=5)
 # Bytes that are never a line of valid JSON: bad UTF-8, broken JSON, a lone surrogate, a huge int, deep nesting.
-bad_lines = st.sampled_from([b"\xff\xfe", b"{\"a\": \"\xc3\x28\"}", b"{not json", b"[1, 2", b"\"\\ud800\"",
-                             b"{\"a\": \"\\udc00x\"}", b"9" * 5000, b"[" * 100_000, b"{\"a\": 1} trailing"]
-                            ) | st.binary(min_size=1, max_size=30).filter(lambda b: not _is_json(b))
+bad_lines = st.sampled_from(
+    [
+        b"\xff\xfe",
+        b'{"a": "\xc3\x28"}',
+        b"{not json",
+        b"[1, 2",
+        b'"\\ud800"',
+        b'{"a": "\\udc00x"}',
+        b"9" * 5000,
+        b"[" * 100_000,
+        b'{"a": 1} trailing',
+    ]
+) | st.binary(min_size=1, max_size=30).filter(lambda b: not _is_json(b))
 
 
 def _is_json(raw: bytes) -> bool:
@@ -51,8 +63,9 @@ def _encode(value) -> bytes:
 
 
 @SETTINGS
-@given(st.lists(st.one_of(good_objects_st.map(lambda v: ("good", v)), bad_lines.map(lambda b: ("bad", b))),
-                max_size=12))
+@given(
+    st.lists(st.one_of(good_objects_st.map(lambda v: ("good", v)), bad_lines.map(lambda b: ("bad", b))), max_size=12)
+)
 def test_every_good_line_kept_every_bad_line_reported(tmp_path, lines):
     path = tmp_path / "x.jsonl"
     raw = [_encode(v) if kind == "good" else v for kind, v in lines]
@@ -89,22 +102,34 @@ def test_random_bytes_never_crash(tmp_path, data):
 
 
 manifest_lines = st.fixed_dictionaries(
-    {"audio": st.text(min_size=1, max_size=10).filter(str.strip), "prompt": st.text(min_size=1).filter(str.strip),
-     "answer": st.text(min_size=1).filter(str.strip)},
-    optional={"start": st.floats(0, 100), "skill": st.sampled_from(["counting", "temporal_reasoning"]),
-              "note": json_values})
+    {
+        "audio": st.text(min_size=1, max_size=10).filter(str.strip),
+        "prompt": st.text(min_size=1).filter(str.strip),
+        "answer": st.text(min_size=1).filter(str.strip),
+    },
+    optional={
+        "start": st.floats(0, 100),
+        "skill": st.sampled_from(["counting", "temporal_reasoning"]),
+        "note": json_values,
+    },
+)
 manifest_bad = st.one_of(
     bad_lines,
     json_values.filter(lambda v: not isinstance(v, dict)).map(_encode),
-    st.dictionaries(st.sampled_from(["audio", "prompt", "answer", "start", "end", "skill", "choices", "id"]),
-                    json_values, max_size=6)
+    st.dictionaries(
+        st.sampled_from(["audio", "prompt", "answer", "start", "end", "skill", "choices", "id"]),
+        json_values,
+        max_size=6,
+    )
     .filter(lambda d: not all(isinstance(d.get(k), str) and d[k].strip() for k in ("audio", "prompt", "answer")))
-    .map(_encode))
+    .map(_encode),
+)
 
 
 @SETTINGS
-@given(st.lists(st.one_of(manifest_lines.map(lambda v: ("good", v)), manifest_bad.map(lambda b: ("bad", b))),
-                max_size=10))
+@given(
+    st.lists(st.one_of(manifest_lines.map(lambda v: ("good", v)), manifest_bad.map(lambda b: ("bad", b))), max_size=10)
+)
 def test_manifest_keeps_good_lines_and_reports_bad_ones(tmp_path, lines):
     path = tmp_path / "m.jsonl"
     raw = [_encode({**v, "id": f"s{n}"}) if kind == "good" else v for n, (kind, v) in enumerate(lines, 1)]
@@ -150,8 +175,17 @@ def test_cut_torn_tail_and_good_objects(tmp_path, caplog):
 
 
 @SETTINGS
-@given(st.lists(st.one_of(st.fixed_dictionaries({"id": st.sampled_from("abcdef"), "prediction": st.text()})
-                          .map(lambda v: ("good", v)), bad_lines.map(lambda b: ("bad", b))), max_size=12))
+@given(
+    st.lists(
+        st.one_of(
+            st.fixed_dictionaries({"id": st.sampled_from("abcdef"), "prediction": st.text()}).map(
+                lambda v: ("good", v)
+            ),
+            bad_lines.map(lambda b: ("bad", b)),
+        ),
+        max_size=12,
+    )
+)
 def test_job_and_prediction_readers_keep_good_lines_and_report_bad_ones(tmp_path, lines):
     from af2.data.llm.jobs import read_records
     from af2.eval.inputs import load_predictions
@@ -164,7 +198,9 @@ def test_job_and_prediction_readers_keep_good_lines_and_report_bad_ones(tmp_path
             first.setdefault(v["id"], (n, v))
     records, bad = read_records(path)
     assert [(r.line, r.data) for r in records] == sorted(first.values(), key=lambda x: x[0])
-    assert sorted(b["input_line"] for b in bad) == sorted(set(range(1, len(lines) + 1)) - {n for n, _ in first.values()})
+    assert sorted(b["input_line"] for b in bad) == sorted(
+        set(range(1, len(lines) + 1)) - {n for n, _ in first.values()}
+    )
     predictions = load_predictions(path)
     assert predictions.by_id == {k: v["prediction"] for k, (_, v) in first.items()}
     assert len(predictions.problems) == len(bad)

@@ -1,4 +1,5 @@
 """End to end: a folder of mixed-format audio + JSONL -> batches, bad files reported."""
+
 from __future__ import annotations
 
 import logging
@@ -14,8 +15,16 @@ from af2.data.manifest import write_manifest
 from tests.data.audio_files import tone, truncate, write
 
 GOOD = {"wav": 5.0, "flac": 12.0, "ogg": 3.0, "mp3": 8.0}
-BAD_KINDS = {"missing": 1, "corrupt": 2, "empty": 1, "unsupported_format": 1, "non_finite": 1,
-             "too_many_channels": 1, "bad_sample_rate": 1, "bad_range": 1}
+BAD_KINDS = {
+    "missing": 1,
+    "corrupt": 2,
+    "empty": 1,
+    "unsupported_format": 1,
+    "non_finite": 1,
+    "too_many_channels": 1,
+    "bad_sample_rate": 1,
+    "bad_range": 1,
+}
 
 
 @pytest.fixture(scope="module")
@@ -25,20 +34,28 @@ def folder(tmp_path_factory):
     recs = []
 
     def rec(name, **kw):
-        recs.append({"audio": f"audio/{name}", "prompt": f"What is in {name}?", "answer": "a tone", "id": kw.pop("id", name), **kw})
+        recs.append(
+            {
+                "audio": f"audio/{name}",
+                "prompt": f"What is in {name}?",
+                "answer": "a tone",
+                "id": kw.pop("id", name),
+                **kw,
+            }
+        )
 
     for ext, sec in GOOD.items():
         sr, ch = (44100, 2) if ext == "flac" else (16000, 1)
         write(root / "audio" / f"good.{ext}", tone(sec, sr, 440.0, channels=ch), sr)
         rec(f"good.{ext}")
     write(root / "audio" / "long.wav", tone(40.0, 16000, 220.0))
-    rec("long.wav")                                          # truncated to 30 s, reported
-    rec("long.wav", id="long-span", start=12.0, end=20.0)    # a span: 8 s
+    rec("long.wav")  # truncated to 30 s, reported
+    rec("long.wav", id="long-span", start=12.0, end=20.0)  # a span: 8 s
     rec("nothing_here.wav")
     truncate(write(root / "audio" / "t.wav", tone(3.0)), root / "audio" / "truncated.wav")
     rec("truncated.wav")
     flac = bytearray(write(root / "audio" / "c.flac", tone(3.0)).read_bytes())
-    flac[len(flac) // 3: len(flac) // 3 + 2000] = bytes(2000)
+    flac[len(flac) // 3 : len(flac) // 3 + 2000] = bytes(2000)
     (root / "audio" / "corrupt.flac").write_bytes(bytes(flac))
     rec("corrupt.flac")
     write(root / "audio" / "empty.wav", np.zeros(0, np.float32))
@@ -65,8 +82,9 @@ GOOD_IDS = {f"good.{e}" for e in GOOD} | {"long.wav", "long-span"}
 
 @pytest.mark.parametrize("workers", [0, 2])
 def test_folder_to_batches_with_report(folder, tokenizer, workers, caplog):
-    loader = make_loader(folder / "manifest.jsonl", tokenizer, max_windows=3, max_windows_per_batch=6,
-                         num_workers=workers, seed=1)
+    loader = make_loader(
+        folder / "manifest.jsonl", tokenizer, max_windows=3, max_windows_per_batch=6, num_workers=workers, seed=1
+    )
     for epoch in range(2):
         loader.set_epoch(epoch)
         with caplog.at_level(logging.WARNING, logger="af2.data"):
@@ -93,7 +111,7 @@ def test_batch_audio_equals_read_audio(folder, tokenizer):
     expected = read_audio(folder / "audio" / "good.flac")
     got = b["audio_windows"][k].reshape(-1)
     assert b["num_windows"][k] == 2 and torch.equal(got[: expected.numel()], expected)
-    assert not got[expected.numel():].any()
+    assert not got[expected.numel() :].any()
     b, k = rows["long-span"]
     assert b["num_windows"][k] == 1
     span = read_audio(folder / "audio" / "long.wav", start=12.0, end=20.0)
@@ -104,8 +122,16 @@ def test_batch_audio_equals_read_audio(folder, tokenizer):
 def test_ranks_share_the_folder_exactly_once(folder, tokenizer, world):
     ids, steps = [], set()
     for rank in range(world):
-        loader = make_loader(folder / "manifest.jsonl", tokenizer, max_windows=3, max_windows_per_batch=3,
-                             num_workers=0, num_replicas=world, rank=rank, seed=4)
+        loader = make_loader(
+            folder / "manifest.jsonl",
+            tokenizer,
+            max_windows=3,
+            max_windows_per_batch=3,
+            num_workers=0,
+            num_replicas=world,
+            rank=rank,
+            seed=4,
+        )
         batches = list(loader)
         steps |= {len(loader), len(batches)}
         ids += [i for b in batches for i in b["ids"]]
@@ -118,13 +144,23 @@ def test_two_ranks_get_equal_batch_counts_with_a_missing_file(tmp_path, tokenize
     # but still yielded, so both ranks take 4 batches (a distributed loop would hang on 4 vs 3).
     for k in range(7):
         write(tmp_path / f"c{k}.wav", tone(1.0))
-    write_manifest(tmp_path / "m.jsonl", [{"audio": f"c{k}.wav", "prompt": "p?", "answer": "a", "id": f"c{k}"}
-                                          for k in range(7)] + [{"audio": "gone.wav", "prompt": "p?", "answer": "a",
-                                                                 "id": "gone"}])
+    write_manifest(
+        tmp_path / "m.jsonl",
+        [{"audio": f"c{k}.wav", "prompt": "p?", "answer": "a", "id": f"c{k}"} for k in range(7)]
+        + [{"audio": "gone.wav", "prompt": "p?", "answer": "a", "id": "gone"}],
+    )
     counts, empty = [], []
     for rank in range(2):
-        loader = make_loader(tmp_path / "m.jsonl", tokenizer, max_windows=1, max_windows_per_batch=1,
-                             num_workers=workers, num_replicas=2, rank=rank, seed=3)
+        loader = make_loader(
+            tmp_path / "m.jsonl",
+            tokenizer,
+            max_windows=1,
+            max_windows_per_batch=1,
+            num_workers=workers,
+            num_replicas=2,
+            rank=rank,
+            seed=3,
+        )
         batches = list(loader)
         counts.append(len(batches))
         for b in batches:
@@ -137,8 +173,9 @@ def test_two_ranks_get_equal_batch_counts_with_a_missing_file(tmp_path, tokenize
 
 
 def test_report_of_an_epoch_stopped_early(folder, tokenizer, caplog):
-    loader = make_loader(folder / "manifest.jsonl", tokenizer, max_windows=3, max_windows_per_batch=3,
-                         num_workers=0, seed=2)
+    loader = make_loader(
+        folder / "manifest.jsonl", tokenizer, max_windows=3, max_windows_per_batch=3, num_workers=0, seed=2
+    )
     assert len(loader) > 2
     with caplog.at_level(logging.INFO, logger="af2.data"):
         for k, _ in enumerate(loader):

@@ -1,4 +1,5 @@
 """Manifests: round trip, relative paths, and every bad line reported with its number."""
+
 from __future__ import annotations
 
 import json
@@ -11,8 +12,17 @@ from af2.data.manifest import ManifestValidationError, Sample, load_manifest, wr
 
 def test_round_trip_and_relative_paths(tmp_path):
     records = [
-        {"audio": "a/x.wav", "prompt": "How many?", "answer": "3", "skill": "counting", "id": "s0",
-         "choices": ["2", "3"], "start": 1.5, "end": 4.0, "qtype": "counting.easy"},
+        {
+            "audio": "a/x.wav",
+            "prompt": "How many?",
+            "answer": "3",
+            "skill": "counting",
+            "id": "s0",
+            "choices": ["2", "3"],
+            "start": 1.5,
+            "end": 4.0,
+            "qtype": "counting.easy",
+        },
         {"audio": str(tmp_path / "abs.flac"), "prompt": "What?", "answer": "a dog"},
     ]
     path = tmp_path / "sub" / "m.jsonl"
@@ -28,8 +38,9 @@ def test_round_trip_and_relative_paths(tmp_path):
     again = tmp_path / "sub" / "again.jsonl"
     write_manifest(again, res.samples)
     assert json.loads(again.read_text().splitlines()[0])["audio"] == "a/x.wav"
-    assert [(s.audio, s.prompt, s.answer, s.extra) for s in load_manifest(again).samples] == \
-           [(s.audio, s.prompt, s.answer, s.extra) for s in res.samples]
+    assert [(s.audio, s.prompt, s.answer, s.extra) for s in load_manifest(again).samples] == [
+        (s.audio, s.prompt, s.answer, s.extra) for s in res.samples
+    ]
 
 
 BAD_LINES = [

@@ -1,6 +1,7 @@
 """Reading a 30-s window of a 20-minute file decodes only that window: the peak resident set
 size (Linux VmHWM, reset just before the read) is measured in a fresh subprocess, against
 a control that reads the whole file."""
+
 from __future__ import annotations
 
 import json
@@ -58,8 +59,10 @@ def test_window_read_memory_is_bounded(long_file):
     file_mb = long_file.stat().st_size / 2**20
     window = _peak(long_file, "window")
     whole = _peak(long_file, "whole")
-    report(f"data: 30-s window of a {MINUTES}-min 16 kHz file ({file_mb:.0f} MB): peak RSS +{window['delta_mb']:.1f} MB; "
-           f"whole-file read +{whole['delta_mb']:.1f} MB")
+    report(
+        f"data: 30-s window of a {MINUTES}-min 16 kHz file ({file_mb:.0f} MB): peak RSS +{window['delta_mb']:.1f} MB; "
+        f"whole-file read +{whole['delta_mb']:.1f} MB"
+    )
     assert window["samples"] == 30 * SR and window["first"] == pytest.approx(16 / 32, abs=1e-4)
     # 30 s of float32 is 1.9 MB; allow decoder blocks and resampler state, far below the file.
     assert window["delta_mb"] < 12

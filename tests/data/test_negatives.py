@@ -1,4 +1,5 @@
 """Rule-based hard negatives: each kind, distinctness, determinism, honest shortfalls."""
+
 from __future__ import annotations
 
 import pytest
@@ -21,12 +22,15 @@ def test_swap_order_examples():
 
 
 def test_swap_attributes_examples():
-    assert _texts("a loud dog barks while a quiet bird sings", "swap_attributes") == \
-           {"a quiet dog barks while a loud bird sings"}
-    assert _texts("an old man coughs, then a young girl sings", "swap_attributes") == \
-           {"a young man coughs, then an old girl sings"}
-    assert _texts("a man speaks slowly and a woman answers quickly", "swap_attributes") == \
-           {"a man speaks quickly and a woman answers slowly"}
+    assert _texts("a loud dog barks while a quiet bird sings", "swap_attributes") == {
+        "a quiet dog barks while a loud bird sings"
+    }
+    assert _texts("an old man coughs, then a young girl sings", "swap_attributes") == {
+        "a young man coughs, then an old girl sings"
+    }
+    assert _texts("a man speaks slowly and a woman answers quickly", "swap_attributes") == {
+        "a man speaks quickly and a woman answers slowly"
+    }
     assert _texts("a loud, sharp bang", "swap_attributes") == set()  # one event: nothing to exchange
 
 
@@ -34,8 +38,11 @@ def test_change_count_examples():
     got = _texts("a bell rings three times", "change_count")
     assert got == {"a bell rings four times", "a bell rings twice", "a bell rings five times", "a bell rings once"}
     assert _texts("a doorbell rings twice", "change_count") >= {"a doorbell rings once", "a doorbell rings three times"}
-    assert _texts("3 beeps, then silence", "change_count") == {"4 beeps, then silence", "2 beeps, then silence",
-                                                                 "5 beeps, then silence"}
+    assert _texts("3 beeps, then silence", "change_count") == {
+        "4 beeps, then silence",
+        "2 beeps, then silence",
+        "5 beeps, then silence",
+    }
     assert _texts("Two dogs bark", "change_count") == {"Three dogs bark", "Four dogs bark"}
 
 

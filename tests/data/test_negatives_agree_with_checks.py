@@ -1,5 +1,6 @@
 """The rule-based negatives and the checks of generated negatives share one lexicon
 (af2.data.lexicon): whatever the generator writes, the checks accept for its kind."""
+
 from __future__ import annotations
 
 from hypothesis import given, settings
@@ -14,14 +15,22 @@ from af2.data.synth.scene import Placed, caption
 SOURCES = sorted({w for group in lexicon.SIMILAR_SOURCES for w in group} | {"siren", "owl", "robot"})
 ACTIONS = sorted({w for group in lexicon.SIMILAR_ACTIONS for w in group} | {"passes", "rattles"})
 TIMES = ("", " once", " twice", " thrice", " three times", " 4 times", " twelve times")
-LINKS = (", then ", " then ", ", and then ", " followed by ", " before ", " after ", " while ", " and ", "; ",
-         " as ")
+LINKS = (", then ", " then ", ", and then ", " followed by ", " before ", " after ", " while ", " and ", "; ", " as ")
 
 attribute = st.sampled_from(("",) + lexicon.ATTRIBUTES)
-singular = st.builds(lambda attr, src, act, times: f"a {attr + ' ' if attr else ''}{src} {act}{times}",
-                     attribute, st.sampled_from(SOURCES), st.sampled_from(ACTIONS), st.sampled_from(TIMES))
-counted = st.builds(lambda n, attr, src: f"{n} {attr + ' ' if attr else ''}{plural(src)}",
-                    st.sampled_from(("two", "three", "5", "eleven")), attribute, st.sampled_from(SOURCES))
+singular = st.builds(
+    lambda attr, src, act, times: f"a {attr + ' ' if attr else ''}{src} {act}{times}",
+    attribute,
+    st.sampled_from(SOURCES),
+    st.sampled_from(ACTIONS),
+    st.sampled_from(TIMES),
+)
+counted = st.builds(
+    lambda n, attr, src: f"{n} {attr + ' ' if attr else ''}{plural(src)}",
+    st.sampled_from(("two", "three", "5", "eleven")),
+    attribute,
+    st.sampled_from(SOURCES),
+)
 clause = st.one_of(singular, counted)
 
 
@@ -42,8 +51,10 @@ def test_every_generated_negative_passes_the_checks(caption, seed):
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.sampled_from(sorted(set(SEQUENCE_LABELS + SHORT_LABELS + CONTEXT_LABELS))), min_size=1, max_size=8),
-       st.integers(0, 3))
+@given(
+    st.lists(st.sampled_from(sorted(set(SEQUENCE_LABELS + SHORT_LABELS + CONTEXT_LABELS))), min_size=1, max_size=8),
+    st.integers(0, 3),
+)
 def test_negatives_of_synthetic_captions_pass_the_checks(labels, seed):
     text = caption([Placed(label, float(k), k + 0.5, 0.5) for k, label in enumerate(labels)])
     for negative in make_negatives(text, 40, seed=seed).negatives:
@@ -59,5 +70,11 @@ def test_the_substitution_groups_name_different_known_events():
 
 def test_hyphenated_attributes_are_read_whole():
     assert lexicon.attributes("a high-pitched beep and a light-hearted laugh") == ["high-pitch", "light"]
-    assert checks.negative_problems("a high-pitched whistle, then a low-pitched horn",
-                                    "a low-pitched whistle, then a high-pitched horn", "swap_attributes") == []
+    assert (
+        checks.negative_problems(
+            "a high-pitched whistle, then a low-pitched horn",
+            "a low-pitched whistle, then a high-pitched horn",
+            "swap_attributes",
+        )
+        == []
+    )

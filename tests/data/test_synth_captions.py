@@ -1,6 +1,7 @@
 """Synthetic clips carry a caption (AF-CLAP's positives): their events in time order, repeats
 merged and counted, attribute pairs named by what differs. Checked against the questions'
 exact answers, which the generators derive independently of the caption."""
+
 from __future__ import annotations
 
 import re
@@ -17,8 +18,14 @@ CTX = SynthContext(speech=speech_engine("formant"))
 
 
 def test_caption_orders_merges_and_counts():
-    ev = [Placed("siren", 3.0, 4.0, 0.5), Placed("beep", 0.5, 0.8, 0.5), Placed("beep", 1.0, 1.3, 0.5),
-          Placed("alarm", 2.0, 2.5, 0.5), Placed("speech", 5.0, 5.4, 0.5), Placed("footsteps", 6.0, 7.0, 0.5)]
+    ev = [
+        Placed("siren", 3.0, 4.0, 0.5),
+        Placed("beep", 0.5, 0.8, 0.5),
+        Placed("beep", 1.0, 1.3, 0.5),
+        Placed("alarm", 2.0, 2.5, 0.5),
+        Placed("speech", 5.0, 5.4, 0.5),
+        Placed("footsteps", 6.0, 7.0, 0.5),
+    ]
     assert caption(ev) == "two beeps, then an alarm, then a siren, then a spoken word, then footsteps"
     assert caption([Placed("click", k, k + 0.1, 0.5) for k in range(12)]) == "12 clicks"
     assert caption([]) == "background noise"

@@ -1,4 +1,5 @@
 """The synth command line, determinism by seed, and both speech engines."""
+
 from __future__ import annotations
 
 import hashlib
@@ -29,16 +30,39 @@ def _digest(folder) -> str:
 
 def test_cli_writes_a_loadable_set(tmp_path):
     out = tmp_path / "set"
-    run = subprocess.run([sys.executable, "-m", "af2.data.synth", "--out", str(out), "--n", "14", "--seed", "3",
-                          "--n-long", "1", "--long-min", "30", "--long-max", "30", "--quiet"],
-                         capture_output=True, text=True, check=True)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "af2.data.synth",
+            "--out",
+            str(out),
+            "--n",
+            "14",
+            "--seed",
+            "3",
+            "--n-long",
+            "1",
+            "--long-min",
+            "30",
+            "--long-max",
+            "30",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     meta = json.loads((out / "metadata.json").read_text())
     # 14 clips (2 per skill; the 2 temporal clips ask 3 questions each) + 3 on the long scene
     assert '"questions": 21' in run.stdout and meta["questions"] == 21
     samples = load_manifest(out / "manifest.jsonl", strict=True).samples
     assert len(samples) == 21 and all(s.audio.exists() for s in samples)
-    assert all(v == 2 for k, v in meta["questions_per_skill"].items() if k not in ("counting", "temporal_reasoning",
-                                                                                   "information_extraction"))
+    assert all(
+        v == 2
+        for k, v in meta["questions_per_skill"].items()
+        if k not in ("counting", "temporal_reasoning", "information_extraction")
+    )
     assert sf.info(out / "long" / "0000.wav").duration == pytest.approx(30.0)
 
 
@@ -68,10 +92,16 @@ def test_skill_weights_set_the_mixture(tmp_path):
     per_skill = meta["questions_per_skill"]
     asks = {s: temporal.QUESTIONS_PER_CLIP if s == "temporal_reasoning" else 1 for s in per_skill}
     assert per_skill == {s: asks[s] * sum(cycle[i % len(cycle)] == s for i in range(20)) for s in per_skill}
-    assert per_skill["temporal_reasoning"] == 7 * temporal.QUESTIONS_PER_CLIP and per_skill["attribute_identification"] == 5
+    assert (
+        per_skill["temporal_reasoning"] == 7 * temporal.QUESTIONS_PER_CLIP
+        and per_skill["attribute_identification"] == 5
+    )
     assert per_skill["general_reasoning"] == 0 and meta["skill_weights"]["temporal_reasoning"] == 3
-    for bad, match in (({"temporal": 2}, "unknown skill 'temporal'"), ({"counting": -1}, "non-negative integer"),
-                       ({s: 0 for s in per_skill}, "every weight is 0")):
+    for bad, match in (
+        ({"temporal": 2}, "unknown skill 'temporal'"),
+        ({"counting": -1}, "non-negative integer"),
+        ({s: 0 for s in per_skill}, "every weight is 0"),
+    ):
         with pytest.raises(ValueError, match=match):
             skill_cycle(bad)
 
@@ -83,8 +113,9 @@ def test_fallback_is_detected_and_announced(tmp_path, monkeypatch, caplog):
         meta = generate(tmp_path, 14, seed=0, n_long=0, speech="auto")
     assert meta["speech_engine"] == "formant-fallback" and "formant-synthesised" in meta["speech_note"]
     assert "espeak-ng was not found" in caplog.text
-    speech_samples = [s for s in load_manifest(tmp_path / "manifest.jsonl").samples
-                      if s.skill == "contextual_speech_event_reasoning"]
+    speech_samples = [
+        s for s in load_manifest(tmp_path / "manifest.jsonl").samples if s.skill == "contextual_speech_event_reasoning"
+    ]
     assert speech_samples and all(s.extra["speech_engine"] == "formant-fallback" for s in speech_samples)
     with pytest.raises(RuntimeError, match="espeak-ng is not installed"):
         speech.speech_engine("espeak")
@@ -93,6 +124,7 @@ def test_fallback_is_detected_and_announced(tmp_path, monkeypatch, caplog):
 def _speech_clips(engine, seeds):
     ctx = SynthContext(speech=engine)
     import numpy as np
+
     return [make_speech(np.random.default_rng([99, s]), ctx) for s in seeds]
 
 

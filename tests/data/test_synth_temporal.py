@@ -1,4 +1,5 @@
 """temporal.onset: answers never sit on a rounding tie; the generator stays deterministic by seed."""
+
 from __future__ import annotations
 
 import re
@@ -98,7 +99,7 @@ def test_first_and_last_answers_are_the_sequence_ends(clips):
 
 
 def test_each_clip_is_asked_several_distinct_question_types(clips):
-    for seed, clip, onsets in clips:
+    for seed, clip, _onsets in clips:
         kinds = [q.qtype for q in clip.questions]
         assert len(kinds) == temporal.QUESTIONS_PER_CLIP == len(set(kinds)), (seed, kinds)
         assert {"temporal.first", "temporal.last"} <= set(kinds), (seed, kinds)  # ALWAYS_ASKED

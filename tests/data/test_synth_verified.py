@@ -3,6 +3,7 @@
 The generator's per-clip metadata is never read: only the manifest's question (prompt,
 question type) and the wav. Event identities come from acoustic descriptors.
 """
+
 from __future__ import annotations
 
 import json
@@ -78,8 +79,11 @@ def _expected(qtype: str, prompt: str, x: np.ndarray) -> str | None:
         if qtype == "attribute.instrument":
             return Counter(A.instrument(p) for p in parts).most_common(1)[0][0]
         assert len(parts) == 2
-        measure = {"attribute.louder": A.rms, "attribute.higher": A.dominant_freq,
-                   "attribute.longer": lambda p: len(p)}[qtype]
+        measure = {
+            "attribute.louder": A.rms,
+            "attribute.higher": A.dominant_freq,
+            "attribute.longer": lambda p: len(p),
+        }[qtype]
         return "the first" if measure(parts[0]) > measure(parts[1]) else "the second"
     if qtype == "context.situation":
         labels = set(_labels(x, segs))
@@ -167,11 +171,29 @@ def test_set_covers_all_skills_and_question_types(synth_set):
     out, meta, samples = synth_set
     assert {s.skill for s in samples} == set(SKILLS)
     qtypes = {s.extra["qtype"] for s in samples}
-    for needed in ("counting.easy", "counting.medium", "counting.hard", "temporal.onset", "temporal.after",
-                   "attribute.instrument", "attribute.louder", "context.situation", "context.approach",
-                   "speech.count", "speech.order", "speech.context", "info.tempo", "info.pitch", "info.sources",
-                   "general.difference", "general.most", "general.compare_around",
-                   "long.count", "long.order", "long.duration"):
+    for needed in (
+        "counting.easy",
+        "counting.medium",
+        "counting.hard",
+        "temporal.onset",
+        "temporal.after",
+        "attribute.instrument",
+        "attribute.louder",
+        "context.situation",
+        "context.approach",
+        "speech.count",
+        "speech.order",
+        "speech.context",
+        "info.tempo",
+        "info.pitch",
+        "info.sources",
+        "general.difference",
+        "general.most",
+        "general.compare_around",
+        "long.count",
+        "long.order",
+        "long.duration",
+    ):
         assert needed in qtypes, needed
     assert any(s.choices for s in samples) and any(not s.choices for s in samples)
     for s in samples:

@@ -1,4 +1,5 @@
 """split_windows / stack_windows: shapes, padding, masks, truncation warnings."""
+
 from __future__ import annotations
 
 import logging
@@ -6,8 +7,15 @@ import logging
 import pytest
 import torch
 
-from af2.data.windows import (KEY_BYTES, count_windows, split_windows, split_windows_batch, stack_windows,
-                              window_key, window_keys)
+from af2.data.windows import (
+    KEY_BYTES,
+    count_windows,
+    split_windows,
+    split_windows_batch,
+    stack_windows,
+    window_key,
+    window_keys,
+)
 
 L = 160000
 
@@ -20,7 +28,7 @@ def test_window_count_and_padding(seconds, expected):
     assert w.num_windows == expected == count_windows(seconds, max_windows=3)
     assert w.mask.tolist() == [k < expected for k in range(3)] and not w.truncated
     flat = w.windows.reshape(-1)
-    assert torch.equal(flat[: wave.numel()], wave) and not flat[wave.numel():].any()
+    assert torch.equal(flat[: wave.numel()], wave) and not flat[wave.numel() :].any()
 
 
 def test_truncation_is_flagged_and_logged(caplog):
@@ -69,6 +77,9 @@ def test_window_keys_of_a_batch():
     assert keys.shape == (2, 3, KEY_BYTES) and keys.dtype == torch.uint8
     assert bytes(keys[0, 1].tolist()) == window_key(windows[0, 1])
     assert torch.equal(keys[1, 0], keys[0, 2]) and not keys[1, 1:].any()  # same audio, same key; padding 0
-    with pytest.raises(ValueError, match=r"windows must be \(B, W, L\) and mask \(B, W\), got windows "
-                                         r"\(2, 3, 100\) and mask \(2, 2\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"windows must be \(B, W, L\) and mask \(B, W\), got windows "
+        r"\(2, 3, 100\) and mask \(2, 2\)",
+    ):
         window_keys(windows, mask[:, :2])

@@ -1,4 +1,5 @@
 """Fixtures of the evaluation tests: the LLM tests' scripted server (``serve``) and small files."""
+
 from __future__ import annotations
 
 import json
@@ -21,8 +22,12 @@ def manifest_rows(n: int) -> list[dict]:
     """``n`` reference samples r0..r{n-1}, skills in rotation, the last one untagged."""
     rows = []
     for i in range(n):
-        row = {"id": f"r{i}", "audio": f"clips/{i}.wav", "prompt": f"What happens in clip {i}?",
-               "answer": f"event {i} happens"}
+        row = {
+            "id": f"r{i}",
+            "audio": f"clips/{i}.wav",
+            "prompt": f"What happens in clip {i}?",
+            "answer": f"event {i} happens",
+        }
         if i < n - 1:
             row["skill"] = SKILLED[i % len(SKILLED)]
         rows.append(row)

@@ -4,6 +4,7 @@ The judge gives 10 to an answer equal to its reference, N to an answer that says
 and 1 to any other; ``faulty`` answers the requests about some answers with scripted replies
 first (one per request, in order), whatever order the requests come in.
 """
+
 from __future__ import annotations
 
 import json
@@ -41,4 +42,5 @@ def faulty(faults: dict[str, list[Reply]]):
             seen[answer] += 1
         script = faults.get(answer, [])
         return script[k] if k < len(script) else fair_judge(index, body)
+
     return respond

@@ -1,5 +1,6 @@
 """`python -m af2 infer`: a saved tiny model answers a manifest, batched and resumable, with bad
 audio files reported and skipped; the answers equal model.generate's."""
+
 from __future__ import annotations
 
 import json
@@ -38,7 +39,13 @@ def data(tmp_path):
     (tmp_path / "broken.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEfmt garbage")
     lines = [
         {"id": "q1", "audio": "a.wav", "prompt": "How many tones?", "answer": "1"},
-        {"id": "q2", "audio": "b.flac", "prompt": "Which is higher?", "answer": "second", "choices": ["first", "second"]},
+        {
+            "id": "q2",
+            "audio": "b.flac",
+            "prompt": "Which is higher?",
+            "answer": "second",
+            "choices": ["first", "second"],
+        },
         {"id": "q3", "audio": "broken.wav", "prompt": "What is this?", "answer": "x"},
         {"id": "q4", "audio": "a.wav", "prompt": "Again?", "answer": "1", "start": 1.0, "end": 2.5},
     ]
@@ -54,8 +61,20 @@ def _infer(*args):
 def test_manifest_run_is_batched_resumable_and_reports_bad_files(saved_model, data):
     model_dir, model = saved_model
     out = data / "preds.jsonl"
-    run = _infer("--model", model_dir, "--input", data / "manifest.jsonl", "--output", out, "--batch-size", 2,
-                 "--max-new-tokens", 5, "--device", "cpu")
+    run = _infer(
+        "--model",
+        model_dir,
+        "--input",
+        data / "manifest.jsonl",
+        "--output",
+        out,
+        "--batch-size",
+        2,
+        "--max-new-tokens",
+        5,
+        "--device",
+        "cpu",
+    )
     assert run.returncode == 1, run.stderr  # partial: one unreadable file, one bad line
     preds = [json.loads(x) for x in out.read_text().splitlines()]
     assert sorted(p["id"] for p in preds) == ["q1", "q2", "q4"]
@@ -65,7 +84,9 @@ def test_manifest_run_is_batched_resumable_and_reports_bad_files(saved_model, da
     # The answers are model.generate's (same prompt formatting, same windowing).
     from af2.data.audio import read_audio
 
-    want = model.generate([read_audio(data / "b.flac")], ["Which is higher?\nChoose one:\n(A) first\n(B) second"], max_new_tokens=5)
+    want = model.generate(
+        [read_audio(data / "b.flac")], ["Which is higher?\nChoose one:\n(A) first\n(B) second"], max_new_tokens=5
+    )
     assert next(p for p in preds if p["id"] == "q2")["prediction"] == want[0].strip()
     # Rerun: nothing is answered twice; a torn last line from a killed run is repaired.
     with open(out, "a") as f:
@@ -78,8 +99,17 @@ def test_manifest_run_is_batched_resumable_and_reports_bad_files(saved_model, da
 
 def test_audio_files_and_prompt(saved_model, data):
     model_dir, _ = saved_model
-    run = _infer("--model", model_dir, "--audio", data / "a.wav", data / "broken.wav", "--prompt", "What is it?",
-                 "--max-new-tokens", 3)
+    run = _infer(
+        "--model",
+        model_dir,
+        "--audio",
+        data / "a.wav",
+        data / "broken.wav",
+        "--prompt",
+        "What is it?",
+        "--max-new-tokens",
+        3,
+    )
     assert run.returncode == 1  # one file unreadable
     lines = run.stdout.strip().splitlines()
     assert lines[0].startswith(str(data / "a.wav") + "\t")

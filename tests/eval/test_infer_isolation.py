@@ -1,5 +1,6 @@
 """``infer.run`` isolates items: an over-long prompt or a failing item is an error line of its
 own, never an allocation or the loss of its batch; cut audio is flagged and named."""
+
 from __future__ import annotations
 
 import json
@@ -54,9 +55,11 @@ def test_a_prompt_longer_than_the_context_is_an_item_error(model, clips, monkeyp
     spy = Spy(model)
     monkeypatch.setattr(model, "generate", spy)
     huge = "why " * 25_000  # 100k characters
-    reqs = [infer.Request("ok1", clips / "short.wav", "What is it?"),
-            infer.Request("huge", clips / "short.wav", huge),
-            infer.Request("ok2", clips / "short.wav", "Again?")]
+    reqs = [
+        infer.Request("ok1", clips / "short.wav", "What is it?"),
+        infer.Request("huge", clips / "short.wav", huge),
+        infer.Request("ok2", clips / "short.wav", "Again?"),
+    ]
     out = clips / "preds.jsonl"
     result = infer.run(model, reqs, output=out, batch_size=3, max_new_tokens=2, progress=False)
     assert result["failed"] == 1 and result["answered"] == 2
@@ -106,8 +109,7 @@ def test_a_corrupt_line_in_the_output_loses_nothing(model, clips):
     assert out.read_bytes().count(b"\n") == 3  # nothing cut
 
 
-@pytest.mark.parametrize("kwargs", [{"batch_size": 0}, {"batch_size": -1}, {"max_new_tokens": 0},
-                                    {"max_windows": 0}])
+@pytest.mark.parametrize("kwargs", [{"batch_size": 0}, {"batch_size": -1}, {"max_new_tokens": 0}, {"max_windows": 0}])
 def test_bad_settings_are_input_errors(model, clips, kwargs):
     with pytest.raises(InputError, match=">= 1"):
         infer.run(model, [infer.Request("a", clips / "short.wav", "q")], output=None, progress=False, **kwargs)

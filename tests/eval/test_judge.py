@@ -1,4 +1,5 @@
 """The judge pipeline against a real local server: faults, rejects, resume, concurrency, cache keys."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -22,12 +23,12 @@ def run_job(server, tmp_path, refs, preds: dict[str, str], **client_settings):
     """One judge job over ``preds`` (id -> prediction); the client caches in tmp_path."""
     pred_path = write_jsonl(tmp_path / "preds.jsonl", [{"id": k, "prediction": v} for k, v in preds.items()])
     client = make_client(server, cache_path=tmp_path / "cache.sqlite", **client_settings)
-    job = Job(Judge(ARGS, client, load_references(refs)), pred_path, tmp_path / "out" / "judged.jsonl",
-              progress=False)
+    job = Job(Judge(ARGS, client, load_references(refs)), pred_path, tmp_path / "out" / "judged.jsonl", progress=False)
     stats = job.run()
     client.cache.close()
-    summary = summarize(load_references(refs), set(load_predictions(pred_path).by_id), read_jsonl(job.out),
-                        read_jsonl(job.rejects))
+    summary = summarize(
+        load_references(refs), set(load_predictions(pred_path).by_id), read_jsonl(job.out), read_jsonl(job.rejects)
+    )
     return job, stats, client, summary
 
 
@@ -41,21 +42,33 @@ def results(job) -> tuple[dict, dict]:
 
 def test_faults_are_retried_repaired_or_rejected_each_id_once(serve, tmp_path):
     refs = write_jsonl(tmp_path / "manifest.jsonl", manifest_rows(8))
-    preds = {"r0": "event 0 happens", "r1": "worth 6", "r2": "worth 5", "r3": "worth 4", "r4": "worth 8",
-             "r5": "worth 3", "r6": "worth 9", "r7": "worth 2", "ghost": "worth 7"}
-    server = serve(faulty({
-        "worth 6": [Reply(delay=2.0, body={})],                     # a timeout, then the verdict
-        "worth 5": [error(500)],
-        "worth 4": [error(429, {"Retry-After": "0"})],
-        "worth 8": [completion('Sure! {score: 8, "explanation": "ok"')],  # malformed JSON: repaired
-        "worth 3": [verdict(11)],                                   # out of range once: repaired
-        "worth 9": [verdict(11), verdict(0), verdict(12)],          # out of range every time: rejected
-        "worth 2": [completion("Score: 2/10. Mostly wrong.")] * 3,  # no JSON ever: the fallback parser
-    }))
+    preds = {
+        "r0": "event 0 happens",
+        "r1": "worth 6",
+        "r2": "worth 5",
+        "r3": "worth 4",
+        "r4": "worth 8",
+        "r5": "worth 3",
+        "r6": "worth 9",
+        "r7": "worth 2",
+        "ghost": "worth 7",
+    }
+    server = serve(
+        faulty(
+            {
+                "worth 6": [Reply(delay=2.0, body={})],  # a timeout, then the verdict
+                "worth 5": [error(500)],
+                "worth 4": [error(429, {"Retry-After": "0"})],
+                "worth 8": [completion('Sure! {score: 8, "explanation": "ok"')],  # malformed JSON: repaired
+                "worth 3": [verdict(11)],  # out of range once: repaired
+                "worth 9": [verdict(11), verdict(0), verdict(12)],  # out of range every time: rejected
+                "worth 2": [completion("Score: 2/10. Mostly wrong.")] * 3,  # no JSON ever: the fallback parser
+            }
+        )
+    )
     job, stats, client, summary = run_job(server, tmp_path, refs, preds, timeout=0.5)
     lines, rejects = results(job)
-    assert {k: v["score"] for k, v in lines.items()} == {"r0": 10, "r1": 6, "r2": 5, "r3": 4, "r4": 8, "r5": 3,
-                                                         "r7": 2}
+    assert {k: v["score"] for k, v in lines.items()} == {"r0": 10, "r1": 6, "r2": 5, "r3": 4, "r4": 8, "r5": 3, "r7": 2}
     assert set(rejects) == {"r6", "ghost"} and "no reference with id 'ghost'" in rejects["ghost"]["reasons"][0]
     assert any("12 is greater than the maximum of 10" in r for r in rejects["r6"]["reasons"])
     assert '"score": 12' in rejects["r6"]["raw"]
@@ -71,8 +84,11 @@ def test_faults_are_retried_repaired_or_rejected_each_id_once(serve, tmp_path):
     assert (overall.n, overall.scored, overall.rejected, overall.pending, overall.fallback) == (8, 7, 1, 0, 1)
     assert overall.mean == (10 + 6 + 5 + 4 + 8 + 3 + 2) / 7  # the rejected r6 is not in the mean
     assert {k: (t.scored, t.rejected, t.mean) for k, t in summary.by_skill.items()} == {
-        "temporal_reasoning": (2, 1, 7.0), "counting": (2, 0, 7.0), "general_reasoning": (2, 0, 4.0),
-        "untagged": (1, 0, 2.0)}
+        "temporal_reasoning": (2, 1, 7.0),
+        "counting": (2, 0, 7.0),
+        "general_reasoning": (2, 0, 4.0),
+        "untagged": (1, 0, 2.0),
+    }
     assert summary.stray_rejects == ["ghost"] and summary.duplicates == 0
 
 
@@ -112,8 +128,8 @@ def test_the_cache_key_is_model_prompt_reference_and_answer(serve, tmp_path):
 
     assert judge(rows, record) == (7, 1)
     assert judge(rows, record) == (7, 1)  # the same judgement again: from the cache
-    assert judge([{**rows[0], "answer": "worth 7"}], record) == (10, 2)       # another reference
+    assert judge([{**rows[0], "answer": "worth 7"}], record) == (10, 2)  # another reference
     assert judge([{**rows[0], "prompt": "What is heard?"}], record) == (7, 3)  # another question
     assert judge(rows, Record("r0", {"id": "r0", "prediction": "worth 4"}, 1)) == (4, 4)  # another answer
-    assert judge(rows, record, model="judge-2") == (7, 5)                     # another judge model
+    assert judge(rows, record, model="judge-2") == (7, 5)  # another judge model
     assert judge(rows, record) == (7, 5)

@@ -1,4 +1,5 @@
 """``python -m af2.eval judge`` end to end: summary, reruns and the cache, a SIGKILL and resume, the key."""
+
 from __future__ import annotations
 
 import json
@@ -11,15 +12,21 @@ from tests.llm.conftest import KEY, kill_when_requested, read_jsonl, run_module
 from tests.llm.server import Reply
 from tests.llm.test_cli import assert_secret_kept
 
-PREDS = [{"id": "r0", "prediction": "event 0 happens"}, {"id": "r1", "prediction": "worth 4"},
-         {"id": "r2", "prediction": "worth 6"}, {"id": "r3", "prediction": "worth 2"},
-         {"id": "r4", "prediction": "no idea"}, {"id": "ghost", "prediction": "worth 9"}]  # r5: no prediction
+PREDS = [
+    {"id": "r0", "prediction": "event 0 happens"},
+    {"id": "r1", "prediction": "worth 4"},
+    {"id": "r2", "prediction": "worth 6"},
+    {"id": "r3", "prediction": "worth 2"},
+    {"id": "r4", "prediction": "no idea"},
+    {"id": "ghost", "prediction": "worth 9"},
+]  # r5: no prediction
 
 
 def judge_cli(pred: Path, ref: Path, out: Path, server, *extra: str, wait: bool = True):
     out.parent.mkdir(parents=True, exist_ok=True)
-    return run_module(["af2.eval", "judge", "--pred", str(pred), "--ref", str(ref), "--out", str(out)],
-                      server, *extra, wait=wait)
+    return run_module(
+        ["af2.eval", "judge", "--pred", str(pred), "--ref", str(ref), "--out", str(out)], server, *extra, wait=wait
+    )
 
 
 def table_rows(stdout: str) -> dict[str, list[str]]:
@@ -34,7 +41,7 @@ def test_judge_end_to_end_then_reruns_cost_nothing(serve, tmp_path, refs):
     rows = table_rows(result.stdout)
     assert rows["temporal_reasoning"] == ["temporal_reasoning", "2", "2", "0", "0", "0", "6.00"]  # r0 10, r3 2
     assert rows["untagged"] == ["untagged", "1", "0", "0", "0", "1", "-"]  # r5 has no prediction
-    assert rows["all"] == ["all", "6", "5", "0", "0", "1", "4.60"]         # (10 + 4 + 6 + 2 + 1) / 5
+    assert rows["all"] == ["all", "6", "5", "0", "0", "1", "4.60"]  # (10 + 4 + 6 + 2 + 1) / 5
     assert "5 scored (0 by the fallback parser), 0 rejected" in result.stderr
     assert "1 prediction lines match no reference" in result.stderr and "requests sent 5" in result.stderr
     lines = read_jsonl(out)
@@ -60,17 +67,21 @@ def test_judge_end_to_end_then_reruns_cost_nothing(serve, tmp_path, refs):
     assert sorted(out.read_bytes().splitlines()) == sorted(before.splitlines())
     assert json.loads(Path(f"{out}.report.json").read_text())["usage"]["cache_hits"] == 5
 
-    other = judge_cli(pred, refs, tmp_path / "out2" / "judged.jsonl", server, "--model", "judge-2",
-                      "--cache", f"{out}.cache.sqlite")  # the same cache, another judge: asked again
+    other = judge_cli(
+        pred, refs, tmp_path / "out2" / "judged.jsonl", server, "--model", "judge-2", "--cache", f"{out}.cache.sqlite"
+    )  # the same cache, another judge: asked again
     assert other.returncode == 0 and server.count == 10 and server.requests[-1]["model"] == "judge-2"
 
 
 def test_judge_killed_in_the_middle_resumes_without_loss_or_duplicates(serve, tmp_path):
     n, held = 12, 5  # predictions; requests answered before the server starts holding them
-    ref = write_jsonl(tmp_path / "in" / "manifest.jsonl",
-                      [{"id": f"k{i}", "audio": f"{i}.wav", "prompt": f"Q{i}?", "answer": f"A{i}"} for i in range(n)])
-    pred = write_jsonl(tmp_path / "in" / "preds.jsonl", [{"id": f"k{i}", "prediction": f"worth {i % 10 + 1}"}
-                                                         for i in range(n)])
+    ref = write_jsonl(
+        tmp_path / "in" / "manifest.jsonl",
+        [{"id": f"k{i}", "audio": f"{i}.wav", "prompt": f"Q{i}?", "answer": f"A{i}"} for i in range(n)],
+    )
+    pred = write_jsonl(
+        tmp_path / "in" / "preds.jsonl", [{"id": f"k{i}", "prediction": f"worth {i % 10 + 1}"} for i in range(n)]
+    )
     out = tmp_path / "out" / "judged.jsonl"
     server = serve(fair_judge)
     server.hang_after = held

@@ -1,4 +1,5 @@
 """Metrics per sample and per skill, the summary table and ``python -m af2.eval score``."""
+
 from __future__ import annotations
 
 import json
@@ -11,23 +12,34 @@ from af2.eval.metrics import score
 from tests.eval.conftest import write_jsonl
 
 REFS = [
-    {"id": "r0", "skill": "temporal_reasoning", "choices": ["dog barks first", "car passes first"],
-     "answer": "dog barks first"},
+    {
+        "id": "r0",
+        "skill": "temporal_reasoning",
+        "choices": ["dog barks first", "car passes first"],
+        "answer": "dog barks first",
+    },
     {"id": "r1", "skill": "counting", "choices": ["2", "3"], "answer": "3"},
     {"id": "r2", "skill": "general_reasoning", "choices": ["indoors", "outdoors"], "answer": "outdoors"},
     {"id": "r3", "skill": "temporal_reasoning", "answer": "The dog barks before the car passes"},
     {"id": "r4", "skill": "counting", "answer": "three beeps"},
     {"id": "r5", "answer": "a kettle"},  # untagged
 ]
-PREDS = {"r0": "(A)", "r1": "2", "r2": "I am not sure.", "r3": "the dog barks before the car passes.",
-         "r4": "three beeps", "zz": "a prediction without a reference"}  # r5: none
+PREDS = {
+    "r0": "(A)",
+    "r1": "2",
+    "r2": "I am not sure.",
+    "r3": "the dog barks before the car passes.",
+    "r4": "three beeps",
+    "zz": "a prediction without a reference",
+}  # r5: none
 
 
 @pytest.fixture
 def files(tmp_path):
-    refs = write_jsonl(tmp_path / "manifest.jsonl",
-                       [{"audio": f"{r['id']}.wav", "prompt": "What?", **r} for r in REFS])
-    preds = write_jsonl(tmp_path / "preds.jsonl", [{"id": k, "prediction": v, "model": "af2"} for k, v in PREDS.items()])
+    refs = write_jsonl(tmp_path / "manifest.jsonl", [{"audio": f"{r['id']}.wav", "prompt": "What?", **r} for r in REFS])
+    preds = write_jsonl(
+        tmp_path / "preds.jsonl", [{"id": k, "prediction": v, "model": "af2"} for k, v in PREDS.items()]
+    )
     return refs, preds
 
 
@@ -49,8 +61,12 @@ def test_scores_per_sample_and_per_skill(files):
     assert tally(scores.by_skill["counting"]) == (2, 0, 1, 1, 1, 1, 0, 0)
     assert tally(scores.by_skill["general_reasoning"]) == (1, 0, 0, 0, 0, 1, 0, 1)
     assert tally(scores.by_skill["untagged"]) == (1, 1, 0, 0, 0, 0, 0, 0)
-    assert scores.overall.rates() == {"accuracy": 0.5, "exact_match": 1 / 6, "normalized_match": 1 / 3,
-                                      "choice_accuracy": 1 / 3}
+    assert scores.overall.rates() == {
+        "accuracy": 0.5,
+        "exact_match": 1 / 6,
+        "normalized_match": 1 / 3,
+        "choice_accuracy": 1 / 3,
+    }
     assert scores.by_skill["untagged"].rates()["choice_accuracy"] is None
     assert scores.unmatched == ["zz"]
 
@@ -63,8 +79,23 @@ def test_score_command_prints_the_table_and_writes_the_report(files, tmp_path, c
     assert main(["score", "--pred", str(preds), "--ref", str(refs), "--out", str(out)]) == 1
     printed = capsys.readouterr().out
     rows = {line.split()[0]: line.split() for line in printed.splitlines() if line and line[0].isalpha()}
-    assert rows["skill"] == ["skill", "n", "missing", "accuracy", "%", "mc", "n", "mc", "acc", "%", "unparsed",
-                             "exact", "%", "norm", "%"]
+    assert rows["skill"] == [
+        "skill",
+        "n",
+        "missing",
+        "accuracy",
+        "%",
+        "mc",
+        "n",
+        "mc",
+        "acc",
+        "%",
+        "unparsed",
+        "exact",
+        "%",
+        "norm",
+        "%",
+    ]
     assert rows["temporal_reasoning"] == ["temporal_reasoning", "2", "0", "100.0", "1", "100.0", "0", "0.0", "50.0"]
     assert rows["untagged"] == ["untagged", "1", "1", "0.0", "0", "-", "0", "0.0", "0.0"]
     assert rows["all"] == ["all", "6", "1", "50.0", "3", "33.3", "1", "16.7", "33.3"]

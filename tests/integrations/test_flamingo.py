@@ -1,5 +1,6 @@
 """af2 against flamingo-pytorch (from PyPI): same outputs and gradients, weights copied across,
 and patching a flamingo-pytorch model to run the fused ops."""
+
 from __future__ import annotations
 
 import copy

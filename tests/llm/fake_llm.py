@@ -3,6 +3,7 @@
 It reads the ``<input>`` JSON of the request's first user message and answers as a
 well-behaved model would; ``scripted(...)`` puts faults in front of it by request index.
 """
+
 from __future__ import annotations
 
 import json
@@ -10,11 +11,24 @@ import re
 
 from tests.llm.server import Reply, completion
 
-PREFIXES = ["In this short recording you can clearly hear that", "The audio clip captures a moment where",
-            "Listening closely, one notices that", "What the microphone picks up here is that",
-            "Throughout this brief sound clip it is evident that", "A listener of this clip would say that"]
-SUBSTITUTE = {"dog": "cat", "barks": "meows", "car": "truck", "bird": "frog", "siren": "alarm",
-              "man": "woman", "rain": "wind", "bell": "horn"}
+PREFIXES = [
+    "In this short recording you can clearly hear that",
+    "The audio clip captures a moment where",
+    "Listening closely, one notices that",
+    "What the microphone picks up here is that",
+    "Throughout this brief sound clip it is evident that",
+    "A listener of this clip would say that",
+]
+SUBSTITUTE = {
+    "dog": "cat",
+    "barks": "meows",
+    "car": "truck",
+    "bird": "frog",
+    "siren": "alarm",
+    "man": "woman",
+    "rain": "wind",
+    "bell": "horn",
+}
 
 
 def request_input(body: dict) -> dict:
@@ -51,9 +65,11 @@ def questions(inp: dict) -> dict:
         item = {"skill": want.get("skill", "temporal_reasoning"), "format": want["format"]}
         if "segments" in inp:
             first, last = inp["segments"][0], inp["segments"][-1]
-            item.update(question=f"What links the {first['caption']} and the {last['caption']}?",
-                        answer=f"The {first['caption']} comes long before the {last['caption']}.",
-                        needed_segments=[first["index"], last["index"]])
+            item.update(
+                question=f"What links the {first['caption']} and the {last['caption']}?",
+                answer=f"The {first['caption']} comes long before the {last['caption']}.",
+                needed_segments=[first["index"], last["index"]],
+            )
         else:
             item.update(question=f"Question {k} about {item['skill']}?", answer="the right one")
         if want["format"] == "multiple_choice":
@@ -75,9 +91,11 @@ def well_behaved(index: int, body: dict) -> Reply:
 
 def scripted(faults: dict) -> callable:
     """Replies ``faults[index]`` (a Reply, or a callable of the body) and otherwise answers well."""
+
     def respond(index: int, body: dict) -> Reply:
         fault = faults.get(index)
         if fault is None:
             return well_behaved(index, body)
         return fault(body) if callable(fault) else fault
+
     return respond

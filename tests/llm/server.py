@@ -6,6 +6,7 @@ request body, counts the ones answered with 200, can hold requests unanswered fr
 index on (``hang_after``; for killing a client mid-request) and shuts itself down after
 ``lifetime`` seconds whatever happens.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -25,12 +26,19 @@ class Reply:
 
 
 def completion(content: str, *, finish_reason: str = "stop", usage: bool = True) -> Reply:
-    body = {"id": "chatcmpl-test", "object": "chat.completion", "created": 1700000000, "model": "test-model",
-            "choices": [{"index": 0, "finish_reason": finish_reason,
-                         "message": {"role": "assistant", "content": content}}]}
+    body = {
+        "id": "chatcmpl-test",
+        "object": "chat.completion",
+        "created": 1700000000,
+        "model": "test-model",
+        "choices": [{"index": 0, "finish_reason": finish_reason, "message": {"role": "assistant", "content": content}}],
+    }
     if usage:
-        body["usage"] = {"prompt_tokens": 100, "completion_tokens": 10 + len(content) // 4,
-                         "total_tokens": 110 + len(content) // 4}
+        body["usage"] = {
+            "prompt_tokens": 100,
+            "completion_tokens": 10 + len(content) // 4,
+            "total_tokens": 110 + len(content) // 4,
+        }
     return Reply(200, body)
 
 
@@ -56,8 +64,7 @@ class ScriptedServer:
         self.lifetime = lifetime
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True)
+        self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._timer = threading.Timer(lifetime, self.stop)
         self._timer.daemon = True
 

@@ -1,6 +1,7 @@
 """Bad input lines never crash a job: a line that is not UTF-8, not JSON, not an object or a
 record with fields of the wrong type is rejected with its line number; the other records are
 done. A missing input or a directory is exit 2 with one message, no traceback."""
+
 from __future__ import annotations
 
 import argparse
@@ -19,7 +20,7 @@ from tests.llm.conftest import ROOT, make_client, read_jsonl, run_cli, run_modul
 from tests.llm.fake_llm import well_behaved
 from tests.llm.test_cli import CAPTIONS, write_input
 
-BAD_LINES = b'\xff\xfe broken\n{not json\n[1, 2]\n' + b"9" * 5000 + b'\n"\\ud800"\n'
+BAD_LINES = b"\xff\xfe broken\n{not json\n[1, 2]\n" + b"9" * 5000 + b'\n"\\ud800"\n'
 
 
 def with_bad_lines(path: Path) -> Path:
@@ -30,8 +31,14 @@ def with_bad_lines(path: Path) -> Path:
 
 
 def run_score(*argv: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "af2.eval", "score", *argv], capture_output=True, text=True,
-                          cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "af2.eval", "score", *argv],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=120,
+    )
 
 
 def test_llm_job_rejects_bad_lines_with_their_numbers(serve, tmp_path):
@@ -62,8 +69,11 @@ class NaiveCaptions(Pipeline):
 
 
 def test_a_record_of_the_wrong_types_rejects_only_itself(serve, tmp_path):
-    inp = write_input(tmp_path, "captions.jsonl", [{"id": "a", "caption": "x"}, {"id": "b", "caption": 5},
-                                                   {"id": "c"}, {"id": "d", "caption": "y"}])
+    inp = write_input(
+        tmp_path,
+        "captions.jsonl",
+        [{"id": "a", "caption": "x"}, {"id": "b", "caption": 5}, {"id": "c"}, {"id": "d", "caption": "y"}],
+    )
     out = tmp_path / "out.jsonl"
     stats = Job(NaiveCaptions(make_client(serve(well_behaved))), inp, out, progress=False).run()
     assert (stats.ok, stats.rejected, stats.failed) == (2, 2, 0)
@@ -87,8 +97,9 @@ def test_missing_input_exits_2_with_one_message(serve, tmp_path, make):
 
 def test_score_and_judge_read_bad_prediction_lines_per_line(serve, tmp_path):
     ref = write_jsonl(tmp_path / "manifest.jsonl", manifest_rows(3))
-    pred = with_bad_lines(write_jsonl(tmp_path / "preds.jsonl", [{"id": f"r{i}", "prediction": f"event {i} happens"}
-                                                                for i in range(3)]))
+    pred = with_bad_lines(
+        write_jsonl(tmp_path / "preds.jsonl", [{"id": f"r{i}", "prediction": f"event {i} happens"} for i in range(3)])
+    )
     score = run_score("--pred", str(pred), "--ref", str(ref))
     assert score.returncode == 0 and "Traceback" not in score.stderr, score.stderr
     assert "line 2: input: not valid UTF-8" in score.stderr and "line 6" in score.stderr
@@ -110,10 +121,23 @@ def test_score_and_judge_read_bad_prediction_lines_per_line(serve, tmp_path):
 
 def test_score_and_judge_with_a_missing_file_exit_2(serve, tmp_path):
     ref = write_jsonl(tmp_path / "manifest.jsonl", manifest_rows(2))
-    results = [run_score("--pred", str(tmp_path / "none.jsonl"), "--ref", str(ref)),
-               run_score("--pred", str(ref), "--ref", str(tmp_path)),
-               run_module(["af2.eval", "judge", "--pred", str(tmp_path / "none.jsonl"), "--ref", str(ref),
-                           "--out", str(tmp_path / "j.jsonl")], serve(well_behaved))]
+    results = [
+        run_score("--pred", str(tmp_path / "none.jsonl"), "--ref", str(ref)),
+        run_score("--pred", str(ref), "--ref", str(tmp_path)),
+        run_module(
+            [
+                "af2.eval",
+                "judge",
+                "--pred",
+                str(tmp_path / "none.jsonl"),
+                "--ref",
+                str(ref),
+                "--out",
+                str(tmp_path / "j.jsonl"),
+            ],
+            serve(well_behaved),
+        ),
+    ]
     for result in results:
         assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
         assert str(tmp_path) in result.stderr

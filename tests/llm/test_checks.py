@@ -1,4 +1,5 @@
 """The validators of generated captions, negatives and questions (af2.data.llm.checks)."""
+
 import pytest
 
 from af2.data import lexicon
@@ -9,10 +10,23 @@ from af2.data.skills import SKILLS
 SRC = "A dog barks twice then a car passes"
 
 
-@pytest.mark.parametrize("word, stem", [("barks", "bark"), ("barking", "bark"), ("barked", "bark"),
-                                        ("passes", "pas"), ("passing", "pas"), ("cries", "cry"),
-                                        ("running", "run"), ("engines", "engin"), ("engine", "engin"),
-                                        ("ring", "ring"), ("ringing", "ring"), ("bus", "bus")])
+@pytest.mark.parametrize(
+    "word, stem",
+    [
+        ("barks", "bark"),
+        ("barking", "bark"),
+        ("barked", "bark"),
+        ("passes", "pas"),
+        ("passing", "pas"),
+        ("cries", "cry"),
+        ("running", "run"),
+        ("engines", "engin"),
+        ("engine", "engin"),
+        ("ring", "ring"),
+        ("ringing", "ring"),
+        ("bus", "bus"),
+    ],
+)
 def test_stem_meets_word_forms(word, stem):
     assert textcheck.stem(word) == stem
 
@@ -34,15 +48,18 @@ def test_trigram_similarity():
     assert textcheck.trigram_similarity("a dog barks", "rain on a tin roof") < 0.2
 
 
-@pytest.mark.parametrize("text, problem", [
-    ("A canine barks two times, after which an automobile drives by", None),
-    ("a dog barks twice then a car passes.", "near-copy"),
-    ("A dog barks twice and then a car goes past", None),
-    ("A dog barks twice", "drops sound events: car"),
-    ("A dog barks twice then a car passes in the rain", "adds sound events: rain"),
-    ("A dog barks three times, then a car passes by", "changes a count"),
-    ("   ", "is empty"),
-])
+@pytest.mark.parametrize(
+    "text, problem",
+    [
+        ("A canine barks two times, after which an automobile drives by", None),
+        ("a dog barks twice then a car passes.", "near-copy"),
+        ("A dog barks twice and then a car goes past", None),
+        ("A dog barks twice", "drops sound events: car"),
+        ("A dog barks twice then a car passes in the rain", "adds sound events: rain"),
+        ("A dog barks three times, then a car passes by", "changes a count"),
+        ("   ", "is empty"),
+    ],
+)
 def test_paraphrase_problems(text, problem):
     found = checks.paraphrase_problems(SRC, text, [], threshold=0.8)
     assert (problem is None and found == []) or (problem and any(problem in p for p in found)), found
@@ -50,34 +67,57 @@ def test_paraphrase_problems(text, problem):
 
 def test_paraphrase_near_duplicate_of_an_accepted_one():
     kept = ["Twice a dog barks, and afterwards a car goes by"]
-    assert checks.paraphrase_problems(SRC, "Twice a dog barks, and afterwards a car goes by.", kept, 0.8) \
-        == ["is a near-duplicate of another paraphrase"]
+    assert checks.paraphrase_problems(SRC, "Twice a dog barks, and afterwards a car goes by.", kept, 0.8) == [
+        "is a near-duplicate of another paraphrase"
+    ]
 
 
-@pytest.mark.parametrize("source, text, kind, ok", [
-    (SRC, "A car passes then a dog barks twice", "swap_order", True),
-    (SRC, "A dog barks twice and then a car passes", "swap_order", False),        # same order
-    ("A dog barks loudly", "Loudly, a dog barks", "swap_order", False),           # one source event only
-    ("A loud dog barks then a quiet car passes", "A quiet dog barks then a loud car passes", "swap_attributes", True),
-    ("A loud dog barks then a quiet car passes", "A loud dog barks then a quiet truck passes", "swap_attributes", False),
-    (SRC, "A dog barks twice then a fast car passes", "swap_attributes", False),  # no attribute to swap
-    (SRC, "A dog barks three times then a car passes", "change_count", True),
-    ("A dog barks", "Two dogs bark", "change_count", True),
-    (SRC, "A dog barks twice then a car drives past", "change_count", False),
-    (SRC, "A cat meows twice then a car passes", "substitute_event", True),
-    ("A dog barks", "A hyena barks", "substitute_event", True),                   # unknown new event word
-    (SRC, "A dog barks twice", "substitute_event", False),                        # dropped, not replaced
-    (SRC, SRC.lower(), "change_count", False),                                    # the caption itself
-    (SRC, "Something else", "reverse", False),                                    # unknown kind
-])
+@pytest.mark.parametrize(
+    "source, text, kind, ok",
+    [
+        (SRC, "A car passes then a dog barks twice", "swap_order", True),
+        (SRC, "A dog barks twice and then a car passes", "swap_order", False),  # same order
+        ("A dog barks loudly", "Loudly, a dog barks", "swap_order", False),  # one source event only
+        (
+            "A loud dog barks then a quiet car passes",
+            "A quiet dog barks then a loud car passes",
+            "swap_attributes",
+            True,
+        ),
+        (
+            "A loud dog barks then a quiet car passes",
+            "A loud dog barks then a quiet truck passes",
+            "swap_attributes",
+            False,
+        ),
+        (SRC, "A dog barks twice then a fast car passes", "swap_attributes", False),  # no attribute to swap
+        (SRC, "A dog barks three times then a car passes", "change_count", True),
+        ("A dog barks", "Two dogs bark", "change_count", True),
+        (SRC, "A dog barks twice then a car drives past", "change_count", False),
+        (SRC, "A cat meows twice then a car passes", "substitute_event", True),
+        ("A dog barks", "A hyena barks", "substitute_event", True),  # unknown new event word
+        (SRC, "A dog barks twice", "substitute_event", False),  # dropped, not replaced
+        (SRC, SRC.lower(), "change_count", False),  # the caption itself
+        (SRC, "Something else", "reverse", False),  # unknown kind
+    ],
+)
 def test_negative_problems(source, text, kind, ok):
     found = checks.negative_problems(source, text, kind)
     assert (found == []) is ok, found
 
 
-@pytest.mark.parametrize("text, n", [("A dog barks", 1), ("A dog barks then growls", 2), ("A man speaks", 1),
-                                     ("A man speaks then a woman laughs", 2), (SRC, 2), ("Birds chirp", 1),
-                                     ("Rain, thunder and a distant siren", 3)])
+@pytest.mark.parametrize(
+    "text, n",
+    [
+        ("A dog barks", 1),
+        ("A dog barks then growls", 2),
+        ("A man speaks", 1),
+        ("A man speaks then a woman laughs", 2),
+        (SRC, 2),
+        ("Birds chirp", 1),
+        ("Rain, thunder and a distant siren", 3),
+    ],
+)
 def test_event_count_pairs_sources_with_their_sounds(text, n):
     assert textcheck.event_count(text) == n
 
@@ -88,44 +128,57 @@ def test_kind_applies():
 
 
 def question(**kw):
-    base = {"skill": "counting", "format": "multiple_choice", "question": "How many barks?",
-            "answer": "Two", "choices": ["One", "two", "Three", "Four"]}
+    base = {
+        "skill": "counting",
+        "format": "multiple_choice",
+        "question": "How many barks?",
+        "answer": "Two",
+        "choices": ["One", "two", "Three", "Four"],
+    }
     return {**base, **kw}
 
 
-@pytest.mark.parametrize("item, fmt, problem", [
-    (question(), "multiple_choice", None),
-    (question(skill="temporal_reasoning"), "multiple_choice", "was asked for skill counting"),
-    (question(skill="dancing"), "multiple_choice", "is not one of"),
-    (question(choices=["One", "Two", "Three"]), "multiple_choice", "exactly 4 choices"),
-    (question(choices=["One", "Two", "two", "Four"]), "multiple_choice", "distinct"),
-    (question(answer="Five"), "multiple_choice", "exactly one of the choices"),
-    (question(format="open", choices=None), "open", None),
-    (question(format="open"), "open", "no choices"),
-    (question(answer=""), "multiple_choice", "needs a question and an answer"),
-    (question(question="What happens at 45 s?", format="open", choices=None), "open", "after the end"),
-    (question(question="What happens at 0:09?", format="open", choices=None), "open", None),
-    (question(question="What happens at 1:05?", format="open", choices=None), "open", "mentions time 65"),
-])
+@pytest.mark.parametrize(
+    "item, fmt, problem",
+    [
+        (question(), "multiple_choice", None),
+        (question(skill="temporal_reasoning"), "multiple_choice", "was asked for skill counting"),
+        (question(skill="dancing"), "multiple_choice", "is not one of"),
+        (question(choices=["One", "Two", "Three"]), "multiple_choice", "exactly 4 choices"),
+        (question(choices=["One", "Two", "two", "Four"]), "multiple_choice", "distinct"),
+        (question(answer="Five"), "multiple_choice", "exactly one of the choices"),
+        (question(format="open", choices=None), "open", None),
+        (question(format="open"), "open", "no choices"),
+        (question(answer=""), "multiple_choice", "needs a question and an answer"),
+        (question(question="What happens at 45 s?", format="open", choices=None), "open", "after the end"),
+        (question(question="What happens at 0:09?", format="open", choices=None), "open", None),
+        (question(question="What happens at 1:05?", format="open", choices=None), "open", "mentions time 65"),
+    ],
+)
 def test_question_problems(item, fmt, problem):
     found = checks.question_problems(item, skill="counting", fmt=fmt, n_choices=4, duration=10.0, skills=SKILLS)
     assert (problem is None and found == []) or (problem and any(problem in p for p in found)), found
 
 
-SEGMENTS = [{"start": 0.0, "end": 10.0, "caption": "a doorbell rings"},
-            {"start": 10.0, "end": 20.0, "caption": "footsteps on wooden stairs"},
-            {"start": 120.0, "end": 130.0, "caption": "a kettle whistles in the kitchen"}]
+SEGMENTS = [
+    {"start": 0.0, "end": 10.0, "caption": "a doorbell rings"},
+    {"start": 10.0, "end": 20.0, "caption": "footsteps on wooden stairs"},
+    {"start": 120.0, "end": 130.0, "caption": "a kettle whistles in the kitchen"},
+]
 
 
-@pytest.mark.parametrize("needed, text, problem", [
-    ([0, 2], "Did the kettle whistle before or after the doorbell?", None),
-    ([0, 1], "Did the footsteps come after the doorbell?", "at least 30 s apart"),
-    ([0], "When did the doorbell ring?", "at least 2 different segments"),
-    ([0, 0], "When did the doorbell ring?", "at least 2 different segments"),
-    ([0, 7], "x", "indices 0..2"),
-    (["0", 2], "x", "indices 0..2"),
-    ([0, 1, 2], "Did the kettle whistle after the doorbell?", "never refer to segment(s) [1]"),
-])
+@pytest.mark.parametrize(
+    "needed, text, problem",
+    [
+        ([0, 2], "Did the kettle whistle before or after the doorbell?", None),
+        ([0, 1], "Did the footsteps come after the doorbell?", "at least 30 s apart"),
+        ([0], "When did the doorbell ring?", "at least 2 different segments"),
+        ([0, 0], "When did the doorbell ring?", "at least 2 different segments"),
+        ([0, 7], "x", "indices 0..2"),
+        (["0", 2], "x", "indices 0..2"),
+        ([0, 1, 2], "Did the kettle whistle after the doorbell?", "never refer to segment(s) [1]"),
+    ],
+)
 def test_segment_problems(needed, text, problem):
     item = {"question": text, "answer": "after", "needed_segments": needed}
     found = checks.segment_problems(item, SEGMENTS, min_segments=2, min_gap=30.0)

@@ -1,4 +1,5 @@
 """The four generators end to end from the command line, against the scripted server."""
+
 from __future__ import annotations
 
 import json
@@ -15,20 +16,47 @@ from tests.llm.conftest import KEY, make_client, read_jsonl, run_cli
 from tests.llm.fake_llm import scripted, well_behaved
 from tests.llm.server import completion, error
 
-CAPTIONS = [{"id": "c1", "audio": "clips/c1.wav", "caption": "A dog barks twice then a car passes"},
-            {"id": "c2", "audio": "clips/c2.wav", "caption": "A loud siren then a quiet bell"},
-            {"audio": "clips/c3.wav", "caption": "Rain falls then thunder rumbles"}]  # no id: hashed
-METADATA = [{"id": "m1", "audio": "clips/m1.wav", "duration": 10.0, "caption": "A man speaks, then a door slams",
-             "tags": ["speech", "door"], "events": [{"label": "speech", "start": 0.0, "end": 6.0},
-                                                    {"label": "door", "start": 7.5, "end": 8.0}],
-             "transcript": "Please close the door."},
-            {"id": "m2", "audio": "clips/m2.wav", "start": 30.0, "end": 40.0, "caption": "Birds chirp at dawn",
-             "tags": ["bird"]}]
-SEGMENTS = ["a doorbell rings", "footsteps on stairs", "a kettle whistles", "a dog barks",
-            "a phone rings twice", "a door slams shut"]
-LONG = [{"id": f"r{i}", "audio": f"long/r{i}.wav", "duration": 300.0,
-         "segments": [{"start": 50.0 * k, "end": 50.0 * k + 10, "caption": c} for k, c in enumerate(SEGMENTS)]}
-        for i in range(2)]
+CAPTIONS = [
+    {"id": "c1", "audio": "clips/c1.wav", "caption": "A dog barks twice then a car passes"},
+    {"id": "c2", "audio": "clips/c2.wav", "caption": "A loud siren then a quiet bell"},
+    {"audio": "clips/c3.wav", "caption": "Rain falls then thunder rumbles"},
+]  # no id: hashed
+METADATA = [
+    {
+        "id": "m1",
+        "audio": "clips/m1.wav",
+        "duration": 10.0,
+        "caption": "A man speaks, then a door slams",
+        "tags": ["speech", "door"],
+        "events": [{"label": "speech", "start": 0.0, "end": 6.0}, {"label": "door", "start": 7.5, "end": 8.0}],
+        "transcript": "Please close the door.",
+    },
+    {
+        "id": "m2",
+        "audio": "clips/m2.wav",
+        "start": 30.0,
+        "end": 40.0,
+        "caption": "Birds chirp at dawn",
+        "tags": ["bird"],
+    },
+]
+SEGMENTS = [
+    "a doorbell rings",
+    "footsteps on stairs",
+    "a kettle whistles",
+    "a dog barks",
+    "a phone rings twice",
+    "a door slams shut",
+]
+LONG = [
+    {
+        "id": f"r{i}",
+        "audio": f"long/r{i}.wav",
+        "duration": 300.0,
+        "segments": [{"start": 50.0 * k, "end": 50.0 * k + 10, "caption": c} for k, c in enumerate(SEGMENTS)],
+    }
+    for i in range(2)
+]
 
 
 def write_input(tmp_path: Path, name: str, records: list[dict]) -> Path:
@@ -118,7 +146,7 @@ def test_qa_end_to_end_loads_as_a_manifest(serve, tmp_path):
 
 
 def test_qa_multiple_choice_options_are_shuffled(serve, tmp_path):
-    server = serve(well_behaved)           # the model always lists the right answer first
+    server = serve(well_behaved)  # the model always lists the right answer first
     records = [{"id": f"s{i}", "audio": f"clips/s{i}.wav", "caption": f"A dog barks {i} times"} for i in range(6)]
     inp, out = write_input(tmp_path, "meta.jsonl", records), tmp_path / "out" / "qa.jsonl"
     result = run_cli("qa", inp, out, server, "--per-record", "2", "--format", "multiple_choice", "--choices", "4")
@@ -129,9 +157,9 @@ def test_qa_multiple_choice_options_are_shuffled(serve, tmp_path):
         assert sorted(sample.choices) == sorted(["the right one"] + [f"wrong option {i}" for i in (1, 2, 3)])
         assert sample.choices[sample.extra["answer_index"]] == sample.answer == "the right one"
     indices = [s.extra["answer_index"] for s in samples]
-    assert len(set(indices)) >= 3, indices                      # the answer's place varies across lines
+    assert len(set(indices)) >= 3, indices  # the answer's place varies across lines
     wrong_orders = {tuple(c for c in s.choices if c != s.answer) for s in samples}
-    assert len(wrong_orders) > 1                                # the distractors are shuffled too
+    assert len(wrong_orders) > 1  # the distractors are shuffled too
 
 
 def test_longqa_end_to_end_loads_as_a_manifest(serve, tmp_path):
@@ -142,8 +170,10 @@ def test_longqa_end_to_end_loads_as_a_manifest(serve, tmp_path):
     manifest = load_manifest(out, strict=True)
     assert len(manifest.samples) == 4 and all(s.choices is None for s in manifest.samples)
     for sample in manifest.samples:
-        assert sample.extra["needed_segments"] == [{"index": 0, "start": 0.0, "end": 10.0},
-                                                   {"index": 5, "start": 250.0, "end": 260.0}]
+        assert sample.extra["needed_segments"] == [
+            {"index": 0, "start": 0.0, "end": 10.0},
+            {"index": 5, "start": 250.0, "end": 260.0},
+        ]
     sent = json.loads(server.requests[0]["messages"][1]["content"].split("<input>")[1].split("</input>")[0])
     assert sent["min_gap_s"] == 60 and len(sent["segments"]) == 6 and sent["duration"] == 300.0
     assert_secret_kept(result, out.parent)
@@ -171,8 +201,9 @@ def test_fatal_error_stops_the_job_and_a_flag_key_stays_secret(serve, tmp_path):
     server = serve(lambda index, body: error(401))
     inp, out = write_input(tmp_path, "captions.jsonl", CAPTIONS), tmp_path / "out" / "para.jsonl"
     flag_key = KEY + "-FROM-FLAG"
-    result = run_cli("paraphrase", inp, out, server, "--concurrency", "1", "--api-key", flag_key,
-                     "--log-level", "DEBUG")
+    result = run_cli(
+        "paraphrase", inp, out, server, "--concurrency", "1", "--api-key", flag_key, "--log-level", "DEBUG"
+    )
     assert result.returncode == 2 and "stopped" in result.stderr and server.count == 1
     assert server.headers[0]["authorization"] == f"Bearer {flag_key}"
     assert read_jsonl(out) == [] and json.loads(Path(f"{out}.report.json").read_text())["records"]["not_started"] == 2
@@ -187,8 +218,10 @@ class FakeRules:
 
     def __call__(self, caption, n, *, seed=0, kinds=None):
         self.calls.append((caption, n, seed, tuple(kinds)))
-        made = [Namespace(text="A car passes then a dog barks twice", kind="swap_order"),  # the LLM's too
-                Namespace(text="A dog barks twice then a bus passes", kind="substitute_event")]
+        made = [
+            Namespace(text="A car passes then a dog barks twice", kind="swap_order"),  # the LLM's too
+            Namespace(text="A dog barks twice then a bus passes", kind="substitute_event"),
+        ]
         return Namespace(negatives=made, reasons=["swap_attributes: no attribute"])
 
 
@@ -201,7 +234,8 @@ def test_negatives_merge_llm_and_rules(serve):
     line = pipeline.process(Record("c1", CAPTIONS[0], 1)).lines[0]
     assert line["negatives"] == [
         {"text": "A car passes then a dog barks twice", "kind": "swap_order", "source": "llm"},
-        {"text": "A dog barks twice then a bus passes", "kind": "substitute_event", "source": "rules"}]
+        {"text": "A dog barks twice then a bus passes", "kind": "substitute_event", "source": "rules"},
+    ]
     assert line["provenance"]["rule_reasons"] == ["swap_attributes: no attribute"]
     assert rules.calls[0][:2] == (CAPTIONS[0]["caption"], 2) and rules.calls[0][3] == ("swap_order", "substitute_event")
     again = Negatives(args, make_client(server), make_negatives=FakeRules())
@@ -219,8 +253,9 @@ def test_negatives_with_the_real_rule_generator(serve, tmp_path):
     for line in lines:
         negatives = line["negatives"]
         assert {n["source"] for n in negatives} == {"llm", "rules"}
-        assert all(n["kind"] in ("swap_order", "swap_attributes", "change_count", "substitute_event")
-                   for n in negatives)
+        assert all(
+            n["kind"] in ("swap_order", "swap_attributes", "change_count", "substitute_event") for n in negatives
+        )
         assert len({n["text"].lower().rstrip(".") for n in negatives}) == len(negatives)  # merged, no repeats
 
 
@@ -245,13 +280,13 @@ def test_chained_jobs_keep_the_earlier_provenance_and_load_as_a_manifest(serve, 
         assert sample.prompt == CAPTION_PROMPT and sample.extra["caption"] == record["caption"]
         assert sample.audio.resolve() == (inp.parent / record["audio"]).resolve()
         assert sample.id == record.get("id", sample.extra["provenance"]["source_id"])
-        assert sample.id == sample.extra["provenance"]["previous"]["source_id"]     # one id through the chain
+        assert sample.id == sample.extra["provenance"]["previous"]["source_id"]  # one id through the chain
         # ... and the AF-CLAP stage takes its positives and negatives from them
         texts = sample_texts(sample, m=2, n=2)
         assert texts.positives == sample.extra["paraphrases"] and texts.sources == ("paraphrases", "negatives")
         given = [n for n in sample.extra["negatives"] if n["text"] not in texts.positives][:2]
         assert texts.negatives == [[n["text"] for n in given]] * 2 and texts.kinds == [[n["kind"] for n in given]] * 2
-    assert CAPTIONS[2]["caption"] in {s.answer for s in samples}          # the record without an id
+    assert CAPTIONS[2]["caption"] in {s.answer for s in samples}  # the record without an id
 
 
 def test_records_without_audio_are_not_given_manifest_keys(serve):
@@ -264,4 +299,4 @@ def test_records_without_audio_are_not_given_manifest_keys(serve):
     assert not {"prompt", "answer", "id"} & set(plain)
     with_audio = {"audio": "a.wav", "caption": "A dog barks twice then a car passes", "answer": "kept"}
     line = pipeline.process(Record("t2", with_audio, 2)).lines[0]
-    assert (line["prompt"], line["answer"], line["id"]) == ("Caption it.", "kept", "t2")   # own keys win
+    assert (line["prompt"], line["answer"], line["id"]) == ("Caption it.", "kept", "t2")  # own keys win

@@ -1,4 +1,5 @@
 """The client layer against a real HTTP server: faults, retries, repair, cache, limits, secrecy."""
+
 from __future__ import annotations
 
 import json
@@ -15,8 +16,11 @@ from tests.llm.conftest import KEY, make_client
 from tests.llm.server import Reply, completion, error
 
 MESSAGES = [{"role": "user", "content": "Give me items."}]
-SCHEMA = {"type": "object", "required": ["items"],
-          "properties": {"items": {"type": "array", "minItems": 2, "items": {"type": "string"}}}}
+SCHEMA = {
+    "type": "object",
+    "required": ["items"],
+    "properties": {"items": {"type": "array", "minItems": 2, "items": {"type": "string"}}},
+}
 GOOD = completion(json.dumps({"items": ["a", "b"]}))
 
 
@@ -33,8 +37,14 @@ def test_timeout_is_retried(serve):
 
 
 def test_429_waits_as_long_as_retry_after_says(serve):
-    server = serve(script(error(429, {"Retry-After": "7"}), error(429, {"retry-after-ms": "250"}),
-                          error(429, {"Retry-After": "9999"}), GOOD))
+    server = serve(
+        script(
+            error(429, {"Retry-After": "7"}),
+            error(429, {"retry-after-ms": "250"}),
+            error(429, {"Retry-After": "9999"}),
+            GOOD,
+        )
+    )
     sleeps: list[float] = []
     client = make_client(server, sleeps=sleeps, max_retry_after=60.0)
     client.complete(MESSAGES)
@@ -67,8 +77,9 @@ def test_client_errors_are_not_retried(serve, status, exc):
     assert server.count == 1
 
 
-@pytest.mark.parametrize("bad", [Reply(200, "this is not json"), Reply(200, {"choices": []}),
-                                 Reply(200, {"object": "weird"})])
+@pytest.mark.parametrize(
+    "bad", [Reply(200, "this is not json"), Reply(200, {"choices": []}), Reply(200, {"object": "weird"})]
+)
 def test_a_200_that_is_not_a_completion_is_retried(serve, bad):
     server = serve(script(bad, GOOD))
     client = make_client(server)
@@ -165,8 +176,9 @@ def test_identical_concurrent_calls_are_sent_once(serve, tmp_path):
 def test_concurrency_limit(serve):
     server = serve(script(Reply(200, GOOD.body, delay=0.15)))
     client = make_client(server, concurrency=2)
-    threads = [threading.Thread(target=client.complete, args=([{"role": "user", "content": str(i)}],))
-               for i in range(6)]
+    threads = [
+        threading.Thread(target=client.complete, args=([{"role": "user", "content": str(i)}],)) for i in range(6)
+    ]
     [t.start() for t in threads]
     [t.join() for t in threads]
     assert server.count == 6 and server.max_in_flight == 2
@@ -213,6 +225,7 @@ def _clocked(clock: FakeClock, reply: Reply):
     def respond(index, body):
         arrivals.append(clock.now)
         return reply
+
     return respond, arrivals
 
 
@@ -221,9 +234,9 @@ def test_client_paces_requests_per_minute_at_the_server(serve):
     respond, arrivals = _clocked(clock, GOOD)
     server = serve(respond)
     client = make_client(server, clock=clock, rpm=30, concurrency=1)
-    for i in range(4):                                   # distinct prompts: no cache, no in-flight sharing
+    for i in range(4):  # distinct prompts: no cache, no in-flight sharing
         client.complete([{"role": "user", "content": f"request {i}"}])
-    assert server.count == 4 and arrivals == pytest.approx([0.0, 2.0, 4.0, 6.0])   # one every 2 s
+    assert server.count == 4 and arrivals == pytest.approx([0.0, 2.0, 4.0, 6.0])  # one every 2 s
     assert client.report().rate_limit_wait_s == pytest.approx(6.0)
 
 
@@ -234,7 +247,7 @@ def test_client_paces_tokens_per_minute_by_the_servers_count(serve, used, interv
     reply.body["usage"] = {"prompt_tokens": used - 10, "completion_tokens": 10, "total_tokens": used}
     respond, arrivals = _clocked(clock, reply)
     server = serve(respond)
-    client = make_client(server, clock=clock, tpm=600, concurrency=1)   # 10 tokens/s
+    client = make_client(server, clock=clock, tpm=600, concurrency=1)  # 10 tokens/s
     for i in range(4):
         client.complete([{"role": "user", "content": f"request {i}"}])
     # the estimate (prompt + max_tokens 2048) is settled to what the server counted: `used` tokens
@@ -251,8 +264,14 @@ def test_retry_after_header_forms():
 
 
 def test_config_precedence_and_secret():
-    env = {"AF2_LLM_MODEL": "env-model", "OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": "http://fallback/v1",
-           "AF2_LLM_BASE_URL": "http://primary/v1", "AF2_LLM_RPM": "120", "AF2_LLM_JSON_MODE": "off"}
+    env = {
+        "AF2_LLM_MODEL": "env-model",
+        "OPENAI_API_KEY": KEY,
+        "OPENAI_BASE_URL": "http://fallback/v1",
+        "AF2_LLM_BASE_URL": "http://primary/v1",
+        "AF2_LLM_RPM": "120",
+        "AF2_LLM_JSON_MODE": "off",
+    }
     config = LLMConfig.from_env(env, model="flag-model")
     assert config.model == "flag-model" and config.base_url == "http://primary/v1"
     assert config.rpm == 120.0 and config.json_mode is False and config.api_key.reveal() == KEY

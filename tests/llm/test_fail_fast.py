@@ -1,5 +1,6 @@
 """A server that is not there stops the whole job at once (exit 2, one message), finished
 records kept; transient faults keep their retries. Only 127.0.0.1 is ever contacted."""
+
 from __future__ import annotations
 
 import json
@@ -109,8 +110,7 @@ def test_job_against_a_closed_port_exits_2_at_once_and_keeps_finished_records(se
     done, cached = read_jsonl(out), server.count
     assert len(done) == 1
 
-    closed = run_cli("paraphrase", inp, out, ClosedPort(), "--m", "2", "--max-retries", "6",
-                     "--concurrency", "1")
+    closed = run_cli("paraphrase", inp, out, ClosedPort(), "--m", "2", "--max-retries", "6", "--concurrency", "1")
     assert closed.returncode == 2, closed.stderr
     stops = [line for line in closed.stderr.splitlines() if "stopped:" in line]
     assert len(stops) == 1 and "is not there: connection refused on 3 consecutive requests" in stops[0]
@@ -129,8 +129,14 @@ def test_judge_against_a_closed_port_exits_2(tmp_path):
     ref = write_jsonl(tmp_path / "manifest.jsonl", manifest_rows(3))
     pred = write_jsonl(tmp_path / "preds.jsonl", [{"id": f"r{i}", "prediction": "x"} for i in range(3)])
     out = tmp_path / "judged.jsonl"
-    result = run_module(["af2.eval", "judge", "--pred", str(pred), "--ref", str(ref), "--out", str(out)],
-                        ClosedPort(), "--concurrency", "2", "--max-retries", "6")
+    result = run_module(
+        ["af2.eval", "judge", "--pred", str(pred), "--ref", str(ref), "--out", str(out)],
+        ClosedPort(),
+        "--concurrency",
+        "2",
+        "--max-retries",
+        "6",
+    )
     assert result.returncode == 2, result.stderr
     assert result.stderr.count("stopped:") == 1 and "is not there" in result.stderr
     assert json.loads(Path(f"{out}.report.json").read_text())["usage"]["requests"] <= 4

@@ -1,22 +1,29 @@
 """JSON extraction, local repair and schema validation of replies (af2.llm.jsonout)."""
+
 import pytest
 
 from af2.llm.jsonout import JSONProblem, parse_json, parse_structured, validate
 
-SCHEMA = {"type": "object", "required": ["items"],
-          "properties": {"items": {"type": "array", "items": {"type": "string", "minLength": 1}}}}
+SCHEMA = {
+    "type": "object",
+    "required": ["items"],
+    "properties": {"items": {"type": "array", "items": {"type": "string", "minLength": 1}}},
+}
 
 
-@pytest.mark.parametrize("text, value, repairs", [
-    ('{"items": ["a"]}', {"items": ["a"]}, []),
-    ('```json\n{"items": ["a"]}\n```', {"items": ["a"]}, ["code_fence"]),
-    ('Here you go: {"items": ["a"]} Enjoy!', {"items": ["a"]}, ["leading_text", "trailing_text"]),
-    ('{"items": ["a", "b",],}', {"items": ["a", "b"]}, ["trailing_comma"]),
-    ('{"items": ["a, b",]}', {"items": ["a, b"]}, ["trailing_comma"]),
-    ('{"items": ["a", "b", "c', {"items": ["a", "b"]}, ["truncated"]),  # the cut item is dropped
-    ('```json\n{"items": ["a", "b"', {"items": ["a", "b"]}, ["code_fence", "truncated"]),
-    ('[1, 2]', [1, 2], []),
-])
+@pytest.mark.parametrize(
+    "text, value, repairs",
+    [
+        ('{"items": ["a"]}', {"items": ["a"]}, []),
+        ('```json\n{"items": ["a"]}\n```', {"items": ["a"]}, ["code_fence"]),
+        ('Here you go: {"items": ["a"]} Enjoy!', {"items": ["a"]}, ["leading_text", "trailing_text"]),
+        ('{"items": ["a", "b",],}', {"items": ["a", "b"]}, ["trailing_comma"]),
+        ('{"items": ["a, b",]}', {"items": ["a, b"]}, ["trailing_comma"]),
+        ('{"items": ["a", "b", "c', {"items": ["a", "b"]}, ["truncated"]),  # the cut item is dropped
+        ('```json\n{"items": ["a", "b"', {"items": ["a", "b"]}, ["code_fence", "truncated"]),
+        ("[1, 2]", [1, 2], []),
+    ],
+)
 def test_parse_json_repairs(text, value, repairs):
     assert parse_json(text) == (value, repairs)
 

@@ -1,4 +1,5 @@
 """A job killed (SIGKILL) in the middle resumes: every input exactly once, no reply paid twice."""
+
 from __future__ import annotations
 
 import json
@@ -19,13 +20,23 @@ def source_ids(lines: list[dict]) -> Counter:
     return Counter(line["provenance"]["source_id"] for line in lines)
 
 
-@pytest.mark.parametrize("command, extra, per_record", [
-    ("paraphrase", ["--m", "3"], 1),
-    ("qa", ["--per-record", "2"], 2),  # two lines per record, written together
-])
+@pytest.mark.parametrize(
+    "command, extra, per_record",
+    [
+        ("paraphrase", ["--m", "3"], 1),
+        ("qa", ["--per-record", "2"], 2),  # two lines per record, written together
+    ],
+)
 def test_kill_in_the_middle_then_resume(serve, tmp_path, command, extra, per_record):
-    records = [{"id": f"k{i}", "audio": f"clips/{i}.wav", "caption": f"A dog barks then a car passes, take {i}",
-                "duration": 10.0} for i in range(N)]
+    records = [
+        {
+            "id": f"k{i}",
+            "audio": f"clips/{i}.wav",
+            "caption": f"A dog barks then a car passes, take {i}",
+            "duration": 10.0,
+        }
+        for i in range(N)
+    ]
     inp, out = write_input(tmp_path, "in.jsonl", records), tmp_path / "out" / f"{command}.jsonl"
     server = serve(well_behaved)
     server.hang_after = HELD
@@ -34,8 +45,7 @@ def test_kill_in_the_middle_then_resume(serve, tmp_path, command, extra, per_rec
     # Both workers are blocked on held requests: every answered reply has been handled.
     kill_when_requested(proc, server, HELD + 2)
     killed = read_jsonl(out)
-    assert source_ids(killed) == Counter({f"k{i}": per_record for i in range(N)
-                                          if f"k{i}" in source_ids(killed)})
+    assert source_ids(killed) == Counter({f"k{i}": per_record for i in range(N) if f"k{i}" in source_ids(killed)})
     assert len(source_ids(killed)) == HELD < N  # it really stopped in the middle
     with out.open("ab") as f:  # and its last write was torn (as after a power cut)
         f.write(b'{"id": "k999", "provenance": {"source_')

@@ -1,4 +1,5 @@
 """Fixtures of the model tests: the tiny offline tokenizer, tiny AF2 models, collated batches."""
+
 from __future__ import annotations
 
 from pathlib import Path

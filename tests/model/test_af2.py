@@ -1,4 +1,5 @@
 """AudioFlamingo2 end to end at tiny size: stages, gating, loss masking, generation, wiring."""
+
 from __future__ import annotations
 
 import copy
@@ -46,13 +47,16 @@ def test_truncation_is_logged_and_visible(make_model, caplog):
 def test_zero_gates_give_the_bare_llm(make_model, batch):
     model = make_model(gates=0.0)
     mask = batch["attention_mask"]
-    assert not mask.all()                                    # right padding in the batch
+    assert not mask.all()  # right padding in the batch
     with torch.no_grad():
         ours = model(**M(batch)).logits
         bare = model.llm(input_ids=batch["input_ids"], attention_mask=mask.long()).logits
         # forward counts positions over real tokens only (left padding safe); same ids -> same logits
-        same_pos = model.llm(input_ids=batch["input_ids"], attention_mask=mask.long(),
-                             position_ids=(mask.long().cumsum(-1) - 1).clamp_min(0)).logits
+        same_pos = model.llm(
+            input_ids=batch["input_ids"],
+            attention_mask=mask.long(),
+            position_ids=(mask.long().cumsum(-1) - 1).clamp_min(0),
+        ).logits
     assert torch.equal(ours, same_pos)
     assert torch.equal(ours[mask], bare[mask])
 
@@ -64,7 +68,7 @@ def test_audio_reaches_the_logits_and_padding_does_not(make_model, batch):
         other = dict(M(batch), audio_windows=batch["audio_windows"].flip(0))
         assert not torch.allclose(model(**other).logits, base, atol=1e-4)
         padded = dict(M(batch), audio_windows=batch["audio_windows"].clone())
-        padded["audio_windows"][0, 1] = 3.0                  # sample 0's padded window
+        padded["audio_windows"][0, 1] = 3.0  # sample 0's padded window
         torch.testing.assert_close(model(**padded).logits, base)
 
 
@@ -73,15 +77,19 @@ def test_dense_features_path_equals_audio_path(make_model, batch):
     with torch.no_grad():
         dense = model.clap.dense_features(batch["audio_windows"], batch["audio_window_mask"])
         a = model(**M(batch)).logits
-        b = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], dense_features=dense,
-                  audio_window_mask=batch["audio_window_mask"]).logits
+        b = model(
+            input_ids=batch["input_ids"],
+            attention_mask=batch["attention_mask"],
+            dense_features=dense,
+            audio_window_mask=batch["audio_window_mask"],
+        ).logits
     torch.testing.assert_close(a, b)
 
 
 def test_loss_only_on_answer_tokens(make_model, tokenizer, batch):
     model = make_model(gates=0.5)
     labels = batch["labels"]
-    for row in range(2):                                     # the collator supervises answer + eoc + eos
+    for row in range(2):  # the collator supervises answer + eoc + eos
         supervised = labels[row][labels[row] != IGNORE_INDEX]
         answer = ["3 beeps", "piano"][row]
         assert tokenizer.decode(supervised) == f"{answer}{EOC_TOKEN}{tokenizer.eos_token}"
@@ -94,6 +102,7 @@ def test_loss_only_on_answer_tokens(make_model, tokenizer, batch):
     # Gradient w.r.t. the logits is zero wherever the next token is not supervised.
     logits = out.logits.detach().requires_grad_()
     from af2.model import causal_lm_loss
+
     causal_lm_loss(logits, labels).backward()
     grad_rows = logits.grad[:, :-1].abs().sum(-1) > 0
     assert torch.equal(grad_rows, keep)
@@ -107,8 +116,9 @@ def _greedy_by_hand(model, ids, mask, windows, window_mask, steps):
     done = torch.zeros(ids.shape[0], dtype=torch.bool)
     new = []
     for _ in range(steps):
-        logits = model(input_ids=ids, attention_mask=mask, dense_features=dense,
-                       audio_window_mask=window_mask).logits[:, -1]
+        logits = model(input_ids=ids, attention_mask=mask, dense_features=dense, audio_window_mask=window_mask).logits[
+            :, -1
+        ]
         logits[:, t["audio"]] = float("-inf")
         token = torch.where(done, torch.full_like(done, t["pad"], dtype=torch.long), logits.argmax(-1))
         new.append(token)
@@ -122,12 +132,12 @@ def _greedy_by_hand(model, ids, mask, windows, window_mask, steps):
 
 def test_generate_equals_manual_greedy_loop(make_model, tokenizer):
     model = make_model(gates=0.7, seed=3)
-    with torch.no_grad():            # larger LLM weights, so greedy decoding does not just repeat a token
+    with torch.no_grad():  # larger LLM weights, so greedy decoding does not just repeat a token
         for p in model.llm.parameters():
             if p.dim() > 1:
                 p.normal_(0, 0.3)
     waves = [item(0, 4.0).wave, item(1, 23.0).wave]
-    prompts = ["How many beeps?", "Which instrument plays the note A4?"]   # different lengths: left padding
+    prompts = ["How many beeps?", "Which instrument plays the note A4?"]  # different lengths: left padding
     win = model.window_audio(waves, max_windows=3)
     ids, mask = model.encode_prompts(prompts)
     assert not mask[0].all() and mask[1].all()
@@ -136,21 +146,23 @@ def test_generate_equals_manual_greedy_loop(make_model, tokenizer):
     def count(name):
         return lambda *a: calls.__setitem__(name, calls[name] + 1)
 
-    handles = [model.clap.audio.register_forward_hook(count("htsat")),
-               model.audio_transformer.register_forward_hook(count("audio_transformer")),
-               model.llm.register_forward_hook(count("llm")),
-               *[b.attn.to_kv.register_forward_hook(count("to_kv")) for b in model.xattn.values()]]
+    handles = [
+        model.clap.audio.register_forward_hook(count("htsat")),
+        model.audio_transformer.register_forward_hook(count("audio_transformer")),
+        model.llm.register_forward_hook(count("llm")),
+        *[b.attn.to_kv.register_forward_hook(count("to_kv")) for b in model.xattn.values()],
+    ]
     with torch.no_grad():
         got = model.generate(waves, prompts, max_new_tokens=8, return_ids=True)
     for h in handles:
         h.remove()
-    assert calls["htsat"] == 1 and calls["audio_transformer"] == 1          # the audio path ran once
-    assert calls["to_kv"] == len(model.xattn)                                # media k/v computed once per block
-    assert calls["llm"] == got.shape[1]                                      # prefill + one call per new token
+    assert calls["htsat"] == 1 and calls["audio_transformer"] == 1  # the audio path ran once
+    assert calls["to_kv"] == len(model.xattn)  # media k/v computed once per block
+    assert calls["llm"] == got.shape[1]  # prefill + one call per new token
     with torch.no_grad():
         expect = _greedy_by_hand(model, ids, mask, win.windows, win.mask, 8)
     assert torch.equal(got, expect)
-    assert got.shape == (2, 8) and len(set(got[0].tolist())) > 3      # a non-trivial continuation
+    assert got.shape == (2, 8) and len(set(got[0].tolist())) > 3  # a non-trivial continuation
     assert all(b._cache is None for b in model.xattn.values())
     text = model.generate(waves, prompts, max_new_tokens=8)
     assert text == tokenizer.batch_decode(got, skip_special_tokens=True)
@@ -164,12 +176,14 @@ def test_generate_text_only(make_model, tokenizer):
                 p.normal_(0, 0.3)
     prompts = ["Say something.", "What is the tempo of a march?"]
     calls = []
-    handles = [model.clap.audio.register_forward_hook(lambda *a: calls.append("htsat")),
-               *[b.register_forward_hook(lambda *a: calls.append("xattn")) for b in model.xattn.values()]]
+    handles = [
+        model.clap.audio.register_forward_hook(lambda *a: calls.append("htsat")),
+        *[b.register_forward_hook(lambda *a: calls.append("xattn")) for b in model.xattn.values()],
+    ]
     got = model.generate(prompts=prompts, max_new_tokens=6, return_ids=True)
     for h in handles:
         h.remove()
-    assert calls == []                                        # no audio path, no xattn block
+    assert calls == []  # no audio path, no xattn block
     ids, mask = model.encode_prompts(prompts, audio=False)
     assert (ids != model.config.token_ids["audio"]).all()
     with torch.no_grad():
@@ -181,7 +195,7 @@ def test_encode_examples_masks_the_prompt(make_model, tokenizer, batch):
     model = make_model(gates=0.3)
     prompts, answers = ["How many beeps?", "Which instrument plays?"], ["3 beeps", "piano"]
     enc = model.encode_examples(prompts, answers)
-    for key in ("input_ids", "attention_mask", "labels"):                # the collator's tokens exactly
+    for key in ("input_ids", "attention_mask", "labels"):  # the collator's tokens exactly
         assert torch.equal(enc[key], batch[key]), key
     for row, answer in enumerate(answers):
         supervised = enc["labels"][row][enc["labels"][row] != IGNORE_INDEX]
@@ -203,18 +217,23 @@ def test_generate_sampling_is_seeded(make_model):
 
 def test_trainable_parameter_sets(make_model):
     model = make_model()
-    ids = lambda ps: {id(p) for p in ps}                                 # noqa: E731
+    ids = lambda ps: {id(p) for p in ps}  # noqa: E731
     at, xattn = ids(model.audio_transformer.parameters()), ids(model.xattn.parameters())
     embed, htsat = ids(model.llm.get_input_embeddings().parameters()), ids(model.clap.audio.parameters())
-    clap_all = htsat | ids(model.clap.audio_projection.parameters()) | ids(model.clap.text.parameters()) \
-        | ids(model.clap.text_projection.parameters()) | {id(model.clap.logit_scale)}
+    clap_all = (
+        htsat
+        | ids(model.clap.audio_projection.parameters())
+        | ids(model.clap.text.parameters())
+        | ids(model.clap.text_projection.parameters())
+        | {id(model.clap.logit_scale)}
+    )
     assert ids(model.trainable_parameters("pretrain")) == at | xattn | embed
     assert ids(model.trainable_parameters("long")) == at | xattn | embed
     assert ids(model.trainable_parameters("sft")) == at | xattn | embed | htsat
     assert ids(model.trainable_parameters("clap")) == clap_all
     for stage in ("clap", "pretrain", "sft", "long"):
         ps = model.trainable_parameters(stage)
-        assert len(ps) == len(ids(ps))                                   # each parameter once
+        assert len(ps) == len(ids(ps))  # each parameter once
     with pytest.raises(ValueError, match="unknown stage"):
         model.trainable_parameters("stage1")
 
@@ -234,14 +253,14 @@ def test_activation_checkpointing_gives_the_same_gradients(make_model, batch):
     model(**M(batch)).loss.backward()
     plain = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
     model.zero_grad()
-    if hasattr(model.llm, "activation_checkpointing_enable"):          # transformers >= 5.x
+    if hasattr(model.llm, "activation_checkpointing_enable"):  # transformers >= 5.x
         model.llm.activation_checkpointing_enable()
     else:
         model.llm.gradient_checkpointing_enable()
     calls = []
     model.xattn["0"].attn.norm.register_forward_hook(lambda *a: calls.append(1))
     model(**M(batch)).loss.backward()
-    assert len(calls) == 2                 # the recomputation in backward ran the block again, with media
+    assert len(calls) == 2  # the recomputation in backward ran the block again, with media
     assert {n for n, p in model.named_parameters() if p.grad is not None} == set(plain)
     for n, p in model.named_parameters():
         if p.grad is not None:
@@ -256,8 +275,10 @@ def test_deepcopy_keeps_its_own_blocks(make_model, batch):
             block.attn_gate.zero_()
             block.ff_gate.zero_()
         mask = batch["attention_mask"]
-        assert torch.equal(twin(**M(batch)).logits[mask],
-                           twin.llm(input_ids=batch["input_ids"], attention_mask=mask.long()).logits[mask])
+        assert torch.equal(
+            twin(**M(batch)).logits[mask],
+            twin.llm(input_ids=batch["input_ids"], attention_mask=mask.long()).logits[mask],
+        )
         assert not torch.allclose(model(**M(batch)).logits, twin(**M(batch)).logits, atol=1e-4)
 
 
@@ -277,20 +298,21 @@ def test_llm_loads_from_a_local_directory(tmp_path, tokenizer, make_model):
     qwen = Qwen2ForCausalLM(Qwen2Config(**base))
     qwen.save_pretrained(tmp_path / "qwen")
     tokenizer.save_pretrained(tmp_path / "tok")
-    model = AudioFlamingo2(AF2Config.preset("tiny", llm_path=str(tmp_path / "qwen"), tokenizer=None,
-                                            tokenizer_path=str(tmp_path / "tok")))
+    model = AudioFlamingo2(
+        AF2Config.preset("tiny", llm_path=str(tmp_path / "qwen"), tokenizer=None, tokenizer_path=str(tmp_path / "tok"))
+    )
     n = len(model.tokenizer)
-    assert n == len(tokenizer)                       # AF2's tokens (official order) are already there
+    assert n == len(tokenizer)  # AF2's tokens (official order) are already there
     assert "<|PAD_TOKEN|>" in model.tokenizer.get_vocab()
     assert model.llm.config.vocab_size == n == model.config.text_config.vocab_size
     theirs, ours = qwen.state_dict(), model.llm.state_dict()
-    assert set(theirs) == set(ours)                  # the LLM's keys are untouched by the wiring
+    assert set(theirs) == set(ours)  # the LLM's keys are untouched by the wiring
     for key, value in theirs.items():
         if "embed_tokens" in key or "lm_head" in key:
             torch.testing.assert_close(ours[key][: len(tokenizer)], value[: len(tokenizer)])
         else:
             assert torch.equal(ours[key], value), key
-    model.save_pretrained(tmp_path / "af2")                # the saved config no longer needs llm_path
+    model.save_pretrained(tmp_path / "af2")  # the saved config no longer needs llm_path
     again = AudioFlamingo2.from_pretrained(tmp_path / "af2")
     assert again.config.llm_path is None and again.llm.config.vocab_size == n
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
@@ -303,8 +325,9 @@ def test_af2_token_order_matches_the_release():
     from af2.model.tokenizer import add_af2_tokens, special_token_ids
 
     vocab = {f"t{i}": i for i in range(10)}
-    tok = PreTrainedTokenizerFast(tokenizer_object=Tokenizer(models.WordLevel(vocab, unk_token="t0")),
-                                  eos_token="t1", pad_token="t1")       # Qwen2.5: pad = eos = <|endoftext|>
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=Tokenizer(models.WordLevel(vocab, unk_token="t0")), eos_token="t1", pad_token="t1"
+    )  # Qwen2.5: pad = eos = <|endoftext|>
     assert add_af2_tokens(tok) == 4
     ids = special_token_ids(tok)
     assert (ids["audio"], ids["eoc"], tok.convert_tokens_to_ids("<|PAD_TOKEN|>"), ids["sep"]) == (10, 11, 12, 13)
@@ -339,8 +362,16 @@ def test_sampling_with_top_k_1_is_greedy(make_model):
     model = make_model(gates=0.5)
     waves = [item(0, 2.0).wave, item(1, 3.0).wave]
     greedy = model.generate(waves, ["Count", "Which one?"], max_new_tokens=5, return_ids=True)
-    top1 = model.generate(waves, ["Count", "Which one?"], max_new_tokens=5, return_ids=True, do_sample=True,
-                          temperature=0.7, top_k=1, generator=torch.Generator().manual_seed(0))
+    top1 = model.generate(
+        waves,
+        ["Count", "Which one?"],
+        max_new_tokens=5,
+        return_ids=True,
+        do_sample=True,
+        temperature=0.7,
+        top_k=1,
+        generator=torch.Generator().manual_seed(0),
+    )
     assert torch.equal(greedy, top1)
 
 
@@ -360,6 +391,6 @@ def test_tiny_tokenizer_prints_nothing(capfd):
     from af2.data.tokens import tiny_tokenizer
 
     capfd.readouterr()
-    tiny_tokenizer()                       # the BPE trainer's progress output would land in trainer logs
+    tiny_tokenizer()  # the BPE trainer's progress output would land in trainer logs
     out = capfd.readouterr()
     assert out.out == "" and out.err == ""

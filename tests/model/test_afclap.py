@@ -1,4 +1,5 @@
 """AFCLAP: transformers' HTSAT, dense features 64 x width per 10-s window, contrastive towers."""
+
 from __future__ import annotations
 
 import pytest
@@ -32,14 +33,13 @@ def test_dense_features_shape_and_padding():
     x = _windows(2, 3)
     mask = torch.tensor([[True, False, False], [True, True, True]])
     seen = []
-    clap.audio.register_forward_hook(lambda m, a, kw, out: seen.append(kw["input_features"].shape[0]),
-                                     with_kwargs=True)
+    clap.audio.register_forward_hook(lambda m, a, kw, out: seen.append(kw["input_features"].shape[0]), with_kwargs=True)
     with torch.no_grad():
         dense = clap.dense_features(x, mask)
     assert dense.shape == (2, 3, 64, 32)
-    assert seen == [4]                                    # padded windows never reach the HTSAT
+    assert seen == [4]  # padded windows never reach the HTSAT
     assert (dense[0, 1:] == 0).all() and (dense[1] != 0).any(dim=-1).all()
-    with torch.no_grad():                                 # a window's features are its own (eval mode)
+    with torch.no_grad():  # a window's features are its own (eval mode)
         alone = clap.dense_features(x[1:, 2:])
     torch.testing.assert_close(alone[0, 0], dense[1, 2], rtol=1e-4, atol=1e-4)
 
@@ -60,7 +60,7 @@ def test_contrastive_embeddings_train():
     clap = _clap().train()
     x = _windows(3, 2, seed=1)
     mask = torch.tensor([[True, True], [True, False], [True, True]])
-    text = torch.randint(2, 128, (3, 2, 7), generator=torch.Generator().manual_seed(2))   # M = 2 captions
+    text = torch.randint(2, 128, (3, 2, 7), generator=torch.Generator().manual_seed(2))  # M = 2 captions
     tmask = torch.ones_like(text, dtype=torch.bool)
     tmask[1, 1, 4:] = False
     a, t = clap.encode_audio(x, mask), clap.encode_text(text, tmask)
@@ -81,10 +81,10 @@ def test_logit_scale_is_shape_1_and_a_0dim_one_loads():
     clap = _clap()
     assert clap.logit_scale.shape == (1,)
     state = clap.state_dict()
-    state["logit_scale"] = torch.tensor(3.0)                 # older checkpoints held it 0-dim
+    state["logit_scale"] = torch.tensor(3.0)  # older checkpoints held it 0-dim
     clap.load_state_dict(state)
     assert clap.logit_scale.shape == (1,) and clap.logit_scale.item() == 3.0
-    assert state["logit_scale"].shape == ()                  # the caller's dict is not changed
+    assert state["logit_scale"].shape == ()  # the caller's dict is not changed
     state["logit_scale"] = torch.ones(2)
     with pytest.raises(RuntimeError, match="size mismatch for logit_scale"):
         clap.load_state_dict(state)

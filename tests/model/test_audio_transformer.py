@@ -1,4 +1,5 @@
 """AudioTransformer: scale + LayerNorm, windowed RoPE (fused == eager twin), padded windows masked."""
+
 from __future__ import annotations
 
 import pytest
@@ -23,7 +24,7 @@ def test_shape_and_input_scaling():
     dense = _dense()
     zero_layers = _model(cfg=AudioTransformerConfig(layers=0))
     # No layers: LayerNorm(x * sqrt(D)) over the flattened (window, token) sequence.
-    expect = torch.nn.functional.layer_norm(dense.reshape(2, 192, 32) * 32 ** 0.5, (32,), eps=1e-6)
+    expect = torch.nn.functional.layer_norm(dense.reshape(2, 192, 32) * 32**0.5, (32,), eps=1e-6)
     torch.testing.assert_close(zero_layers(dense), expect)
     assert _model()(dense).shape == (2, 192, 32)
 
@@ -38,7 +39,7 @@ def test_padded_windows_do_not_change_valid_outputs():
     out2 = model(changed, mask)
     torch.testing.assert_close(out[0, :128], out2[0, :128])
     torch.testing.assert_close(out[1], out2[1])
-    trimmed = model(dense[:1, :2])                          # the same sample without the padded window
+    trimmed = model(dense[:1, :2])  # the same sample without the padded window
     torch.testing.assert_close(out[0, :128], trimmed[0], rtol=1e-5, atol=1e-5)
 
 

@@ -1,4 +1,5 @@
 """AF2Config: presets, JSON round trip, curriculum window limits, derived sizes."""
+
 from __future__ import annotations
 
 import pytest
@@ -17,15 +18,32 @@ def test_json_round_trip(name, tmp_path):
 def test_af2_3b_sizes():
     cfg = AF2Config.preset("af2-3b")
     a, at, x, llm = cfg.clap.audio, cfg.audio_transformer, cfg.xattn, cfg.llm
-    assert (a["patch_embeds_hidden_size"], a["depths"], a["num_attention_heads"], a["window_size"],
-            a["spec_size"]) == (256, [2, 2, 12, 2], [4, 8, 16, 32], 8, 256)
+    assert (a["patch_embeds_hidden_size"], a["depths"], a["num_attention_heads"], a["window_size"], a["spec_size"]) == (
+        256,
+        [2, 2, 12, 2],
+        [4, 8, 16, 32],
+        8,
+        256,
+    )
     assert (cfg.audio_dim, cfg.tokens_per_window) == (2048, 64)
     assert (at.layers, at.heads, at.ffn_dim, at.rotary_dim, at.rope_base) == (3, 8, 2048, 128, 4096.0)
     assert (x.every_n_layers, x.heads, x.dim_head, x.ff_mult) == (1, 8, 64, 4)
-    assert (llm["hidden_size"], llm["num_hidden_layers"], llm["num_attention_heads"], llm["num_key_value_heads"],
-            llm["vocab_size"], llm["tie_word_embeddings"]) == (2048, 36, 16, 2, 151669, True)
-    assert (cfg.mel.sample_rate, cfg.mel.n_fft, cfg.mel.hop_length, cfg.mel.n_mels, cfg.mel.f_min,
-            cfg.mel.f_max) == (16000, 1024, 160, 64, 50.0, 8000.0)
+    assert (
+        llm["hidden_size"],
+        llm["num_hidden_layers"],
+        llm["num_attention_heads"],
+        llm["num_key_value_heads"],
+        llm["vocab_size"],
+        llm["tie_word_embeddings"],
+    ) == (2048, 36, 16, 2, 151669, True)
+    assert (cfg.mel.sample_rate, cfg.mel.n_fft, cfg.mel.hop_length, cfg.mel.n_mels, cfg.mel.f_min, cfg.mel.f_max) == (
+        16000,
+        1024,
+        160,
+        64,
+        50.0,
+        8000.0,
+    )
     assert cfg.clap.text["d_model"] == 1024 and cfg.clap.joint_dim == 512
 
 

@@ -1,5 +1,6 @@
 """convert_official: a checkpoint in the official layout (random weights) -> a from_pretrained
 directory with the processor and the official front end, that loads and generates."""
+
 from __future__ import annotations
 
 import json
@@ -31,14 +32,15 @@ def test_convert_official_loads_and_generates(make_model, tokenizer, tmp_path):
 
     source = make_model(gates=0.4, seed=2)
     _write_official(source, tmp_path / "release")
-    report = convert_official(tmp_path / "release", tmp_path / "out", config=AudioFlamingo2Config.preset("tiny"),
-                              tokenizer=tokenizer)
+    report = convert_official(
+        tmp_path / "release", tmp_path / "out", config=AudioFlamingo2Config.preset("tiny"), tokenizer=tokenizer
+    )
     assert report.loaded and not report.unknown
     model = AutoModel.from_pretrained(tmp_path / "out", local_files_only=True).eval()
-    assert type(model) is AudioFlamingo2 and model.clap.text is None          # the release has no text tower
+    assert type(model) is AudioFlamingo2 and model.clap.text is None  # the release has no text tower
     ours = source.state_dict()
     for key, value in model.state_dict().items():
-        if not key.startswith("clap.audio_projection"):                     # not in the release: initialised
+        if not key.startswith("clap.audio_projection"):  # not in the release: initialised
             assert torch.equal(value, ours[key]), key
     processor = AutoProcessor.from_pretrained(tmp_path / "out", local_files_only=True)
     assert processor.official_format and processor.feature_extractor.normalize == "official"

@@ -1,5 +1,6 @@
 """Generation through transformers' GenerationMixin: equal to af2's earlier greedy loop, beam search,
 sampling, streaming, stop strings, repetition penalty, batches of different audio lengths."""
+
 from __future__ import annotations
 
 import hashlib
@@ -45,8 +46,7 @@ def test_equals_the_recorded_model_bitwise():
     win = model.window_audio(waves)
     ids, mask = model.encode_prompts(prompts)
     with torch.no_grad():
-        logits = model(input_ids=ids, attention_mask=mask, audio_windows=win.windows,
-                       audio_window_mask=win.mask).logits
+        logits = model(input_ids=ids, attention_mask=mask, audio_windows=win.windows, audio_window_mask=win.mask).logits
     assert hashlib.sha256(logits.numpy().tobytes()).hexdigest() == RECORDED_LOGITS
 
 
@@ -62,7 +62,7 @@ def _earlier_greedy_loop(model, ids, mask, windows, window_mask, max_new_tokens)
     stop = torch.tensor(sorted({t["eoc"], t["eos"]}))
     pos = positions(mask)
     mask = mask.long()
-    kw = lambda tok: {MEDIA_KWARG: MediaInputs(None, None, tok == t["audio"], cached=True)}   # noqa: E731
+    kw = lambda tok: {MEDIA_KWARG: MediaInputs(None, None, tok == t["audio"], cached=True)}  # noqa: E731
     try:
         out = model.llm(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, **kw(ids))
         done = torch.zeros(ids.shape[0], dtype=torch.bool)
@@ -77,8 +77,14 @@ def _earlier_greedy_loop(model, ids, mask, windows, window_mask, max_new_tokens)
                 break
             mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
             pos = pos[:, -1:] + 1
-            out = model.llm(input_ids=token[:, None], attention_mask=mask, position_ids=pos, use_cache=True,
-                            cache=out.cache, **kw(token[:, None]))
+            out = model.llm(
+                input_ids=token[:, None],
+                attention_mask=mask,
+                position_ids=pos,
+                use_cache=True,
+                cache=out.cache,
+                **kw(token[:, None]),
+            )
     finally:
         for block in model.xattn.values():
             block.clear_cache()
@@ -96,7 +102,7 @@ def lively(make_model):
     return model, AudioFlamingo2Processor.from_config(model.config, tokenizer=model.tokenizer)
 
 
-@pytest.mark.parametrize("rows", [1, 2])         # 1: no padding (transformers then drops the mask)
+@pytest.mark.parametrize("rows", [1, 2])  # 1: no padding (transformers then drops the mask)
 def test_greedy_equals_the_earlier_loop(lively, rows):
     model, processor = lively
     waves = [item(0, 4.0).wave, item(1, 23.0).wave][:rows]
@@ -104,8 +110,14 @@ def test_greedy_equals_the_earlier_loop(lively, rows):
     inputs = processor(text=prompts, audio=waves, normalize=None)
     with torch.no_grad():
         out = model.generate(**inputs, max_new_tokens=8)
-        want = _earlier_greedy_loop(model, inputs["input_ids"], inputs["attention_mask"], inputs["audio_windows"],
-                                    inputs["audio_window_mask"], 8)
+        want = _earlier_greedy_loop(
+            model,
+            inputs["input_ids"],
+            inputs["attention_mask"],
+            inputs["audio_windows"],
+            inputs["audio_window_mask"],
+            8,
+        )
     P = inputs["input_ids"].shape[1]
     assert torch.equal(out[:, :P], inputs["input_ids"])
     assert torch.equal(out[:, P:], want) and len(set(want[0].tolist())) > 3
@@ -118,8 +130,16 @@ def _sequence_score(model, inputs, seq, P):
     ids = seq[None]
     mask = torch.cat([inputs["attention_mask"][:1], torch.ones(1, ids.shape[1] - P, dtype=torch.bool)], 1)
     with torch.no_grad():
-        logits = model(input_ids=ids, attention_mask=mask, audio_windows=inputs["audio_windows"][:1],
-                       audio_window_mask=inputs["audio_window_mask"][:1]).logits[0].float()
+        logits = (
+            model(
+                input_ids=ids,
+                attention_mask=mask,
+                audio_windows=inputs["audio_windows"][:1],
+                audio_window_mask=inputs["audio_window_mask"][:1],
+            )
+            .logits[0]
+            .float()
+        )
     logits[:, t["audio"]] = float("-inf")
     logp = logits.log_softmax(-1)
     total = 0.0
@@ -135,15 +155,23 @@ def test_beam_search_returns_the_best_scoring_beam(lively):
     inputs = processor(text=["Which instrument plays?"], audio=[item(0, 14.0).wave], normalize=None)
     P = inputs["input_ids"].shape[1]
     with torch.no_grad():
-        out = model.generate(**inputs, max_new_tokens=6, num_beams=3, num_return_sequences=3, length_penalty=0.0,
-                             early_stopping=True, output_scores=True, return_dict_in_generate=True)
+        out = model.generate(
+            **inputs,
+            max_new_tokens=6,
+            num_beams=3,
+            num_return_sequences=3,
+            length_penalty=0.0,
+            early_stopping=True,
+            output_scores=True,
+            return_dict_in_generate=True,
+        )
     scores = [_sequence_score(model, inputs, s, P) for s in out.sequences]
     torch.testing.assert_close(out.sequences_scores.float(), torch.tensor(scores), atol=1e-3, rtol=1e-3)
     assert scores[0] == max(scores)
     greedy = model.generate(**inputs, max_new_tokens=6)
     assert _sequence_score(model, inputs, out.sequences[0], P) >= _sequence_score(model, inputs, greedy[0], P) - 1e-5
     best = model.generate(**inputs, max_new_tokens=6, num_beams=3, length_penalty=0.0, early_stopping=True)
-    assert torch.equal(best[0, :out.sequences.shape[1]], out.sequences[0, :best.shape[1]])
+    assert torch.equal(best[0, : out.sequences.shape[1]], out.sequences[0, : best.shape[1]])
 
 
 def test_beam_search_reorders_the_media_state(lively):
@@ -154,9 +182,10 @@ def test_beam_search_reorders_the_media_state(lively):
     inputs = processor(text=prompts, audio=waves, normalize=None)
     together = model.generate(**inputs, max_new_tokens=5, num_beams=3)
     for i in range(2):
-        alone = model.generate(**processor(text=prompts[i:i + 1], audio=waves[i:i + 1], normalize=None),
-                               max_new_tokens=5, num_beams=3)
-        new_t, new_a = together[i, inputs["input_ids"].shape[1]:], alone[0, alone.shape[1] - 5:]
+        alone = model.generate(
+            **processor(text=prompts[i : i + 1], audio=waves[i : i + 1], normalize=None), max_new_tokens=5, num_beams=3
+        )
+        new_t, new_a = together[i, inputs["input_ids"].shape[1] :], alone[0, alone.shape[1] - 5 :]
         n = min(len(new_t), len(new_a))
         assert torch.equal(new_t[:n], new_a[:n]), i
 
@@ -168,11 +197,11 @@ def test_batch_of_different_audio_lengths_equals_one_by_one(lively):
     inputs = processor(text=prompts, audio=waves, normalize=None, max_windows=7)
     assert inputs["audio_windows"].shape[1] == 7 and inputs["audio_window_mask"].sum(1).tolist() == [1, 3, 7]
     batch = model.generate(**inputs, max_new_tokens=6)
-    batch_new = batch[:, inputs["input_ids"].shape[1]:]
+    batch_new = batch[:, inputs["input_ids"].shape[1] :]
     for i in range(3):
-        one = processor(text=prompts[i:i + 1], audio=waves[i:i + 1], normalize=None, max_windows=7)
-        alone = model.generate(**one, max_new_tokens=6)[0, one["input_ids"].shape[1]:]
-        assert batch_new[i, :len(alone)].tolist() == alone.tolist(), i
+        one = processor(text=prompts[i : i + 1], audio=waves[i : i + 1], normalize=None, max_windows=7)
+        alone = model.generate(**one, max_new_tokens=6)[0, one["input_ids"].shape[1] :]
+        assert batch_new[i, : len(alone)].tolist() == alone.tolist(), i
 
 
 def test_sampling_with_a_seed_is_reproducible(lively):
@@ -184,7 +213,7 @@ def test_sampling_with_a_seed_is_reproducible(lively):
     torch.manual_seed(11)
     b = model.generate(**inputs, **kw)
     assert torch.equal(a, b)
-    assert (a[:, inputs["input_ids"].shape[1]:] != model.config.token_ids["audio"]).all()
+    assert (a[:, inputs["input_ids"].shape[1] :] != model.config.token_ids["audio"]).all()
 
 
 def test_streamer_yields_the_same_text(lively):
@@ -192,7 +221,7 @@ def test_streamer_yields_the_same_text(lively):
 
     model, processor = lively
     inputs = processor(text=["Which instrument plays?"], audio=[item(0, 5.0).wave])
-    plain = processor.batch_decode(model.generate(**inputs, max_new_tokens=8)[:, inputs["input_ids"].shape[1]:])[0]
+    plain = processor.batch_decode(model.generate(**inputs, max_new_tokens=8)[:, inputs["input_ids"].shape[1] :])[0]
     streamer = TextIteratorStreamer(processor.tokenizer, skip_prompt=True, skip_special_tokens=True)
     thread = threading.Thread(target=model.generate, kwargs=dict(**inputs, max_new_tokens=8, streamer=streamer))
     thread.start()
@@ -208,7 +237,7 @@ def test_stop_strings_and_repetition_penalty(lively):
     full = model.generate(**inputs, max_new_tokens=10)[0, P:]
     text = processor.tokenizer.decode(full[2:3])
     stopped = model.generate(**inputs, max_new_tokens=10, stop_strings=[text], tokenizer=processor.tokenizer)[0, P:]
-    assert len(stopped) <= 3 and torch.equal(stopped, full[:len(stopped)])
+    assert len(stopped) <= 3 and torch.equal(stopped, full[: len(stopped)])
     penalised = model.generate(**inputs, max_new_tokens=10, repetition_penalty=5.0)[0, P:]
     assert len(set(penalised.tolist())) >= len(set(full.tolist()))
 

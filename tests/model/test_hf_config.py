@@ -1,5 +1,6 @@
 """AudioFlamingo2Config: named configs, sub-configs, strict keys and types, JSON round trip, the
 AF2Config view, and the Auto classes that af2.model registers."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -19,11 +20,22 @@ def test_presets_describe_the_same_model_as_af2config(name):
     assert type(cfg.audio_config).__name__ == "ClapAudioConfig" and type(cfg.text_config).__name__ == "Qwen2Config"
     assert type(cfg.audio_transformer_config).__name__ == "AudioFlamingo2AudioTransformerConfig"
     ref, view = AF2Config.preset(name), cfg.to_af2_config()
-    for f in ("mel", "audio_transformer", "xattn", "token_ids", "max_windows", "stage_max_windows", "fused",
-              "tokenizer", "audio_normalization", "official_format"):
+    for f in (
+        "mel",
+        "audio_transformer",
+        "xattn",
+        "token_ids",
+        "max_windows",
+        "stage_max_windows",
+        "fused",
+        "tokenizer",
+        "audio_normalization",
+        "official_format",
+    ):
         assert getattr(view, f) == getattr(ref, f), f
     assert (view.audio_dim, view.tokens_per_window) == (ref.audio_dim, ref.tokens_per_window)
     from transformers import Qwen2Config
+
     assert Qwen2Config(**view.llm).to_dict() == Qwen2Config(**ref.llm).to_dict()
 
 
@@ -31,11 +43,14 @@ def test_af2_3b_defaults_are_the_released_model():
     cfg = AudioFlamingo2Config.preset("af2-3b")
     assert cfg.token_ids == dict(audio=151665, eoc=151666, sep=151668, pad=151643, eos=151643)
     assert cfg.audio_normalization == "official" and cfg.official_format
-    assert (cfg.text_config.hidden_size, cfg.text_config.num_hidden_layers, cfg.audio_config.hidden_size) == \
-        (2048, 36, 2048)
+    assert (cfg.text_config.hidden_size, cfg.text_config.num_hidden_layers, cfg.audio_config.hidden_size) == (
+        2048,
+        36,
+        2048,
+    )
     assert cfg.audio_transformer_config.rope_base == 4096.0 and cfg.max_windows_for("sft") == 9
     tiny = AudioFlamingo2Config.preset("tiny")
-    assert tiny.audio_normalization is None and not tiny.official_format        # trained by af2 as read
+    assert tiny.audio_normalization is None and not tiny.official_format  # trained by af2 as read
 
 
 def test_json_round_trip(tmp_path):
@@ -89,8 +104,14 @@ def test_use_fused_ops_switch(tokenizer):
 
 
 def test_auto_classes_are_registered(tokenizer):
-    from transformers import (AutoConfig, AutoFeatureExtractor, AutoModel, AutoModelForPreTraining,
-                              AutoModelForSeq2SeqLM, AutoProcessor)
+    from transformers import (
+        AutoConfig,
+        AutoFeatureExtractor,
+        AutoModel,
+        AutoModelForPreTraining,
+        AutoModelForSeq2SeqLM,
+        AutoProcessor,
+    )
     from transformers.models.auto.feature_extraction_auto import FEATURE_EXTRACTOR_MAPPING
     from transformers.models.auto.processing_auto import PROCESSOR_MAPPING
 
@@ -102,5 +123,5 @@ def test_auto_classes_are_registered(tokenizer):
     assert PROCESSOR_MAPPING[AudioFlamingo2Config].__name__ == "AudioFlamingo2Processor"
     assert AutoFeatureExtractor and AutoProcessor
     model = AutoModel.from_config(AudioFlamingo2Config.preset("tiny"))
-    assert type(model) is AudioFlamingo2 and model.tokenizer is not None       # tokenizer="tiny" resolves
+    assert type(model) is AudioFlamingo2 and model.tokenizer is not None  # tokenizer="tiny" resolves
     assert dataclasses.is_dataclass(model.config.to_af2_config())

@@ -1,6 +1,7 @@
 """Importer of the public AF2 checkpoint layout: a tiny state_dict with the official names and
 shapes, aliases, shards, and the official name list itself (tests/data/af2_official_params.json:
 names and shapes dumped from the official code on the meta device; its ``notes`` say how)."""
+
 from __future__ import annotations
 
 import json
@@ -12,9 +13,13 @@ import torch
 from safetensors.torch import save_file
 
 from af2.model import AF2Config, AudioFlamingo2
-from af2.model.importer import (convert_official_state_dict, htsat_to_hf, load_official_checkpoint,
-                                read_official_checkpoint, to_official_state_dict)
-
+from af2.model.importer import (
+    convert_official_state_dict,
+    htsat_to_hf,
+    load_official_checkpoint,
+    read_official_checkpoint,
+    to_official_state_dict,
+)
 
 REFERENCE = Path(__file__).resolve().parents[1] / "data" / "af2_official_params.json"
 
@@ -43,11 +48,16 @@ def test_official_names_and_shapes_at_tiny_size(make_model):
     q = src.clap.audio.audio_encoder.layers[0].blocks[0].attention.self.query.weight
     fused = off["clap.nvclap.layers.0.blocks.0.attn.qkv.weight"]
     assert fused.shape == (3 * q.shape[0], q.shape[1]) and torch.equal(fused[: q.shape[0]], q)
-    assert torch.equal(off["audio_transformer_clap.layer_stack.1.slf_attn.w_ks.weight"],
-                       src.audio_transformer.layers[1].attn.k_proj.weight)
-    assert torch.equal(off["lang_encoder.model.layers.1.gated_cross_attn_layer_sound.attn_gate"], src.xattn["1"].attn_gate)
-    assert torch.equal(off["lang_encoder.model.layers.0.decoder_layer.mlp.up_proj.weight"],
-                       src.llm.model.layers[0].mlp.up_proj.weight)
+    assert torch.equal(
+        off["audio_transformer_clap.layer_stack.1.slf_attn.w_ks.weight"],
+        src.audio_transformer.layers[1].attn.k_proj.weight,
+    )
+    assert torch.equal(
+        off["lang_encoder.model.layers.1.gated_cross_attn_layer_sound.attn_gate"], src.xattn["1"].attn_gate
+    )
+    assert torch.equal(
+        off["lang_encoder.model.layers.0.decoder_layer.mlp.up_proj.weight"], src.llm.model.layers[0].mlp.up_proj.weight
+    )
     assert off["clap.nvclap.bn0.running_var"].shape == (64,)
     dst = make_model(seed=2)
     report = _load_dict(dst, off)
@@ -69,14 +79,15 @@ def test_alias_spellings_and_sharded_release(make_model, tmp_path):
     src = make_model(gates=0.4, seed=1)
     off = _official_tiny(src)
     aliased = {}
-    for k, v in off.items():          # the spellings of the training code and of epoch_16.pt
-        k = k.replace("lang_encoder.model.layers.", "lang_encoder.old_decoder_blocks.") \
-            if ".decoder_layer." in k else k
+    for k, v in off.items():  # the spellings of the training code and of epoch_16.pt
+        k = k.replace("lang_encoder.model.layers.", "lang_encoder.old_decoder_blocks.") if ".decoder_layer." in k else k
         k = k.replace(".decoder_layer.", ".")
         if ".gated_cross_attn_layer_sound." in k:
             i = k.split(".")[3]
-            k = k.replace(f"lang_encoder.model.layers.{i}.gated_cross_attn_layer_sound.",
-                          f"lang_encoder.gated_cross_attn_layers_sound.{i}.")
+            k = k.replace(
+                f"lang_encoder.model.layers.{i}.gated_cross_attn_layer_sound.",
+                f"lang_encoder.gated_cross_attn_layers_sound.{i}.",
+            )
         k = k.replace("clap.nvclap.", "clap.afclap.")
         aliased["module." + k] = v.clone()
     shards = {"part_a": {}, "part_b": {}}
@@ -95,8 +106,11 @@ def test_alias_spellings_and_sharded_release(make_model, tmp_path):
 
 def test_pt_files_load_weights_only(make_model, tmp_path):
     src = make_model(seed=1)
-    htsat = {"module.audio_branch." + k[len("clap.nvclap."):]: v for k, v in _official_tiny(src).items()
-             if k.startswith("clap.nvclap.")}
+    htsat = {
+        "module.audio_branch." + k[len("clap.nvclap.") :]: v
+        for k, v in _official_tiny(src).items()
+        if k.startswith("clap.nvclap.")
+    }
     torch.save({"epoch": 16, "state_dict": htsat}, tmp_path / "epoch_16.pt")
     dst = make_model(seed=2)
     load_official_checkpoint(dst, tmp_path / "epoch_16.pt")
@@ -130,9 +144,12 @@ def test_af2_3b_matches_the_official_layout_on_meta():
         model = AudioFlamingo2(AF2Config.preset("af2-3b"))
     ours = model.state_dict()
     exported = to_official_state_dict(ours)
-    canonical = {k: v for k, v in official.items()
-                 if not k.startswith(("lang_encoder.old_decoder_blocks.", "lang_encoder.gated_cross_attn_layers_sound."))}
-    dropped = {k for k in canonical if k.startswith("clap.nvclap.") and not htsat_to_hf(k[len("clap.nvclap."):])}
+    canonical = {
+        k: v
+        for k, v in official.items()
+        if not k.startswith(("lang_encoder.old_decoder_blocks.", "lang_encoder.gated_cross_attn_layers_sound."))
+    }
+    dropped = {k for k in canonical if k.startswith("clap.nvclap.") and not htsat_to_hf(k[len("clap.nvclap.") :])}
     assert len(dropped) == 15
     assert set(exported) == set(canonical) - dropped
     assert all(list(exported[k].shape) == canonical[k] for k in exported)
@@ -140,6 +157,10 @@ def test_af2_3b_matches_the_official_layout_on_meta():
     # contrastive-only parts, with our shapes.
     converted, report = convert_official_state_dict({k: torch.empty(v, device="meta") for k, v in official.items()})
     assert not report.unknown and not set(converted) - set(ours)
-    assert {k.split(".")[1] for k in set(ours) - set(converted)} == {"text", "audio_projection", "text_projection",
-                                                                    "logit_scale"}
+    assert {k.split(".")[1] for k in set(ours) - set(converted)} == {
+        "text",
+        "audio_projection",
+        "text_projection",
+        "logit_scale",
+    }
     assert all(converted[k].shape == ours[k].shape for k in converted)

@@ -8,6 +8,7 @@ Figures derived from the architecture (docs/design.md), checked here:
                   o 2048², MLP 3·2048·11008, 2 RMSNorm 2·2048)                       = 3,085,391,872
   HTSAT-large   = transformers' ClapAudioModel (fusion on)                           = 270,931,992
 """
+
 from __future__ import annotations
 
 import os
@@ -16,8 +17,13 @@ import torch
 
 from af2.model import AF2Config, AudioFlamingo2
 
-OFFICIAL = {"audio_encoder": 270_931_992, "audio_transformation": 75_538_432, "xattn": 1_359_249_480,
-            "xattn_block": 37_756_930, "llm": 3_085_391_872}
+OFFICIAL = {
+    "audio_encoder": 270_931_992,
+    "audio_transformation": 75_538_432,
+    "xattn": 1_359_249_480,
+    "xattn_block": 37_756_930,
+    "llm": 3_085_391_872,
+}
 
 
 def _rss_mb() -> float:
@@ -27,7 +33,7 @@ def _rss_mb() -> float:
 
 
 def _count(module) -> int:
-    return sum(p.numel() for p in module.parameters())   # shared (tied) parameters are counted once
+    return sum(p.numel() for p in module.parameters())  # shared (tied) parameters are counted once
 
 
 def test_af2_3b_counts_on_meta():
@@ -36,10 +42,15 @@ def test_af2_3b_counts_on_meta():
         model = AudioFlamingo2(AF2Config.preset("af2-3b"))
     grown_mb = _rss_mb() - before
     assert all(p.is_meta for p in model.parameters())
-    assert grown_mb < 1024, f"building on meta grew the process by {grown_mb:.0f} MB"   # fp32 weights: ~21 GB
+    assert grown_mb < 1024, f"building on meta grew the process by {grown_mb:.0f} MB"  # fp32 weights: ~21 GB
 
-    counts = {"audio_encoder": _count(model.clap.audio), "audio_transformation": _count(model.audio_transformer),
-              "xattn": _count(model.xattn), "xattn_block": _count(model.xattn["0"]), "llm": _count(model.llm)}
+    counts = {
+        "audio_encoder": _count(model.clap.audio),
+        "audio_transformation": _count(model.audio_transformer),
+        "xattn": _count(model.xattn),
+        "xattn_block": _count(model.xattn["0"]),
+        "llm": _count(model.llm),
+    }
     assert counts == OFFICIAL
     assert len(model.xattn) == 36
 
@@ -47,8 +58,11 @@ def test_af2_3b_counts_on_meta():
     block = 2 * d + d * 512 + d * 1024 + 512 * d + 2 * d + 2 * d * ff + 2
     at = 2 * d + 3 * (4 * d * d + 2 * d + 2 * (d * d + d) + 2 * d)
     layer = (d * d + d) + 2 * (kv * d + kv) + d * d + 3 * d * inter + 2 * d
-    assert (block, at, vocab * d + d + 36 * layer) == (OFFICIAL["xattn_block"], OFFICIAL["audio_transformation"],
-                                                      OFFICIAL["llm"])
+    assert (block, at, vocab * d + d + 36 * layer) == (
+        OFFICIAL["xattn_block"],
+        OFFICIAL["audio_transformation"],
+        OFFICIAL["llm"],
+    )
     af2_total = sum(counts[k] for k in ("audio_encoder", "audio_transformation", "xattn", "llm"))
     # docs/design.md's 4.80 B also counts 7,838,015 HTSAT parameters AF2 never uses (torchlibrosa
     # extractors, AudioSet head) that transformers' ClapAudioModel does not have.

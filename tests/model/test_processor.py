@@ -1,5 +1,6 @@
 """AudioFlamingo2Processor: the official level normalisation, files by path, windows, prompt and
 training formats, chat template, decoding, building from a config, AutoProcessor round trip."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -30,7 +31,7 @@ def processor(tokenizer):
 def _tone(rate: int, seconds: float, channels: int) -> np.ndarray:
     t = np.arange(int(rate * seconds)) / rate
     x = np.stack([0.3 * np.sin(2 * np.pi * (440 + 110 * c) * t) for c in range(channels)], axis=1)
-    return x.astype(np.float32)                                     # (T, channels), peak 0.3
+    return x.astype(np.float32)  # (T, channels), peak 0.3
 
 
 @pytest.mark.parametrize("fmt,subtype", [("wav", "PCM_16"), ("flac", "PCM_16"), ("mp3", None)])
@@ -55,9 +56,9 @@ def test_official_normalisation_matches_numpy(tmp_path, fmt, subtype, rate, chan
     tol = 0.0 if sr == 16000 and fmt != "mp3" else 2.5 / 32767
     np.testing.assert_allclose(got[:n], want[:n], rtol=0, atol=tol)
     assert np.abs(got).max() == pytest.approx(1.0, abs=1e-4)
-    assert np.allclose(got * 32767, np.round(got * 32767), atol=1e-3)        # on the int16 grid
-    level = fe.prepare(path, normalize=None).numpy()                           # switched off: as read
-    assert np.abs(level).max() == pytest.approx(0.3, abs=0.05)                 # (mp3 overshoots a little)
+    assert np.allclose(got * 32767, np.round(got * 32767), atol=1e-3)  # on the int16 grid
+    level = fe.prepare(path, normalize=None).numpy()  # switched off: as read
+    assert np.abs(level).max() == pytest.approx(0.3, abs=0.05)  # (mp3 overshoots a little)
 
 
 def test_silence_is_not_divided_by_zero():
@@ -68,7 +69,7 @@ def test_silence_is_not_divided_by_zero():
 
 def test_arrays_resampling_channels_and_bad_input():
     fe = AudioFlamingo2FeatureExtractor()
-    stereo = np.stack([np.full(8000, 0.5), np.full(8000, -0.1)]).astype(np.float32)      # (channels, T)
+    stereo = np.stack([np.full(8000, 0.5), np.full(8000, -0.1)]).astype(np.float32)  # (channels, T)
     wave = fe.prepare(stereo, sampling_rate=8000, normalize=None)
     assert wave.shape[0] == pytest.approx(16000, abs=2)
     assert float(wave[4000:12000].mean()) == pytest.approx(0.2, abs=1e-3)
@@ -92,7 +93,7 @@ def test_windows_mask_and_truncated_flags():
 def test_prompt_format_and_official_lower_casing(processor, tokenizer):
     out = processor(text=["How Many BEEPS?", "Which one?"], audio=[torch.randn(16000), torch.randn(32000)])
     ids, mask = out["input_ids"], out["attention_mask"]
-    assert not mask[1].all() and mask[1, -1]                                  # left-padded for generate
+    assert not mask[1].all() and mask[1, -1]  # left-padded for generate
     first = tokenizer.decode(ids[0][mask[0]])
     assert first == "<audio>How Many BEEPS?<SEP>"
     assert {"audio_windows", "audio_window_mask", "truncated"} <= set(out)
@@ -107,7 +108,7 @@ def test_prompt_format_and_official_lower_casing(processor, tokenizer):
 def test_training_format_supervises_the_answer(processor, tokenizer):
     out = processor(text=["How many beeps?", "Which?"], answers=["3 beeps", "piano"])
     labels = out["labels"]
-    assert out["attention_mask"][1, 0] and not out["attention_mask"][1].all()     # right-padded
+    assert out["attention_mask"][1, 0] and not out["attention_mask"][1].all()  # right-padded
     first = tokenizer.decode(out["input_ids"][0][out["attention_mask"][0]])
     assert first == f"<audio>How many beeps?<SEP>3 beeps<|endofchunk|>{tokenizer.eos_token}"
     supervised = labels[0][labels[0] != IGNORE_INDEX]
@@ -122,7 +123,7 @@ def test_chat_template(processor, tokenizer):
     assert processor.apply_chat_template(train) == f"<audio>What Is It?<SEP>a dog<|endofchunk|>{tokenizer.eos_token}"
     rendered = processor(text=[processor.apply_chat_template(conv)], audio=[torch.randn(16000)])
     direct = processor(text=["What Is It?"], audio=[torch.randn(16000)])
-    assert torch.equal(rendered["input_ids"], direct["input_ids"])             # same tokens either way
+    assert torch.equal(rendered["input_ids"], direct["input_ids"])  # same tokens either way
     assert processor.apply_chat_template([conv, conv]) == ["<audio>What Is It?<SEP>"] * 2
 
 
@@ -138,11 +139,15 @@ def test_from_config_and_auto_round_trip(tmp_path, tokenizer):
     import af2.model  # noqa: F401  (registers the Auto classes)
 
     config = AudioFlamingo2Config.preset("tiny", max_windows=5, official_format=True)
-    proc = AudioFlamingo2Processor.from_config(config)                # the config's own tokenizer ("tiny")
+    proc = AudioFlamingo2Processor.from_config(config)  # the config's own tokenizer ("tiny")
     assert proc.feature_extractor.max_windows == 5 and proc.official_format
-    assert proc.feature_extractor.normalize is None                   # the tiny preset is trained as read
-    assert AudioFlamingo2Processor.from_config(AudioFlamingo2Config.preset("af2-3b"), tokenizer=tokenizer) \
-        .feature_extractor.normalize == "official"
+    assert proc.feature_extractor.normalize is None  # the tiny preset is trained as read
+    assert (
+        AudioFlamingo2Processor.from_config(
+            AudioFlamingo2Config.preset("af2-3b"), tokenizer=tokenizer
+        ).feature_extractor.normalize
+        == "official"
+    )
     proc.save_pretrained(tmp_path)
     config.save_pretrained(tmp_path)
     again = AutoProcessor.from_pretrained(tmp_path, local_files_only=True)

@@ -1,4 +1,5 @@
 """af2.nn.GatedCrossAttentionBlock: identity at init, fused == eager, caching, state_dicts."""
+
 from __future__ import annotations
 
 import pytest
@@ -15,7 +16,7 @@ def _inputs(device, B=2, Lq=12, T=2, n=6, dim=32, dim_media=24):
     loc[0, [2, 7]] = True
     loc[1, 0] = True
     mask = torch.ones(B, T, n, dtype=torch.bool, device=device)
-    mask[0, 1, 4:] = False   # a padded window
+    mask[0, 1, 4:] = False  # a padded window
     return x, media, loc, mask
 
 
@@ -65,7 +66,7 @@ def test_cached_media_decoding_matches_full_forward(device):
     blk.cache_media(media, mask)
     parts = [blk(x[:, :5], media_locations=loc[:, :5], use_cached_media=True)]
     for i in range(5, x.shape[1]):
-        parts.append(blk(x[:, i:i + 1], media_locations=loc[:, i:i + 1], use_cached_media=True))
+        parts.append(blk(x[:, i : i + 1], media_locations=loc[:, i : i + 1], use_cached_media=True))
     torch.testing.assert_close(torch.cat(parts, dim=1), full)
 
 
@@ -76,7 +77,7 @@ def test_cached_media_computes_kv_once(device):
     blk.attn.to_kv.register_forward_hook(lambda *a: calls.append(1))
     blk.cache_media(media, mask)
     for i in range(4):
-        blk(x[:, i:i + 1], media_locations=loc[:, i:i + 1], use_cached_media=True)
+        blk(x[:, i : i + 1], media_locations=loc[:, i : i + 1], use_cached_media=True)
     assert len(calls) == 1
 
 

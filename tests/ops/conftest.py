@@ -1,6 +1,7 @@
 """The op tests' `device` fixture: each device of tests/conftest.py and, on the CPU, every lower
 kernel variant this CPU can run as well (docs/cpu_dispatch.md): "cpu" is the automatic choice,
 "cpu-avx2" etc. force that variant for the test."""
+
 from __future__ import annotations
 
 import pytest
@@ -20,7 +21,7 @@ OP_DEVICES = DEVICES + [f"cpu-{isa}" for isa in _FORCED]
 def device(request):
     name = request.param
     if name.startswith("cpu-"):
-        with cpu_isa(name[len("cpu-"):]):
+        with cpu_isa(name[len("cpu-") :]):
             yield torch.device("cpu")
     else:
         yield torch.device(name)

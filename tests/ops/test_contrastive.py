@@ -1,4 +1,5 @@
 """af2.ops.contrastive_loss against the float64 reference, CLIP, and the memory bound."""
+
 from __future__ import annotations
 
 import os
@@ -17,22 +18,34 @@ from tests.conftest import CUDA_OK, FLOAT_DTYPES
 
 # Loss terms are float32 sums of exps over B*M keys: tolerances by input dtype (inputs are the
 # same values in both; bf16/fp16 differ only by float32 accumulation order).
-LOSS_TOL = {torch.float64: dict(rtol=1e-10, atol=1e-10), torch.float32: dict(rtol=1e-5, atol=1e-5),
-            torch.float16: dict(rtol=1e-4, atol=1e-4), torch.bfloat16: dict(rtol=1e-4, atol=1e-4)}
-GRAD_TOL = {torch.float64: dict(rtol=1e-9, atol=1e-10), torch.float32: dict(rtol=1e-4, atol=1e-5),
-            torch.float16: dict(rtol=5e-3, atol=1e-4), torch.bfloat16: dict(rtol=3e-2, atol=3e-4)}
-UNIT_ROUNDOFF = {torch.float16: 2.0 ** -11, torch.bfloat16: 2.0 ** -8}
+LOSS_TOL = {
+    torch.float64: dict(rtol=1e-10, atol=1e-10),
+    torch.float32: dict(rtol=1e-5, atol=1e-5),
+    torch.float16: dict(rtol=1e-4, atol=1e-4),
+    torch.bfloat16: dict(rtol=1e-4, atol=1e-4),
+}
+GRAD_TOL = {
+    torch.float64: dict(rtol=1e-9, atol=1e-10),
+    torch.float32: dict(rtol=1e-4, atol=1e-5),
+    torch.float16: dict(rtol=5e-3, atol=1e-4),
+    torch.bfloat16: dict(rtol=3e-2, atol=3e-4),
+}
+UNIT_ROUNDOFF = {torch.float16: 2.0**-11, torch.bfloat16: 2.0**-8}
 
 
 def make(B, M, N, D, device="cpu", dtype=torch.float32, seed=0):
     g = torch.Generator().manual_seed(seed)
-    unit = lambda *s: F.normalize(torch.randn(*s, generator=g, dtype=torch.float64), dim=-1).to(device=device, dtype=dtype)
+    unit = lambda *s: F.normalize(torch.randn(*s, generator=g, dtype=torch.float64), dim=-1).to(
+        device=device, dtype=dtype
+    )
     return unit(B, D), unit(B, M, D), (unit(B, M, N, D) if N else None)
 
 
 def _ref(audio, text, neg, scale, reduction="mean"):
     up = lambda t: None if t is None else t.detach().double()
-    return R.contrastive_loss(up(audio), up(text), logit_scale=float(scale), hard_negatives=up(neg), reduction=reduction)
+    return R.contrastive_loss(
+        up(audio), up(text), logit_scale=float(scale), hard_negatives=up(neg), reduction=reduction
+    )
 
 
 @pytest.mark.parametrize("dtype", FLOAT_DTYPES, ids=str)
@@ -58,8 +71,7 @@ def test_gradients_match_float64_reference(device, dtype, M, N):
     grads = torch.autograd.grad(loss, [*inputs, scale])
     ref_in = [t.detach().double().requires_grad_() for t in inputs]
     ref_scale = torch.tensor(9.0, dtype=torch.float64, device=device, requires_grad=True)
-    ref = R.contrastive_loss(ref_in[0], ref_in[1], logit_scale=ref_scale,
-                             hard_negatives=ref_in[2] if N else None)
+    ref = R.contrastive_loss(ref_in[0], ref_in[1], logit_scale=ref_scale, hard_negatives=ref_in[2] if N else None)
     refs = torch.autograd.grad(ref, [*ref_in, ref_scale])
     for name, a, b in zip(["audio", "text", "negatives", "scale"][: len(grads) - 1] + ["scale"], grads, refs):
         assert a.dtype == (scale_dtype if name == "scale" else dtype)
@@ -78,8 +90,9 @@ def test_many_tiles_match_float64_reference(device, dtype, spread):
         audio[::7] *= 6.0
         text[::5, 0] *= 4.0
     inputs = [t.to(dtype).requires_grad_() for t in (audio, text, neg)]
-    scale = torch.tensor(11.0, device=device, dtype=torch.float64 if dtype == torch.float64 else torch.float32,
-                         requires_grad=True)
+    scale = torch.tensor(
+        11.0, device=device, dtype=torch.float64 if dtype == torch.float64 else torch.float32, requires_grad=True
+    )
     up = torch.randn(2, B, M, generator=torch.Generator().manual_seed(4), dtype=torch.float64).to(device)
     terms = contrastive_loss(*inputs[:2], logit_scale=scale, hard_negatives=inputs[2], reduction="none")
     grads = torch.autograd.grad((terms.double() * up).sum(), [*inputs, scale])
@@ -128,7 +141,7 @@ def test_other_paraphrases_of_the_same_audio_are_not_negatives(device):
     text2[2, 1] = F.normalize(torch.randn(8, device=device), dim=-1)
     terms2 = contrastive_loss(audio, text2, logit_scale=5.0, reduction="none")
     torch.testing.assert_close(terms2[0, 2, 0], terms[0, 2, 0])  # same audio, other paraphrase changed
-    assert not torch.allclose(terms2[0, 3, 0], terms[0, 3, 0])   # another audio sees it as a negative
+    assert not torch.allclose(terms2[0, 3, 0], terms[0, 3, 0])  # another audio sees it as a negative
 
 
 def test_gradcheck_float64(device):
@@ -149,8 +162,9 @@ def test_opcheck(device):
     audio, text, neg = make(9, 2, 3, 16, device)
     scale = torch.tensor(7.0, device=device, requires_grad=True)
     args = [t.requires_grad_() for t in (audio, text)]
-    torch.library.opcheck(torch.ops.af2.contrastive_loss.default,
-                          (args[0], args[1], args[0], args[1], neg.requires_grad_(), scale, 0))
+    torch.library.opcheck(
+        torch.ops.af2.contrastive_loss.default, (args[0], args[1], args[0], args[1], neg.requires_grad_(), scale, 0)
+    )
     torch.library.opcheck(torch.ops.af2.contrastive_loss.default, (args[0], args[1], args[0], args[1], None, scale, 0))
 
 
@@ -182,27 +196,42 @@ def test_module_scale_init_clamp_and_grad(device):
     torch.testing.assert_close(mod.scale(), torch.tensor([100.0], device=device))
     mod.clamp_()
     assert mod.logit_scale.item() == pytest.approx(torch.log(torch.tensor(100.0)).item())
-    mod.load_state_dict({"logit_scale": torch.tensor(2.0)})     # a 0-dim scale of an older checkpoint
+    mod.load_state_dict({"logit_scale": torch.tensor(2.0)})  # a 0-dim scale of an older checkpoint
     assert mod.logit_scale.shape == (1,) and mod.logit_scale.item() == 2.0
 
 
 def test_bad_input_is_named(device):
     audio, text, neg = make(4, 2, 3, 8, device)
     cases = [
-        (r"text must be \(B, M, D\) with audio's B = 4 and D = 8, got sizes \[3, 2, 8\]",
-         lambda: contrastive_loss(audio, text[:3], logit_scale=1.0)),
-        (r"text must be \(B, M, D\) with audio's B = 4 and D = 8, got sizes \[4, 2, 7\]",
-         lambda: contrastive_loss(audio, text[..., :7], logit_scale=1.0)),
-        (r"hard_negatives must be \(B, M, N, D\) = \(4, 2, N, 8\), got sizes \[4, 1, 3, 8\]",
-         lambda: contrastive_loss(audio, text, logit_scale=1.0, hard_negatives=neg[:, :1])),
-        (r"logit_scale must be a scalar, got sizes \[2\]",
-         lambda: contrastive_loss(audio, text, logit_scale=torch.ones(2, device=device))),
+        (
+            r"text must be \(B, M, D\) with audio's B = 4 and D = 8, got sizes \[3, 2, 8\]",
+            lambda: contrastive_loss(audio, text[:3], logit_scale=1.0),
+        ),
+        (
+            r"text must be \(B, M, D\) with audio's B = 4 and D = 8, got sizes \[4, 2, 7\]",
+            lambda: contrastive_loss(audio, text[..., :7], logit_scale=1.0),
+        ),
+        (
+            r"hard_negatives must be \(B, M, N, D\) = \(4, 2, N, 8\), got sizes \[4, 1, 3, 8\]",
+            lambda: contrastive_loss(audio, text, logit_scale=1.0, hard_negatives=neg[:, :1]),
+        ),
+        (
+            r"logit_scale must be a scalar, got sizes \[2\]",
+            lambda: contrastive_loss(audio, text, logit_scale=torch.ones(2, device=device)),
+        ),
         (r"text has dtype Half but audio has Float", lambda: contrastive_loss(audio, text.half(), logit_scale=1.0)),
-        (r"audio must be float32, float16, bfloat16 or float64, got Long",
-         lambda: contrastive_loss(audio.long(), text.long(), logit_scale=1.0)),
-        (r"audio must be \(B, D\), got sizes \[4, 1, 8\]", lambda: contrastive_loss(audio[:, None], text, logit_scale=1.0)),
-        (r"reduction must be 'mean' or 'none', got 'sum'",
-         lambda: contrastive_loss(audio, text, logit_scale=1.0, reduction="sum")),
+        (
+            r"audio must be float32, float16, bfloat16 or float64, got Long",
+            lambda: contrastive_loss(audio.long(), text.long(), logit_scale=1.0),
+        ),
+        (
+            r"audio must be \(B, D\), got sizes \[4, 1, 8\]",
+            lambda: contrastive_loss(audio[:, None], text, logit_scale=1.0),
+        ),
+        (
+            r"reduction must be 'mean' or 'none', got 'sum'",
+            lambda: contrastive_loss(audio, text, logit_scale=1.0, reduction="sum"),
+        ),
     ]
     for pattern, call in cases:
         with pytest.raises(ValueError, match=pattern):
@@ -234,7 +263,7 @@ def _check_terms_and_grads(audio, text, neg, scale, dtype, offset=0, audio_all=N
     A = (audio_all if gathered else audio).detach().requires_grad_()
     T = (text_all if gathered else text).detach().requires_grad_()
     B = audio.shape[0]
-    a, t = (A[offset:offset + B], T[offset:offset + B]) if gathered else (A, T)
+    a, t = (A[offset : offset + B], T[offset : offset + B]) if gathered else (A, T)
     h = None if neg is None else neg.detach().requires_grad_()
     s = torch.tensor(scale, device=audio.device, dtype=torch.float32, requires_grad=True)
     terms = torch.ops.af2.contrastive_loss(a, t, A if gathered else a, T if gathered else t, h, s, offset)[0]
@@ -249,11 +278,11 @@ def _check_terms_and_grads(audio, text, neg, scale, dtype, offset=0, audio_all=N
     rh = ref_leaves[2] if h is not None else None
     if gathered and rh is not None:  # the other ranks' negatives play no part in this rank's terms
         rh_full = torch.zeros((rA.shape[0], *rh.shape[1:]), dtype=torch.float64, device=rh.device)
-        rh_full = torch.cat([rh_full[:offset], rh, rh_full[offset + B:]])
+        rh_full = torch.cat([rh_full[:offset], rh, rh_full[offset + B :]])
     else:
         rh_full = rh
     ref = R.contrastive_loss(rA, rT, logit_scale=ref_leaves[-1], hard_negatives=rh_full, reduction="none")
-    ref = ref[:, offset:offset + B]
+    ref = ref[:, offset : offset + B]
     torch.testing.assert_close(terms.double(), ref.detach(), **LOSS_TOL[dtype])
     refs = torch.autograd.grad((ref * g).sum(), ref_leaves)
     names = ["audio", "text", *(["negatives"] if h is not None else []), "scale"]
@@ -263,8 +292,9 @@ def _check_terms_and_grads(audio, text, neg, scale, dtype, offset=0, audio_all=N
         # roundings of parts as large as the gradient's largest entry: 2 u max|grad| (u = unit
         # roundoff: 2^-8 bf16, 2^-11 fp16; seen on an H200 with the SIMT path at bf16, D = 16).
         atol = max(GRAD_TOL[dtype]["atol"], 2 * UNIT_ROUNDOFF[dtype] * r.abs().max().item())
-        torch.testing.assert_close(x.double(), r, rtol=GRAD_TOL[dtype]["rtol"], atol=atol,
-                                   msg=lambda m: f"grad {name}: {m}")
+        torch.testing.assert_close(
+            x.double(), r, rtol=GRAD_TOL[dtype]["rtol"], atol=atol, msg=lambda m: f"grad {name}: {m}"
+        )
 
 
 @needs_cuda
@@ -290,8 +320,16 @@ def test_cuda_paths_gathered_keys_with_offset(monkeypatch, path, dtype, M, N, D)
     G, B, offset = 201, 67, 70
     audio_all, text_all, _ = make(G, M, 0, D, "cuda", dtype, seed=D)
     _, _, neg = make(B, M, N, D, "cuda", dtype, seed=D + 1)
-    _check_terms_and_grads(audio_all[offset:offset + B], text_all[offset:offset + B], neg, 9.0, dtype,
-                           offset=offset, audio_all=audio_all, text_all=text_all)
+    _check_terms_and_grads(
+        audio_all[offset : offset + B],
+        text_all[offset : offset + B],
+        neg,
+        9.0,
+        dtype,
+        offset=offset,
+        audio_all=audio_all,
+        text_all=text_all,
+    )
 
 
 @needs_cuda
@@ -303,7 +341,7 @@ def test_cuda_paths_single_row_and_unaligned_views(monkeypatch, path):
     audio, text, neg = make(1, 2, 2, 64, "cuda", torch.bfloat16, seed=3)
     _check_terms_and_grads(audio, text, neg, 5.0, torch.bfloat16)
     big_a, big_t, _ = make(9, 1, 0, 72, "cuda", torch.float16, seed=4)
-    audio, text = big_a.flatten()[4:4 + 9 * 64].view(9, 64), big_t.flatten()[4:4 + 9 * 64].view(9, 1, 64)
+    audio, text = big_a.flatten()[4 : 4 + 9 * 64].view(9, 64), big_t.flatten()[4 : 4 + 9 * 64].view(9, 1, 64)
     _check_terms_and_grads(audio, text, None, 5.0, torch.float16)
 
 
@@ -345,5 +383,8 @@ def test_peak_memory_is_far_below_the_logits_matrix():
     peak_mb = float(out.stdout.strip().splitlines()[-1])
     logits_mb = 16384 * 16384 * 4 / 2**20  # one float32 B x B matrix: 1024 MB
     from tests.conftest import report
-    report(f"contrastive_loss B=16384 D=256 fwd+bwd peak extra memory: {peak_mb:.0f} MB (B^2 logits: {logits_mb:.0f} MB)")
+
+    report(
+        f"contrastive_loss B=16384 D=256 fwd+bwd peak extra memory: {peak_mb:.0f} MB (B^2 logits: {logits_mb:.0f} MB)"
+    )
     assert peak_mb < logits_mb / 5, f"peak extra memory {peak_mb:.0f} MB vs {logits_mb:.0f} MB of logits"

@@ -1,10 +1,10 @@
 """contrastive_loss over 2 processes (gloo, CPU): each rank holds a shard; the loss and the
 gradients match one process holding the whole batch."""
+
 from __future__ import annotations
 
 import socket
 
-import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -63,7 +63,7 @@ def test_two_processes_match_one_process():
     # gradients over ranks (what DDP does) gives the single-process gradients.
     torch.testing.assert_close(sum(r[1] for r in results) / WORLD, full.item(), rtol=1e-12, atol=1e-12)
     results = [(r[0], r[1], *map(torch.from_numpy, r[2:])) for r in results]
-    for rank, _, ga, gt, gh, gs in results:
+    for rank, _, ga, gt, gh, _gs in results:
         sl = slice(rank * B_LOCAL, (rank + 1) * B_LOCAL)
         torch.testing.assert_close(ga / WORLD, audio.grad[sl], rtol=1e-10, atol=1e-12)
         torch.testing.assert_close(gt / WORLD, text.grad[sl], rtol=1e-10, atol=1e-12)

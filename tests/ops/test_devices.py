@@ -3,6 +3,7 @@ arguments and their devices; all-meta and FakeTensorMode inputs get the fake ker
 
 A meta tensor beside CPU tensors dispatches to the op's fake kernel, which used to return an
 uninitialised CPU tensor (e.g. a contrastive loss of 1.4e-45)."""
+
 from __future__ import annotations
 
 import pytest
@@ -43,28 +44,78 @@ def _cases():
     scale = torch.tensor(5.0)
     terms, row_lse, pair_lse, col_lse = ops.contrastive_loss(audio, text, audio, text, neg, scale, 0)
     return {
-        "rope_windowed": (ops.rope_windowed, {"x": x, "window_offsets": torch.tensor([[0, 2], [4, 6]])},
-                          (2, 4096.0, 8, False, False), ()),
-        "rope_windowed_qk": (ops.rope_windowed_qk, {"q": x, "k": x[:, :, :1],
-                                                    "window_offsets": torch.tensor([[0, 2], [4, 6]])},
-                             (2, 4096.0, 8, False, False), ()),
-        "media_cross_attention": (ops.media_cross_attention, {"q": q, "k": k, "v": k.clone(), "key_start": ks,
-                                                              "key_end": ke, "key_padding_mask": pad}, (0.3,), ()),
+        "rope_windowed": (
+            ops.rope_windowed,
+            {"x": x, "window_offsets": torch.tensor([[0, 2], [4, 6]])},
+            (2, 4096.0, 8, False, False),
+            (),
+        ),
+        "rope_windowed_qk": (
+            ops.rope_windowed_qk,
+            {"q": x, "k": x[:, :, :1], "window_offsets": torch.tensor([[0, 2], [4, 6]])},
+            (2, 4096.0, 8, False, False),
+            (),
+        ),
+        "media_cross_attention": (
+            ops.media_cross_attention,
+            {"q": q, "k": k, "v": k.clone(), "key_start": ks, "key_end": ke, "key_padding_mask": pad},
+            (0.3,),
+            (),
+        ),
         "media_cross_attention_backward": (
             ops.media_cross_attention_backward,
-            {"grad_out": torch.ones_like(out), "q": q, "k": k, "v": k.clone(), "out": out, "lse": lse,
-             "key_start": ks, "key_end": ke, "key_padding_mask": pad}, (0.3,), ()),
+            {
+                "grad_out": torch.ones_like(out),
+                "q": q,
+                "k": k,
+                "v": k.clone(),
+                "out": out,
+                "lse": lse,
+                "key_start": ks,
+                "key_end": ke,
+                "key_padding_mask": pad,
+            },
+            (0.3,),
+            (),
+        ),
         "gated_residual": (ops.gated_residual, {"x": x, "y": x.clone(), "gate": torch.tensor([0.5])}, (), ("gate",)),
-        "gated_residual_backward": (ops.gated_residual_backward,
-                                    {"grad": x, "y": x.clone(), "gate": torch.tensor([0.5])}, (), ("gate",)),
-        "contrastive_loss": (ops.contrastive_loss, {"audio": audio, "text": text, "audio_all": audio.clone(),
-                                                    "text_all": text.clone(), "hard_negatives": neg,
-                                                    "logit_scale": scale}, (0,), ("logit_scale",)),
+        "gated_residual_backward": (
+            ops.gated_residual_backward,
+            {"grad": x, "y": x.clone(), "gate": torch.tensor([0.5])},
+            (),
+            ("gate",),
+        ),
+        "contrastive_loss": (
+            ops.contrastive_loss,
+            {
+                "audio": audio,
+                "text": text,
+                "audio_all": audio.clone(),
+                "text_all": text.clone(),
+                "hard_negatives": neg,
+                "logit_scale": scale,
+            },
+            (0,),
+            ("logit_scale",),
+        ),
         "contrastive_loss_backward": (
             ops.contrastive_loss_backward,
-            {"grad_terms": torch.ones_like(terms), "audio": audio, "text": text, "audio_all": audio.clone(),
-             "text_all": text.clone(), "hard_negatives": neg, "logit_scale": scale, "offset": None,
-             "row_lse": row_lse, "pair_lse": pair_lse, "col_lse": col_lse}, (), ("logit_scale",)),
+            {
+                "grad_terms": torch.ones_like(terms),
+                "audio": audio,
+                "text": text,
+                "audio_all": audio.clone(),
+                "text_all": text.clone(),
+                "hard_negatives": neg,
+                "logit_scale": scale,
+                "offset": None,
+                "row_lse": row_lse,
+                "pair_lse": pair_lse,
+                "col_lse": col_lse,
+            },
+            (),
+            ("logit_scale",),
+        ),
     }
 
 

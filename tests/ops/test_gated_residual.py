@@ -1,4 +1,5 @@
 """af2.ops.gated_residual: x + tanh(gate) * y, fused forward and backward."""
+
 from __future__ import annotations
 
 import pytest
@@ -44,10 +45,15 @@ def test_opcheck_and_compile(device):
     x, y = (torch.randn(3, 7, device=device, requires_grad=True) for _ in range(2))
     gate = torch.tensor([0.2], device=device, requires_grad=True)
     torch.library.opcheck(torch.ops.af2.gated_residual.default, (x, y, gate))
-    torch.library.opcheck(torch.ops.af2.gated_residual_backward.default, (torch.randn_like(x), y.detach(), gate.detach()))
+    torch.library.opcheck(
+        torch.ops.af2.gated_residual_backward.default, (torch.randn_like(x), y.detach(), gate.detach())
+    )
     torch._dynamo.reset()
-    f = torch.compile(lambda a, b, g: gated_residual(a.relu(), b, g).sum(), fullgraph=True,
-                      backend="aot_eager" if device.type == "cpu" else "inductor")
+    f = torch.compile(
+        lambda a, b, g: gated_residual(a.relu(), b, g).sum(),
+        fullgraph=True,
+        backend="aot_eager" if device.type == "cpu" else "inductor",
+    )
     out = f(x, y, gate)
     torch.testing.assert_close(out, gated_residual(x.relu(), y, gate).sum())
     torch.autograd.grad(out, (x, y, gate))

@@ -1,4 +1,5 @@
 """af2.ops.media_cross_attention and media_key_ranges against the float64 oracle."""
+
 from __future__ import annotations
 
 import pytest
@@ -21,7 +22,7 @@ def make_case(pattern: str, device, dtype=torch.float32, seed=0, H=3, D=16):
     pad = None
     immediate = True
     if pattern == "text_before_media":
-        loc[:, 20] = True                      # tokens 0..19 see nothing
+        loc[:, 20] = True  # tokens 0..19 see nothing
     elif pattern in ("immediate", "all_previous"):
         loc[:, [0, 15, 30]] = True
         immediate = pattern == "immediate"
@@ -33,13 +34,13 @@ def make_case(pattern: str, device, dtype=torch.float32, seed=0, H=3, D=16):
     elif pattern == "decode":
         Lq = 1
         loc = torch.zeros(B, 1, dtype=torch.bool)
-        loc[:2, 0] = True                      # batch 2 sees no media
+        loc[:2, 0] = True  # batch 2 sees no media
     elif pattern == "empty_ranges":
         loc[:, 10] = True
         counts = torch.zeros(B, T, dtype=torch.long)  # media with no valid token
     elif pattern == "mixed":
-        loc[0, 30] = True                      # mostly text before media
-        loc[1, [0, 5, 6]] = True               # back-to-back media
+        loc[0, 30] = True  # mostly text before media
+        loc[1, [0, 5, 6]] = True  # back-to-back media
         counts = torch.tensor([[23, 23, 23], [1, 0, 17], [23, 23, 23]])
         pad = torch.rand(B, T * n, generator=g) > 0.3
         immediate = False
@@ -56,8 +57,9 @@ PATTERNS = ["text_before_media", "immediate", "all_previous", "padded_windows", 
 
 
 def _oracle(q, k, v, ks, ke, pad, scale=None):
-    return R.media_cross_attention(q.double(), k.double(), v.double(), key_start=ks, key_end=ke,
-                                   key_padding_mask=pad, scale=scale)
+    return R.media_cross_attention(
+        q.double(), k.double(), v.double(), key_start=ks, key_end=ke, key_padding_mask=pad, scale=scale
+    )
 
 
 def test_oracle_matches_open_flamingo_semantics():
@@ -102,7 +104,9 @@ def test_gradients_match_oracle(device, dtype, pattern):
     q64, k64, v64 = (t.detach().double().requires_grad_() for t in (q, k, v))
     ref = _oracle(q64, k64, v64, ks, ke, pad, scale=0.3)
     refs = torch.autograd.grad(ref, (q64, k64, v64), g.double())
-    tol = {torch.float16: dict(rtol=2e-3, atol=2e-3), torch.bfloat16: dict(rtol=2e-2, atol=2e-2)}.get(dtype, ATTN_TOL[dtype])
+    tol = {torch.float16: dict(rtol=2e-3, atol=2e-3), torch.bfloat16: dict(rtol=2e-2, atol=2e-2)}.get(
+        dtype, ATTN_TOL[dtype]
+    )
     for name, a, b in zip("qkv", grads, refs):
         torch.testing.assert_close(a.double(), b, **tol, msg=lambda m: f"grad {name}: {m}")
 
@@ -133,8 +137,9 @@ def test_non_contiguous_kv_views(device):
     ks = torch.zeros(B, Lq, dtype=torch.int32, device=device)
     ke = torch.full((B, Lq), Lk, dtype=torch.int32, device=device)
     out = media_cross_attention(q, kv[:, :, 0], kv[:, :, 1], key_start=ks, key_end=ke)
-    ref = media_cross_attention(q.contiguous(), kv[:, :, 0].contiguous(), kv[:, :, 1].contiguous(),
-                                key_start=ks, key_end=ke)
+    ref = media_cross_attention(
+        q.contiguous(), kv[:, :, 0].contiguous(), kv[:, :, 1].contiguous(), key_start=ks, key_end=ke
+    )
     torch.testing.assert_close(out, ref)
 
 
@@ -164,8 +169,10 @@ def test_opcheck(device):
     torch.library.opcheck(torch.ops.af2.media_cross_attention.default, (q, k, v, ks, ke, pad, 0.35))
     torch.library.opcheck(torch.ops.af2.media_cross_attention.default, (q, k, v, ks, ke, None, 0.35))
     out, lse = torch.ops.af2.media_cross_attention(q, k, v, ks, ke, pad, 0.35)
-    torch.library.opcheck(torch.ops.af2.media_cross_attention_backward.default,
-                          (torch.randn_like(out), q.detach(), k.detach(), v.detach(), out.detach(), lse, ks, ke, pad, 0.35))
+    torch.library.opcheck(
+        torch.ops.af2.media_cross_attention_backward.default,
+        (torch.randn_like(out), q.detach(), k.detach(), v.detach(), out.detach(), lse, ks, ke, pad, 0.35),
+    )
 
 
 def test_torch_compile_fullgraph(device):
@@ -185,6 +192,7 @@ def test_torch_compile_fullgraph(device):
 
 
 # ---- media_key_ranges ---------------------------------------------------------------------
+
 
 def test_media_key_ranges_immediate_and_all():
     loc = torch.tensor([[False, True, False, False, True, False]])
@@ -215,25 +223,40 @@ def test_media_key_ranges_bad_input():
 
 # ---- bad input ------------------------------------------------------------------------------
 
+
 def _bad(device):
     q, k, v, ks, ke, pad = make_case("immediate", device, H=2, D=8)
     return [
-        (r"k and v must be \(B, Lk, H, Dh\) with q's B, H and Dh, got q \[3, 41, 2, 8\] and k \[3, 69, 3, 8\]",
-         lambda: media_cross_attention(q, torch.cat([k, k[:, :, :1]], 2), torch.cat([v, v[:, :, :1]], 2),
-                                       key_start=ks, key_end=ke)),
-        (r"k and v must be \(B, Lk, H, Dh\) with q's B, H and Dh, got q \[3, 41, 2, 8\] and k \[3, 69, 2, 4\]",
-         lambda: media_cross_attention(q, k[..., :4], v[..., :4], key_start=ks, key_end=ke)),
-        (r"k and v must have the same sizes, got k \[3, 69, 2, 8\] and v \[3, 68, 2, 8\]",
-         lambda: media_cross_attention(q, k, v[:, :68], key_start=ks, key_end=ke)),
+        (
+            r"k and v must be \(B, Lk, H, Dh\) with q's B, H and Dh, got q \[3, 41, 2, 8\] and k \[3, 69, 3, 8\]",
+            lambda: media_cross_attention(
+                q, torch.cat([k, k[:, :, :1]], 2), torch.cat([v, v[:, :, :1]], 2), key_start=ks, key_end=ke
+            ),
+        ),
+        (
+            r"k and v must be \(B, Lk, H, Dh\) with q's B, H and Dh, got q \[3, 41, 2, 8\] and k \[3, 69, 2, 4\]",
+            lambda: media_cross_attention(q, k[..., :4], v[..., :4], key_start=ks, key_end=ke),
+        ),
+        (
+            r"k and v must have the same sizes, got k \[3, 69, 2, 8\] and v \[3, 68, 2, 8\]",
+            lambda: media_cross_attention(q, k, v[:, :68], key_start=ks, key_end=ke),
+        ),
         (r"k has dtype Half but q has Float", lambda: media_cross_attention(q, k.half(), v, key_start=ks, key_end=ke)),
-        (r"q must be float32, float16, bfloat16 or float64, got Int",
-         lambda: media_cross_attention(q.int(), k, v, key_start=ks, key_end=ke)),
-        (r"key_start must be \(B, Lq\) = \(3, 41\), got sizes \[3, 40\]",
-         lambda: media_cross_attention(q, k, v, key_start=ks[:, :40], key_end=ke)),
+        (
+            r"q must be float32, float16, bfloat16 or float64, got Int",
+            lambda: media_cross_attention(q.int(), k, v, key_start=ks, key_end=ke),
+        ),
+        (
+            r"key_start must be \(B, Lq\) = \(3, 41\), got sizes \[3, 40\]",
+            lambda: media_cross_attention(q, k, v, key_start=ks[:, :40], key_end=ke),
+        ),
         (r"key_end must be int32, got Float", lambda: media_cross_attention(q, k, v, key_start=ks, key_end=ke.float())),
-        (r"key_padding_mask must be \(B, Lk\) = \(3, 69\), got sizes \[3, 60\]",
-         lambda: media_cross_attention(q, k, v, key_start=ks, key_end=ke,
-                                       key_padding_mask=torch.ones(3, 60, dtype=torch.bool, device=device))),
+        (
+            r"key_padding_mask must be \(B, Lk\) = \(3, 69\), got sizes \[3, 60\]",
+            lambda: media_cross_attention(
+                q, k, v, key_start=ks, key_end=ke, key_padding_mask=torch.ones(3, 60, dtype=torch.bool, device=device)
+            ),
+        ),
         (r"q must be \(B, L, H, Dh\), got 3 dims", lambda: media_cross_attention(q[0], k, v, key_start=ks, key_end=ke)),
     ]
 
@@ -249,7 +272,9 @@ def test_out_of_bounds_ranges_cpu():
     q, k, v, ks, ke, pad = make_case("immediate", "cpu", H=2, D=8)
     bad_end = ke.clone()
     bad_end[1, 7] = 70
-    with pytest.raises(ValueError, match=r"0 <= key_start <= key_end <= Lk = 69, got key_start\[1, 7\] = \d+ and key_end\[1, 7\] = 70"):
+    with pytest.raises(
+        ValueError, match=r"0 <= key_start <= key_end <= Lk = 69, got key_start\[1, 7\] = \d+ and key_end\[1, 7\] = 70"
+    ):
         media_cross_attention(q, k, v, key_start=ks, key_end=bad_end)
     bad_start = ks.clone()
     bad_start[0, 3] = 5
@@ -369,8 +394,9 @@ def test_cuda_backward_views(monkeypatch, path):
         q, k, v = (t.detach().requires_grad_() for t in (q, k, v))
         return torch.autograd.grad(media_cross_attention(q, k, v, key_start=ks, key_end=ke), (q, k, v), g)
 
-    for a, b in zip(grads(q, kv[:, :, 0], kv[:, :, 1]),
-                    grads(q.contiguous(), kv[:, :, 0].contiguous(), kv[:, :, 1].contiguous())):
+    for a, b in zip(
+        grads(q, kv[:, :, 0], kv[:, :, 1]), grads(q.contiguous(), kv[:, :, 0].contiguous(), kv[:, :, 1].contiguous())
+    ):
         torch.testing.assert_close(a, b)
     _check_grads(q, kv[:, :, 0], kv[:, :, 1], ks, ke, None, torch.bfloat16)
 
@@ -441,14 +467,18 @@ def test_cuda_tensor_core_shapes(monkeypatch, dtype, D, path):
 
 # ---- integer ranges: checked before the narrowing to int32, never wrapped around ------------
 
-@pytest.mark.parametrize("name,value", [("key_end", 2**32 + 2), ("key_start", -2**32), ("key_end", 2**31)])
+
+@pytest.mark.parametrize("name,value", [("key_end", 2**32 + 2), ("key_start", -(2**32)), ("key_end", 2**31)])
 def test_int64_ranges_outside_int32_are_named(name, value):
     """int64 key_end = 2^32 + 2 used to become 2 after the int32 cast (a silent wrong range)."""
     q, k, v, ks, ke, pad = make_case("immediate", "cpu", H=2, D=8)
     ranges = {"key_start": ks.long(), "key_end": ke.long()}
     ranges[name][1, 4] = value
-    with pytest.raises(ValueError, match=rf"media_cross_attention: {name} must lie in \[-2147483648, 2147483647\].*"
-                                         rf"got {value} at \[1, 4\]"):
+    with pytest.raises(
+        ValueError,
+        match=rf"media_cross_attention: {name} must lie in \[-2147483648, 2147483647\].*"
+        rf"got {value} at \[1, 4\]",
+    ):
         media_cross_attention(q, k, v, **ranges)
 
 
@@ -538,7 +568,7 @@ def _nan_case(device, dtype, D, seed=11):
     ks = torch.zeros(1, 40, dtype=torch.int32)
     ke = torch.zeros(1, 40, dtype=torch.int32)
     for group, rows in NAN_GROUPS.items():
-        ks[0, rows.start:rows.stop], ke[0, rows.start:rows.stop] = NAN_RANGES[group]
+        ks[0, rows.start : rows.stop], ke[0, rows.start : rows.stop] = NAN_RANGES[group]
     pad = torch.ones(1, 70, dtype=torch.bool)
     pad[0, 40:45] = False
     q, k, v = (torch.randn(1, L, 2, D, generator=g, dtype=torch.float64) for L in (40, 70, 70))
@@ -582,7 +612,8 @@ def _all_nan(t):
 
 def _close(actual, expected, dtype, what):
     tol = {torch.float16: dict(rtol=2e-3, atol=2e-3), torch.bfloat16: dict(rtol=2e-2, atol=2e-2)}.get(
-        dtype, ATTN_TOL[dtype])
+        dtype, ATTN_TOL[dtype]
+    )
     assert not torch.isnan(actual).any(), f"{what}: NaN where the contract says the value is unaffected"
     torch.testing.assert_close(actual.double(), expected, **tol, msg=lambda m: f"{what}: {m}")
 
@@ -654,8 +685,12 @@ def test_nan_in_an_attended_value(device, dtype, D):
     assert _all_nan(dq[0, hit, 1])
     clean_out, _ = _clean(device, D)
     other_channels = [c for c in range(8) if c != 3]
-    _close(out[0, hit, 1][..., other_channels], clean_out[0, hit, 1][..., other_channels], dtype,
-           "the other channels of the queries attending key 50")
+    _close(
+        out[0, hit, 1][..., other_channels],
+        clean_out[0, hit, 1][..., other_channels],
+        dtype,
+        "the other channels of the queries attending key 50",
+    )
     _close(out[0, :, 0], clean_out[0, :, 0], dtype, "the other head")
 
 

@@ -9,6 +9,7 @@ meta, a wrong dtype or size, an out-of-range integer. Then exactly one of these 
 Never a crash, a hang or garbage. Examples per test: the "af2-ops" profile below
 (AF2_HYPOTHESIS_EXAMPLES overrides it, e.g. for a longer CI run).
 """
+
 from __future__ import annotations
 
 import os
@@ -20,13 +21,24 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from af2 import reference as R
-from af2.ops import (contrastive_loss, gated_residual, media_cross_attention, media_key_ranges, rope_windowed,
-                     rope_windowed_qk)
+from af2.ops import (
+    contrastive_loss,
+    gated_residual,
+    media_cross_attention,
+    media_key_ranges,
+    rope_windowed,
+    rope_windowed_qk,
+)
 from tests.conftest import FLOAT_DTYPES, TOLERANCES
 
-settings.register_profile("af2-ops", max_examples=int(os.environ.get("AF2_HYPOTHESIS_EXAMPLES", "40")),
-                          deadline=None, database=None, print_blob=True,
-                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+settings.register_profile(
+    "af2-ops",
+    max_examples=int(os.environ.get("AF2_HYPOTHESIS_EXAMPLES", "40")),
+    deadline=None,
+    database=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 PROFILE = settings(settings.get_profile("af2-ops"))
 ERRORS = (ValueError, RuntimeError, TypeError)
 LAYOUTS = ["contiguous", "strided", "transposed"]
@@ -66,13 +78,23 @@ def assert_meta_like(out, like):
 
 # ---- rope_windowed / rope_windowed_qk -------------------------------------------------------
 
+
 @st.composite
 def rope_calls(draw):
-    c = dict(B=draw(st.integers(0, 2)), W=draw(st.integers(0, 3)), ws=draw(st.integers(1, 4)),
-             H=draw(st.integers(1, 3)), Hk=draw(st.integers(1, 2)), D=draw(st.sampled_from([2, 4, 6, 8])),
-             dtype=draw(st.sampled_from(FLOAT_DTYPES)), layout=draw(st.sampled_from(LAYOUTS)),
-             offsets=draw(st.sampled_from([None, torch.int32, torch.int64])), interleaved=draw(st.booleans()),
-             pair=draw(st.booleans()), seed=draw(st.integers(0, 2**16)))
+    c = dict(
+        B=draw(st.integers(0, 2)),
+        W=draw(st.integers(0, 3)),
+        ws=draw(st.integers(1, 4)),
+        H=draw(st.integers(1, 3)),
+        Hk=draw(st.integers(1, 2)),
+        D=draw(st.sampled_from([2, 4, 6, 8])),
+        dtype=draw(st.sampled_from(FLOAT_DTYPES)),
+        layout=draw(st.sampled_from(LAYOUTS)),
+        offsets=draw(st.sampled_from([None, torch.int32, torch.int64])),
+        interleaved=draw(st.booleans()),
+        pair=draw(st.booleans()),
+        seed=draw(st.integers(0, 2**16)),
+    )
     c["rd"] = draw(st.sampled_from(list(range(2, c["D"] + 1, 2))))
     faults = [None, None, "all_meta", "meta:x", "dtype:x", "rotary_dim:odd", "rotary_dim:big", "window_size:0"]
     if c["pair"]:
@@ -100,7 +122,7 @@ def test_rope_validation(c):
     fault = c["fault"]
     if fault == "meta:x":
         if off is None and not c["pair"]:
-            fault = "all_meta"  # x is the only tensor
+            fault, x = "all_meta", x.to("meta")  # x is the only tensor: all inputs are on meta
         else:
             x = x.to("meta")
     elif fault == "meta:k":
@@ -148,14 +170,35 @@ def test_rope_validation(c):
 
 # ---- media_cross_attention ------------------------------------------------------------------
 
+
 @st.composite
 def attention_calls(draw):
-    c = dict(B=draw(st.integers(0, 2)), Lq=draw(st.integers(0, 5)), Lk=draw(st.integers(0, 7)),
-             H=draw(st.integers(1, 2)), D=draw(st.integers(1, 9)), dtype=draw(st.sampled_from(FLOAT_DTYPES)),
-             layout=draw(st.sampled_from(LAYOUTS)), int64=draw(st.booleans()), pad=draw(st.booleans()),
-             seed=draw(st.integers(0, 2**16)))
-    faults = [None, None, "all_meta", "meta:k", "meta:v", "meta:key_start", "meta:key_end", "dtype:q",
-              "dtype:k", "dtype:key_end", "shape:key_start", "shape:k"]
+    c = dict(
+        B=draw(st.integers(0, 2)),
+        Lq=draw(st.integers(0, 5)),
+        Lk=draw(st.integers(0, 7)),
+        H=draw(st.integers(1, 2)),
+        D=draw(st.integers(1, 9)),
+        dtype=draw(st.sampled_from(FLOAT_DTYPES)),
+        layout=draw(st.sampled_from(LAYOUTS)),
+        int64=draw(st.booleans()),
+        pad=draw(st.booleans()),
+        seed=draw(st.integers(0, 2**16)),
+    )
+    faults = [
+        None,
+        None,
+        "all_meta",
+        "meta:k",
+        "meta:v",
+        "meta:key_start",
+        "meta:key_end",
+        "dtype:q",
+        "dtype:k",
+        "dtype:key_end",
+        "shape:key_start",
+        "shape:k",
+    ]
     if c["pad"]:
         faults += ["meta:key_padding_mask", "dtype:key_padding_mask"]
     if c["B"] * c["Lq"] > 0:
@@ -182,9 +225,10 @@ def test_media_cross_attention_validation(c):
     fault = c["fault"]
     if fault and fault.startswith("meta:"):
         name = fault.split(":")[1]
-        q, k, v, ks, ke, pad = (t.to("meta") if t is not None and n == name else t
-                                for n, t in zip(["q", "k", "v", "key_start", "key_end", "key_padding_mask"],
-                                                [q, k, v, ks, ke, pad]))
+        q, k, v, ks, ke, pad = (
+            t.to("meta") if t is not None and n == name else t
+            for n, t in zip(["q", "k", "v", "key_start", "key_end", "key_padding_mask"], [q, k, v, ks, ke, pad])
+        )
     elif fault == "all_meta":
         q, k, v, ks, ke, pad = map(to_meta, (q, k, v, ks, ke, pad))
     elif fault == "dtype:q":
@@ -220,8 +264,9 @@ def test_media_cross_attention_validation(c):
         torch.testing.assert_close(out.double(), ref, **tol)
         if grad_ok and out.numel():
             g = torch.randn(out.shape, generator=gen, dtype=torch.float64)
-            for got, want in zip(torch.autograd.grad(out, (q, k, v), g.to(out.dtype)),
-                                 torch.autograd.grad(ref, (q64, k64, v64), g)):
+            for got, want in zip(
+                torch.autograd.grad(out, (q, k, v), g.to(out.dtype)), torch.autograd.grad(ref, (q64, k64, v64), g)
+            ):
                 torch.testing.assert_close(got.double(), want, **tol)
     elif fault == "all_meta":
         assert_meta_like((call(),), (q,))
@@ -234,14 +279,22 @@ def test_media_cross_attention_validation(c):
 
 # ---- gated_residual ---------------------------------------------------------------------------
 
+
 @st.composite
 def gated_calls(draw):
-    c = dict(shape=draw(st.lists(st.integers(0, 4), min_size=0, max_size=3)),
-             dtype=draw(st.sampled_from(FLOAT_DTYPES)), layout=draw(st.sampled_from(LAYOUTS)),
-             gate_shape=draw(st.sampled_from([(1,), (), (1, 1)])),
-             gate_dtype=draw(st.sampled_from([torch.float32, torch.float64])), seed=draw(st.integers(0, 2**16)))
-    c["fault"] = draw(st.sampled_from([None, None, "all_meta", "meta:y", "meta:gate", "cpu_gate", "dtype:x",
-                                       "dtype:y", "shape:y", "shape:gate"]))
+    c = dict(
+        shape=draw(st.lists(st.integers(0, 4), min_size=0, max_size=3)),
+        dtype=draw(st.sampled_from(FLOAT_DTYPES)),
+        layout=draw(st.sampled_from(LAYOUTS)),
+        gate_shape=draw(st.sampled_from([(1,), (), (1, 1)])),
+        gate_dtype=draw(st.sampled_from([torch.float32, torch.float64])),
+        seed=draw(st.integers(0, 2**16)),
+    )
+    c["fault"] = draw(
+        st.sampled_from(
+            [None, None, "all_meta", "meta:y", "meta:gate", "cpu_gate", "dtype:x", "dtype:y", "shape:y", "shape:gate"]
+        )
+    )
     return c
 
 
@@ -281,8 +334,9 @@ def test_gated_residual_validation(c):
         torch.testing.assert_close(out.double(), ref, **TOLERANCES[c["dtype"]])
         if grad_ok:
             up = torch.randn(out.shape, generator=gen, dtype=torch.float64)
-            for got, want in zip(torch.autograd.grad(out, (x, y, gate), up.to(out.dtype)),
-                                 torch.autograd.grad(ref, (x64, y64, g64), up)):
+            for got, want in zip(
+                torch.autograd.grad(out, (x, y, gate), up.to(out.dtype)), torch.autograd.grad(ref, (x64, y64, g64), up)
+            ):
                 assert got.shape == want.shape
                 torch.testing.assert_close(got.double(), want, rtol=1e-5, atol=1e-5)
     elif fault in ("all_meta", "cpu_gate"):
@@ -294,12 +348,20 @@ def test_gated_residual_validation(c):
 
 # ---- contrastive_loss ---------------------------------------------------------------------------
 
+
 @st.composite
 def contrastive_calls(draw):
-    c = dict(B=draw(st.integers(1, 4)), M=draw(st.integers(1, 3)), N=draw(st.integers(0, 2)),
-             D=draw(st.integers(1, 8)), dtype=draw(st.sampled_from(FLOAT_DTYPES)),
-             layout=draw(st.sampled_from(LAYOUTS)), scale_tensor=draw(st.booleans()),
-             reduction=draw(st.sampled_from(["mean", "none"])), seed=draw(st.integers(0, 2**16)))
+    c = dict(
+        B=draw(st.integers(1, 4)),
+        M=draw(st.integers(1, 3)),
+        N=draw(st.integers(0, 2)),
+        D=draw(st.integers(1, 8)),
+        dtype=draw(st.sampled_from(FLOAT_DTYPES)),
+        layout=draw(st.sampled_from(LAYOUTS)),
+        scale_tensor=draw(st.booleans()),
+        reduction=draw(st.sampled_from(["mean", "none"])),
+        seed=draw(st.integers(0, 2**16)),
+    )
     faults = [None, None, "all_meta", "meta:text", "shape:text", "dtype:text", "dtype:audio", "reduction:reduction"]
     if c["N"]:
         faults += ["meta:hard_negatives", "shape:hard_negatives"]
@@ -345,8 +407,13 @@ def test_contrastive_loss_validation(c):
     call = lambda: contrastive_loss(audio, text, logit_scale=scale, hard_negatives=neg, reduction=reduction)
     if fault is None:
         out = call()
-        ref = R.contrastive_loss(audio.double(), text.double(), logit_scale=7.0,
-                                 hard_negatives=None if neg is None else neg.double(), reduction=reduction)
+        ref = R.contrastive_loss(
+            audio.double(),
+            text.double(),
+            logit_scale=7.0,
+            hard_negatives=None if neg is None else neg.double(),
+            reduction=reduction,
+        )
         acc = torch.float64 if dtype == torch.float64 else torch.float32
         assert out.dtype == acc and out.shape == ref.shape
         tol = dict(rtol=1e-10, atol=1e-10) if dtype == torch.float64 else dict(rtol=1e-4, atol=1e-4)
@@ -360,6 +427,7 @@ def test_contrastive_loss_validation(c):
 
 
 # ---- media_key_ranges ---------------------------------------------------------------------------
+
 
 def key_ranges_reference(loc, counts, slot, immediate):
     """Python-int reference: (start, end) lists, or None where a key index passes 2^31 - 1."""
@@ -381,12 +449,19 @@ def key_ranges_reference(loc, counts, slot, immediate):
 
 
 @PROFILE
-@given(B=st.integers(1, 2), Lq=st.integers(0, 6), T=st.integers(1, 3),
-       slot=st.sampled_from([0, 1, 3, 5, 2**29, 2**30, 2**31 - 1]), per_media=st.booleans(),
-       immediate=st.booleans(), data=st.data())
+@given(
+    B=st.integers(1, 2),
+    Lq=st.integers(0, 6),
+    T=st.integers(1, 3),
+    slot=st.sampled_from([0, 1, 3, 5, 2**29, 2**30, 2**31 - 1]),
+    per_media=st.booleans(),
+    immediate=st.booleans(),
+    data=st.data(),
+)
 def test_media_key_ranges_validation(B, Lq, T, slot, per_media, immediate, data):
-    loc = torch.tensor(data.draw(st.lists(st.lists(st.booleans(), min_size=Lq, max_size=Lq),
-                                          min_size=B, max_size=B)), dtype=torch.bool).reshape(B, Lq)
+    loc = torch.tensor(
+        data.draw(st.lists(st.lists(st.booleans(), min_size=Lq, max_size=Lq), min_size=B, max_size=B)), dtype=torch.bool
+    ).reshape(B, Lq)
     count = st.integers(-1, slot + 1) if slot < 10 else st.sampled_from([-1, 0, 1, slot, slot + 1])
     if per_media:
         counts = data.draw(st.lists(st.lists(count, min_size=T, max_size=T), min_size=B, max_size=B))

@@ -1,4 +1,5 @@
 """af2.ops.rope_windowed / rope_windowed_qk against the float64 oracle and the spec."""
+
 from __future__ import annotations
 
 import math
@@ -98,7 +99,7 @@ def test_non_contiguous_inputs(device, dtype):
     torch.manual_seed(1)
     base = torch.randn(2, 3, 20, 40, device=device).to(dtype)  # (B, H, S, D)
     views = {
-        "transposed": base.transpose(1, 2),               # (B, S, H, D), strides permuted
+        "transposed": base.transpose(1, 2),  # (B, S, H, D), strides permuted
         "sliced_d": torch.randn(2, 20, 3, 50, device=device).to(dtype)[..., 5:45],
         "strided_d": torch.randn(2, 20, 3, 80, device=device).to(dtype)[..., ::2],
     }
@@ -204,29 +205,48 @@ def test_empty_batch(device):
 
 # ---- bad input: each error names the argument and the sizes it got ---------------------------
 
+
 def _bad_cases(device):
     x = torch.randn(2, 12, 3, 16, device=device)
     return [
-        ("S must be a multiple of window_size", r"window_size.*S = 12|S = 12.*window_size = 5",
-         lambda: rope_windowed(x, window_size=5)),
-        ("odd rotary_dim", r"rotary_dim.*even.*rotary_dim = 7",
-         lambda: rope_windowed(x, window_size=4, rotary_dim=7)),
-        ("rotary_dim > D", r"rotary_dim must be <= D, got rotary_dim = 18 and D = 16",
-         lambda: rope_windowed(x, window_size=4, rotary_dim=18)),
-        ("offsets wrong shape", r"window_offsets must be \(B, W\) = \(2, 3\), got sizes \[2, 4\]",
-         lambda: rope_windowed(x, window_size=4, window_offsets=torch.zeros(2, 4, dtype=torch.long, device=device))),
-        ("offsets wrong dtype", r"window_offsets must be int32 or int64, got Float",
-         lambda: rope_windowed(x, window_size=4, window_offsets=torch.zeros(2, 3, device=device))),
-        ("integer x", r"x must be float32, float16, bfloat16 or float64, got Int with sizes \[2, 12, 3, 16\]",
-         lambda: rope_windowed(x.int(), window_size=4)),
-        ("wrong rank", r"x must be \(B, S, H, D\), got 3 dims with sizes \[2, 12, 48\]",
-         lambda: rope_windowed(x.flatten(2), window_size=4)),
-        ("q/k mismatch", r"k must share B, S and D with q, got \[2, 12, 3, 8\] and \[2, 12, 3, 16\]",
-         lambda: rope_windowed_qk(x, x[..., :8], window_size=4)),
-        ("q/k dtype", r"k has dtype Half but q has Float",
-         lambda: rope_windowed_qk(x, x.half(), window_size=4)),
-        ("window_size 0", r"window_size must be positive, got 0",
-         lambda: rope_windowed(x, window_size=0)),
+        (
+            "S must be a multiple of window_size",
+            r"window_size.*S = 12|S = 12.*window_size = 5",
+            lambda: rope_windowed(x, window_size=5),
+        ),
+        ("odd rotary_dim", r"rotary_dim.*even.*rotary_dim = 7", lambda: rope_windowed(x, window_size=4, rotary_dim=7)),
+        (
+            "rotary_dim > D",
+            r"rotary_dim must be <= D, got rotary_dim = 18 and D = 16",
+            lambda: rope_windowed(x, window_size=4, rotary_dim=18),
+        ),
+        (
+            "offsets wrong shape",
+            r"window_offsets must be \(B, W\) = \(2, 3\), got sizes \[2, 4\]",
+            lambda: rope_windowed(x, window_size=4, window_offsets=torch.zeros(2, 4, dtype=torch.long, device=device)),
+        ),
+        (
+            "offsets wrong dtype",
+            r"window_offsets must be int32 or int64, got Float",
+            lambda: rope_windowed(x, window_size=4, window_offsets=torch.zeros(2, 3, device=device)),
+        ),
+        (
+            "integer x",
+            r"x must be float32, float16, bfloat16 or float64, got Int with sizes \[2, 12, 3, 16\]",
+            lambda: rope_windowed(x.int(), window_size=4),
+        ),
+        (
+            "wrong rank",
+            r"x must be \(B, S, H, D\), got 3 dims with sizes \[2, 12, 48\]",
+            lambda: rope_windowed(x.flatten(2), window_size=4),
+        ),
+        (
+            "q/k mismatch",
+            r"k must share B, S and D with q, got \[2, 12, 3, 8\] and \[2, 12, 3, 16\]",
+            lambda: rope_windowed_qk(x, x[..., :8], window_size=4),
+        ),
+        ("q/k dtype", r"k has dtype Half but q has Float", lambda: rope_windowed_qk(x, x.half(), window_size=4)),
+        ("window_size 0", r"window_size must be positive, got 0", lambda: rope_windowed(x, window_size=0)),
     ]
 
 
@@ -242,16 +262,18 @@ def test_bad_offsets_values(device, offsets_dtype):
     """Out-of-range positions are refused on every backend (CUDA: one aminmax + a 16-byte copy)."""
     x = torch.randn(2, 12, 3, 16, device=device)
     off = lambda rows: torch.tensor(rows, dtype=offsets_dtype, device=device)
-    for call in (lambda o: rope_windowed(x, window_size=4, window_offsets=o),
-                 lambda o: rope_windowed_qk(x, x[:, :, :1], window_size=4, window_offsets=o)):
+    for call in (
+        lambda o: rope_windowed(x, window_size=4, window_offsets=o),
+        lambda o: rope_windowed_qk(x, x[:, :, :1], window_size=4, window_offsets=o),
+    ):
         with pytest.raises(ValueError, match=r"window_offsets must be >= 0.*sizes \[2, 3\]"):
             call(off([[0, -4, 8], [0, 4, 8]]))
         with pytest.raises(ValueError, match=r"below 2\^24"):
             call(off([[0, 4, 2**24], [0, 4, 8]]))
-        with pytest.raises(ValueError, match=r"below 2\^24"):      # the window's last token at 2^24
+        with pytest.raises(ValueError, match=r"below 2\^24"):  # the window's last token at 2^24
             call(off([[0, 4, 8], [0, 4, 2**24 - 3]]))
-        call(off([[0, 4, 2**24 - 4], [0, 4, 8]]))                  # the last exact position: accepted
-    g = torch.randn_like(x, requires_grad=True)                     # the backward checks too
+        call(off([[0, 4, 2**24 - 4], [0, 4, 8]]))  # the last exact position: accepted
+    g = torch.randn_like(x, requires_grad=True)  # the backward checks too
     with pytest.raises(ValueError, match=r"window_offsets must be >= 0"):
         torch.ops.af2.rope_windowed(g, 4, off([[0, -1, 8], [0, 4, 8]]), 4096.0, 16, False, True)
 
@@ -265,7 +287,7 @@ def test_cuda_graph_capture_skips_the_offsets_check():
     kw = dict(window_size=4, rotary_dim=8)
     s = torch.cuda.Stream()
     s.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(s):                                      # warm-up outside the capture
+    with torch.cuda.stream(s):  # warm-up outside the capture
         rope_windowed(x, window_offsets=off, **kw)
     torch.cuda.current_stream().wait_stream(s)
     graph = torch.cuda.CUDAGraph()

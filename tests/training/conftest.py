@@ -1,4 +1,5 @@
 """Fixtures of the trainer tests: a small synthetic AudioSkills set and stage configs in tmp dirs."""
+
 from __future__ import annotations
 
 import os
@@ -27,12 +28,19 @@ def stage_config(tmp_path, synth):
     """stage_config(name="run", **sections) -> path of a tiny pretrain config under tmp_path."""
 
     def make(name: str = "run", **sections) -> Path:
-        cfg = {"stage": "pretrain",
-               "data": {"sources": [{"manifest": str(synth)}], "max_windows": 3, "max_windows_per_batch": 6,
-                        "max_batch_size": 2, "num_workers": 0},
-               "optim": {"lr": 1e-3, "warmup_steps": 1},
-               "train": {"max_steps": 4, "progress": False},
-               "output": {"dir": str(tmp_path / name)}}
+        cfg = {
+            "stage": "pretrain",
+            "data": {
+                "sources": [{"manifest": str(synth)}],
+                "max_windows": 3,
+                "max_windows_per_batch": 6,
+                "max_batch_size": 2,
+                "num_workers": 0,
+            },
+            "optim": {"lr": 1e-3, "warmup_steps": 1},
+            "train": {"max_steps": 4, "progress": False},
+            "output": {"dir": str(tmp_path / name)},
+        }
         for key, value in sections.items():
             cfg[key] = {**cfg.get(key, {}), **value} if isinstance(value, dict) else value
         path = tmp_path / f"{name}.yaml"
@@ -51,8 +59,7 @@ def env() -> dict:
 
 def run(args: list[str], *, timeout: float = 240, check: bool = True) -> subprocess.CompletedProcess:
     """Run ``python <args>`` from the repository root."""
-    proc = subprocess.run([sys.executable, *args], cwd=ROOT, env=env(), capture_output=True, text=True,
-                          timeout=timeout)
+    proc = subprocess.run([sys.executable, *args], cwd=ROOT, env=env(), capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"{args} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
     return proc

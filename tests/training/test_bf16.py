@@ -1,6 +1,7 @@
 """bf16, the GPU default (``deepspeed.precision: auto``), on the CPU: DeepSpeed casts parameters
 but not buffers, so the frozen HTSAT's BatchNorm must get bf16 running statistics too; a bf16
 run resumes exactly."""
+
 from __future__ import annotations
 
 import json
@@ -22,8 +23,9 @@ def test_bf16_stage_runs(stage_config, tmp_path):
 
 def test_bf16_resume_is_exact(stage_config, tmp_path):
     # DeepSpeed's bf16 ZeRO-2 optimizer states load through the weights-only reader
-    cfg = stage_config("bf16r", train={"max_steps": 2, "checkpoint_every": 1, "progress": False},
-                       deepspeed={"precision": "bf16"})
+    cfg = stage_config(
+        "bf16r", train={"max_steps": 2, "checkpoint_every": 1, "progress": False}, deepspeed={"precision": "bf16"}
+    )
     out = tmp_path / "bf16r"
     run(["-m", "training.train", "--config", str(cfg)])
     before = load_file(str(out / "model" / "model.safetensors"))

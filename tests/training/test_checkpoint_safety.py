@@ -1,6 +1,7 @@
 """Resume trusts nothing on disk: a planted pickle in any checkpoint file is refused (naming the
 file) before it can run; a damaged latest checkpoint falls back to the newest good one with a
 warning; no usable checkpoint at all is a clear error and exit 2."""
+
 from __future__ import annotations
 
 import json
@@ -10,7 +11,8 @@ import shutil
 import pytest
 import torch
 import yaml
-from safetensors.torch import load_file as load_safetensors, save_file as save_safetensors
+from safetensors.torch import load_file as load_safetensors
+from safetensors.torch import save_file as save_safetensors
 
 from tests.training.conftest import run
 from training.checkpoint import candidates, verify
@@ -88,15 +90,23 @@ def test_unreadable_file_is_damaged(tmp_path, content):
 
 # --- real checkpoints: one short run (steps 1, 2 and final = 3), copied for each case ---------
 
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, synth):
     base = tmp_path_factory.mktemp("trained")
-    cfg = {"stage": "pretrain",
-           "data": {"sources": [{"manifest": str(synth)}], "max_windows": 3, "max_windows_per_batch": 6,
-                    "max_batch_size": 2, "num_workers": 0},
-           "optim": {"lr": 1e-3, "warmup_steps": 1},
-           "train": {"max_steps": 3, "checkpoint_every": 1, "keep_checkpoints": 3, "progress": False},
-           "output": {"dir": str(base / "run")}}
+    cfg = {
+        "stage": "pretrain",
+        "data": {
+            "sources": [{"manifest": str(synth)}],
+            "max_windows": 3,
+            "max_windows_per_batch": 6,
+            "max_batch_size": 2,
+            "num_workers": 0,
+        },
+        "optim": {"lr": 1e-3, "warmup_steps": 1},
+        "train": {"max_steps": 3, "checkpoint_every": 1, "keep_checkpoints": 3, "progress": False},
+        "output": {"dir": str(base / "run")},
+    }
     (base / "run.yaml").write_text(yaml.safe_dump(cfg))
     run(["-m", "training.train", "--config", str(base / "run.yaml")])
     return base
@@ -125,8 +135,9 @@ def test_checkpoints_record_their_sizes_and_verify(trained):
         verify(path)
 
 
-@pytest.mark.parametrize("name", ["mp_rank_00_model_states.pt", "zero_pp_rank_0_mp_rank_00_optim_states.pt",
-                                  "rng-rank0.pt", "extra.pt"])
+@pytest.mark.parametrize(
+    "name", ["mp_rank_00_model_states.pt", "zero_pp_rank_0_mp_rank_00_optim_states.pt", "rng-rank0.pt", "extra.pt"]
+)
 def test_verify_refuses_a_planted_pickle_in_any_file(trained, tmp_path, name):
     _, root = _copy(trained, tmp_path)
     marker = tmp_path / "ran"
@@ -184,8 +195,11 @@ def test_resume_with_every_checkpoint_damaged_exits_2(trained, tmp_path):
     proc = run(["-m", "training.train", "--config", str(cfg), "--resume"], check=False)
     assert proc.returncode == 2, proc.stderr[-3000:]
     assert "no usable checkpoint to resume from (3 found, all damaged)" in proc.stderr
-    for bad in ("final/mp_rank_00_model_states.pt", "step-00000002/zero_pp_rank_0_mp_rank_00_optim_states.pt",
-                "step-00000001/rng-rank0.pt"):
+    for bad in (
+        "final/mp_rank_00_model_states.pt",
+        "step-00000002/zero_pp_rank_0_mp_rank_00_optim_states.pt",
+        "step-00000001/rng-rank0.pt",
+    ):
         assert bad in proc.stderr
     assert "Traceback" not in proc.stderr
 
@@ -197,9 +211,11 @@ def test_curriculum_resume_refuses_a_planted_pickle_and_exits_2(trained, tmp_pat
     (tmp_path / "cur" / "0-pretrain" / "summary.json").unlink()  # the stage is unfinished
     marker = tmp_path / "ran"
     _plant(tmp_path / "cur" / "0-pretrain" / "checkpoints" / "final" / "rng-rank0.pt", marker)
-    spec = {"output_dir": str(tmp_path / "cur"),
-            "overrides": {"data": {"sources": [{"manifest": str(synth)}], "num_workers": 0}},
-            "stages": [{"config": str(ROOT / "training" / "configs" / "pretrain.yaml")}]}
+    spec = {
+        "output_dir": str(tmp_path / "cur"),
+        "overrides": {"data": {"sources": [{"manifest": str(synth)}], "num_workers": 0}},
+        "stages": [{"config": str(ROOT / "training" / "configs" / "pretrain.yaml")}],
+    }
     (tmp_path / "cur.yaml").write_text(yaml.safe_dump(spec))
     proc = run(["-m", "training.curriculum", "--config", str(tmp_path / "cur.yaml"), "--resume"], check=False)
     assert proc.returncode == 2, proc.stderr[-3000:]

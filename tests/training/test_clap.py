@@ -4,6 +4,7 @@ The manifest is written by hand in the format of ``python -m af2.data.llm paraph
 into ``negatives`` on audio + caption records (tests/llm checks that the real chain writes it),
 then it takes the stage's data path: the mixture (training/data.py), the dataset, ClapCollator
 and the contrastive loss."""
+
 from __future__ import annotations
 
 import json
@@ -17,7 +18,7 @@ import torch
 from af2.data.dataset import AudioQADataset
 from af2.data.manifest import load_manifest
 from af2.data.negatives import KINDS
-from af2.model import AF2Config, AFCLAP
+from af2.model import AFCLAP, AF2Config
 from training.clap import CAPTION_TEMPLATES, ClapCollator, caption_tokenizer, clap_loss, sample_texts
 from training.data import write_mixture
 
@@ -27,28 +28,57 @@ PROMPT = "Describe the audio in detail."
 def chained_line(i: int, caption: str, paraphrases: list[str], negatives: list[dict]) -> dict:
     """One line as ``paraphrase`` then ``negatives`` write it for ``{"id", "audio", "caption"}``."""
     prov = {"model": "m", "template_version": "v1", "generated_at": "2026-11-26T00:00:00Z"}
-    return {"id": f"c{i}", "audio": f"../in/clips/c{i}.wav", "caption": caption, "prompt": PROMPT, "answer": caption,
-            "paraphrases": paraphrases,
-            "provenance": {"pipeline": "negatives", "source_id": f"c{i}", **prov,
-                           "previous": {"pipeline": "paraphrase", "source_id": f"c{i}", **prov}},
-            "negatives": negatives}
+    return {
+        "id": f"c{i}",
+        "audio": f"../in/clips/c{i}.wav",
+        "caption": caption,
+        "prompt": PROMPT,
+        "answer": caption,
+        "paraphrases": paraphrases,
+        "provenance": {
+            "pipeline": "negatives",
+            "source_id": f"c{i}",
+            **prov,
+            "previous": {"pipeline": "paraphrase", "source_id": f"c{i}", **prov},
+        },
+        "negatives": negatives,
+    }
 
 
 LINES = [
-    chained_line(0, "A dog barks twice then a car passes",
-                 ["Twice a dog barks, and then a car goes by", "A car passes after a dog barks two times",
-                  "You hear a dog bark twice before a car passes"],
-                 [{"text": "A car passes then a dog barks twice", "kind": "swap_order", "source": "llm"},
-                  {"text": "A dog barks three times then a car passes", "kind": "change_count", "source": "llm"},
-                  {"text": "A dog barks twice then a bus passes", "kind": "substitute_event", "source": "rules"}]),
+    chained_line(
+        0,
+        "A dog barks twice then a car passes",
+        [
+            "Twice a dog barks, and then a car goes by",
+            "A car passes after a dog barks two times",
+            "You hear a dog bark twice before a car passes",
+        ],
+        [
+            {"text": "A car passes then a dog barks twice", "kind": "swap_order", "source": "llm"},
+            {"text": "A dog barks three times then a car passes", "kind": "change_count", "source": "llm"},
+            {"text": "A dog barks twice then a bus passes", "kind": "substitute_event", "source": "rules"},
+        ],
+    ),
     # one negative only (and one that repeats a positive, dropped): the rules fill the rest
-    chained_line(1, "A loud siren then a quiet bell",
-                 ["A loud siren sounds, followed by a quiet bell", "First a loud siren, then a soft bell"],
-                 [{"text": "A quiet siren then a loud bell", "kind": "swap_attributes", "source": "llm"},
-                  {"text": "first a loud siren, then a soft bell.", "kind": "swap_order", "source": "llm"}]),
+    chained_line(
+        1,
+        "A loud siren then a quiet bell",
+        ["A loud siren sounds, followed by a quiet bell", "First a loud siren, then a soft bell"],
+        [
+            {"text": "A quiet siren then a loud bell", "kind": "swap_attributes", "source": "llm"},
+            {"text": "first a loud siren, then a soft bell.", "kind": "swap_order", "source": "llm"},
+        ],
+    ),
 ]
-PLAIN = {"id": "q0", "audio": "../in/clips/q0.wav", "prompt": "How many beeps?\n(A) 2\n(B) 3", "answer": "3",
-         "choices": ["2", "3"], "skill": "counting"}       # an AudioSkills line: templates and rules
+PLAIN = {
+    "id": "q0",
+    "audio": "../in/clips/q0.wav",
+    "prompt": "How many beeps?\n(A) 2\n(B) 3",
+    "answer": "3",
+    "choices": ["2", "3"],
+    "skill": "counting",
+}  # an AudioSkills line: templates and rules
 
 
 @pytest.fixture
@@ -57,8 +87,12 @@ def manifest(tmp_path) -> Path:
     clips.mkdir(parents=True)
     rng = np.random.default_rng(0)
     for name, seconds in (("c0", 3.0), ("c1", 12.0), ("q0", 2.0)):
-        sf.write(str(clips / f"{name}.wav"), (0.1 * rng.standard_normal(int(seconds * 16000))).astype(np.float32),
-                 16000, subtype="PCM_16")
+        sf.write(
+            str(clips / f"{name}.wav"),
+            (0.1 * rng.standard_normal(int(seconds * 16000))).astype(np.float32),
+            16000,
+            subtype="PCM_16",
+        )
     path = tmp_path / "out" / "neg.jsonl"
     path.parent.mkdir()
     path.write_text("".join(json.dumps(line) + "\n" for line in [*LINES, PLAIN]))
@@ -72,7 +106,7 @@ def test_chained_output_feeds_the_clap_stage(manifest, tmp_path):
     assert not dataset.manifest_errors and len(dataset) == 3
     m, n = 2, 3
     cfg = AF2Config.preset("tiny")
-    tokenizer = caption_tokenizer(cfg)                 # byte-level over the tiny text tower's vocab
+    tokenizer = caption_tokenizer(cfg)  # byte-level over the tiny text tower's vocab
     batch = ClapCollator(tokenizer, max_windows=2, m=m, n=n, max_length=48)([dataset[i] for i in range(3)])
     assert batch["ids"] == ["c0", "c1", "q0"]
 
@@ -111,15 +145,25 @@ def test_chained_output_feeds_the_clap_stage(manifest, tmp_path):
 def _sample(extra: dict, **kw):
     from af2.data.manifest import Sample
 
-    base = dict(audio=Path("/x.wav"), prompt=PROMPT, answer="A dog barks", start=None, end=None, skill=None,
-                id="s", choices=None, line=7)
+    base = dict(
+        audio=Path("/x.wav"),
+        prompt=PROMPT,
+        answer="A dog barks",
+        start=None,
+        end=None,
+        skill=None,
+        id="s",
+        choices=None,
+        line=7,
+    )
     return Sample(**{**base, **kw}, extra=extra)
 
 
 def test_short_or_plain_lists_are_filled_and_bad_ones_named():
-    texts = sample_texts(_sample({"caption": "A dog barks", "paraphrases": ["A dog is barking"],
-                                  "negatives": ["A cat meows"]}), m=3, n=2)
-    assert texts.positives[:2] == ["A dog is barking", "A dog barks"]          # then the caption, then templates
+    texts = sample_texts(
+        _sample({"caption": "A dog barks", "paraphrases": ["A dog is barking"], "negatives": ["A cat meows"]}), m=3, n=2
+    )
+    assert texts.positives[:2] == ["A dog is barking", "A dog barks"]  # then the caption, then templates
     assert len(set(texts.positives)) == 3
     assert texts.negatives[0][0] == "A cat meows" and texts.kinds[0][0] == "given"
     assert len(set(texts.negatives[0])) == 2
@@ -171,8 +215,13 @@ def test_clap_stage_runs_past_a_missing_file(stage_config, synth, tmp_path):
     shutil.copytree(synth.parent, data)
     lines = (data / "manifest.jsonl").read_text().splitlines()
     (data / json.loads(lines[0])["audio"]).unlink()
-    cfg = stage_config("clap_missing", stage="clap", data={"sources": [{"manifest": str(data / "manifest.jsonl")}]},
-                       clap={"batch_size": 2, "positives": 1, "negatives": 1}, train={"max_steps": 8, "progress": False})
+    cfg = stage_config(
+        "clap_missing",
+        stage="clap",
+        data={"sources": [{"manifest": str(data / "manifest.jsonl")}]},
+        clap={"batch_size": 2, "positives": 1, "negatives": 1},
+        train={"max_steps": 8, "progress": False},
+    )
     proc = run(["-m", "training.train", "--config", str(cfg)])
     summary = json.loads((tmp_path / "clap_missing" / "summary.json").read_text())
     assert summary["steps"] == 8 and summary["skipped_steps"] == 0

@@ -1,4 +1,5 @@
 """Bad config values fail before training starts, naming the key."""
+
 from __future__ import annotations
 
 import pytest
@@ -17,23 +18,28 @@ def test_good_config_loads(stage_config):
     assert ds["optimizer"]["params"]["torch_adam"] is True
 
 
-@pytest.mark.parametrize("override, key", [
-    ({"train": {"max_stepz": 3}}, "train.max_stepz"),
-    ({"bogus": 1}, "bogus"),
-    ({"data": {"max_windows": 4, "max_windows_per_batch": 3}}, "data.max_windows_per_batch"),
-    ({"train": {"grad_accum": 0}}, "train.grad_accum"),
-    ({"optim": {"lr": "fast"}}, "optim.lr"),
-    ({"deepspeed": {"zero_stage": 4}}, "deepspeed.zero_stage"),
-    ({"data": {"sources": [{"manifest": "/nonexistent/m.jsonl"}]}}, "data.sources[0].manifest"),
-    ({"data": {"sources": []}}, "data.sources"),
-    ({"data": {"sources": [{"manifest": "x", "wieght": 2}]}}, "data.sources[0].wieght"),
-    ({"stage": "clap", "clap": {"batch_size": 4}, "data": {"max_windows": 3, "max_windows_per_batch": 6}},
-     "clap.batch_size"),
-    ({"init_from": "/nonexistent/stage"}, "init_from"),
-    ({"model": {"preset": "bogus"}}, "model.preset"),
-    ({"model": {"overrides": {"nope": 1}}}, "model.overrides.nope"),
-    ({"clap": {"positives": 5}}, "clap.positives"),
-])
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ({"train": {"max_stepz": 3}}, "train.max_stepz"),
+        ({"bogus": 1}, "bogus"),
+        ({"data": {"max_windows": 4, "max_windows_per_batch": 3}}, "data.max_windows_per_batch"),
+        ({"train": {"grad_accum": 0}}, "train.grad_accum"),
+        ({"optim": {"lr": "fast"}}, "optim.lr"),
+        ({"deepspeed": {"zero_stage": 4}}, "deepspeed.zero_stage"),
+        ({"data": {"sources": [{"manifest": "/nonexistent/m.jsonl"}]}}, "data.sources[0].manifest"),
+        ({"data": {"sources": []}}, "data.sources"),
+        ({"data": {"sources": [{"manifest": "x", "wieght": 2}]}}, "data.sources[0].wieght"),
+        (
+            {"stage": "clap", "clap": {"batch_size": 4}, "data": {"max_windows": 3, "max_windows_per_batch": 6}},
+            "clap.batch_size",
+        ),
+        ({"init_from": "/nonexistent/stage"}, "init_from"),
+        ({"model": {"preset": "bogus"}}, "model.preset"),
+        ({"model": {"overrides": {"nope": 1}}}, "model.overrides.nope"),
+        ({"clap": {"positives": 5}}, "clap.positives"),
+    ],
+)
 def test_bad_values_name_the_key(stage_config, override, key):
     with pytest.raises(ConfigError) as err:
         load_config(stage_config(), override)
@@ -43,7 +49,9 @@ def test_bad_values_name_the_key(stage_config, override, key):
 
 def test_overrides_parse():
     assert parse_overrides(["train.max_steps=5", "deepspeed.precision=fp32"]) == {
-        "train": {"max_steps": 5}, "deepspeed": {"precision": "fp32"}}
+        "train": {"max_steps": 5},
+        "deepspeed": {"precision": "fp32"},
+    }
 
 
 def test_schedule_warms_up_then_decays(stage_config):
@@ -55,11 +63,15 @@ def test_schedule_warms_up_then_decays(stage_config):
 
 def test_curriculum_catches_bad_model_and_clap_keys_before_stage_0(tmp_path, stage_config):
     stage = stage_config()
-    for overrides, key in (({"model": {"preset": "bogus"}}, "model.preset"),
-                           ({"model": {"overrides": {"nope": 1}}}, "model.overrides.nope"),
-                           ({"clap": {"positives": 9}}, "clap.positives")):
-        spec = {"output_dir": str(tmp_path / "c"),
-                "stages": [{"config": str(stage)}, {"config": str(stage), "overrides": overrides}]}
+    for overrides, key in (
+        ({"model": {"preset": "bogus"}}, "model.preset"),
+        ({"model": {"overrides": {"nope": 1}}}, "model.overrides.nope"),
+        ({"clap": {"positives": 9}}, "clap.positives"),
+    ):
+        spec = {
+            "output_dir": str(tmp_path / "c"),
+            "stages": [{"config": str(stage)}, {"config": str(stage), "overrides": overrides}],
+        }
         path = tmp_path / "cur.yaml"
         path.write_text(yaml.safe_dump(spec))
         with pytest.raises(ConfigError, match=rf"stages\[1\]\.{key}"):
@@ -69,8 +81,10 @@ def test_curriculum_catches_bad_model_and_clap_keys_before_stage_0(tmp_path, sta
 
 def test_curriculum_validates_every_stage_first(tmp_path, stage_config):
     stage = stage_config()
-    spec = {"output_dir": str(tmp_path / "c"), "stages": [{"config": str(stage)},
-                                                         {"config": str(stage), "overrides": {"optim": {"lr": -1}}}]}
+    spec = {
+        "output_dir": str(tmp_path / "c"),
+        "stages": [{"config": str(stage)}, {"config": str(stage), "overrides": {"optim": {"lr": -1}}}],
+    }
     path = tmp_path / "cur.yaml"
     path.write_text(yaml.safe_dump(spec))
     with pytest.raises(ConfigError, match=r"stages\[1\].optim.lr"):
@@ -88,5 +102,7 @@ def test_shipped_configs_parse():
     for name in ("clap", "pretrain", "sft", "long"):
         cfg = load_config(root / f"{name}.yaml", check=False)
         assert cfg["stage"] == name
-    assert [load_config(root / "sft.yaml", check=False)["optim"]["lr"],
-            load_config(root / "pretrain.yaml", check=False)["optim"]["lr"]] == [2e-5, 1e-4]
+    assert [
+        load_config(root / "sft.yaml", check=False)["optim"]["lr"],
+        load_config(root / "pretrain.yaml", check=False)["optim"]["lr"],
+    ] == [2e-5, 1e-4]

@@ -1,5 +1,6 @@
 """The curriculum end to end on tiny configs: stages in order, weights handed on, frozen
 parameters unchanged bit for bit and trainable ones changed in every stage."""
+
 from __future__ import annotations
 
 import json
@@ -15,17 +16,32 @@ CONFIGS = ROOT / "training" / "configs"
 
 
 def test_curriculum_end_to_end(tmp_path, synth):
-    spec = {"output_dir": str(tmp_path / "cur"),
-            "overrides": {"data": {"sources": [{"manifest": str(synth)}], "num_workers": 0, "max_batch_size": 2},
-                          "train": {"max_steps": 2, "progress": False, "checkpoint_every": 1},
-                          "optim": {"warmup_steps": 1, "lr": 1e-3}},
-            "stages": [{"config": str(CONFIGS / "clap.yaml"), "overrides": {"clap": {"batch_size": 4}}},
-                       {"config": str(CONFIGS / "pretrain.yaml")},
-                       {"config": str(CONFIGS / "sft.yaml"),
-                        "overrides": {"data": {"max_windows": 4, "max_windows_per_batch": 8}}},
-                       {"config": str(CONFIGS / "long.yaml"),
-                        "overrides": {"data": {"max_windows": 4, "max_windows_per_batch": 8,
-                                               "sources": [{"manifest": str(synth), "long_audio": "only"}]}}}]}
+    spec = {
+        "output_dir": str(tmp_path / "cur"),
+        "overrides": {
+            "data": {"sources": [{"manifest": str(synth)}], "num_workers": 0, "max_batch_size": 2},
+            "train": {"max_steps": 2, "progress": False, "checkpoint_every": 1},
+            "optim": {"warmup_steps": 1, "lr": 1e-3},
+        },
+        "stages": [
+            {"config": str(CONFIGS / "clap.yaml"), "overrides": {"clap": {"batch_size": 4}}},
+            {"config": str(CONFIGS / "pretrain.yaml")},
+            {
+                "config": str(CONFIGS / "sft.yaml"),
+                "overrides": {"data": {"max_windows": 4, "max_windows_per_batch": 8}},
+            },
+            {
+                "config": str(CONFIGS / "long.yaml"),
+                "overrides": {
+                    "data": {
+                        "max_windows": 4,
+                        "max_windows_per_batch": 8,
+                        "sources": [{"manifest": str(synth), "long_audio": "only"}],
+                    }
+                },
+            },
+        ],
+    }
     path = tmp_path / "cur.yaml"
     path.write_text(yaml.safe_dump(spec))
     run(["-m", "training.curriculum", "--config", str(path)], timeout=300)

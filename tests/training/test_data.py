@@ -1,5 +1,6 @@
 """training.data: the stage mixture and BatchStream (empty batches skipped on all ranks together,
 the skipped-file report kept and logged per epoch and at the end of the stage)."""
+
 from __future__ import annotations
 
 import functools
@@ -30,8 +31,14 @@ def _folder(root: Path) -> Path:
 
 def _loader(manifest: Path, *, world: int = 1, rank: int = 0):
     """The stage's loader (resumable dynamic batches), one sample per batch."""
-    data = {"max_windows": 1, "max_windows_per_batch": 1, "max_batch_size": None, "max_length": None,
-            "num_workers": 0, "seed": 5}
+    data = {
+        "max_windows": 1,
+        "max_windows_per_batch": 1,
+        "max_batch_size": None,
+        "max_length": None,
+        "num_workers": 0,
+        "seed": 5,
+    }
     return build_loader({"data": data}, manifest, _tokenizer(), world=world, rank=rank)
 
 
@@ -41,22 +48,29 @@ def _tokenizer():
 
 
 def test_window_keys_come_from_the_loader_workers(tmp_path):
-    data = {"max_windows": 1, "max_windows_per_batch": 2, "max_batch_size": None, "max_length": None,
-            "num_workers": 1, "seed": 5}
+    data = {
+        "max_windows": 1,
+        "max_windows_per_batch": 2,
+        "max_batch_size": None,
+        "max_length": None,
+        "num_workers": 1,
+        "seed": 5,
+    }
     loader = build_loader({"data": data}, _folder(tmp_path), _tokenizer(), world=1, rank=0, window_keys=True)
     batches = [b for b in loader if b["ids"]]
-    assert batches and all(torch.equal(b["audio_window_keys"], window_keys(b["audio_windows"], b["audio_window_mask"]))
-                           for b in batches)
+    assert batches and all(
+        torch.equal(b["audio_window_keys"], window_keys(b["audio_windows"], b["audio_window_mask"])) for b in batches
+    )
 
 
 def test_one_rank_reports_every_epoch_and_the_stage_end(tmp_path, caplog):
     loader = _loader(_folder(tmp_path))
     stream = BatchStream(loader)
     with caplog.at_level(logging.INFO, logger="training.data"):
-        first = [next(stream) for _ in range(N_GOOD)]   # the whole first epoch: the empty batch is skipped
+        first = [next(stream) for _ in range(N_GOOD)]  # the whole first epoch: the empty batch is skipped
         assert stream.reports == [] and stream.position["epoch"] == 0
-        second = [next(stream) for _ in range(2)]        # rolls over: epoch 0's report is logged
-        stream.close()                                   # end of the stage: epoch 1's partial report
+        second = [next(stream) for _ in range(2)]  # rolls over: epoch 0's report is logged
+        stream.close()  # end of the stage: epoch 1's partial report
     assert all(b["ids"] for b in first + second)
     assert sorted(i for b in first for i in b["ids"]) == sorted(f"c{k}" for k in range(N_GOOD))
     done, partial = stream.reports
@@ -80,8 +94,10 @@ def test_resume_position_counts_planned_batches(tmp_path):
 
 
 def test_an_epoch_without_any_batch_raises(tmp_path):
-    write_manifest(tmp_path / "m.jsonl", [{"audio": f"gone{k}.wav", "prompt": "p?", "answer": "a", "id": f"g{k}"}
-                                          for k in range(2)])
+    write_manifest(
+        tmp_path / "m.jsonl",
+        [{"audio": f"gone{k}.wav", "prompt": "p?", "answer": "a", "id": f"g{k}"} for k in range(2)],
+    )
     with pytest.raises(RuntimeError, match="no usable batch in a whole epoch"):
         next(BatchStream(_loader(tmp_path / "m.jsonl")))
 
@@ -98,10 +114,19 @@ def _rank(rank: int, world: int, manifest: str, out: str) -> None:
             batch = next(stream)
             steps.append({"ids": batch["ids"], "position": stream.position})
         stream.close()
-        reports = [{"epoch": r.epoch, "complete": r.complete, "batches": r.batches, "empty": r.empty_batches,
-                    "skipped": [(s.kind, s.id) for s in r.skipped]} for r in stream.reports]
-        Path(out, f"rank{rank}.json").write_text(json.dumps({"steps": steps, "reports": reports,
-                                                            "planned": len(loader)}))
+        reports = [
+            {
+                "epoch": r.epoch,
+                "complete": r.complete,
+                "batches": r.batches,
+                "empty": r.empty_batches,
+                "skipped": [(s.kind, s.id) for s in r.skipped],
+            }
+            for r in stream.reports
+        ]
+        Path(out, f"rank{rank}.json").write_text(
+            json.dumps({"steps": steps, "reports": reports, "planned": len(loader)})
+        )
     finally:
         dist.destroy_process_group()
 
@@ -129,8 +154,13 @@ def test_two_ranks_skip_an_empty_batch_together(tmp_path):
 
 def test_mixture_keeps_lines_with_unicode_separators(tmp_path):
     write(tmp_path / "a.wav", tone(1.0))
-    write_manifest(tmp_path / "m.jsonl", [{"audio": "a.wav", "prompt": "line\u2028break\u0085?", "answer": "\u00e9",
-                                           "id": "u"}, {"audio": "a.wav", "prompt": "p", "answer": "b", "id": "v"}])
+    write_manifest(
+        tmp_path / "m.jsonl",
+        [
+            {"audio": "a.wav", "prompt": "line\u2028break\u0085?", "answer": "\u00e9", "id": "u"},
+            {"audio": "a.wav", "prompt": "p", "answer": "b", "id": "v"},
+        ],
+    )
     out = write_mixture([{"manifest": str(tmp_path / "m.jsonl")}], tmp_path / "mix.jsonl", seed=0)
     samples = load_manifest(out, strict=True).samples
     assert [s.prompt for s in samples] == ["line\u2028break\u0085?", "p"]
@@ -141,8 +171,9 @@ def test_weighted_and_repeated_sources_keep_every_copy(tmp_path):
     """A weight > 1 repeats a manifest's lines (and a manifest may be listed twice): every copy
     must reach the stage, so repeats get distinct ids instead of being dropped as duplicates."""
     write(tmp_path / "a.wav", tone(1.0))
-    write_manifest(tmp_path / "m.jsonl", [{"audio": "a.wav", "prompt": f"p{i}", "answer": "a", "id": f"s{i}"}
-                                          for i in range(3)])
+    write_manifest(
+        tmp_path / "m.jsonl", [{"audio": "a.wav", "prompt": f"p{i}", "answer": "a", "id": f"s{i}"} for i in range(3)]
+    )
     src = {"manifest": str(tmp_path / "m.jsonl")}
     out = write_mixture([{**src, "weight": 2}, src], tmp_path / "mix.jsonl", seed=0)
     result = load_manifest(out)
@@ -179,11 +210,22 @@ def test_stages_shorter_than_long_scenes_exclude_them():
 def test_stage_key_skips_cut_long_scenes(tmp_path, skip):
     write(tmp_path / "long.wav", tone(12.0))  # 2 windows, the stage allows 1
     write(tmp_path / "short.wav", tone(1.0))
-    write_manifest(tmp_path / "m.jsonl", [
-        {"audio": "long.wav", "prompt": "p?", "answer": "a", "id": "long", "long_audio": True},
-        {"audio": "short.wav", "prompt": "p?", "answer": "a", "id": "short"}])
-    data = {"max_windows": 1, "max_windows_per_batch": 2, "max_batch_size": None, "max_length": None,
-            "num_workers": 0, "seed": 0, "skip_truncated_long_audio": skip}
+    write_manifest(
+        tmp_path / "m.jsonl",
+        [
+            {"audio": "long.wav", "prompt": "p?", "answer": "a", "id": "long", "long_audio": True},
+            {"audio": "short.wav", "prompt": "p?", "answer": "a", "id": "short"},
+        ],
+    )
+    data = {
+        "max_windows": 1,
+        "max_windows_per_batch": 2,
+        "max_batch_size": None,
+        "max_length": None,
+        "num_workers": 0,
+        "seed": 0,
+        "skip_truncated_long_audio": skip,
+    }
     loader = build_loader({"data": data}, tmp_path / "m.jsonl", _tokenizer(), world=1, rank=0)
     batches = list(loader)
     ids = [i for b in batches for i in b["ids"]]

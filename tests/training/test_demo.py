@@ -3,6 +3,7 @@
 The quick run is far too small to learn anything, so this checks the plumbing and that the
 report files are well-formed (numbers in range, every stage and skill present), not accuracy.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,8 +23,13 @@ STAGES = ["clap", "pretrain", "sft", "long"]
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("demo")
-    proc = subprocess.run([sys.executable, "-m", "training.demo", "--quick", "--out", str(out), "--seed", "3"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "training.demo", "--quick", "--out", str(out), "--seed", "3"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "phase 5/5" in proc.stdout  # progress is printed per phase
     return out

@@ -1,5 +1,6 @@
 """The trainer's device handling without a GPU: batches and the reduced scalars go to the
 engine's device (DeepSpeed's forward does not move inputs, and NCCL takes CUDA tensors only)."""
+
 from __future__ import annotations
 
 import pytest
@@ -40,8 +41,12 @@ class _FakeEngine:
 
 def test_batches_move_to_the_engine_device():
     cfg = merge(SCHEMA, {"train": {"grad_accum": 2}})
-    batches = iter([{"ids": ["a", "b"], "input_ids": torch.zeros(2, 3, dtype=torch.long),
-                     "audio_windows": torch.zeros(2, 1, 8)} for _ in range(2)])
+    batches = iter(
+        [
+            {"ids": ["a", "b"], "input_ids": torch.zeros(2, 3, dtype=torch.long), "audio_windows": torch.zeros(2, 1, 8)}
+            for _ in range(2)
+        ]
+    )
     engine = _FakeEngine()
     losses, samples, skipped = train._train_step(engine, batches, cfg, 1)
     assert losses == [1.0, 1.0] and samples == 4 and not skipped

@@ -1,12 +1,13 @@
 """The frozen-encoder dense-feature cache: same features, loss and gradients as without it;
 each distinct window encoded once; its byte budget; never used while the HTSAT trains."""
+
 from __future__ import annotations
 
 import pytest
 import torch
 
 from af2.data.windows import KEY_BYTES, window_keys
-from training.config import ConfigError, SCHEMA, merge, validate
+from training.config import SCHEMA, ConfigError, merge, validate
 from training.feature_cache import DenseFeatureCache, encoder_is_frozen
 from training.stages import StageModule, build_model, freeze_for_stage, random_lm_batch, uses_feature_cache
 
@@ -66,14 +67,22 @@ def test_cache_looks_up_by_the_keys_it_is_given():
     fresh = DenseFeatureCache(2**20)
     got = fresh(clap, windows, mask, shared)
     assert torch.equal(got[1, 0], want[0, 0]) and fresh.misses == 3 and fresh.stats()["windows"] == 2
-    with pytest.raises(ValueError, match=r"keys must be \(B, W, 16\) = \(2, 2, 16\) for windows "
-                                         r"\(2, 2, 160000\), got \(2, 16\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"keys must be \(B, W, 16\) = \(2, 2, 16\) for windows "
+        r"\(2, 2, 160000\), got \(2, 16\)",
+    ):
         cache(clap, windows, mask, keys[:, 0])
 
 
 def test_stages_that_use_the_cache():
-    for stage, mb, used in (("pretrain", 16, True), ("long", 16, True), ("pretrain", 0, False), ("sft", 16, False),
-                            ("clap", 16, False)):
+    for stage, mb, used in (
+        ("pretrain", 16, True),
+        ("long", 16, True),
+        ("pretrain", 0, False),
+        ("sft", 16, False),
+        ("clap", 16, False),
+    ):
         cfg = merge(SCHEMA, {"stage": stage, "train": {"feature_cache_mb": mb}})
         model = build_model(cfg)
         freeze_for_stage(model, cfg)
@@ -120,7 +129,7 @@ def test_stage_loss_and_gradients_are_the_same_with_the_cache(stage):
     assert cached.feature_cache is not None and plain.feature_cache is None
     batch = random_lm_batch(cached.model, B=3, W=2, seed=4)
     batch["audio_window_mask"][1, 1] = False
-    for step in range(2):  # a miss, then a hit
+    for _step in range(2):  # a miss, then a hit
         for module in (cached, plain):
             module.zero_grad()
         loss_c, loss_p = cached(batch), plain(batch)
@@ -140,4 +149,3 @@ def test_config_rejects_a_negative_budget(tmp_path):
     cfg = merge(SCHEMA, {"data": {"sources": [{"manifest": str(manifest)}]}, "train": {"feature_cache_mb": -1}})
     with pytest.raises(ConfigError, match="train.feature_cache_mb.*must be >= 0, got -1"):
         validate(cfg)
-

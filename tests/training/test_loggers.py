@@ -1,5 +1,6 @@
 """The loggers of a stage: TensorBoard scalars read back from the event file, a W&B offline run
 in the output directory, and a logger whose package is missing refused when the config loads."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -7,8 +8,8 @@ import json
 
 import pytest
 
-from training.config import ConfigError, load_config
 from tests.training.conftest import run
+from training.config import ConfigError, load_config
 
 
 def test_tensorboard_scalars_are_written(stage_config, tmp_path):
@@ -35,26 +36,34 @@ def test_wandb_offline_logs_to_the_output_directory(stage_config, tmp_path):
     assert b"train/loss" in data and b"train/lr" in data
 
 
-@pytest.mark.parametrize("key, value, package, install", [
-    ("tensorboard", True, "tensorboard", "pip install 'af2[train]'"),
-    ("wandb", "offline", "wandb", "pip install 'af2[wandb]'"),
-])
-def test_logger_without_its_package_is_a_config_error(stage_config, tmp_path, monkeypatch, key, value, package,
-                                                      install):
+@pytest.mark.parametrize(
+    "key, value, package, install",
+    [
+        ("tensorboard", True, "tensorboard", "pip install 'af2[train]'"),
+        ("wandb", "offline", "wandb", "pip install 'af2[wandb]'"),
+    ],
+)
+def test_logger_without_its_package_is_a_config_error(
+    stage_config, tmp_path, monkeypatch, key, value, package, install
+):
     from training.train import main
 
     cfg = stage_config("missing", output={key: value})
     monkeypatch.setitem(__import__("sys").modules, package, None)
-    with pytest.raises(ConfigError, match=rf"config key 'output.{key}': .* asks for {package}, which is not "
-                                          rf"installed: {install.replace('[', '.').replace(']', '.')}"):
+    with pytest.raises(
+        ConfigError,
+        match=rf"config key 'output.{key}': .* asks for {package}, which is not "
+        rf"installed: {install.replace('[', '.').replace(']', '.')}",
+    ):
         load_config(cfg)
     with pytest.raises(ConfigError, match=f"output.{key}"):
         main(["--config", str(cfg)])
     assert not (tmp_path / "missing").exists()  # refused before anything was written
 
 
-@pytest.mark.parametrize("value, ok", [(None, True), (False, True), ("offline", True), ("online", True),
-                                       ("yes", False), (True, False)])
+@pytest.mark.parametrize(
+    "value, ok", [(None, True), (False, True), ("offline", True), ("online", True), ("yes", False), (True, False)]
+)
 def test_wandb_values(stage_config, monkeypatch, value, ok):
     monkeypatch.setitem(__import__("sys").modules, "wandb", None)
     cfg = stage_config("w", output={"wandb": value})

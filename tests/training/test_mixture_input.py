@@ -1,5 +1,6 @@
 """A stage's mixture refuses a source manifest with a bad line, or a missing one, with an
 ``InputError`` naming the source and the line (exit 2), never a traceback."""
+
 from __future__ import annotations
 
 import json

@@ -1,6 +1,7 @@
 """2 ranks on the CPU (gloo, torchrun): same loss curve as 1 rank with the same global batch;
 the contrastive stage runs its distributed loss; DeepSpeed's own launcher runs the trainer;
 both ranks resume together past a damaged checkpoint."""
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,21 @@ def _port() -> str:
 
 
 def _torchrun(cfg, n: int, *extra: str):
-    return run(["-m", "torch.distributed.run", f"--nproc_per_node={n}", "--master_addr=127.0.0.1",
-                f"--master_port={_port()}", "-m", "training.train", "--config", str(cfg), *extra], timeout=300)
+    return run(
+        [
+            "-m",
+            "torch.distributed.run",
+            f"--nproc_per_node={n}",
+            "--master_addr=127.0.0.1",
+            f"--master_port={_port()}",
+            "-m",
+            "training.train",
+            "--config",
+            str(cfg),
+            *extra,
+        ],
+        timeout=300,
+    )
 
 
 def _losses(out) -> list[float]:
@@ -41,21 +55,38 @@ def test_two_ranks_match_one_rank_with_same_global_batch(stage_config, tmp_path)
 
 
 def test_contrastive_stage_on_two_ranks(stage_config, tmp_path):
-    cfg = stage_config("clap2", stage="clap", clap={"batch_size": 2, "positives": 2, "negatives": 2},
-                       train={"max_steps": 2, "progress": False})
+    cfg = stage_config(
+        "clap2",
+        stage="clap",
+        clap={"batch_size": 2, "positives": 2, "negatives": 2},
+        train={"max_steps": 2, "progress": False},
+    )
     _torchrun(cfg, 2)
     summary = json.loads((tmp_path / "clap2" / "summary.json").read_text())
     assert summary["world_size"] == 2 and summary["frozen_unchanged"]
     # only HTSAT's fusion branch (for audio "longer" than a window, never run by AF2) gets no gradient
-    assert summary["trainable_unchanged"] and all(".fusion_model." in n or ".mel_conv2d." in n
-                                               for n in summary["trainable_unchanged"])
+    assert summary["trainable_unchanged"] and all(
+        ".fusion_model." in n or ".mel_conv2d." in n for n in summary["trainable_unchanged"]
+    )
 
 
 def test_deepspeed_launcher_two_ranks(stage_config, tmp_path):
     # `deepspeed --num_gpus=2 --module training.train ...` (the launcher's CPU mode: DS_ACCELERATOR=cpu)
     cfg = stage_config("dsl", train={"max_steps": 2, "progress": False})
-    run(["-m", "deepspeed.launcher.runner", "--num_gpus=2", "--master_addr=127.0.0.1", f"--master_port={_port()}",
-         "--module", "training.train", "--config", str(cfg)], timeout=300)
+    run(
+        [
+            "-m",
+            "deepspeed.launcher.runner",
+            "--num_gpus=2",
+            "--master_addr=127.0.0.1",
+            f"--master_port={_port()}",
+            "--module",
+            "training.train",
+            "--config",
+            str(cfg),
+        ],
+        timeout=300,
+    )
     summary = json.loads((tmp_path / "dsl" / "summary.json").read_text())
     assert summary["world_size"] == 2 and summary["steps"] == 2 and summary["frozen_unchanged"]
     assert len(_losses(tmp_path / "dsl")) == 2

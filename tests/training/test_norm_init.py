@@ -1,6 +1,7 @@
 """Data-dependent init of the audio transformation's input LayerNorm: per-feature standardised
 outputs on the batches it saw, masked windows ignored, trainable as before, rank-consistent
 inputs, a clear error without audio, and the stage option."""
+
 from __future__ import annotations
 
 import pytest
@@ -23,7 +24,7 @@ def _norm_outputs(model, batch):
     with torch.no_grad():
         dense = model.clap.dense_features(batch["audio_windows"], mask)[mask]
         D = dense.shape[-1]
-        return model.audio_transformer.norm(dense * D ** 0.5).reshape(-1, D)
+        return model.audio_transformer.norm(dense * D**0.5).reshape(-1, D)
 
 
 def test_outputs_are_standardised_per_feature_on_the_batches_seen():
@@ -65,7 +66,6 @@ def test_no_valid_window_is_an_error():
         init_audio_norm_from_data(model, [])
 
 
-
 def test_stage_option_initialises_and_reports(stage_config, tmp_path):
     import json
 
@@ -73,8 +73,9 @@ def test_stage_option_initialises_and_reports(stage_config, tmp_path):
 
     from tests.training.conftest import run
 
-    cfg = stage_config("ninit", train={"max_steps": 12, "progress": False, "init_audio_norm_from_data": True,
-                                       "feature_cache_mb": 16})
+    cfg = stage_config(
+        "ninit", train={"max_steps": 12, "progress": False, "init_audio_norm_from_data": True, "feature_cache_mb": 16}
+    )
     run(["-m", "training.train", "--config", str(cfg)])
     summary = json.loads((tmp_path / "ninit" / "summary.json").read_text())
     assert summary["audio_norm_init"]["tokens"] >= 64 and summary["audio_norm_init"]["gain_max"] > 1

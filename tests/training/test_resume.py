@@ -1,4 +1,5 @@
 """Atomic checkpoints and exact resume after SIGKILL; non-finite losses are skipped and counted."""
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,13 @@ def test_sigkill_then_resume_matches_uninterrupted_run(stage_config, tmp_path):
 
     cfg = stage_config("killed", **sections)
     out = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "training.train", "--config", str(cfg)], cwd=ROOT, env=env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "training.train", "--config", str(cfg)],
+        cwd=ROOT,
+        env=env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.time() + 180
         while time.time() < deadline and not (out / "checkpoints" / "step-00000006").is_dir():
@@ -75,8 +81,9 @@ def test_half_written_checkpoint_is_ignored(tmp_path):
 
 
 def test_nonfinite_steps_are_skipped_then_stop(stage_config, tmp_path):
-    ok = stage_config("nan_ok", debug={"nan_loss_steps": [2]}, train={"max_steps": 3, "max_nonfinite": 2,
-                                                                     "progress": False})
+    ok = stage_config(
+        "nan_ok", debug={"nan_loss_steps": [2]}, train={"max_steps": 3, "max_nonfinite": 2, "progress": False}
+    )
     run(["-m", "training.train", "--config", str(ok)])
     summary = json.loads((tmp_path / "nan_ok" / "summary.json").read_text())
     assert summary["skipped_steps"] == 1 and summary["steps"] == 3
@@ -90,8 +97,12 @@ def test_nonfinite_micro_batch_or_gradient_skips_the_whole_step(stage_config, tm
     # grad_accum 2: step 2 has one NaN micro-batch (the other is finite), step 3 finite losses and
     # NaN gradients. Neither may update anything: the weights equal those after step 1.
     optim = {"lr": 1e-3, "warmup_steps": 0, "schedule": "constant"}
-    bad = stage_config("nan_micro", optim=optim, train={"max_steps": 3, "grad_accum": 2, "progress": False},
-                       debug={"nan_loss_steps": [2], "nan_micro_batch": 1, "nan_grad_steps": [3]})
+    bad = stage_config(
+        "nan_micro",
+        optim=optim,
+        train={"max_steps": 3, "grad_accum": 2, "progress": False},
+        debug={"nan_loss_steps": [2], "nan_micro_batch": 1, "nan_grad_steps": [3]},
+    )
     ref = stage_config("one_step", optim=optim, train={"max_steps": 1, "grad_accum": 2, "progress": False})
     run(["-m", "training.train", "--config", str(bad)])
     run(["-m", "training.train", "--config", str(ref)])
@@ -120,8 +131,11 @@ def test_metrics_truncated_to_resumed_step(tmp_path):
 def test_unchanged_trainable_parameters_are_reported():
     from training.metrics import unexpected_unchanged
 
-    names = ["clap.audio.audio_encoder.patch_embed.fusion_model.local_att.0.weight",
-             "clap.audio.audio_encoder.patch_embed.mel_conv2d.weight", "xattn.0.attn_gate"]
+    names = [
+        "clap.audio.audio_encoder.patch_embed.fusion_model.local_att.0.weight",
+        "clap.audio.audio_encoder.patch_embed.mel_conv2d.weight",
+        "xattn.0.attn_gate",
+    ]
     assert unexpected_unchanged(names) == ["xattn.0.attn_gate"]
 
 

@@ -1,5 +1,6 @@
 """The configs shipped in training/configs are found by name from any directory, as a wheel's
 user (who has no checkout) gives them: ``--config pretrain``."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,5 +1,6 @@
 """The stage module's train/eval split: frozen modules run in eval mode, except that a frozen
 decoder layer with gradient checkpointing on keeps its training flag so that it checkpoints."""
+
 from __future__ import annotations
 
 from functools import wraps

@@ -1,6 +1,7 @@
 """ZeRO-3 (optional in every stage): a 2-stage curriculum (AF-CLAP, then pretrain) initialises
 with AF2's one-element parameters (AF-CLAP's logit scale, the xattn gates), trains, hands the
 weights on, exports full parameters, and resumes exactly from a ZeRO-3 checkpoint."""
+
 from __future__ import annotations
 
 import json
@@ -16,15 +17,25 @@ CONFIGS = ROOT / "training" / "configs"
 
 
 def test_zero3_two_stages_resume_and_export(tmp_path, synth):
-    spec = {"output_dir": str(tmp_path / "cur"),
-            "overrides": {"data": {"sources": [{"manifest": str(synth)}], "num_workers": 0, "max_batch_size": 2,
-                                   "max_windows": 3, "max_windows_per_batch": 6},
-                          "train": {"progress": False, "checkpoint_every": 1},
-                          "optim": {"warmup_steps": 1, "lr": 1e-3},
-                          "deepspeed": {"zero_stage": 3}},
-            "stages": [{"config": str(CONFIGS / "clap.yaml"),
-                        "overrides": {"clap": {"batch_size": 2}, "train": {"max_steps": 2}}},
-                       {"config": str(CONFIGS / "pretrain.yaml"), "overrides": {"train": {"max_steps": 3}}}]}
+    spec = {
+        "output_dir": str(tmp_path / "cur"),
+        "overrides": {
+            "data": {
+                "sources": [{"manifest": str(synth)}],
+                "num_workers": 0,
+                "max_batch_size": 2,
+                "max_windows": 3,
+                "max_windows_per_batch": 6,
+            },
+            "train": {"progress": False, "checkpoint_every": 1},
+            "optim": {"warmup_steps": 1, "lr": 1e-3},
+            "deepspeed": {"zero_stage": 3},
+        },
+        "stages": [
+            {"config": str(CONFIGS / "clap.yaml"), "overrides": {"clap": {"batch_size": 2}, "train": {"max_steps": 2}}},
+            {"config": str(CONFIGS / "pretrain.yaml"), "overrides": {"train": {"max_steps": 3}}},
+        ],
+    }
     path = tmp_path / "cur.yaml"
     path.write_text(yaml.safe_dump(spec))
     run(["-m", "training.curriculum", "--config", str(path)], timeout=300)

@@ -5,6 +5,7 @@ Each generator is a subcommand of ``python -m af2.data.llm`` and a ``Pipeline`` 
 file through the client layer ``af2.llm``. Prompts are versioned files in ``templates/``;
 ``checks`` and ``textcheck`` hold the validators.
 """
+
 from af2._deps import require
 
 require("af2.data.llm", "llm")

@@ -1,5 +1,6 @@
 """``python -m af2.data.llm JOB --in IN.jsonl --out OUT.jsonl``: the old name of ``af2 gen``
 (``--input``/``--output`` work too). See ``af2 gen --help``."""
+
 from __future__ import annotations
 
 import sys

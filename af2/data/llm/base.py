@@ -4,6 +4,7 @@ A generator turns one input record (a JSONL line) into an ``Outcome``: the outpu
 it, or a rejection with reasons. The job runner (``jobs``) does the rest: ids, resume,
 writing, the report.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -77,19 +78,26 @@ class Pipeline:
 
     def ask(self, check, schema: dict, **inputs) -> StructuredResult:
         """Render the template with ``input=inputs`` and get a checked JSON reply."""
-        return self.client.complete_json(self.template.render(input=inputs), schema=schema,
-                                         check=check, template=self.template)
+        return self.client.complete_json(
+            self.template.render(input=inputs), schema=schema, check=check, template=self.template
+        )
 
     def provenance(self, record: Record, result: StructuredResult, **extra) -> dict:
         """Where a line came from; an input's own provenance (a chained job) is kept as ``previous``."""
         when = datetime.fromtimestamp(result.generated_at, timezone.utc)
         previous = record.data.get("provenance")
-        return {"pipeline": self.name, "source_id": record.source_id, "model": self.client.config.model,
-                "template": self.template.name, "template_version": self.template.version_tag,
-                "template_sha256": self.template.sha256,
-                "generated_at": when.isoformat(timespec="seconds").replace("+00:00", "Z"),
-                "llm_calls": len(result.completions), **extra,
-                **({"previous": previous} if isinstance(previous, dict) else {})}
+        return {
+            "pipeline": self.name,
+            "source_id": record.source_id,
+            "model": self.client.config.model,
+            "template": self.template.name,
+            "template_version": self.template.version_tag,
+            "template_sha256": self.template.sha256,
+            "generated_at": when.isoformat(timespec="seconds").replace("+00:00", "Z"),
+            "llm_calls": len(result.completions),
+            **extra,
+            **({"previous": previous} if isinstance(previous, dict) else {}),
+        }
 
     @staticmethod
     def rejected(result: StructuredResult, reasons: list[str] | None = None) -> Outcome:
@@ -122,11 +130,14 @@ CAPTION_PROMPT = "Describe the audio in detail."
 
 
 def add_field_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--field", default=None,
-                        help="key of the caption in each record (default: caption, else answer, else text)")
-    parser.add_argument("--caption-prompt", default=CAPTION_PROMPT,
-                        help="prompt written on output lines of records with audio and no prompt "
-                             f"(default {CAPTION_PROMPT!r})")
+    parser.add_argument(
+        "--field", default=None, help="key of the caption in each record (default: caption, else answer, else text)"
+    )
+    parser.add_argument(
+        "--caption-prompt",
+        default=CAPTION_PROMPT,
+        help=f"prompt written on output lines of records with audio and no prompt (default {CAPTION_PROMPT!r})",
+    )
 
 
 def manifest_fields(args: argparse.Namespace, record: Record, caption: str) -> dict:

@@ -2,6 +2,7 @@
 
 The problems are written for the model: the client sends them back in its repair request.
 """
+
 from __future__ import annotations
 
 import re
@@ -51,8 +52,10 @@ def negative_problems(source: str, text: str, kind: str) -> list[str]:
     if set(src) != set(new):
         return [f"{kind} must keep the caption's sound events; " + "; ".join(tc.event_change(source, text))]
     if not kind_applies(source, kind):
-        return [f"{kind} does not apply: the caption has "
-                + ("fewer than two sound events" if kind == "swap_order" else "no attribute (loud, distant, ...)")]
+        return [
+            f"{kind} does not apply: the caption has "
+            + ("fewer than two sound events" if kind == "swap_order" else "no attribute (loud, distant, ...)")
+        ]
     if kind == "swap_order":
         if new == src:
             return ["swap_order must change the order of the sound events"]
@@ -70,8 +73,9 @@ def times_in(text: str) -> list[float]:
     return out + [int(m.group(1)) * 60 + int(m.group(2)) for m in _CLOCK.finditer(text)]
 
 
-def question_problems(item: dict, *, skill: str | None, fmt: str, n_choices: int,
-                      duration: float | None, skills: tuple[str, ...]) -> list[str]:
+def question_problems(
+    item: dict, *, skill: str | None, fmt: str, n_choices: int, duration: float | None, skills: tuple[str, ...]
+) -> list[str]:
     """A question of ``fmt`` (and of ``skill`` when one was asked for) with a usable answer."""
     problems = []
     if item.get("skill") not in skills:
@@ -108,8 +112,10 @@ def segment_problems(item: dict, segments: list[dict], *, min_segments: int, min
         return [f"must need at least {min_segments} different segments, got {len(needed)}"]
     first, last = segments[needed[0]], segments[needed[-1]]
     if last["start"] - first["end"] < min_gap:
-        return [f"the needed segments must be at least {min_gap:g} s apart "
-                f"(segment {needed[0]} ends at {first['end']:g} s, {needed[-1]} starts at {last['start']:g} s)"]
+        return [
+            f"the needed segments must be at least {min_gap:g} s apart "
+            f"(segment {needed[0]} ends at {first['end']:g} s, {needed[-1]} starts at {last['start']:g} s)"
+        ]
     said = tc.content_stems(f"{item.get('question', '')} {item.get('answer', '')}")
     unnamed = [i for i in needed if not tc.content_stems(segments[i]["caption"]) & said]
     if unnamed:

@@ -13,6 +13,7 @@ pending, finished ones stay written, and the job exits 2. A bad input line (not 
 JSON, not an object, a duplicate id) and a record whose fields have the wrong types are
 rejected with their line number; they never stop the job.
 """
+
 from __future__ import annotations
 
 import json
@@ -57,8 +58,13 @@ def read_records(path: Path) -> tuple[list[Record], list[dict]]:
             continue
         sid = record_id(entry.value)
         if sid in first_line:
-            bad.append({"source_id": f"line-{n}", "input_line": n,
-                        "reasons": [f"input: duplicate id {sid!r} (first on line {first_line[sid]})"]})
+            bad.append(
+                {
+                    "source_id": f"line-{n}",
+                    "input_line": n,
+                    "reasons": [f"input: duplicate id {sid!r} (first on line {first_line[sid]})"],
+                }
+            )
             continue
         first_line[sid] = n
         records.append(Record(sid, entry.value, n))
@@ -91,7 +97,7 @@ class JsonlAppender:
         with self._lock:
             view = memoryview(data)
             while view:
-                view = view[os.write(self._fd, view):]
+                view = view[os.write(self._fd, view) :]
             os.fsync(self._fd)
 
     def close(self) -> None:
@@ -107,8 +113,16 @@ def rebase_audio(line: dict, in_dir: Path, out_dir: Path) -> dict:
 
 
 class Job:
-    def __init__(self, pipeline: Pipeline, inp: Path, out: Path, *, rejects: Path | None = None,
-                 limit: int | None = None, progress: bool | None = None):
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        inp: Path,
+        out: Path,
+        *,
+        rejects: Path | None = None,
+        limit: int | None = None,
+        progress: bool | None = None,
+    ):
         self.pipeline, self.inp, self.out = pipeline, Path(inp), Path(out)
         self.rejects = Path(rejects) if rejects else self.out.with_name(self.out.name + ".rejects.jsonl")
         self.limit, self.progress = limit, progress
@@ -119,9 +133,16 @@ class Job:
 
     def _reject(self, record: Record, outcome: Outcome) -> dict:
         pipeline = self.pipeline
-        return {"source_id": record.source_id, "input_line": record.line, "pipeline": pipeline.name,
-                "template": pipeline.template.name, "template_version": pipeline.template.version_tag,
-                "model": pipeline.client.config.model, "reasons": outcome.reasons, "raw": outcome.raw}
+        return {
+            "source_id": record.source_id,
+            "input_line": record.line,
+            "pipeline": pipeline.name,
+            "template": pipeline.template.name,
+            "template_version": pipeline.template.version_tag,
+            "model": pipeline.client.config.model,
+            "reasons": outcome.reasons,
+            "raw": outcome.raw,
+        }
 
     def _work(self, record: Record, out: JsonlAppender, rejects: JsonlAppender) -> bool:
         """Process one record; False when the job was halted before it started."""
@@ -173,8 +194,13 @@ class Job:
     def _run_all(self, todo: list[Record], out: JsonlAppender, rejects: JsonlAppender) -> None:
         workers = max(1, self.pipeline.client.config.concurrency)
         queue, inflight, fatal = iter(todo), set(), None
-        bar = tqdm(total=len(todo), desc=self.pipeline.name, unit="rec", leave=False,
-                   disable=None if self.progress is None else not self.progress)  # None: on a terminal
+        bar = tqdm(
+            total=len(todo),
+            desc=self.pipeline.name,
+            unit="rec",
+            leave=False,
+            disable=None if self.progress is None else not self.progress,
+        )  # None: on a terminal
         with ThreadPoolExecutor(max_workers=workers) as pool:
             try:
                 while True:
@@ -212,11 +238,18 @@ class Job:
     def report(self) -> dict:
         pipeline = self.pipeline
         config = pipeline.client.config
-        return {"pipeline": pipeline.name, "input": str(self.inp), "output": str(self.out),
-                "rejects": str(self.rejects), "model": config.model, "base_url": redact_url(config.base_url),
-                "template": pipeline.template.key,
-                "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                "records": asdict(self.stats), "usage": pipeline.client.report().to_dict()}
+        return {
+            "pipeline": pipeline.name,
+            "input": str(self.inp),
+            "output": str(self.out),
+            "rejects": str(self.rejects),
+            "model": config.model,
+            "base_url": redact_url(config.base_url),
+            "template": pipeline.template.key,
+            "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "records": asdict(self.stats),
+            "usage": pipeline.client.report().to_dict(),
+        }
 
 
 def run_for_cli(job: "Job", *, report_path: Path, api_key, cache=None, extra=None) -> tuple[int, dict]:
@@ -240,8 +273,7 @@ def run_for_cli(job: "Job", *, report_path: Path, api_key, cache=None, extra=Non
     finally:
         report = {**job.report(), **(extra() if extra else {})}
         if job.started:
-            report_path.write_text(redact(json.dumps(report, indent=1, ensure_ascii=False), api_key) + "\n",
-                                   "utf-8")
+            report_path.write_text(redact(json.dumps(report, indent=1, ensure_ascii=False), api_key) + "\n", "utf-8")
         if cache is not None:
             cache.close()
     return code, report

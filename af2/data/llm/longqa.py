@@ -6,6 +6,7 @@ a list of ``{"start", "end", "caption"}`` in seconds. Each question must need at
 refer to each (a content word of its caption); the manifest line records them in
 ``needed_segments`` as ``{"index", "start", "end"}``.
 """
+
 from __future__ import annotations
 
 from af2.data.llm import checks
@@ -19,8 +20,11 @@ def segments_of(data: dict) -> list[dict]:
         raise RecordError("the record has no 'segments' list")
     out = []
     for seg in segs:
-        ok = isinstance(seg, dict) and isinstance(seg.get("caption"), str) and all(
-            isinstance(seg.get(k), (int, float)) for k in ("start", "end"))
+        ok = (
+            isinstance(seg, dict)
+            and isinstance(seg.get("caption"), str)
+            and all(isinstance(seg.get(k), (int, float)) for k in ("start", "end"))
+        )
         if not ok or seg["end"] <= seg["start"]:
             raise RecordError(f"bad segment {seg!r}: needs start < end (seconds) and a caption")
         out.append({"start": float(seg["start"]), "end": float(seg["end"]), "caption": seg["caption"]})
@@ -36,8 +40,9 @@ class LongQA(QuestionPipeline):
     def add_arguments(cls, parser) -> None:
         super().add_arguments(parser)
         parser.add_argument("--min-segments", type=int, default=2, help="segments a question needs (default 2)")
-        parser.add_argument("--min-gap", type=float, default=30.0,
-                            help="seconds between the first and last needed segment (default 30)")
+        parser.add_argument(
+            "--min-gap", type=float, default=30.0, help="seconds between the first and last needed segment (default 30)"
+        )
 
     def process(self, record: Record) -> Outcome:
         segments = segments_of(record.data)
@@ -47,13 +52,24 @@ class LongQA(QuestionPipeline):
         args = self.args
         listed = [{"index": i, **seg} for i, seg in enumerate(segments)]
         return self.ask_questions(
-            record, self.plan(record, None),
-            lambda item: checks.segment_problems(item, segments, min_segments=args.min_segments,
-                                                 min_gap=args.min_gap),
-            duration, {"duration": duration, "segments": listed, "min_segments": args.min_segments,
-                       "min_gap_s": args.min_gap, "skills": list(SKILLS)})
+            record,
+            self.plan(record, None),
+            lambda item: checks.segment_problems(item, segments, min_segments=args.min_segments, min_gap=args.min_gap),
+            duration,
+            {
+                "duration": duration,
+                "segments": listed,
+                "min_segments": args.min_segments,
+                "min_gap_s": args.min_gap,
+                "skills": list(SKILLS),
+            },
+        )
 
     def line_extra(self, record: Record, item: dict) -> dict:
         segments = segments_of(record.data)
-        return {"needed_segments": [{"index": i, "start": segments[i]["start"], "end": segments[i]["end"]}
-                                    for i in sorted(set(item["needed_segments"]))]}
+        return {
+            "needed_segments": [
+                {"index": i, "start": segments[i]["start"], "end": segments[i]["end"]}
+                for i in sorted(set(item["needed_segments"]))
+            ]
+        }

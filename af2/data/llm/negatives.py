@@ -9,15 +9,35 @@ what it lacks of ``prompt``, ``answer`` (the caption) and ``id``, as in ``paraph
 ``paraphrase``'s output, the lines load as a manifest with both ``paraphrases`` and ``negatives``,
 which the AF-CLAP stage (``training/clap.py``) uses as its positives and hard negatives.
 """
+
 from __future__ import annotations
 
 from af2.data.llm import checks, textcheck
-from af2.data.llm.base import (Outcome, Pipeline, Record, add_field_argument, caption_of, keep_valid,
-                               manifest_fields, seeded_rng)
+from af2.data.llm.base import (
+    Outcome,
+    Pipeline,
+    Record,
+    add_field_argument,
+    caption_of,
+    keep_valid,
+    manifest_fields,
+    seeded_rng,
+)
 
-SCHEMA = {"type": "object", "required": ["negatives"], "properties": {"negatives": {
-    "type": "array", "items": {"type": "object", "required": ["kind", "text"],
-                               "properties": {"kind": {"type": "string"}, "text": {"type": "string"}}}}}}
+SCHEMA = {
+    "type": "object",
+    "required": ["negatives"],
+    "properties": {
+        "negatives": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["kind", "text"],
+                "properties": {"kind": {"type": "string"}, "text": {"type": "string"}},
+            },
+        }
+    },
+}
 
 
 def rule_generator():
@@ -25,8 +45,10 @@ def rule_generator():
     try:
         from af2.data.negatives import make_negatives
     except ImportError as err:
-        raise SystemExit(f"the rule-based generator af2.data.negatives is not available ({err}); "
-                         "pass --rule-n 0 to use the LLM alone") from None
+        raise SystemExit(
+            f"the rule-based generator af2.data.negatives is not available ({err}); "
+            "pass --rule-n 0 to use the LLM alone"
+        ) from None
     return make_negatives
 
 
@@ -37,10 +59,12 @@ class Negatives(Pipeline):
     @classmethod
     def add_arguments(cls, parser) -> None:
         parser.add_argument("--n", type=int, default=4, help="LLM-written negatives per caption (default 4)")
-        parser.add_argument("--rule-n", type=int, default=4,
-                            help="rule-based negatives per caption, 0 for none (default 4)")
-        parser.add_argument("--kinds", default=",".join(checks.NEGATIVE_KINDS),
-                            help="comma-separated kinds to make (default: all four)")
+        parser.add_argument(
+            "--rule-n", type=int, default=4, help="rule-based negatives per caption, 0 for none (default 4)"
+        )
+        parser.add_argument(
+            "--kinds", default=",".join(checks.NEGATIVE_KINDS), help="comma-separated kinds to make (default: all four)"
+        )
         parser.add_argument("--seed", type=int, default=0, help="seed of the rule-based generator")
         add_field_argument(parser)
 
@@ -67,13 +91,18 @@ class Negatives(Pipeline):
                 return ["repeats another negative"]
             return checks.negative_problems(caption, text, kind)
 
-        result = self.ask(lambda v: keep_valid(v["negatives"], issues, "negative", need=self.args.n),
-                          SCHEMA, caption=caption, count=self.args.n, kinds=kinds)
+        result = self.ask(
+            lambda v: keep_valid(v["negatives"], issues, "negative", need=self.args.n),
+            SCHEMA,
+            caption=caption,
+            count=self.args.n,
+            kinds=kinds,
+        )
         merged = [{"text": n["text"].strip(), "kind": n["kind"], "source": "llm"} for n in result.value or []]
         seen = {textcheck.normalize(t) for t in [caption] + [n["text"] for n in merged]}
         rule_reasons: list[str] = []
         if self.make_negatives is not None:
-            seed = seeded_rng(self.args.seed, record.source_id).randrange(2 ** 31)
+            seed = seeded_rng(self.args.seed, record.source_id).randrange(2**31)
             made = self.make_negatives(caption, self.args.rule_n, seed=seed, kinds=self.kinds)
             rule_reasons = list(made.reasons)
             for neg in made.negatives:
@@ -83,5 +112,13 @@ class Negatives(Pipeline):
         if not merged:
             return self.rejected(result, result.problems + rule_reasons)
         extra = {"field": key, "llm_problems": result.problems, "rule_reasons": rule_reasons}
-        return Outcome([{**record.data, **manifest_fields(self.args, record, caption), "negatives": merged,
-                         "provenance": self.provenance(record, result, **extra)}])
+        return Outcome(
+            [
+                {
+                    **record.data,
+                    **manifest_fields(self.args, record, caption),
+                    "negatives": merged,
+                    "provenance": self.provenance(record, result, **extra),
+                }
+            ]
+        )

@@ -8,14 +8,17 @@ with ``audio`` also gets what it lacks of ``prompt`` (``--caption-prompt``), ``a
 caption) and ``id``, so the output (and ``negatives``' output of it) loads as a manifest, which the
 AF-CLAP stage (``training/clap.py``) reads its positives from.
 """
+
 from __future__ import annotations
 
 from af2.data.llm import checks
-from af2.data.llm.base import (Outcome, Pipeline, Record, add_field_argument, caption_of, keep_valid,
-                               manifest_fields)
+from af2.data.llm.base import Outcome, Pipeline, Record, add_field_argument, caption_of, keep_valid, manifest_fields
 
-SCHEMA = {"type": "object", "required": ["paraphrases"],
-          "properties": {"paraphrases": {"type": "array", "items": {"type": "string"}}}}
+SCHEMA = {
+    "type": "object",
+    "required": ["paraphrases"],
+    "properties": {"paraphrases": {"type": "array", "items": {"type": "string"}}},
+}
 
 
 class Paraphrase(Pipeline):
@@ -25,8 +28,12 @@ class Paraphrase(Pipeline):
     @classmethod
     def add_arguments(cls, parser) -> None:
         parser.add_argument("--m", type=int, default=5, help="paraphrases per caption (default 5)")
-        parser.add_argument("--dup-threshold", type=float, default=0.8,
-                            help="trigram similarity at which a paraphrase counts as a copy (default 0.8)")
+        parser.add_argument(
+            "--dup-threshold",
+            type=float,
+            default=0.8,
+            help="trigram similarity at which a paraphrase counts as a copy (default 0.8)",
+        )
         add_field_argument(parser)
 
     def process(self, record: Record) -> Outcome:
@@ -35,11 +42,20 @@ class Paraphrase(Pipeline):
 
         def check(value):
             texts = [t.strip() for t in value["paraphrases"]]
-            return keep_valid(texts, lambda t, kept: checks.paraphrase_problems(caption, t, kept, threshold),
-                              "paraphrase", need=m)
+            return keep_valid(
+                texts, lambda t, kept: checks.paraphrase_problems(caption, t, kept, threshold), "paraphrase", need=m
+            )
 
         result = self.ask(check, SCHEMA, caption=caption, count=m)
         if not result.ok:
             return self.rejected(result)
-        return Outcome([{**record.data, **manifest_fields(self.args, record, caption), "paraphrases": result.value,
-                         "provenance": self.provenance(record, result, field=key)}])
+        return Outcome(
+            [
+                {
+                    **record.data,
+                    **manifest_fields(self.args, record, caption),
+                    "paraphrases": result.value,
+                    "provenance": self.provenance(record, result, field=key),
+                }
+            ]
+        )

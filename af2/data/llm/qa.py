@@ -6,6 +6,7 @@ Input records are manifest-like: ``audio`` (and optional ``id``, ``start``, ``en
 LLM. Skills rotate over ``--skills`` from a per-record offset, so a data set covers them
 evenly; speech reasoning is asked only of records with a ``transcript``.
 """
+
 from __future__ import annotations
 
 from af2.data.llm.base import Outcome, Record
@@ -22,8 +23,9 @@ class QA(QuestionPipeline):
     @classmethod
     def add_arguments(cls, parser) -> None:
         super().add_arguments(parser)
-        parser.add_argument("--skills", default=",".join(SKILLS),
-                            help="comma-separated skills to rotate through (default: all 7)")
+        parser.add_argument(
+            "--skills", default=",".join(SKILLS), help="comma-separated skills to rotate through (default: all 7)"
+        )
 
     def __init__(self, args, client):
         super().__init__(args, client)
@@ -35,5 +37,6 @@ class QA(QuestionPipeline):
         data = record.data
         skills = [s for s in self.skills if s != SPEECH_SKILL or data.get("transcript")] or self.skills
         metadata = {k: v for k, v in data.items() if k not in HIDDEN_KEYS}
-        return self.ask_questions(record, self.plan(record, skills), lambda item: [],
-                                  self.duration(data), {"metadata": metadata})
+        return self.ask_questions(
+            record, self.plan(record, skills), lambda item: [], self.duration(data), {"metadata": metadata}
+        )

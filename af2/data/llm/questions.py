@@ -6,20 +6,26 @@ becomes one manifest line (``af2.data.manifest``): ``id`` ``<source id>/q<k>``, 
 ``start``/``end`` when the record has them, ``prompt`` (the question), ``answer``, ``skill``,
 and for multiple choice ``choices`` (shuffled, reproducibly) and ``answer_index``.
 """
+
 from __future__ import annotations
 
 from af2.data.llm import checks, textcheck
 from af2.data.llm.base import Outcome, Pipeline, Record, RecordError, keep_valid, seeded_rng
-
 from af2.data.skills import SKILLS
 
-ITEM = {"type": "object", "required": ["skill", "format", "question", "answer"],
-        "properties": {"skill": {"type": "string"}, "format": {"enum": list(checks.FORMATS)},
-                       "question": {"type": "string"}, "answer": {"type": "string"},
-                       "choices": {"type": "array", "items": {"type": "string"}},
-                       "needed_segments": {"type": "array", "items": {"type": "integer"}}}}
-SCHEMA = {"type": "object", "required": ["questions"],
-          "properties": {"questions": {"type": "array", "items": ITEM}}}
+ITEM = {
+    "type": "object",
+    "required": ["skill", "format", "question", "answer"],
+    "properties": {
+        "skill": {"type": "string"},
+        "format": {"enum": list(checks.FORMATS)},
+        "question": {"type": "string"},
+        "answer": {"type": "string"},
+        "choices": {"type": "array", "items": {"type": "string"}},
+        "needed_segments": {"type": "array", "items": {"type": "integer"}},
+    },
+}
+SCHEMA = {"type": "object", "required": ["questions"], "properties": {"questions": {"type": "array", "items": ITEM}}}
 
 
 class QuestionPipeline(Pipeline):
@@ -27,10 +33,15 @@ class QuestionPipeline(Pipeline):
 
     @classmethod
     def add_arguments(cls, parser) -> None:
-        parser.add_argument(cls.count_flag, dest="count", type=int, default=3,
-                            help="questions per input record (default 3)")
-        parser.add_argument("--format", default="mixed", choices=("mixed",) + checks.FORMATS,
-                            help="multiple_choice, open, or mixed: alternating (default)")
+        parser.add_argument(
+            cls.count_flag, dest="count", type=int, default=3, help="questions per input record (default 3)"
+        )
+        parser.add_argument(
+            "--format",
+            default="mixed",
+            choices=("mixed",) + checks.FORMATS,
+            help="multiple_choice, open, or mixed: alternating (default)",
+        )
         parser.add_argument("--choices", type=int, default=4, help="options of a multiple-choice question")
 
     def plan(self, record: Record, skills: list[str] | None) -> list[dict]:
@@ -46,8 +57,9 @@ class QuestionPipeline(Pipeline):
             plan.append(entry)
         return plan
 
-    def ask_questions(self, record: Record, plan: list[dict], extra_issues,
-                      duration: float | None, inputs: dict) -> Outcome:
+    def ask_questions(
+        self, record: Record, plan: list[dict], extra_issues, duration: float | None, inputs: dict
+    ) -> Outcome:
         """Ask for the planned questions; every valid one becomes a manifest line."""
         if not isinstance(record.data.get("audio"), str):
             raise RecordError("the record has no 'audio' path")
@@ -55,9 +67,14 @@ class QuestionPipeline(Pipeline):
         def issues(pair, kept):
             k, item = pair
             want = plan[k]
-            return checks.question_problems(item, skill=want.get("skill"), fmt=want["format"],
-                                            n_choices=self.args.choices, duration=duration,
-                                            skills=SKILLS) or extra_issues(item)
+            return checks.question_problems(
+                item,
+                skill=want.get("skill"),
+                fmt=want["format"],
+                n_choices=self.args.choices,
+                duration=duration,
+                skills=SKILLS,
+            ) or extra_issues(item)
 
         def check(value):
             items = value["questions"][: len(plan)]
@@ -82,9 +99,14 @@ class QuestionPipeline(Pipeline):
 
     def line(self, record: Record, k: int, item: dict, provenance: dict) -> dict:
         data = record.data
-        line = {"id": f"{record.source_id}/q{k}", "audio": data["audio"],
-                **{key: data[key] for key in ("start", "end") if isinstance(data.get(key), (int, float))},
-                "prompt": item["question"].strip(), "answer": item["answer"].strip(), "skill": item["skill"]}
+        line = {
+            "id": f"{record.source_id}/q{k}",
+            "audio": data["audio"],
+            **{key: data[key] for key in ("start", "end") if isinstance(data.get(key), (int, float))},
+            "prompt": item["question"].strip(),
+            "answer": item["answer"].strip(),
+            "skill": item["skill"],
+        }
         if item["format"] == "multiple_choice":
             choices = [c.strip() for c in item["choices"]]
             seeded_rng(self.name, record.source_id, k).shuffle(choices)

@@ -6,6 +6,7 @@ negatives are written with. Counts: numbers, number words and quantity words. Th
 deliberately simple and lexical: they reject an output that drops or adds a known event word or
 a count, not one that is subtly wrong in meaning.
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -13,8 +14,20 @@ from collections import Counter
 from af2.data import lexicon
 from af2.data.lexicon import attributes, event_count, event_sequence, events, normalize, stem, words
 
-__all__ = ["attributes", "content_stems", "count_signature", "event_change", "event_count", "event_sequence",
-           "events", "normalize", "quantities", "stem", "trigram_similarity", "words"]
+__all__ = [
+    "attributes",
+    "content_stems",
+    "count_signature",
+    "event_change",
+    "event_count",
+    "event_sequence",
+    "events",
+    "normalize",
+    "quantities",
+    "stem",
+    "trigram_similarity",
+    "words",
+]
 
 
 def quantities(text: str) -> Counter:
@@ -33,8 +46,11 @@ def quantities(text: str) -> Counter:
 def count_signature(text: str) -> tuple:
     """Quantities plus which event nouns are plural: differs when a count changes."""
     table = lexicon.tables()[0]
-    plural = sorted(table[stem(w)] for w in words(text) if stem(w) in table
-                    and (w in lexicon.IRREGULAR_PLURALS or (w.endswith("s") and not w.endswith("ss"))))
+    plural = sorted(
+        table[stem(w)]
+        for w in words(text)
+        if stem(w) in table and (w in lexicon.IRREGULAR_PLURALS or (w.endswith("s") and not w.endswith("ss")))
+    )
     return tuple(sorted(quantities(text).items(), key=str)), tuple(plural)
 
 
@@ -44,7 +60,7 @@ def content_stems(text: str) -> set[str]:
 
 def trigram_similarity(a: str, b: str) -> float:
     """Jaccard similarity of the character-trigram sets of the normalized texts."""
-    grams = [{t[i:i + 3] for i in range(max(1, len(t) - 2))} for t in (f" {normalize(a)} ", f" {normalize(b)} ")]
+    grams = [{t[i : i + 3] for i in range(max(1, len(t) - 2))} for t in (f" {normalize(a)} ", f" {normalize(b)} ")]
     return len(grams[0] & grams[1]) / max(1, len(grams[0] | grams[1]))
 
 

@@ -6,6 +6,7 @@
 :mod:`.temporal`, :mod:`.attributes`, :mod:`.context`, :mod:`.info`, :mod:`.general`),
 :mod:`.long_scenes`, :mod:`.speech` (espeak-ng or formant fallback) and :mod:`.generate`.
 """
+
 from af2.data.synth.generate import generate
 
 __all__ = ["generate"]

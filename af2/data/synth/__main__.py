@@ -1,5 +1,6 @@
 """``python -m af2.data.synth --out DIR --n 2000 --seed 0``: the old name of ``af2 synth``
 (``--output`` works too). See ``af2 synth --help``."""
+
 from __future__ import annotations
 
 import sys

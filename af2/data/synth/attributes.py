@@ -3,6 +3,7 @@
 Two sounds differ in exactly one attribute by a clear margin: >= 8 dB in loudness,
 >= 3 semitones in pitch, >= 1.6x in duration.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -17,8 +18,9 @@ ORDINALS = ["the first", "the second"]
 def _pair(rng, first: np.ndarray, second: np.ndarray, labels: tuple[str, str], gains=(0.5, 0.5)) -> Scene:
     """Two sounds one after the other; ``labels`` name them in the caption ("loud beep")."""
     scene = Scene(rng)
-    scene.sequence([(labels[0], first, gains[0]), (labels[1], second, gains[1])],
-                   start=rng.uniform(0.3, 1.0), gaps=(0.6, 1.0))
+    scene.sequence(
+        [(labels[0], first, gains[0]), (labels[1], second, gains[1])], start=rng.uniform(0.3, 1.0), gaps=(0.6, 1.0)
+    )
     return scene
 
 
@@ -52,10 +54,19 @@ def make(rng: np.random.Generator, ctx) -> Clip:
         inst = ev.INSTRUMENTS[int(rng.integers(len(ev.INSTRUMENTS)))]
         scene = Scene(rng)
         notes = rng.integers(48, 72, size=int(rng.integers(1, 4)))
-        scene.sequence([(f"{inst} note", ev.instrument(inst, ev.midi_to_hz(m), rng.uniform(0.6, 1.0), rng), 0.5) for m in notes],
-                       start=rng.uniform(0.3, 1.0), gaps=(0.3, 0.6))
-        q = qa(ATTRIBUTE_IDENTIFICATION, "attribute.instrument", "Which instrument is playing?", inst, rng,
-               list(ev.INSTRUMENTS))
+        scene.sequence(
+            [(f"{inst} note", ev.instrument(inst, ev.midi_to_hz(m), rng.uniform(0.6, 1.0), rng), 0.5) for m in notes],
+            start=rng.uniform(0.3, 1.0),
+            gaps=(0.3, 0.6),
+        )
+        q = qa(
+            ATTRIBUTE_IDENTIFICATION,
+            "attribute.instrument",
+            "Which instrument is playing?",
+            inst,
+            rng,
+            list(ev.INSTRUMENTS),
+        )
         return scene.clip([q])
     q = qa(ATTRIBUTE_IDENTIFICATION, f"attribute.{kind}", question, ORDINALS[winner], rng, ORDINALS)
     return scene.clip([q])

@@ -3,6 +3,7 @@
 Labels are the words used in questions and answers ("the rising chirp", "the doorbell").
 Each label's acoustic signature is documented in :mod:`af2.data.synth.events`.
 """
+
 from __future__ import annotations
 
 import numpy as np

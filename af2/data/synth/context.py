@@ -7,6 +7,7 @@ speak before or after an event), ``speech.context`` (an event followed by speech
 happening), ``speech.word`` (which word; espeak-ng only) and ``speech.vowel`` (which vowel;
 formant fallback only). Speech clips record the engine in ``meta["speech_engine"]``.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -29,18 +30,33 @@ def make_sound(rng: np.random.Generator, ctx) -> Clip:
     scene = Scene(rng)
     if rng.integers(2):
         label = CONTEXT_LABELS[int(rng.integers(len(CONTEXT_LABELS)))]
-        scene.sequence([(label, make_event(label, rng), 0.5) for _ in range(int(rng.integers(1, 3)))],
-                       start=rng.uniform(0.3, 1.0), gaps=(0.6, 1.2))
-        q = qa(SOUND, "context.situation", "What is most likely happening in this recording?", SITUATIONS[label],
-               rng, list(SITUATIONS.values()))
+        scene.sequence(
+            [(label, make_event(label, rng), 0.5) for _ in range(int(rng.integers(1, 3)))],
+            start=rng.uniform(0.3, 1.0),
+            gaps=(0.6, 1.2),
+        )
+        q = qa(
+            SOUND,
+            "context.situation",
+            "What is most likely happening in this recording?",
+            SITUATIONS[label],
+            rng,
+            list(SITUATIONS.values()),
+        )
         return scene.clip([q])
     approaching = bool(rng.integers(2))
     sig = ev.siren(rng.uniform(4.0, 6.0))
     trend = np.linspace(0.1, 1.0, len(sig)) if approaching else np.linspace(1.0, 0.1, len(sig))
     scene.add("siren", sig * trend, rng.uniform(0.3, 1.0), 0.8)
     answer = "approaching" if approaching else "moving away"
-    q = qa(SOUND, "context.approach", "Is the emergency vehicle approaching or moving away?", answer, rng,
-           ["approaching", "moving away"])
+    q = qa(
+        SOUND,
+        "context.approach",
+        "Is the emergency vehicle approaching or moving away?",
+        answer,
+        rng,
+        ["approaching", "moving away"],
+    )
     return scene.clip([q])
 
 
@@ -67,11 +83,23 @@ def make_speech(rng: np.random.Generator, ctx) -> Clip:
         after = qtype == "context" or bool(rng.integers(2))
         scene.sequence(event + words if after else words + event, start=start, gaps=(0.6, 1.0))
         if qtype == "order":
-            q = qa(SPEECH, "speech.order", f"Does the person speak before or after the {label}?",
-                   "after" if after else "before", rng, ["before", "after"])
+            q = qa(
+                SPEECH,
+                "speech.order",
+                f"Does the person speak before or after the {label}?",
+                "after" if after else "before",
+                rng,
+                ["before", "after"],
+            )
         else:
-            q = qa(SPEECH, "speech.context", "A sound is followed by a person speaking. What is most likely happening?",
-                   RESPONSES[label], rng, list(RESPONSES.values()))
+            q = qa(
+                SPEECH,
+                "speech.context",
+                "A sound is followed by a person speaking. What is most likely happening?",
+                RESPONSES[label],
+                rng,
+                list(RESPONSES.values()),
+            )
     elif speech.uses_words:
         vocab = speech.vocabulary()
         word = vocab[int(rng.integers(len(vocab)))]
@@ -81,6 +109,12 @@ def make_speech(rng: np.random.Generator, ctx) -> Clip:
         vowel = tuple(VOWELS)[int(rng.integers(len(VOWELS)))]
         token = "bdg"[int(rng.integers(3))] + vowel
         scene.sequence(_utterances(rng, speech, int(rng.integers(1, 3)), token), start=start, gaps=(0.45, 0.7))
-        q = qa(SPEECH, "speech.vowel", "Which vowel sound does the voice make (ee, eh, ah or oo)?", vowel, rng,
-               list(VOWELS))
+        q = qa(
+            SPEECH,
+            "speech.vowel",
+            "Which vowel sound does the voice make (ee, eh, ah or oo)?",
+            vowel,
+            rng,
+            list(VOWELS),
+        )
     return scene.clip([q], {"speech_engine": speech.name})

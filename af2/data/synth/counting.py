@@ -5,6 +5,7 @@
 * hard: count one kind of short event among other kinds, random loudness, closer
   spacing, louder background.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -19,8 +20,9 @@ def _easy(rng: np.random.Generator) -> Clip:
     n = int(rng.integers(1, 6))
     freq = rng.uniform(500, 2000)
     scene = Scene(rng)
-    scene.sequence([("beep", ev.beep(freq, rng.uniform(0.2, 0.4)), 0.5)] * n,
-                   start=rng.uniform(0.3, 1.0), gaps=(0.4, 0.8))
+    scene.sequence(
+        [("beep", ev.beep(freq, rng.uniform(0.2, 0.4)), 0.5)] * n, start=rng.uniform(0.3, 1.0), gaps=(0.4, 0.8)
+    )
     q = qa(COUNTING, "counting.easy", "How many beeps do you hear?", str(n), rng, number_options(n, 1))
     return scene.clip([q])
 
@@ -34,11 +36,20 @@ def _medium(rng: np.random.Generator) -> Clip:
     kinds = [True] * n_target + [False] * n_other
     order = [kinds[k] for k in rng.permutation(len(kinds))]
     scene = Scene(rng, noise_level=0.006)
-    scene.sequence([("beep", ev.beep(f_target if t else f_other, rng.uniform(0.2, 0.4)), 0.5) for t in order],
-                   start=rng.uniform(0.3, 1.0), gaps=(0.3, 0.6))
+    scene.sequence(
+        [("beep", ev.beep(f_target if t else f_other, rng.uniform(0.2, 0.4)), 0.5) for t in order],
+        start=rng.uniform(0.3, 1.0),
+        gaps=(0.3, 0.6),
+    )
     which = "higher" if target_high else "lower"
-    q = qa(COUNTING, "counting.medium", f"There are beeps at two pitches. How many times does the {which}-pitched beep sound?",
-           str(n_target), rng, number_options(n_target, 1))
+    q = qa(
+        COUNTING,
+        "counting.medium",
+        f"There are beeps at two pitches. How many times does the {which}-pitched beep sound?",
+        str(n_target),
+        rng,
+        number_options(n_target, 1),
+    )
     return scene.clip([q])
 
 
@@ -49,11 +60,22 @@ def _hard(rng: np.random.Generator) -> Clip:
     labels = [target] * n_target + [str(rng.choice(others)) for _ in range(int(rng.integers(2, 6)))]
     labels = [labels[k] for k in rng.permutation(len(labels))]
     scene = Scene(rng, noise_level=0.012, noise_kind="white")
-    scene.sequence([(lab, make_event(lab, rng), rng.uniform(0.7, 0.95) if lab == "click" else rng.uniform(0.25, 0.6))
-                    for lab in labels],
-                   start=rng.uniform(0.2, 0.6), gaps=(0.3, 0.5))
-    q = qa(COUNTING, "counting.hard", f"How many {plural(target)} are there in this recording?",
-           str(n_target), rng, number_options(n_target, 1))
+    scene.sequence(
+        [
+            (lab, make_event(lab, rng), rng.uniform(0.7, 0.95) if lab == "click" else rng.uniform(0.25, 0.6))
+            for lab in labels
+        ],
+        start=rng.uniform(0.2, 0.6),
+        gaps=(0.3, 0.5),
+    )
+    q = qa(
+        COUNTING,
+        "counting.hard",
+        f"How many {plural(target)} are there in this recording?",
+        str(n_target),
+        rng,
+        number_options(n_target, 1),
+    )
     return scene.clip([q])
 
 

@@ -24,6 +24,7 @@ footsteps          low thuds (noise below 300 Hz, 60 ms) at 2 steps per second
 drum               kick: sine dropping 150 -> 50 Hz over 120 ms, decaying
 =================  =====================================================================
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -54,7 +55,7 @@ def ramp(x: np.ndarray, attack: float = 0.01, release: float = 0.01) -> np.ndarr
     if a:
         env[:a] = np.linspace(0, 1, a, endpoint=False)
     if r:
-        env[n - r:] = np.minimum(env[n - r:], np.linspace(1, 0, r))
+        env[n - r :] = np.minimum(env[n - r :], np.linspace(1, 0, r))
     return x * env
 
 
@@ -84,8 +85,9 @@ def click(rng: np.random.Generator) -> np.ndarray:
     return _norm(rng.standard_normal(n) * np.exp(-np.arange(n) / (0.0025 * SR)))
 
 
-def _harmonics(freq: float, dur: float, amps: dict[int, float], vibrato: float = 0.0,
-               decay: float | None = None) -> np.ndarray:
+def _harmonics(
+    freq: float, dur: float, amps: dict[int, float], vibrato: float = 0.0, decay: float | None = None
+) -> np.ndarray:
     t = _t(dur)
     inst = freq * (1 + vibrato * np.sin(2 * np.pi * 5.5 * t))
     phase = 2 * np.pi * np.cumsum(inst) / SR
@@ -107,7 +109,7 @@ def instrument(name: str, freq: float, dur: float, rng: np.random.Generator) -> 
     if name == "violin":
         return _norm(ramp(_harmonics(freq, dur, {n: 1.0 / n for n in range(1, 13)}, vibrato=0.01), 0.08, 0.06))
     if name == "piano":
-        return _norm(ramp(_harmonics(freq, dur, {n: n ** -1.5 for n in range(1, 9)}, decay=0.35), 0.003, 0.02))
+        return _norm(ramp(_harmonics(freq, dur, {n: n**-1.5 for n in range(1, 9)}, decay=0.35), 0.003, 0.02))
     if name == "organ":
         amps = {1: 1.0, 2: 0.8, 3: 0.6, 4: 0.7, 6: 0.5, 8: 0.4}
         return _norm(ramp(_harmonics(freq, dur, amps), 0.02, 0.03))
@@ -130,8 +132,10 @@ def alarm(dur: float) -> np.ndarray:
 def doorbell() -> np.ndarray:
     def bell(freq: float, dur: float) -> np.ndarray:
         t = _t(dur)
-        return ramp((np.sin(2 * np.pi * freq * t) + 0.3 * np.sin(2 * np.pi * 3 * freq * t)) * np.exp(-t / 0.25),
-                    0.003, 0.02)
+        return ramp(
+            (np.sin(2 * np.pi * freq * t) + 0.3 * np.sin(2 * np.pi * 3 * freq * t)) * np.exp(-t / 0.25), 0.003, 0.02
+        )
+
     return _norm(np.concatenate([bell(659.26, 0.5), bell(523.25, 0.8)]))
 
 
@@ -153,7 +157,7 @@ def footsteps(steps: int, rng: np.random.Generator, rate: float = 2.0) -> np.nda
     n = int(0.06 * SR)
     for k in range(steps):
         thud = _lowpass_noise(n, rng, 300) * np.exp(-np.arange(n) / (0.015 * SR))
-        out[k * period:k * period + n] += thud
+        out[k * period : k * period + n] += thud
     return _norm(out[: period * (steps - 1) + n])
 
 
@@ -167,7 +171,7 @@ def background(n: int, rng: np.random.Generator, level: float, kind: str = "pink
     """Stationary noise of RMS ``level``: white, pink (1/f) or brown (1/f^2)."""
     spec = np.fft.rfft(rng.standard_normal(n))
     f = np.maximum(np.fft.rfftfreq(n, 1 / SR), 20.0)
-    spec = spec * {"white": 1.0, "pink": f ** -0.5, "brown": f ** -1.0}[kind]
+    spec = spec * {"white": 1.0, "pink": f**-0.5, "brown": f**-1.0}[kind]
     x = np.fft.irfft(spec, n)
-    rms = np.sqrt(np.mean(x ** 2)) or 1.0
+    rms = np.sqrt(np.mean(x**2)) or 1.0
     return (x * level / rms).astype(np.float32)

@@ -4,6 +4,7 @@
 often), ``general.compare_around`` (is the note after the alarm higher or lower than the
 one before it).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -29,8 +30,14 @@ def _difference(rng) -> Clip:
     nb = int(rng.integers(1, 5))
     na = nb + int(rng.integers(1, 5))
     scene = _shuffled_sequence(rng, {a: na, b: nb})
-    q = qa(GENERAL_REASONING, "general.difference", f"How many more {plural(a)} than {plural(b)} are there?",
-           str(na - nb), rng, number_options(na - nb, 1))
+    q = qa(
+        GENERAL_REASONING,
+        "general.difference",
+        f"How many more {plural(a)} than {plural(b)} are there?",
+        str(na - nb),
+        rng,
+        number_options(na - nb, 1),
+    )
     return scene.clip([q])
 
 
@@ -38,8 +45,14 @@ def _most(rng) -> Clip:
     counts = dict(zip(KINDS, (int(c) for c in rng.permutation(3) + 1)))  # distinct counts 1, 2, 3
     top = max(counts, key=counts.get)
     scene = _shuffled_sequence(rng, counts)
-    q = qa(GENERAL_REASONING, "general.most", "Which kind of sound occurs most often?", f"the {top}", rng,
-           [f"the {k}" for k in KINDS])
+    q = qa(
+        GENERAL_REASONING,
+        "general.most",
+        "Which kind of sound occurs most often?",
+        f"the {top}",
+        rng,
+        [f"the {k}" for k in KINDS],
+    )
     return scene.clip([q])
 
 
@@ -48,14 +61,24 @@ def _compare_around(rng) -> Clip:
     before = int(rng.integers(50, 70))
     after = before + int(rng.choice([-1, 1])) * int(rng.integers(3, 8))
     scene = Scene(rng)
-    scene.sequence([(f"{inst} note", ev.instrument(inst, ev.midi_to_hz(before), 0.8, rng), 0.5),
-                    ("alarm", make_event("alarm", rng), 0.4),
-                    (f"{inst} note", ev.instrument(inst, ev.midi_to_hz(after), 0.8, rng), 0.5)],
-                   start=rng.uniform(0.3, 0.8), gaps=(0.5, 0.9))
+    scene.sequence(
+        [
+            (f"{inst} note", ev.instrument(inst, ev.midi_to_hz(before), 0.8, rng), 0.5),
+            ("alarm", make_event("alarm", rng), 0.4),
+            (f"{inst} note", ev.instrument(inst, ev.midi_to_hz(after), 0.8, rng), 0.5),
+        ],
+        start=rng.uniform(0.3, 0.8),
+        gaps=(0.5, 0.9),
+    )
     answer = "higher" if after > before else "lower"
-    q = qa(GENERAL_REASONING, "general.compare_around",
-           f"Is the {inst} note after the alarm higher or lower than the {inst} note before it?", answer, rng,
-           ["higher", "lower"])
+    q = qa(
+        GENERAL_REASONING,
+        "general.compare_around",
+        f"Is the {inst} note after the alarm higher or lower than the {inst} note before it?",
+        answer,
+        rng,
+        ["higher", "lower"],
+    )
     return scene.clip([q])
 
 

@@ -3,9 +3,10 @@
 Short clip ``i`` covers skill ``cycle[i % len(cycle)]`` (the 7 skills in turn, or each
 repeated by its ``skill_weights`` entry) and is drawn from a generator seeded by
 ``(seed, 0, i)``; long scene ``j`` by ``(seed, 1, j)``: the same arguments give the same
-files, byte for byte, whatever the number of ``workers``. Manifest records carry the usual fields plus ``qtype`` (the question
-template), ``speech_engine`` on speech questions and ``long_audio`` on long scenes.
+files, byte for byte, whatever the number of ``workers``. Manifest records carry the usual
+fields plus ``qtype`` (the question template), ``speech_engine`` on speech questions and ``long_audio`` on long scenes.
 """
+
 from __future__ import annotations
 
 import json
@@ -44,9 +45,16 @@ class SynthContext:
 def _records(clip: Clip, rel: str, base_id: str) -> list[dict]:
     out = []
     for k, q in enumerate(clip.questions):
-        rec = {"audio": rel, "prompt": q.prompt, "answer": q.answer, "skill": q.skill,
-               "id": base_id if len(clip.questions) == 1 else f"{base_id}-q{k}", "choices": q.choices,
-               "qtype": q.qtype, **clip.meta}
+        rec = {
+            "audio": rel,
+            "prompt": q.prompt,
+            "answer": q.answer,
+            "skill": q.skill,
+            "id": base_id if len(clip.questions) == 1 else f"{base_id}-q{k}",
+            "choices": q.choices,
+            "qtype": q.qtype,
+            **clip.meta,
+        }
         out.append(rec)
     return out
 
@@ -86,9 +94,18 @@ def _render(job: tuple) -> tuple[str, np.ndarray, list[dict]]:
     return rel, clip.audio, _records(clip, rel, base_id)
 
 
-def generate(out: str | Path, n: int, *, seed: int = 0, n_long: int | None = None,
-             long_seconds: tuple[float, float] = (30.0, 300.0), speech: str = "auto", progress: bool = False,
-             skill_weights: dict[str, int] | None = None, workers: int = 1) -> dict:
+def generate(
+    out: str | Path,
+    n: int,
+    *,
+    seed: int = 0,
+    n_long: int | None = None,
+    long_seconds: tuple[float, float] = (30.0, 300.0),
+    speech: str = "auto",
+    progress: bool = False,
+    skill_weights: dict[str, int] | None = None,
+    workers: int = 1,
+) -> dict:
     """Generate ``n`` short clips (one question each, temporal-order clips
     :data:`af2.data.synth.temporal.QUESTIONS_PER_CLIP`) and ``n_long`` long scenes (three
     questions each; default ``n // 50``) under ``out``; returns the metadata written.
@@ -109,6 +126,7 @@ def generate(out: str | Path, n: int, *, seed: int = 0, n_long: int | None = Non
     bar = None
     if progress:
         from tqdm import tqdm
+
         bar = tqdm(total=len(jobs), desc="synth", unit="clip")
     records: list[dict] = []
     pool = None
@@ -132,8 +150,15 @@ def generate(out: str | Path, n: int, *, seed: int = 0, n_long: int | None = Non
             bar.close()
     write_manifest(out / "manifest.jsonl", records)
     counts = {s: sum(r["skill"] == s for r in records) for s in sk.SKILLS}
-    meta = {"seed": seed, "n": n, "n_long": n_long, "long_seconds": list(long_seconds),
-            "speech_engine": engine.name, "questions": len(records), "questions_per_skill": counts}
+    meta = {
+        "seed": seed,
+        "n": n,
+        "n_long": n_long,
+        "long_seconds": list(long_seconds),
+        "speech_engine": engine.name,
+        "questions": len(records),
+        "questions_per_skill": counts,
+    }
     if skill_weights:
         meta["skill_weights"] = {s: cycle.count(s) for s in sk.SKILLS}
     if not engine.uses_words:

@@ -6,6 +6,7 @@ thirds, and one alarm lasting a whole number of seconds in the middle third. Thr
 questions need the whole recording: counting across minutes (``long.count``), the order
 of distant events (``long.order``) and a duration (``long.duration``).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -25,8 +26,11 @@ class _Timeline:
         self.busy: list[tuple[float, float]] = []
 
     def free(self, t0: float, t1: float) -> bool:
-        return t0 >= 0.3 and t1 <= self.seconds - 0.3 and all(
-            t1 + CLEARANCE <= b0 or t0 >= b1 + CLEARANCE for b0, b1 in self.busy)
+        return (
+            t0 >= 0.3
+            and t1 <= self.seconds - 0.3
+            and all(t1 + CLEARANCE <= b0 or t0 >= b1 + CLEARANCE for b0, b1 in self.busy)
+        )
 
     def place(self, label: str, sig: np.ndarray, lo: float, hi: float, gain: float = 0.5) -> float | None:
         """Put ``sig`` at a random free onset in [lo, hi); returns the onset or None."""
@@ -51,8 +55,10 @@ def make_long(rng: np.random.Generator, ctx, seconds: float) -> Clip:
     tl.place("siren", make_event("siren", rng), *(early if siren_first else late))
     tl.place("phone ring", make_event("phone ring", rng), *(late if siren_first else early))
     k = int(rng.integers(2, 7))
-    bells = sum(tl.place("doorbell", make_event("doorbell", rng), j * seconds / k, (j + 1) * seconds / k)
-                is not None for j in range(k))
+    bells = sum(
+        tl.place("doorbell", make_event("doorbell", rng), j * seconds / k, (j + 1) * seconds / k) is not None
+        for j in range(k)
+    )
     t = rng.uniform(1.0, 4.0)
     while t < seconds:
         label = FILLERS[int(rng.integers(len(FILLERS)))]
@@ -60,12 +66,33 @@ def make_long(rng: np.random.Generator, ctx, seconds: float) -> Clip:
         t += rng.uniform(3.0, 8.0)
     first = "the siren" if siren_first else "the phone ring"
     questions = [
-        qa(COUNTING, "long.count", "How many times does the doorbell ring in the whole recording?", str(bells), rng,
-           number_options(bells, 1)),
-        qa(TEMPORAL_REASONING, "long.order", "Which is heard first, the siren or the phone ring?", first, rng,
-           ["the siren", "the phone ring"]),
-        qa(INFORMATION_EXTRACTION, "long.duration", "How long does the alarm sound last, to the nearest second?",
-           f"{alarm_s} seconds", rng, [f"{a} seconds" for a in range(max(1, alarm_s - 3), alarm_s + 4)]),
+        qa(
+            COUNTING,
+            "long.count",
+            "How many times does the doorbell ring in the whole recording?",
+            str(bells),
+            rng,
+            number_options(bells, 1),
+        ),
+        qa(
+            TEMPORAL_REASONING,
+            "long.order",
+            "Which is heard first, the siren or the phone ring?",
+            first,
+            rng,
+            ["the siren", "the phone ring"],
+        ),
+        qa(
+            INFORMATION_EXTRACTION,
+            "long.duration",
+            "How long does the alarm sound last, to the nearest second?",
+            f"{alarm_s} seconds",
+            rng,
+            [f"{a} seconds" for a in range(max(1, alarm_s - 3), alarm_s + 4)],
+        ),
     ]
-    return Clip(scene.render(tail=0.0, min_duration=seconds)[: int(seconds * SR)], questions,
-                {"long_audio": True, "duration": seconds, "caption": scene.caption()})
+    return Clip(
+        scene.render(tail=0.0, min_duration=seconds)[: int(seconds * SR)],
+        questions,
+        {"long_audio": True, "duration": seconds, "caption": scene.caption()},
+    )

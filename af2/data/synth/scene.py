@@ -7,6 +7,7 @@ contrastive stage trains on it: "a doorbell, then two beeps, then a siren"). Que
 carry the skill, a question-type tag, the text, the exact answer and, for multiple-choice
 questions, the choices.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -96,8 +97,14 @@ class Scene:
     def end(self) -> float:
         return max((e.offset for e in self.events), default=0.0)
 
-    def sequence(self, items: Sequence[tuple[str, np.ndarray, float]], *, start: float,
-                 gaps: tuple[float, float], align: Callable[[float], float] | None = None) -> list[Placed]:
+    def sequence(
+        self,
+        items: Sequence[tuple[str, np.ndarray, float]],
+        *,
+        start: float,
+        gaps: tuple[float, float],
+        align: Callable[[float], float] | None = None,
+    ) -> list[Placed]:
         """Place (label, signal, gain) items one after another with random gaps; ``align`` maps
         each drawn onset to the one used (it must not move an onset earlier than ``gaps`` allow)."""
         t, out = start, []
@@ -119,15 +126,22 @@ class Scene:
         n = int(round(max(self.end + tail, min_duration) * SR))
         x = background(n, self.rng, self.noise_level, self.noise_kind).astype(np.float64)
         for pos, sig in self._parts:
-            x[pos:pos + len(sig)] += sig[: n - pos]
+            x[pos : pos + len(sig)] += sig[: n - pos]
         peak = np.max(np.abs(x))
         if peak > 0.99:
             x *= 0.99 / peak
         return x.astype(np.float32)
 
 
-def qa(skill: str, qtype: str, question: str, answer: str, rng: np.random.Generator,
-       options: Sequence[str] | None = None, n_choices: int = 4) -> QA:
+def qa(
+    skill: str,
+    qtype: str,
+    question: str,
+    answer: str,
+    rng: np.random.Generator,
+    options: Sequence[str] | None = None,
+    n_choices: int = 4,
+) -> QA:
     """A question, open-ended or (half the time, when ``options`` are given) multiple choice.
 
     Multiple choice lists ``answer`` among up to ``n_choices - 1`` other options, shuffled,

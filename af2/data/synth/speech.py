@@ -6,6 +6,7 @@
 generator records which engine was used in every speech sample (``speech_engine``) and
 in ``metadata.json``, and logs a warning when it falls back.
 """
+
 from __future__ import annotations
 
 import io
@@ -27,8 +28,10 @@ WORDS = ("hello", "help", "fire", "stop", "water", "doctor", "yes", "thanks")
 # Peterson & Barney (1952) average adult male formants F1, F2, F3 (Hz).
 VOWELS = {"ee": (270, 2290, 3010), "eh": (530, 1840, 2480), "ah": (730, 1090, 2440), "oo": (300, 870, 2240)}
 _BANDWIDTHS = (60.0, 90.0, 120.0)
-FALLBACK_NOTE = ("espeak-ng was not found: speech in this set is formant-synthesised syllables, "
-                 "not real words (install the Debian package espeak-ng for real words)")
+FALLBACK_NOTE = (
+    "espeak-ng was not found: speech in this set is formant-synthesised syllables, "
+    "not real words (install the Debian package espeak-ng for real words)"
+)
 
 
 def find_espeak() -> str | None:
@@ -45,7 +48,7 @@ def find_espeak() -> str | None:
 
 def _trim(x: np.ndarray, rel: float = 0.02) -> np.ndarray:
     idx = np.flatnonzero(np.abs(x) > rel * np.max(np.abs(x)))
-    return x[idx[0]:idx[-1] + 1] if len(idx) else x
+    return x[idx[0] : idx[-1] + 1] if len(idx) else x
 
 
 class EspeakSpeech:
@@ -59,10 +62,11 @@ class EspeakSpeech:
         version = out.split("text-to-speech:")[-1].split()[0] if "text-to-speech:" in out else "unknown"
         self.name = f"espeak-ng {version}"
 
-    @lru_cache(maxsize=256)
+    @lru_cache(maxsize=256)  # noqa: B019  (one engine per process: the cache lives as long as it)
     def say(self, word: str) -> np.ndarray:
-        wav = subprocess.run([self.exe, "-v", "en-us", "-s", "140", "--stdout", word],
-                             capture_output=True, check=True, timeout=30).stdout
+        wav = subprocess.run(
+            [self.exe, "-v", "en-us", "-s", "140", "--stdout", word], capture_output=True, check=True, timeout=30
+        ).stdout
         x, sr = sf.read(io.BytesIO(wav), dtype="float32")
         if x.ndim > 1:
             x = x.mean(axis=1)

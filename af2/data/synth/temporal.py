@@ -16,6 +16,7 @@ even a small language model (the demo's tiny, frozen, random one) conditions on 
 with the bare name ("the doorbell") the tiny model stayed at chance on which-is-first/last
 (measured with a probe: 0.27 vs 0.26 after 900 steps; 0.59 with this format, options included).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -46,10 +47,14 @@ def make(rng: np.random.Generator, ctx) -> Clip:
     k = int(rng.integers(3, 6))
     labels = [SEQUENCE_LABELS[j] for j in rng.permutation(len(SEQUENCE_LABELS))[:k]]
     scene = Scene(rng)
-    placed = scene.sequence([(lab, make_event(lab, rng), rng.uniform(0.4, 0.6)) for lab in labels],
-                            start=rng.uniform(0.3, 1.5), gaps=(0.5, 1.2), align=clear_of_rounding_ties)
+    placed = scene.sequence(
+        [(lab, make_event(lab, rng), rng.uniform(0.4, 0.6)) for lab in labels],
+        start=rng.uniform(0.3, 1.5),
+        gaps=(0.5, 1.2),
+        align=clear_of_rounding_ties,
+    )
     others = [q for q in QTYPES if q not in ALWAYS_ASKED]
-    drawn = rng.permutation(len(others))[:QUESTIONS_PER_CLIP - len(ALWAYS_ASKED)]
+    drawn = rng.permutation(len(others))[: QUESTIONS_PER_CLIP - len(ALWAYS_ASKED)]
     qtypes = [*ALWAYS_ASKED, *(others[j] for j in drawn)]
     return scene.clip([_question(qtype, labels, placed, rng) for qtype in qtypes])
 
@@ -57,26 +62,54 @@ def make(rng: np.random.Generator, ctx) -> Clip:
 def _question(qtype: str, labels: list[str], placed, rng: np.random.Generator):
     """One ``temporal.<qtype>`` question about the events ``labels`` (in order of onset)."""
     k = len(labels)
-    names = [f"the {lab}" for lab in labels]                     # as the questions say them
+    names = [f"the {lab}" for lab in labels]  # as the questions say them
     said = lambda key, idx: [f"{key} {labels[j]}" for j in idx]  # answers and options
     if qtype == "after":
         i = int(rng.integers(k - 1))
-        return qa(TEMPORAL_REASONING, "temporal.after", f"Which sound comes right after {names[i]}?",
-                  said("after", [i + 1])[0], rng, said("after", [j for j in range(k) if j != i]))
+        return qa(
+            TEMPORAL_REASONING,
+            "temporal.after",
+            f"Which sound comes right after {names[i]}?",
+            said("after", [i + 1])[0],
+            rng,
+            said("after", [j for j in range(k) if j != i]),
+        )
     if qtype == "before":
         i = int(rng.integers(1, k))
-        return qa(TEMPORAL_REASONING, "temporal.before", f"Which sound comes right before {names[i]}?",
-                  said("before", [i - 1])[0], rng, said("before", [j for j in range(k) if j != i]))
+        return qa(
+            TEMPORAL_REASONING,
+            "temporal.before",
+            f"Which sound comes right before {names[i]}?",
+            said("before", [i - 1])[0],
+            rng,
+            said("before", [j for j in range(k) if j != i]),
+        )
     if qtype == "first_of_two":
         i, j = sorted(rng.choice(k, 2, replace=False))
         pair = [i, j] if rng.integers(2) else [j, i]
-        return qa(TEMPORAL_REASONING, "temporal.first_of_two",
-                  f"Which is heard first, {names[pair[0]]} or {names[pair[1]]}?", said("first", [i])[0], rng,
-                  said("first", pair))
+        return qa(
+            TEMPORAL_REASONING,
+            "temporal.first_of_two",
+            f"Which is heard first, {names[pair[0]]} or {names[pair[1]]}?",
+            said("first", [i])[0],
+            rng,
+            said("first", pair),
+        )
     if qtype in ("first", "last"):
         i = 0 if qtype == "first" else k - 1
-        return qa(TEMPORAL_REASONING, f"temporal.{qtype}", f"Which sound is heard {qtype}?",
-                  said(qtype, [i])[0], rng, said(qtype, range(k)))
+        return qa(
+            TEMPORAL_REASONING,
+            f"temporal.{qtype}",
+            f"Which sound is heard {qtype}?",
+            said(qtype, [i])[0],
+            rng,
+            said(qtype, range(k)),
+        )
     i = int(rng.integers(k))
-    return qa(TEMPORAL_REASONING, "temporal.onset", f"When does {names[i]} start, in seconds from the beginning?",
-              f"{placed[i].onset:.1f} seconds", rng)
+    return qa(
+        TEMPORAL_REASONING,
+        "temporal.onset",
+        f"When does {names[i]} start, in seconds from the beginning?",
+        f"{placed[i].onset:.1f} seconds",
+        rng,
+    )

@@ -6,6 +6,7 @@ One module per benchmark format: ``mmau`` (MMAU test-mini JSON), ``clothoaqa`` (
 shared types, ``registry`` the benchmarks by name, ``table`` the results table and ``run`` the
 entry point :func:`run_benchmark`. Command line: ``python -m af2.eval.benchmarks --help``.
 """
+
 from af2.eval.benchmarks.items import BenchmarkInputError, Item, Row
 from af2.eval.benchmarks.longaudio import JudgeSettings
 from af2.eval.benchmarks.registry import BENCHMARKS

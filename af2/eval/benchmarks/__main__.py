@@ -8,6 +8,7 @@ Writes ``OUT/results.md`` and ``OUT/results.json`` (and ``OUT/predictions.jsonl`
 runs; a rerun skips the ids already answered). Exit status: 0 complete, 1 partial (items
 without a prediction, or judgements pending: rerun to continue), 2 bad input.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,23 +58,35 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     for flag in ("batch_size", "max_new_tokens"):
         if getattr(args, flag) < 1:
-            print(f"af2 eval: error: --{flag.replace('_', '-')} must be at least 1, got {getattr(args, flag)}",
-                  file=sys.stderr)
+            print(
+                f"af2 eval: error: --{flag.replace('_', '-')} must be at least 1, got {getattr(args, flag)}",
+                file=sys.stderr,
+            )
             return 2
-    config = LLMConfig.from_env(model=args.judge_model, base_url=args.judge_base_url,
-                                concurrency=args.judge_concurrency)
+    config = LLMConfig.from_env(
+        model=args.judge_model, base_url=args.judge_base_url, concurrency=args.judge_concurrency
+    )
     try:
-        result = run_benchmark(args.benchmark, args.data, args.model, args.output, predictions=args.predictions,
-                               baseline=args.baseline, batch_size=args.batch_size,
-                               max_new_tokens=args.max_new_tokens, max_windows=args.max_windows, device=args.device,
-                               judge=JudgeSettings(config, args.judge_template_version), progress=args.progress)
+        result = run_benchmark(
+            args.benchmark,
+            args.data,
+            args.model,
+            args.output,
+            predictions=args.predictions,
+            baseline=args.baseline,
+            batch_size=args.batch_size,
+            max_new_tokens=args.max_new_tokens,
+            max_windows=args.max_windows,
+            device=args.device,
+            judge=JudgeSettings(config, args.judge_template_version),
+            progress=args.progress,
+        )
     except BenchmarkInputError as err:
         print(f"af2 eval: error: {err}", file=sys.stderr)
         return 2
     print(result.markdown, end="")
     if not result.complete:
-        print("af2 eval: partial: some items have no prediction or judgement yet; rerun to continue",
-              file=sys.stderr)
+        print("af2 eval: partial: some items have no prediction or judgement yet; rerun to continue", file=sys.stderr)
     return 0 if result.complete else 1
 
 

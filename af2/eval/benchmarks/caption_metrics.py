@@ -11,6 +11,7 @@ the AudioCaps and Clotho/DCASE evaluation tools wrap): CIDEr-D, SPICE and SPIDEr
   use; af2 never starts that download: without them SPICE and SPIDEr (the mean of CIDEr-D
   and SPICE) are reported as skipped, with the reason.
 """
+
 from __future__ import annotations
 
 import re
@@ -71,8 +72,10 @@ def spice_unavailable() -> Optional[str]:
     if not shutil.which("java"):
         return "needs Java (no 'java' on PATH)"
     if not (root / "spice" / "lib" / "stanford-corenlp-3.6.0.jar").is_file():
-        return ("needs the Stanford CoreNLP models in pycocoevalcap/spice/lib "
-                "(python -c 'from pycocoevalcap.spice.spice import Spice; Spice()' downloads them)")
+        return (
+            "needs the Stanford CoreNLP models in pycocoevalcap/spice/lib "
+            "(python -c 'from pycocoevalcap.spice.spice import Spice; Spice()' downloads them)"
+        )
     return None
 
 

@@ -12,6 +12,7 @@ one row per clip; audio in ``evaluation/`` (or beside the CSV); the item id is t
 Every clip is asked the same prompt (``PROMPT``). Scores are over the clips with a prediction
 (``caption_metrics``); per-clip CIDEr-D is kept in the JSON details.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -39,8 +40,9 @@ def load_audiocaps(data: Path) -> list[Item]:
         start = clip["start"].strip()
         stems = [yid, f"Y{yid}", f"{yid}_{start}", f"Y{yid}_{start}"]
         names = [f"{d}/{s}{ext}" for d in (".", "audio", "test") for s in stems for ext in (".wav", ".flac")]
-        items.append(Item(yid, find_audio(path.parent, names), PROMPT, tuple(clip["captions"]),
-                          extra={"start_time": start}))
+        items.append(
+            Item(yid, find_audio(path.parent, names), PROMPT, tuple(clip["captions"]), extra={"start_time": start})
+        )
     return items
 
 
@@ -80,8 +82,16 @@ def score(name: str, items: Sequence[Item], predictions: dict[str, str], **_) ->
             raise caption_metrics.Unavailable("no clip has a prediction")
         spice, _ = caption_metrics.spice(refs, cands)
         rows.append(Row(name, "SPICE", len(pairs), missing, spice, f"tokenizer: {tokenizer}"))
-        rows.append(Row(name, "SPIDEr", len(pairs), missing, None if cider is None else (cider + spice) / 2,
-                        "mean of CIDEr-D and SPICE"))
+        rows.append(
+            Row(
+                name,
+                "SPIDEr",
+                len(pairs),
+                missing,
+                None if cider is None else (cider + spice) / 2,
+                "mean of CIDEr-D and SPICE",
+            )
+        )
     except caption_metrics.Unavailable as why:
         rows.append(Row(name, "SPICE", len(pairs), missing, None, f"skipped: {why}"))
         rows.append(Row(name, "SPIDEr", len(pairs), missing, None, "skipped: needs SPICE"))

@@ -11,6 +11,7 @@ Scoring is accuracy, as the benchmark's classifiers are scored: the prediction, 
 a yes/no reference a prediction that starts with "yes"/"no" ("Yes, a dog barks.") counts by
 that first word. Rows: all questions, and the unanimous ones (the subset AF2 reports).
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -36,10 +37,17 @@ def load(data: Path) -> list[Item]:
         counts = Counter(a.lower() for a in answers)
         top = max(counts.values())
         majority = next(a for a in answers if counts[a.lower()] == top)
-        items.append(Item(f"{Path(name).stem}-q{k}", find_audio(path.parent, [f"{d}/{name}" for d in AUDIO_DIRS]),
-                          question, (majority,), None,
-                          "yes/no" if majority.lower() in YES_NO else "single word",
-                          {"answers": answers, "unanimous": len(counts) == 1, "file_name": name}))
+        items.append(
+            Item(
+                f"{Path(name).stem}-q{k}",
+                find_audio(path.parent, [f"{d}/{name}" for d in AUDIO_DIRS]),
+                question,
+                (majority,),
+                None,
+                "yes/no" if majority.lower() in YES_NO else "single word",
+                {"answers": answers, "unanimous": len(counts) == 1, "file_name": name},
+            )
+        )
     return items
 
 
@@ -61,7 +69,17 @@ def score(name: str, items: Sequence[Item], predictions: dict[str, str], **_) ->
             t = by_type.setdefault(it.category, [0, 0])
             t[0] += ok
             t[1] += 1
-        rows.append(Row(label, "accuracy %", len(pairs), missing, rate(sum(right), len(pairs)),
-                        details={"correct": sum(right),
-                                 "by_type": {k: {"n": v[1], "accuracy": rate(*v)} for k, v in by_type.items()}}))
+        rows.append(
+            Row(
+                label,
+                "accuracy %",
+                len(pairs),
+                missing,
+                rate(sum(right), len(pairs)),
+                details={
+                    "correct": sum(right),
+                    "by_type": {k: {"n": v[1], "accuracy": rate(*v)} for k, v in by_type.items()},
+                },
+            )
+        )
     return rows

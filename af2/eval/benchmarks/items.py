@@ -7,6 +7,7 @@ needs: the reference answer(s), the options of a multiple-choice question and a 
 break scores down by. Audio paths are resolved against the benchmark's folder; a missing or
 unreadable audio file is not a load error: inference reports it and skips the item.
 """
+
 from __future__ import annotations
 
 import csv
@@ -26,8 +27,8 @@ class BenchmarkInputError(ValueError):
 class Item:
     id: str
     audio: Path
-    question: str                       # as the benchmark writes it
-    references: tuple[str, ...]         # one answer, or several captions
+    question: str  # as the benchmark writes it
+    references: tuple[str, ...]  # one answer, or several captions
     choices: Optional[tuple[str, ...]] = None
     category: Optional[str] = None
     extra: dict = field(default_factory=dict, compare=False)
@@ -48,15 +49,22 @@ class Row:
 
     benchmark: str
     metric: str
-    n: int                 # items scored
-    missing: int           # items without a prediction (not scored)
+    n: int  # items scored
+    missing: int  # items without a prediction (not scored)
     score: Optional[float]
     note: str = ""
     details: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return {"benchmark": self.benchmark, "metric": self.metric, "n": self.n, "missing": self.missing,
-                "score": self.score, "note": self.note, "details": self.details}
+        return {
+            "benchmark": self.benchmark,
+            "metric": self.metric,
+            "n": self.n,
+            "missing": self.missing,
+            "score": self.score,
+            "note": self.note,
+            "details": self.details,
+        }
 
 
 def find_file(data: Path, names: Sequence[str], what: str) -> Path:
@@ -89,8 +97,9 @@ def read_csv(path: Path, required: Sequence[str]) -> list[dict[str, str]]:
             header = reader.fieldnames or []
             missing = [c for c in required if c not in header]
             if missing:
-                raise BenchmarkInputError(f"{path}: no column {', '.join(map(repr, missing))} "
-                                          f"(header: {', '.join(header) or 'empty'})")
+                raise BenchmarkInputError(
+                    f"{path}: no column {', '.join(map(repr, missing))} (header: {', '.join(header) or 'empty'})"
+                )
             rows = []
             for n, row in enumerate(reader, 2):
                 if None in row or any(row.get(c) is None for c in required):

@@ -13,6 +13,7 @@ scored predictions. Its files lie in the output folder: ``{tag}.judged.jsonl`` a
 ``.rejects.jsonl``, ``.cache.sqlite`` and ``.report.json``. Without a judge model (no
 ``--judge-model``, no ``AF2_LLM_MODEL``) the row is reported as skipped.
 """
+
 from __future__ import annotations
 
 import json
@@ -71,15 +72,35 @@ def load(data: Path) -> list[Item]:
             raise BenchmarkInputError(f"{where}: id {item_id!r} appears twice")
         seen.add(item_id)
         start, end = _number(row.get("start"), f"{where}: 'start'"), _number(row.get("end"), f"{where}: 'end'")
-        items.append(Item(item_id, path.parent / row["audio"], row["question"], (answer,), None, row.get("category"),
-                          {"start": start, "end": end}))
+        items.append(
+            Item(
+                item_id,
+                path.parent / row["audio"],
+                row["question"],
+                (answer,),
+                None,
+                row.get("category"),
+                {"start": start, "end": end},
+            )
+        )
     return items
 
 
 def references(items: Sequence[Item]) -> dict[str, Sample]:
-    return {it.id: Sample(audio=it.audio, prompt=it.question, answer=it.references[0], start=it.extra.get("start"),
-                          end=it.extra.get("end"), skill=it.category, id=it.id, choices=None, line=k + 1)
-            for k, it in enumerate(items)}
+    return {
+        it.id: Sample(
+            audio=it.audio,
+            prompt=it.question,
+            answer=it.references[0],
+            start=it.extra.get("start"),
+            end=it.extra.get("end"),
+            skill=it.category,
+            id=it.id,
+            choices=None,
+            line=k + 1,
+        )
+        for k, it in enumerate(items)
+    }
 
 
 def judge_file(settings: JudgeSettings, items: Sequence[Item], predictions_path: Path, out: Path):
@@ -91,19 +112,41 @@ def judge_file(settings: JudgeSettings, items: Sequence[Item], predictions_path:
     refs = references(items)
     cache = None if config.cache == "off" else ResponseCache(config.cache or f"{out}.cache.sqlite")
     client = LLMClient(config, cache=cache)
-    job = Job(Judge(Namespace(template_version=settings.template_version), client, refs), predictions_path, out,
-              progress=False)
+    job = Job(
+        Judge(Namespace(template_version=settings.template_version), client, refs),
+        predictions_path,
+        out,
+        progress=False,
+    )
     code, _ = run_for_cli(job, report_path=Path(f"{out}.report.json"), api_key=config.api_key, cache=cache)
     summary = summarize(refs, set(load_predictions(predictions_path).by_id), read_jsonl(out), read_jsonl(job.rejects))
     return code, summary
 
 
-def score(name: str, items: Sequence[Item], predictions: dict[str, str], *, predictions_path: Path,
-          work_dir: Path, tag: str, judge: Optional[JudgeSettings] = None, **_) -> list[Row]:
+def score(
+    name: str,
+    items: Sequence[Item],
+    predictions: dict[str, str],
+    *,
+    predictions_path: Path,
+    work_dir: Path,
+    tag: str,
+    judge: Optional[JudgeSettings] = None,
+    **_,
+) -> list[Row]:
     pairs, missing = predicted(items, predictions)
     if judge is None or not judge.config.model:
-        return [Row(name, "LLM judge 1-10", 0, missing, None,
-                    "skipped: no judge model (--judge-model or AF2_LLM_MODEL)", {"pending": len(pairs)})]
+        return [
+            Row(
+                name,
+                "LLM judge 1-10",
+                0,
+                missing,
+                None,
+                "skipped: no judge model (--judge-model or AF2_LLM_MODEL)",
+                {"pending": len(pairs)},
+            )
+        ]
     out = work_dir / f"{tag}.judged.jsonl"
     code, summary = judge_file(judge, items, predictions_path, out)
     s = summary.overall
@@ -114,6 +157,14 @@ def score(name: str, items: Sequence[Item], predictions: dict[str, str], *, pred
         notes.append(f"{s.pending} pending: rerun to resume")
     if code == 2:
         notes.append("the judge server failed: see the log")
-    return [Row(name, "LLM judge 1-10", s.scored, missing, s.mean, "; ".join(notes),
-                {"rejected": s.rejected, "pending": s.pending,
-                 "fallback_scored": s.fallback, "judged": str(out)})]
+    return [
+        Row(
+            name,
+            "LLM judge 1-10",
+            s.scored,
+            missing,
+            s.mean,
+            "; ".join(notes),
+            {"rejected": s.rejected, "pending": s.pending, "fallback_scored": s.fallback, "judged": str(out)},
+        )
+    ]

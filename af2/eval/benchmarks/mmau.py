@@ -15,6 +15,7 @@ counted apart and not scored. Before that matching, a prediction that is only an
 since af2 lists the options as "(A) ...". One row per task (sound, music, speech) and one over
 all; the JSON details break each down by difficulty.
 """
+
 from __future__ import annotations
 
 import json
@@ -49,10 +50,21 @@ def load(data: Path) -> list[Item]:
         choices = row["choices"]
         if not isinstance(choices, list) or not choices or not all(isinstance(c, str) for c in choices):
             raise BenchmarkInputError(f"{path}: question {k} ({row['id']}): 'choices' is not a list of strings")
-        items.append(Item(str(row["id"]), path.parent / row["audio_id"], row["question"], (row["answer"],),
-                          tuple(choices), row.get("task"),
-                          {"difficulty": row.get("difficulty"), "category": row.get("category"),
-                           "sub-category": row.get("sub-category")}))
+        items.append(
+            Item(
+                str(row["id"]),
+                path.parent / row["audio_id"],
+                row["question"],
+                (row["answer"],),
+                tuple(choices),
+                row.get("task"),
+                {
+                    "difficulty": row.get("difficulty"),
+                    "category": row.get("category"),
+                    "sub-category": row.get("sub-category"),
+                },
+            )
+        )
     return items
 
 
@@ -102,6 +114,14 @@ def score(name: str, items: Sequence[Item], predictions: dict[str, str], **_) ->
             d[0] += ok
             d[1] += 1
         difficulty = {k: {"n": v[1], "accuracy": rate(*v)} for k, v in by_difficulty.items()}
-        rows.append(Row(f"{name} ({group})", "accuracy %", len(pairs), missing, rate(sum(right), len(pairs)),
-                        details={"correct": sum(right), "by_difficulty": difficulty}))
+        rows.append(
+            Row(
+                f"{name} ({group})",
+                "accuracy %",
+                len(pairs),
+                missing,
+                rate(sum(right), len(pairs)),
+                details={"correct": sum(right), "by_difficulty": difficulty},
+            )
+        )
     return rows

@@ -15,6 +15,7 @@ after "The correct answer is:" picks option X when X is the only one of the lett
 otherwise the first option whose lower-cased text it contains; otherwise it is unanswered
 (counted, and wrong).
 """
+
 from __future__ import annotations
 
 import random
@@ -24,8 +25,15 @@ from typing import Sequence
 from af2.eval.benchmarks.items import BenchmarkInputError, Item, Row, find_file, predicted, rate, read_csv
 
 FILES = ("muchomusic.csv", "data/muchomusic.csv")
-COLUMNS = ("dataset_identifier", "dataset", "question", "correct_answer",
-           "distractor_1_answer", "distractor_2_answer", "distractor_3_answer")
+COLUMNS = (
+    "dataset_identifier",
+    "dataset",
+    "question",
+    "correct_answer",
+    "distractor_1_answer",
+    "distractor_2_answer",
+    "distractor_3_answer",
+)
 LETTERS = ("A", "B", "C", "D")
 PREFIX = "The correct answer is:"
 
@@ -65,11 +73,22 @@ def load(data: Path) -> list[Item]:
         item_id = f"{k}-{row['dataset_identifier'].strip().removesuffix('.json')}"
         order = random.Random(f"muchomusic:{item_id}").sample(range(4), 4)
         choices = tuple(answers[j] for j in order)
-        items.append(Item(item_id, _audio(root, row, musiccaps, sdd, f"{path}:{k + 2}"), row["question"].strip(),
-                          (answers[0],), choices, row.get("genre") or None,
-                          {"answer_index": order.index(0), "dataset": row["dataset"],
-                           "music_reasoning": row.get("music_reasoning"),
-                           "music_knowledge": row.get("music_knowledge")}))
+        items.append(
+            Item(
+                item_id,
+                _audio(root, row, musiccaps, sdd, f"{path}:{k + 2}"),
+                row["question"].strip(),
+                (answers[0],),
+                choices,
+                row.get("genre") or None,
+                {
+                    "answer_index": order.index(0),
+                    "dataset": row["dataset"],
+                    "music_reasoning": row.get("music_reasoning"),
+                    "music_knowledge": row.get("music_knowledge"),
+                },
+            )
+        )
     return items
 
 
@@ -91,5 +110,14 @@ def score(name: str, items: Sequence[Item], predictions: dict[str, str], **_) ->
     picks = [extract_response(p, it.choices) for it, p in pairs]
     right = sum(pick == it.extra["answer_index"] for pick, (it, _) in zip(picks, pairs))
     unanswered = picks.count(-1)
-    return [Row(name, "accuracy %", len(pairs), missing, rate(right, len(pairs)),
-                f"{unanswered} unanswered" if unanswered else "", {"correct": right, "unanswered": unanswered})]
+    return [
+        Row(
+            name,
+            "accuracy %",
+            len(pairs),
+            missing,
+            rate(right, len(pairs)),
+            f"{unanswered} unanswered" if unanswered else "",
+            {"correct": right, "unanswered": unanswered},
+        )
+    ]

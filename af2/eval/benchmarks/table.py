@@ -2,6 +2,7 @@
 with ``n`` (items scored), ``missing`` (items without a prediction) and the score; with a
 baseline, its n and score side by side. Markdown for reading, JSON for machines.
 """
+
 from __future__ import annotations
 
 from typing import Optional, Sequence
@@ -30,8 +31,9 @@ def markdown(rows: Sequence[Row], baseline: Optional[Sequence[Row]] = None) -> s
     return "\n".join(lines) + "\n"
 
 
-def to_json(benchmark: str, rows: Sequence[Row], baseline: Optional[Sequence[Row]], sources: dict,
-            complete: bool) -> dict:
+def to_json(
+    benchmark: str, rows: Sequence[Row], baseline: Optional[Sequence[Row]], sources: dict, complete: bool
+) -> dict:
     out = {"benchmark": benchmark, "complete": complete, **sources, "rows": [r.to_dict() for r in rows]}
     if baseline is not None:
         out["baseline_rows"] = [r.to_dict() for r in baseline]

@@ -1,5 +1,6 @@
 """AudioCaps and Clotho: several references per clip; CIDEr-D checked by hand; SPICE skipped
 with its reason where its models are absent."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -11,14 +12,18 @@ from af2.eval.benchmarks import caption_metrics, captions
 from af2.eval.benchmarks.items import BenchmarkInputError
 from tests.eval.benchmarks.conftest import predictions, write_csv
 
-needs_coco = pytest.mark.skipif(importlib.util.find_spec("pycocoevalcap") is None,
-                                reason="pycocoevalcap is not installed (the eval extra)")
+needs_coco = pytest.mark.skipif(
+    importlib.util.find_spec("pycocoevalcap") is None, reason="pycocoevalcap is not installed (the eval extra)"
+)
 
 
 def test_audiocaps_rows_of_one_clip_are_its_references(audiocaps_dir):
     first, second = captions.load_audiocaps(audiocaps_dir)
-    assert first.id == "abc123" and first.references == ("A dog barks loudly.", "A dog is barking.",
-                                                          "Dog barking repeatedly")
+    assert first.id == "abc123" and first.references == (
+        "A dog barks loudly.",
+        "A dog is barking.",
+        "Dog barking repeatedly",
+    )
     assert first.audio == audiocaps_dir / "audio" / "abc123.wav"
     assert second.audio == audiocaps_dir / "audio" / "Yxyz789.wav"  # the "Y" prefix of AudioSet downloads
     assert second.references == ("Rain falls on a roof.", "Heavy rain is falling.")
@@ -87,8 +92,9 @@ def test_baseline_side_by_side(audiocaps_dir, tmp_path, monkeypatch):
     assert result.rows[0].score > result.baseline_rows[0].score
     lines = (tmp_path / "out" / "results.md").read_text().splitlines()
     assert lines[0] == "| benchmark | metric | n | missing | score | baseline n | baseline | note |"
-    assert lines[2].startswith(f"| AudioCaps | CIDEr-D | 2 | 0 | {result.rows[0].score:.3f} | 2 | "
-                               f"{result.baseline_rows[0].score:.3f} |")
+    assert lines[2].startswith(
+        f"| AudioCaps | CIDEr-D | 2 | 0 | {result.rows[0].score:.3f} | 2 | {result.baseline_rows[0].score:.3f} |"
+    )
     assert "skipped: needs Java" in lines[3]
 
 
@@ -99,7 +105,6 @@ def test_spice_unavailable_says_why(monkeypatch):
     with pytest.raises(caption_metrics.Unavailable, match="needs Java"):
         caption_metrics.spice({"x": ["a"]}, {"x": "a"})
     assert caption_metrics.tokenize({"x": ["Hi, there."]}) == ({"x": ["hi there"]}, "python (no Java)")
-
 
 
 def test_without_pycocoevalcap_every_metric_is_skipped(clotho_dir, monkeypatch):

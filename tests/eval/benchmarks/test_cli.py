@@ -1,5 +1,6 @@
 """``python -m af2.eval.benchmarks``: exit status 0 / 1 / 2, one-line errors naming the argument,
 and one end-to-end run of a tiny saved model, resumed after a kill."""
+
 from __future__ import annotations
 
 import json
@@ -31,30 +32,61 @@ def one_error_line(capsys) -> str:
 
 def test_complete_partial_and_printed_table(mmau_dir, tmp_path, capsys):
     full = predictions(tmp_path / "full.jsonl", {"s1": "Man", "s2": "A child", "m1": "Violin", "m2": "Slow"})
-    assert main(["--benchmark", "mmau", "--data", str(mmau_dir), "--output", str(tmp_path / "o"),
-                 "--predictions", str(full)]) == 0
+    assert (
+        main(
+            [
+                "--benchmark",
+                "mmau",
+                "--data",
+                str(mmau_dir),
+                "--output",
+                str(tmp_path / "o"),
+                "--predictions",
+                str(full),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "| MMAU test-mini (music) | accuracy % | 2 | 0 | 50.0 |" in out
     assert "| MMAU test-mini (all) | accuracy % | 4 | 0 | 75.0 |" in out
     part = predictions(tmp_path / "part.jsonl", {"s1": "Man"})
-    assert main(["--benchmark", "MMAU", "--data", str(mmau_dir / "mmau-test-mini.json"),
-                 "--output", str(tmp_path / "o"), "--predictions", str(part)]) == 1
+    assert (
+        main(
+            [
+                "--benchmark",
+                "MMAU",
+                "--data",
+                str(mmau_dir / "mmau-test-mini.json"),
+                "--output",
+                str(tmp_path / "o"),
+                "--predictions",
+                str(part),
+            ]
+        )
+        == 1
+    )
     assert "partial" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--benchmark", "mmlu"], "--benchmark: unknown benchmark 'mmlu' (known: mmau, clothoaqa"),
-    (["--benchmark", "clotho"], "--data: "),
-    (["--predictions", "{tmp}/absent.jsonl"], "--predictions: {tmp}/absent.jsonl does not exist"),
-    (["--baseline", "{tmp}/absent.jsonl"], "--baseline: {tmp}/absent.jsonl does not exist"),
-    (["--predictions", None], "--model: a model folder is needed unless --predictions is given"),
-    (["--predictions", None, "--model", "{tmp}/no-model"], "--model: {tmp}/no-model is not a folder"),
-    (["--batch-size", "0"], "--batch-size must be at least 1, got 0"),
-    (["--log-level", "LOUD"], "--log-level: unknown level 'LOUD'"),
-    (["--predictions", None, "--model", "{tmp}", "--baseline", "{tmp}/absent.jsonl"],
-     "--baseline: {tmp}/absent.jsonl does not exist"),  # checked before any model runs
-    (["--predictions", None, "--model", "{tmp}/mmau"], "--model: cannot load {tmp}/mmau:"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--benchmark", "mmlu"], "--benchmark: unknown benchmark 'mmlu' (known: mmau, clothoaqa"),
+        (["--benchmark", "clotho"], "--data: "),
+        (["--predictions", "{tmp}/absent.jsonl"], "--predictions: {tmp}/absent.jsonl does not exist"),
+        (["--baseline", "{tmp}/absent.jsonl"], "--baseline: {tmp}/absent.jsonl does not exist"),
+        (["--predictions", None], "--model: a model folder is needed unless --predictions is given"),
+        (["--predictions", None, "--model", "{tmp}/no-model"], "--model: {tmp}/no-model is not a folder"),
+        (["--batch-size", "0"], "--batch-size must be at least 1, got 0"),
+        (["--log-level", "LOUD"], "--log-level: unknown level 'LOUD'"),
+        (
+            ["--predictions", None, "--model", "{tmp}", "--baseline", "{tmp}/absent.jsonl"],
+            "--baseline: {tmp}/absent.jsonl does not exist",
+        ),  # checked before any model runs
+        (["--predictions", None, "--model", "{tmp}/mmau"], "--model: cannot load {tmp}/mmau:"),
+    ],
+)
 def test_bad_input_is_one_line_naming_the_argument(args, message, mmau_dir, tmp_path, capsys):
     good = predictions(tmp_path / "p.jsonl", {"s1": "Man"})
     argv = {"--benchmark": "mmau", "--data": str(mmau_dir), "--output": str(tmp_path / "o"), "--predictions": str(good)}
@@ -72,8 +104,23 @@ def test_usage_error_returns_2(capsys):
 
 def test_a_saved_model_answers_and_a_killed_run_resumes(model_dir, clothoaqa_dir, tmp_path, capsys):
     out = tmp_path / "run"
-    argv = ["--benchmark", "clothoaqa", "--data", str(clothoaqa_dir), "--model", str(model_dir), "--output", str(out),
-            "--device", "cpu", "--max-new-tokens", "3", "--batch-size", "3", "--no-progress"]
+    argv = [
+        "--benchmark",
+        "clothoaqa",
+        "--data",
+        str(clothoaqa_dir),
+        "--model",
+        str(model_dir),
+        "--output",
+        str(out),
+        "--device",
+        "cpu",
+        "--max-new-tokens",
+        "3",
+        "--batch-size",
+        "3",
+        "--no-progress",
+    ]
     assert main(argv) == 0
     lines = (out / "predictions.jsonl").read_text().splitlines()
     ids = [json.loads(x)["id"] for x in lines]

@@ -1,4 +1,5 @@
 """MMAU: the test-mini JSON read as published, answers matched as MMAU's evaluation.py does."""
+
 from __future__ import annotations
 
 import json
@@ -13,22 +14,27 @@ CHOICES = ["Man", "Woman", "Child", "Robot"]
 SHARED = ["A child", "A woman", "An adult man", "A teenager"]
 
 
-@pytest.mark.parametrize("prediction, answer, choices, right", [
-    ("Man", "Man", CHOICES, True),
-    ("The speaker is a man.", "Man", CHOICES, True),
-    ("a man or a woman", "Man", CHOICES, False),        # a word of another option
-    ("", "Man", CHOICES, False),
-    ("A child", "A child", SHARED, True),               # "a" is the answer's too: allowed
-    ("child", "A child", SHARED, False),                # MMAU needs every answer word
-    ("An adult man", "An adult man", SHARED, True),
-    ("An adult man", "A child", SHARED, False),
-])
+@pytest.mark.parametrize(
+    "prediction, answer, choices, right",
+    [
+        ("Man", "Man", CHOICES, True),
+        ("The speaker is a man.", "Man", CHOICES, True),
+        ("a man or a woman", "Man", CHOICES, False),  # a word of another option
+        ("", "Man", CHOICES, False),
+        ("A child", "A child", SHARED, True),  # "a" is the answer's too: allowed
+        ("child", "A child", SHARED, False),  # MMAU needs every answer word
+        ("An adult man", "An adult man", SHARED, True),
+        ("An adult man", "A child", SHARED, False),
+    ],
+)
 def test_string_match_is_mmaus(prediction, answer, choices, right):
     assert mmau.string_match(answer, prediction, choices) is right
 
 
-@pytest.mark.parametrize("prediction, right", [("A", True), ("(a)", True), ("(A) Man", True), ("B.", False),
-                                                ("(B) Woman", False), ("E", False)])
+@pytest.mark.parametrize(
+    "prediction, right",
+    [("A", True), ("(a)", True), ("(A) Man", True), ("B.", False), ("(B) Woman", False), ("E", False)],
+)
 def test_option_labels_become_the_option_text(prediction, right, mmau_dir):
     item = next(it for it in mmau.load(mmau_dir) if it.id == "s1")
     assert mmau.is_correct(item, prediction) is right
