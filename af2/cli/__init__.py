@@ -31,6 +31,7 @@ VERBS = {
     "score": "accuracy per skill: multiple choice, exact and normalised match",
     "eval": "a model or predictions on a public benchmark (MMAU, ClothoAQA, AudioCaps, Clotho, ...)",
     "judge": "score predictions 1-10 with an LLM judge (resumable)",
+    "convert-official": "the public AF2 release -> a from_pretrained directory (model, processor, front end)",
 }
 
 DESCRIPTION = """af2: Audio Flamingo 2 with a fused C++/CUDA core.
@@ -44,7 +45,7 @@ status 2, with nothing written."""
 
 def verb_parser(verb: str, prog: str | None = None, *, legacy: bool = False) -> tuple[Parser, object]:
     """The parser of one verb and its module."""
-    module = importlib.import_module(f"af2.cli.{verb}")
+    module = importlib.import_module(f"af2.cli.{verb.replace('-', '_')}")
     parser = Parser(prog=prog or f"af2 {verb}", description=module.__doc__)
     module.configure(parser, legacy=legacy)
     return parser, module
@@ -81,7 +82,7 @@ def dispatch(
 
 def _run_verb(verb: str, prog: str, argv: list[str], *, legacy: bool) -> int:
     try:
-        module = importlib.import_module(f"af2.cli.{verb}")
+        module = importlib.import_module(f"af2.cli.{verb.replace('-', '_')}")
         if hasattr(module, "run_argv"):  # a verb with its own parser
             return module.run_argv(argv)
         parser, module = verb_parser(verb, prog, legacy=legacy)

@@ -56,6 +56,7 @@ def required(verb: str, tmp_path) -> list[str]:
         "score": ["--input", inp, "--reference", inp],
         "eval": ["--benchmark", "mmau", "--data", inp, "--output", tmp_path / "o"],
         "judge": ["--input", inp, "--reference", inp, "--output", tmp_path / "out.jsonl"],
+        "convert-official": ["--input", inp, "--output", tmp_path / "converted"],
     }[verb]
 
 
