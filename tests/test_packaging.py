@@ -274,11 +274,10 @@ def test_extras_match_deps(extra):
 
 def test_all_and_dev_extras():
     extras = _project()["optional-dependencies"]
-    assert _names(extras["all"])[1] == {"audio", "llm", "model", "train", "eval", "serve"}
+    assert _names(extras["all"])[1] == {"audio", "llm", "model", "train", "eval"}
     dists, includes = _names(extras["dev"])
     assert includes == {"all"}
     assert {"pytest", "pytest-benchmark", "hypothesis", "flamingo-pytorch", "build", "ruff"} <= dists
-    assert _names(extras["serve"])[0] == {"fastapi", "uvicorn"}
 
 
 def test_demo_without_matplotlib_stops_before_training(tmp_path):
