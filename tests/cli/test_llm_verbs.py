@@ -86,9 +86,9 @@ def test_gen_bad_input_writes_nothing(af2, serve, tmp_path, monkeypatch):
     assert files_under(tmp_path) == before and server.count == 0
 
 
-def test_gen_unreachable_server_is_status_2(af2, serve, tmp_path, monkeypatch):
-    """The jobs raise ServerUnreachable when the server is not there; the command line makes it
-    one line and status 2."""
+def test_gen_unreachable_server_is_status_2(af2, serve, tmp_path, monkeypatch, caplog):
+    """The jobs raise ServerUnreachable when the server is not there; the job runner reports it
+    as one "stopped:" message (after which the run's summary is printed) and status 2."""
     from af2.data.llm import jobs
 
     def unreachable(self):
@@ -97,7 +97,10 @@ def test_gen_unreachable_server_is_status_2(af2, serve, tmp_path, monkeypatch):
     monkeypatch.setattr(jobs.Job, "run", unreachable)
     inp = write_jsonl(tmp_path / "captions.jsonl", CAPTIONS)
     result = af2("gen", "qa", "--input", inp, "--output", tmp_path / "qa.jsonl", *client_flags(serve(well_behaved)))
-    bad_input(result, "af2 gen: error:", "refused 3 connections")
+    assert result.code == 2, result
+    stopped = [r.getMessage() for r in caplog.records if "refused 3 connections" in r.getMessage()]
+    assert stopped == ["stopped: the LLM server at http://127.0.0.1:9/v1 refused 3 connections in a row"]
+    assert "0 lines written" in result.err and not (tmp_path / "qa.jsonl").exists()
 
 
 def test_judge_done_then_pending(af2, serve, tmp_path):
