@@ -243,7 +243,6 @@ def test_negatives_merge_llm_and_rules(serve):
 
 
 def test_negatives_with_the_real_rule_generator(serve, tmp_path):
-    pytest.importorskip("af2.data.negatives", reason="the contrastive issue's rule-based generator is not in yet")
     server = serve(well_behaved)
     inp, out = write_input(tmp_path, "captions.jsonl", CAPTIONS), tmp_path / "out" / "neg.jsonl"
     result = run_cli("negatives", inp, out, server, "--n", "2", "--rule-n", "3")

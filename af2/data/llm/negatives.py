@@ -41,7 +41,7 @@ SCHEMA = {
 
 
 def rule_generator():
-    """``af2.data.negatives.make_negatives`` (the contrastive issue's rule-based generator)."""
+    """``af2.data.negatives.make_negatives`` (the rule-based generator)."""
     try:
         from af2.data.negatives import make_negatives
     except ImportError as err:
