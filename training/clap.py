@@ -217,6 +217,9 @@ class HFCaptionTokenizer:
 
 
 def caption_tokenizer(model_config):
+    """The caption tokenizer of a model's config (an AudioFlamingo2Config or the AF2Config view)."""
+    if hasattr(model_config, "to_af2_config"):
+        model_config = model_config.to_af2_config()
     clap = model_config.clap
     return HFCaptionTokenizer(clap.text_path) if clap.text_path else ByteCaptionTokenizer(clap.text["vocab_size"])
 

@@ -101,7 +101,8 @@ def test_score_and_judge_read_bad_prediction_lines_per_line(serve, tmp_path):
         write_jsonl(tmp_path / "preds.jsonl", [{"id": f"r{i}", "prediction": f"event {i} happens"} for i in range(3)])
     )
     score = run_score("--pred", str(pred), "--ref", str(ref))
-    assert score.returncode == 0 and "Traceback" not in score.stderr, score.stderr
+    # exit status 1: scored, with unreadable lines skipped (and named)
+    assert score.returncode == 1 and "Traceback" not in score.stderr, score.stderr
     assert "line 2: input: not valid UTF-8" in score.stderr and "line 6" in score.stderr
 
     from tests.eval.fake_judge import fair_judge
