@@ -20,8 +20,9 @@ EXTRAS: dict[str, dict[str, str]] = {
     "model": {"transformers": "transformers", "tokenizers": "tokenizers", "safetensors": "safetensors"},
     "train": {"deepspeed": "deepspeed", "yaml": "pyyaml", "matplotlib": "matplotlib", "tensorboard": "tensorboard"},
     "eval": {"pycocoevalcap": "pycocoevalcap"},
+    "serve": {"fastapi": "fastapi", "uvicorn": "uvicorn"},
 }
-INCLUDES: dict[str, tuple[str, ...]] = {"audio": (), "llm": (), "model": ("audio",), "train": ("model",), "eval": ()}
+INCLUDES: dict[str, tuple[str, ...]] = {"audio": (), "llm": (), "model": ("audio",), "train": ("model",), "eval": (), "serve": ("model",)}
 
 
 class MissingExtraError(ModuleNotFoundError):

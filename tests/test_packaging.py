@@ -194,6 +194,8 @@ def test_build_info_names_the_torch_built_against():
         ("training", ["deepspeed"], "train", "deepspeed"),
         ("training.train", ["yaml"], "train", "pyyaml"),
         ("training", ["transformers"], "train", "transformers"),
+        ("af2.serve.app", ["fastapi"], "serve", "fastapi"),
+        ("af2.serve.app", ["uvicorn", "fastapi"], "serve", "fastapi, uvicorn, which are"),
     ],
 )
 def test_missing_extra_is_named(module, blocked, extra, dists):
@@ -274,7 +276,7 @@ def test_extras_match_deps(extra):
 
 def test_all_and_dev_extras():
     extras = _project()["optional-dependencies"]
-    assert _names(extras["all"])[1] == {"audio", "llm", "model", "train", "eval"}
+    assert _names(extras["all"])[1] == {"audio", "llm", "model", "train", "eval", "serve"}
     dists, includes = _names(extras["dev"])
     assert includes == {"all"}
     assert {"pytest", "pytest-benchmark", "hypothesis", "flamingo-pytorch", "build", "ruff"} <= dists

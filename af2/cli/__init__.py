@@ -28,6 +28,7 @@ VERBS = {
     "curriculum": "run the training stages of a curriculum in order",
     "demo": "the whole curriculum on synthetic data, small, with a report",
     "infer": "answer prompts about audio with a saved AF2 model",
+    "serve": "an OpenAI-compatible chat server for a saved AF2 model (text + audio, streaming)",
     "score": "accuracy per skill: multiple choice, exact and normalised match",
     "eval": "a model or predictions on a public benchmark (MMAU, ClothoAQA, AudioCaps, Clotho, ...)",
     "judge": "score predictions 1-10 with an LLM judge (resumable)",

@@ -53,6 +53,7 @@ def required(verb: str, tmp_path) -> list[str]:
         "curriculum": ["--config", inp],
         "demo": [],
         "infer": ["--model", tmp_path / "model"],
+        "serve": ["--model", tmp_path / "model"],
         "score": ["--input", inp, "--reference", inp],
         "eval": ["--benchmark", "mmau", "--data", inp, "--output", tmp_path / "o"],
         "judge": ["--input", inp, "--reference", inp, "--output", tmp_path / "out.jsonl"],
@@ -101,6 +102,7 @@ PURE_PYTHON = [
     "curriculum --help",
     "demo --help",
     "infer --help",
+    "serve --help",
 ]
 
 
