@@ -22,7 +22,14 @@ EXTRAS: dict[str, dict[str, str]] = {
     "eval": {"pycocoevalcap": "pycocoevalcap"},
     "serve": {"fastapi": "fastapi", "uvicorn": "uvicorn"},
 }
-INCLUDES: dict[str, tuple[str, ...]] = {"audio": (), "llm": (), "model": ("audio",), "train": ("model",), "eval": (), "serve": ("model",)}
+INCLUDES: dict[str, tuple[str, ...]] = {
+    "audio": (),
+    "llm": (),
+    "model": ("audio",),
+    "train": ("model",),
+    "eval": (),
+    "serve": ("model",),
+}
 
 
 class MissingExtraError(ModuleNotFoundError):

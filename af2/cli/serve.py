@@ -45,9 +45,7 @@ def configure(parser: argparse.ArgumentParser, *, legacy: bool = False) -> None:
         "--served-model-name", default=None, metavar="NAME", help="the model name clients pass (default: --model)"
     )
     add_device(parser)
-    parser.add_argument(
-        "--max-batch-size", type=positive_int, default=8, help="requests decoded together (default 8)"
-    )
+    parser.add_argument("--max-batch-size", type=positive_int, default=8, help="requests decoded together (default 8)")
     parser.add_argument(
         "--max-queue", type=positive_int, default=64, help="requests waiting for a slot; more get 429 (default 64)"
     )

@@ -15,11 +15,7 @@ batch slot is freed at the engine's next step.
 
 from __future__ import annotations
 
-from af2._deps import require
-
-require("af2.serve.app", "serve", ["fastapi", "uvicorn"])
-
-import asyncio  # noqa: E402
+import asyncio
 import hmac
 import json
 import logging
@@ -29,16 +25,20 @@ import uuid
 from contextlib import asynccontextmanager
 from typing import Callable, Optional
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, StreamingResponse
-from starlette.concurrency import run_in_threadpool
-from starlette.exceptions import HTTPException as StarletteHTTPException
+from af2._deps import require
 
-from af2.serve.audio_input import decode_audio
-from af2.serve.errors import APIError, error_body, from_rejection
-from af2.serve.openai_schema import ChatCompletionRequest, parse_request, prompt_and_audio, stop_strings
-from af2.serve.protocol import Finished, GenerationRequest, RequestRejected, SamplingParams, TokenDelta
-from af2.serve.request_log import log_request
+require("af2.serve.app", "serve", ["fastapi", "uvicorn"])
+
+from fastapi import FastAPI, Request  # noqa: E402
+from fastapi.responses import JSONResponse, StreamingResponse  # noqa: E402
+from starlette.concurrency import run_in_threadpool  # noqa: E402
+from starlette.exceptions import HTTPException as StarletteHTTPException  # noqa: E402
+
+from af2.serve.audio_input import decode_audio  # noqa: E402
+from af2.serve.errors import APIError, error_body, from_rejection  # noqa: E402
+from af2.serve.openai_schema import ChatCompletionRequest, parse_request, prompt_and_audio, stop_strings  # noqa: E402
+from af2.serve.protocol import Finished, GenerationRequest, RequestRejected, SamplingParams, TokenDelta  # noqa: E402
+from af2.serve.request_log import log_request  # noqa: E402
 
 log = logging.getLogger("af2.serve")
 
@@ -155,7 +155,8 @@ def create_app(
     @app.get("/v1/models")
     async def models(request: Request):
         authorize(request)
-        return {"object": "list", "data": [{"id": model_name, "object": "model", "created": created, "owned_by": "af2"}]}
+        entry = {"id": model_name, "object": "model", "created": created, "owned_by": "af2"}
+        return {"object": "list", "data": [entry]}
 
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request):

@@ -57,7 +57,10 @@ def audio_message(text: str, data: str, fmt: str = "wav") -> list[dict]:
     return [
         {
             "role": "user",
-            "content": [{"type": "text", "text": text}, {"type": "input_audio", "input_audio": {"data": data, "format": fmt}}],
+            "content": [
+                {"type": "text", "text": text},
+                {"type": "input_audio", "input_audio": {"data": data, "format": fmt}},
+            ],
         }
     ]
 
