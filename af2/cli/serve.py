@@ -102,27 +102,32 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def engine_loader(args: argparse.Namespace, device: str):
-    """A function that loads the model and builds the (not yet started) engine."""
+def engine_loader(model_dir, device: str, config):
+    """A function that loads the model in ``model_dir`` onto ``device`` and builds its (not yet
+    started) engine with ``config`` (an :class:`af2.serve.engine.EngineConfig`)."""
 
     def load():
         from af2.eval import infer
         from af2.model.processing_af2 import AudioFlamingo2Processor
-        from af2.serve.engine import Engine, EngineConfig
+        from af2.serve.engine import Engine
 
-        model = infer.load_model(str(args.model), device)
-        processor = AudioFlamingo2Processor.from_pretrained(str(args.model))
-        config = EngineConfig(
-            max_batch_size=args.max_batch_size,
-            max_queue=args.max_queue,
-            max_audio_seconds=args.max_audio_seconds,
-            max_new_tokens=args.max_new_tokens,
-            max_prompt_tokens=args.max_prompt_tokens,
-            compile=False if args.no_compile else None,
-        )
-        return Engine(model, processor, config)
+        model = infer.load_model(str(model_dir), device)
+        return Engine(model, AudioFlamingo2Processor.from_pretrained(str(model_dir)), config)
 
     return load
+
+
+def engine_config(args: argparse.Namespace):
+    from af2.serve.engine import EngineConfig
+
+    return EngineConfig(
+        max_batch_size=args.max_batch_size,
+        max_queue=args.max_queue,
+        max_audio_seconds=args.max_audio_seconds,
+        max_new_tokens=args.max_new_tokens,
+        max_prompt_tokens=args.max_prompt_tokens,
+        compile=False if args.no_compile else None,
+    )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -156,7 +161,7 @@ def main(args: argparse.Namespace) -> int:
             server.should_exit = True
 
     app = create_app(
-        engine_loader(args, device),
+        engine_loader(args.model, device, engine_config(args)),
         model_name=name,
         api_key=api_key,
         max_new_tokens=args.max_new_tokens,

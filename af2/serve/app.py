@@ -180,6 +180,7 @@ def create_app(
                 handle = holder.engine.submit(generation, on_event=events.callback())
             except RequestRejected as rejected:
                 raise from_rejection(rejected) from None
+            log.debug("submitted %s (stream: %s)", request_id, stream)
         except APIError as err:
             log_request(request_id, status=err.status, stream=stream, total_s=time.perf_counter() - start,
                         audio_seconds=audio_seconds, code=err.code)  # fmt: skip

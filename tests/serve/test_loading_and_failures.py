@@ -10,8 +10,8 @@ import httpx
 import openai
 import pytest
 
-from tests.serve.conftest import LiveServer, audio_message, encoded, wave
 from tests.serve.fake_engine import FakeEngine
+from tests.serve.support import LiveServer, audio_message, encoded, wave
 
 
 def _client(server) -> openai.OpenAI:

@@ -1,0 +1,131 @@
+"""Server throughput on the CPU: generated tokens/s with 16 concurrent clients vs 1 client (the
+gain of continuous batching; target >= 3x), and p50/p95 request latency.
+
+Run: ``python -m pytest benchmarks/test_serve_bench.py -s`` (``AF2_BENCH_OUT=benchmarks/results``
+also writes ``<device>-<date>-serve.json``, never overwriting one). The app of ``af2 serve`` with
+its engine (default settings but ``max_batch_size`` 16) serves a random-weight model saved with
+save_pretrained, on 127.0.0.1; clients are the ``openai`` package in threads. Every request asks
+for ``MAX_TOKENS`` tokens about its own 2-s clip; tokens are the ``usage.completion_tokens`` the
+server reports (an answer may stop early at an end token: the same requests run in both cases).
+Sizes: ``tiny`` (the test preset) and ``medium`` (benchmarks/test_model_bench.py's, Qwen2 hidden
+512 x 4 layers). Each case warms up (compiles) at batch 1 and 16 first, then runs once.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import statistics
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import torch
+
+pytest.importorskip("fastapi")
+openai = pytest.importorskip("openai")
+
+from af2.data.tokens import tiny_tokenizer  # noqa: E402
+from af2.model import AF2Config, AudioFlamingo2  # noqa: E402
+from benchmarks.test_model_bench import _medium  # noqa: E402
+from tests.serve.support import LiveServer, audio_message, encoded, wave  # noqa: E402
+
+REQUESTS, MAX_TOKENS, CLIENTS = 32, 32, 16
+SIZES = {"tiny": lambda: AF2Config.preset("tiny"), "medium": _medium}
+TARGET = 3.0
+_ROWS: list[dict] = []
+
+
+@pytest.fixture(scope="module", params=list(SIZES))
+def served(request, tmp_path_factory):
+    from af2.cli.serve import engine_loader
+    from af2.serve.app import create_app
+    from af2.serve.engine import EngineConfig
+
+    torch.manual_seed(0)
+    model = AudioFlamingo2(SIZES[request.param](), tokenizer=tiny_tokenizer()).eval()
+    with torch.no_grad():
+        for block in model.xattn.values():
+            block.attn_gate.fill_(1.0)
+            block.ff_gate.fill_(1.0)
+    path = tmp_path_factory.mktemp(f"bench-{request.param}")
+    model.save_pretrained(path)
+    params = sum(p.numel() for p in model.parameters())
+    config = EngineConfig(max_batch_size=16, batch_buckets=(1, 2, 4, 8, 16), max_new_tokens=MAX_TOKENS)
+    app = create_app(engine_loader(path, "cpu", config), model_name="bench", max_new_tokens=MAX_TOKENS)
+    with LiveServer(app) as live:
+        yield request.param, params, live.wait_ready(timeout=900)
+
+
+def _run(client, requests: list, clients: int) -> dict:
+    def ask(messages):
+        start = time.perf_counter()
+        reply = client.chat.completions.create(model="bench", messages=messages, max_tokens=MAX_TOKENS)
+        return time.perf_counter() - start, reply.usage.completion_tokens
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        done = list(pool.map(ask, requests))
+    wall = time.perf_counter() - start
+    latencies = sorted(t for t, _ in done)
+    tokens = sum(n for _, n in done)
+    return {
+        "clients": clients,
+        "requests": len(requests),
+        "tokens": tokens,
+        "wall_s": round(wall, 3),
+        "tokens_per_s": round(tokens / wall, 2),
+        "latency_p50_s": round(statistics.median(latencies), 3),
+        "latency_p95_s": round(latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))], 3),
+    }
+
+
+def test_throughput_16_clients_vs_1(served):
+    size, params, server = served
+    client = openai.OpenAI(base_url=server.url + "/v1", api_key="none", max_retries=0, timeout=900)
+    requests = [audio_message(f"Describe clip {i}.", encoded(wave(2.0, seed=i))) for i in range(REQUESTS)]
+    _run(client, requests[:2], 1)  # warm-up: batch 1, then every bucket up to 16
+    _run(client, requests[:CLIENTS], CLIENTS)
+    one = _run(client, requests, 1)
+    many = _run(client, requests, CLIENTS)
+    gain = many["tokens_per_s"] / one["tokens_per_s"]
+    row = {"size": size, "parameters": params, "one_client": one, "concurrent": many, "gain": round(gain, 2)}
+    row["target"], row["met"] = TARGET, gain >= TARGET
+    row["engine_stats"] = server.engine.stats()
+    _ROWS.append(row)
+    print(
+        f"\nserve {size} ({params / 1e6:.1f} M params): 1 client {one['tokens_per_s']} tok/s "
+        f"(p50 {one['latency_p50_s']} s, p95 {one['latency_p95_s']} s); {CLIENTS} clients "
+        f"{many['tokens_per_s']} tok/s (p50 {many['latency_p50_s']} s, p95 {many['latency_p95_s']} s); "
+        f"gain {gain:.2f}x (target {TARGET:g}x)"
+    )
+    if len(_ROWS) == len(SIZES):
+        _write(_ROWS)
+
+
+def _write(rows: list[dict]) -> None:
+    out = os.environ.get("AF2_BENCH_OUT")
+    if not out:
+        return
+    import af2
+    from benchmarks.report import device_name, git_commit, results_path, write_report
+
+    today = datetime.date.today().isoformat()
+    report = {
+        "device": device_name(torch.device("cpu")),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda or "",
+        "commit": git_commit(),
+        "date": today,
+        "note": os.environ.get("AF2_BENCH_NOTE", "") + f" [load average {os.getloadavg()[0]:.1f} at the end]",
+        "build": af2.build_info(),
+        "sections": ["serve"],
+        "serve": {"requests": REQUESTS, "max_tokens": MAX_TOKENS, "clients": CLIENTS, "audio_seconds": 2.0},
+        "results": rows,
+    }
+    path = results_path(Path(out), report["device"] + "-serve", today)
+    write_report(path, report)
+    print(f"wrote {path}")
+    json.loads(path.read_text())
