@@ -1,21 +1,56 @@
-"""Fixtures of the server tests: a tiny saved model and the offline reference answers
-(helpers in tests/serve/support.py)."""
+"""Fixtures of the serving tests: one tiny AF2 model (open gates, so the audio reaches the
+logits) and its processor per module, clips of several lengths, greedy references from generate."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
+import torch
 
+from af2.data.tokens import tiny_tokenizer
+from af2.model import AF2Config, AudioFlamingo2
 from tests.serve.support import Offline
+
+SR = 16000
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    m = AudioFlamingo2(AF2Config.preset("tiny"), tokenizer=tiny_tokenizer()).eval()
+    with torch.no_grad():
+        for block in m.xattn.values():
+            block.attn_gate.fill_(0.5)
+            block.ff_gate.fill_(0.5)
+    return m
+
+
+@pytest.fixture(scope="module")
+def processor(model):
+    return model.processor
+
+
+def clip(seconds: float, seed: int, rate: int = SR) -> np.ndarray:
+    """``seconds`` of seeded noise at ``rate`` Hz, float32 (T,)."""
+    return (0.1 * np.random.default_rng(seed).standard_normal(int(seconds * rate))).astype(np.float32)
+
+
+def generate_ids(model, processor, prompt: str, audio, max_new_tokens: int) -> list[int]:
+    """``model.generate(**processor(...), do_sample=False)``'s new ids for one request, end tokens dropped."""
+    enc = processor(text=[prompt], audio=[audio]) if audio is not None else processor(text=[prompt], audio_token=False)
+    enc = {k: v for k, v in enc.items() if k != "truncated"}
+    with torch.no_grad():
+        out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False)
+    stop = set(model.generation_config.eos_token_id) | {model.generation_config.pad_token_id}
+    return [t for t in out[0, enc["input_ids"].shape[1] :].tolist() if t not in stop]
+
+
+# ---- the server tests (helpers in tests/serve/support.py) ----
 
 
 @pytest.fixture(scope="session")
 def model_dir(tmp_path_factory):
     """A tiny AF2 with its xattn gates open (the audio changes the answer), saved with save_pretrained."""
-    import torch
-
-    from af2.data.tokens import tiny_tokenizer
-    from af2.model import AF2Config, AudioFlamingo2
-
     torch.manual_seed(0)
     model = AudioFlamingo2(AF2Config.preset("tiny"), tokenizer=tiny_tokenizer()).eval()
     with torch.no_grad():
