@@ -46,6 +46,8 @@ log = logging.getLogger("af2.serve")
 MAX_BODY_BYTES = 128 * 1024 * 1024
 #: HTTP status logged for a request whose client disconnected before its answer.
 CLIENT_CLOSED = 499
+#: Tasks that log cancelled requests (kept referenced until done).
+_BACKGROUND: set = set()
 
 
 class EngineHolder:
@@ -288,6 +290,21 @@ class Reply:
         self.events, self.start, self.holder = events, start, holder
         self.created = int(time.time())
 
+    def client_gone(self) -> None:
+        """The client disconnected before its answer: cancel the request; its log line (499)
+        is written once the engine's Finished ("cancelled", tokens so far) arrives."""
+        self.handle.cancel()
+
+        async def log_when_finished() -> None:
+            event = None
+            while not isinstance(event, Finished):
+                event = await self.events.queue.get()
+            self._log(CLIENT_CLOSED, event, code="client_disconnected")
+
+        task = asyncio.ensure_future(log_when_finished())
+        _BACKGROUND.add(task)
+        task.add_done_callback(_BACKGROUND.discard)
+
     def _log(self, status: int, finished: Optional[Finished], code: Optional[str] = None) -> None:
         log_request(
             self.request_id,
@@ -320,8 +337,7 @@ class Reply:
             while True:
                 event = await self.events.next(disconnected)
                 if event is None:
-                    self.handle.cancel()
-                    self._log(CLIENT_CLOSED, None, code="client_disconnected")
+                    self.client_gone()
                     return error_body(400, "client disconnected", code="client_disconnected"), CLIENT_CLOSED
                 if isinstance(event, Finished):
                     break
@@ -401,8 +417,7 @@ class Reply:
         finally:
             disconnected.cancel()
             if finished is None:  # the client went away (or the stream was closed) first
-                self.handle.cancel()
-                self._log(CLIENT_CLOSED, None, code="client_disconnected")
+                self.client_gone()
 
 
 def _sse(data: dict) -> str:

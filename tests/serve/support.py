@@ -99,7 +99,7 @@ class Offline:
     """``model.generate`` on one request at a time (the reference the server must equal):
     ``offline(prompt, data, max_new_tokens)`` -> (text, completion tokens, finish reason)."""
 
-    def __init__(self, model_dir, longest: int = 16):
+    def __init__(self, model_dir, longest: int = 8):
         from af2.model import AudioFlamingo2
         from af2.model.processing_af2 import AudioFlamingo2Processor
 

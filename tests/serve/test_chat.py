@@ -31,7 +31,7 @@ def server(model_dir):
         max_batch_size=4, max_queue=32, max_audio_seconds=30.0, max_new_tokens=16, max_prompt_tokens=48, compile=False
     )
     app = create_app(
-        engine_loader("cpu", config),
+        engine_loader(model_dir, "cpu", config),
         model_name=NAME,
         api_key=KEY,
         max_new_tokens=MAX_NEW,

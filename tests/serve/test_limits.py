@@ -24,7 +24,7 @@ def server(model_dir):
     from af2.serve.engine import EngineConfig
 
     config = EngineConfig(max_batch_size=1, max_queue=1, max_new_tokens=400, batch_buckets=(1,), compile=False)
-    with LiveServer(create_app(engine_loader("cpu", config), model_name=NAME, max_new_tokens=8)) as live:
+    with LiveServer(create_app(engine_loader(model_dir, "cpu", config), model_name=NAME, max_new_tokens=8)) as live:
         yield live.wait_ready()
 
 
@@ -73,4 +73,4 @@ def _running(stats: dict) -> int:
 
 
 def _queued(stats: dict) -> int:
-    return stats["queued"]
+    return stats["waiting"]
