@@ -175,13 +175,16 @@ def create_app(
                     code="model_not_found", param="model",
                 )  # fmt: skip
             holder.check_accepting()
-            generation = await _generation_request(req, request_id, max_new_tokens, max_audio_seconds, require_audio)
+            audio_limit = max_audio_seconds or getattr(holder.engine, "max_audio_seconds", None)
+            generation, audio_param = await _generation_request(
+                req, request_id, max_new_tokens, audio_limit, require_audio
+            )
             audio_seconds = generation.audio_seconds
             events = EventQueue()
             try:
                 handle = holder.engine.submit(generation, on_event=events.callback())
             except RequestRejected as rejected:
-                raise from_rejection(rejected) from None
+                raise from_rejection(rejected, {"prompt": "messages", "audio": audio_param}) from None
             log.debug("submitted %s (stream: %s)", request_id, stream)
         except APIError as err:
             log_request(request_id, status=err.status, stream=stream, total_s=time.perf_counter() - start,
@@ -218,15 +221,16 @@ async def _generation_request(
     max_new_tokens: int,
     max_audio_seconds: Optional[float],
     require_audio: bool,
-) -> GenerationRequest:
-    """The engine's request: prompt, audio decoded (in a worker thread), sampling parameters."""
+) -> tuple[GenerationRequest, Optional[str]]:
+    """The engine's request (prompt, audio decoded in a worker thread, sampling parameters) and
+    the field of its audio part (``messages.I.content.J.input_audio``), if any."""
     prompt, audio_part = prompt_and_audio(req)
     if audio_part is None and require_audio:
         raise APIError(
             400, "this model answers questions about audio: add an input_audio content part",
             code="missing_audio", param="messages",
         )  # fmt: skip
-    wave, rate = None, 16000
+    wave, rate, where = None, 16000, None
     if audio_part is not None:
         part, where = audio_part
         wave, rate = await run_in_threadpool(
@@ -243,7 +247,8 @@ async def _generation_request(
         )
     except ValueError as err:
         raise APIError(400, str(err), code="invalid_value") from None
-    return GenerationRequest(request_id=request_id, prompt=prompt, audio=wave, sampling_rate=rate, params=params)
+    generation = GenerationRequest(request_id=request_id, prompt=prompt, audio=wave, sampling_rate=rate, params=params)
+    return generation, where
 
 
 class EventQueue:

@@ -44,6 +44,8 @@ def error_body(status: int, message: str, *, code: Optional[str] = None, param: 
     }
 
 
-def from_rejection(rejected) -> APIError:
-    """A :class:`af2.serve.protocol.RequestRejected` from the engine -> APIError (same status)."""
-    return APIError(rejected.status, rejected.message, code=rejected.code, param=rejected.param)
+def from_rejection(rejected, params: Optional[dict] = None) -> APIError:
+    """A :class:`af2.serve.protocol.RequestRejected` from the engine -> APIError (same status);
+    ``params`` renames the engine's field names to the request's (``{"prompt": "messages"}``)."""
+    param = (params or {}).get(rejected.param) or rejected.param
+    return APIError(rejected.status, rejected.message, code=rejected.code, param=param)

@@ -152,10 +152,12 @@ def test_bad_requests_are_refused_in_openai_shape(client, messages, extra, statu
     assert body["type"] == "invalid_request_error"
 
 
-def test_a_prompt_over_the_limit_is_400(client):
+def test_a_prompt_over_the_limit_or_too_many_tokens_is_400(client):
     words = " ".join(f"w{i}" for i in range(200))
     err = _error(lambda: client.chat.completions.create(model=NAME, messages=audio_message(words, GOOD)))
-    assert err.status_code == 400
+    assert err.status_code == 400 and err.response.json()["error"]["param"] == "messages"
+    err = _error(lambda: client.chat.completions.create(model=NAME, messages=audio_message("hi", GOOD), max_tokens=17))
+    assert err.status_code == 400 and err.response.json()["error"]["param"] == "max_tokens"  # over the engine's 16
 
 
 def test_bad_json_wrong_key_unknown_model_unknown_route(server, client):
