@@ -2,9 +2,9 @@
 gain of continuous batching; target >= 3x), and p50/p95 request latency.
 
 Run: ``python -m pytest benchmarks/test_serve_bench.py -s`` (``AF2_BENCH_OUT=benchmarks/results``
-also writes ``<device>-<date>-serve.json``, never overwriting one). The app of ``af2 serve`` with
-its engine (default settings but ``max_batch_size`` 16) serves a random-weight model saved with
-save_pretrained, on 127.0.0.1; clients are the ``openai`` package in threads. Every request asks
+also writes ``<device>-<date>-serve.json``, never overwriting one). ``af2 serve`` (its own
+process; engine defaults but ``--max-batch-size 16``) serves a random-weight model saved with
+save_pretrained, on 127.0.0.1; the clients are the ``openai`` package in threads of this process. Every request asks
 for ``MAX_TOKENS`` tokens about its own 2-s clip; tokens are the ``usage.completion_tokens`` the
 server reports (an answer may stop early at an end token: the same requests run in both cases).
 Sizes: ``tiny`` (the test preset) and ``medium`` (benchmarks/test_model_bench.py's, Qwen2 hidden
@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import signal
 import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -30,7 +31,8 @@ openai = pytest.importorskip("openai")
 from af2.data.tokens import tiny_tokenizer  # noqa: E402
 from af2.model import AF2Config, AudioFlamingo2  # noqa: E402
 from benchmarks.test_model_bench import _medium  # noqa: E402
-from tests.serve.support import LiveServer, audio_message, encoded, wave  # noqa: E402
+from tests.serve.support import audio_message, encoded, wave  # noqa: E402
+from tests.serve.test_serve_command import ROOT, Process  # noqa: E402
 
 REQUESTS, MAX_TOKENS, CLIENTS = 32, 32, 16
 SIZES = {"tiny": lambda: AF2Config.preset("tiny"), "medium": _medium}
@@ -40,10 +42,8 @@ _ROWS: list[dict] = []
 
 @pytest.fixture(scope="module", params=list(SIZES))
 def served(request, tmp_path_factory):
-    from af2.cli.serve import engine_loader
-    from af2.serve.app import create_app
-    from af2.serve.engine import EngineConfig
-
+    """``af2 serve`` in its own process (so the clients here do not share its interpreter) for a
+    random-weight model of the size; yields (size, parameters, base url)."""
     torch.manual_seed(0)
     model = AudioFlamingo2(SIZES[request.param](), tokenizer=tiny_tokenizer()).eval()
     with torch.no_grad():
@@ -53,10 +53,16 @@ def served(request, tmp_path_factory):
     path = tmp_path_factory.mktemp(f"bench-{request.param}")
     model.save_pretrained(path)
     params = sum(p.numel() for p in model.parameters())
-    config = EngineConfig(max_batch_size=16, batch_buckets=(1, 2, 4, 8, 16), max_new_tokens=MAX_TOKENS)
-    app = create_app(engine_loader(path, "cpu", config), model_name="bench", max_new_tokens=MAX_TOKENS)
-    with LiveServer(app) as live:
-        yield request.param, params, live.wait_ready(timeout=900)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    argv = ["--model", path, "--port", 0, "--device", "cpu", "--max-batch-size", CLIENTS]
+    server = Process(*argv, "--max-new-tokens", MAX_TOKENS, "--served-model-name", "bench", env=env)
+    try:
+        url = "http://127.0.0.1:%s" % server.wait_for(r"listening on http://127\.0\.0\.1:(\d+)").group(1)
+        server.wait_for(r"model loaded; ready", timeout=900)
+        yield request.param, params, url
+    finally:
+        server.proc.send_signal(signal.SIGTERM)
+        server.proc.wait(timeout=120)
 
 
 def _run(client, requests: list, clients: int) -> dict:
@@ -83,8 +89,8 @@ def _run(client, requests: list, clients: int) -> dict:
 
 
 def test_throughput_16_clients_vs_1(served):
-    size, params, server = served
-    client = openai.OpenAI(base_url=server.url + "/v1", api_key="none", max_retries=0, timeout=900)
+    size, params, url = served
+    client = openai.OpenAI(base_url=url + "/v1", api_key="none", max_retries=0, timeout=900)
     requests = [audio_message(f"Describe clip {i}.", encoded(wave(2.0, seed=i))) for i in range(REQUESTS)]
     _run(client, requests[:2], 1)  # warm-up: batch 1, then every bucket up to 16
     _run(client, requests[:CLIENTS], CLIENTS)
@@ -93,7 +99,6 @@ def test_throughput_16_clients_vs_1(served):
     gain = many["tokens_per_s"] / one["tokens_per_s"]
     row = {"size": size, "parameters": params, "one_client": one, "concurrent": many, "gain": round(gain, 2)}
     row["target"], row["met"] = TARGET, gain >= TARGET
-    row["engine_stats"] = server.engine.stats()
     _ROWS.append(row)
     print(
         f"\nserve {size} ({params / 1e6:.1f} M params): 1 client {one['tokens_per_s']} tok/s "
