@@ -53,7 +53,7 @@ def configure(parser: argparse.ArgumentParser, *, legacy: bool = False) -> None:
         "--max-audio-seconds",
         type=positive_float,
         default=None,
-        help="longer audio gets 413 (default: no limit; the model reads its first max_windows windows)",
+        help="longer audio gets 413 (default: the model's max_windows x 10 s)",
     )
     parser.add_argument(
         "--max-new-tokens",

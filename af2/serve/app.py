@@ -182,7 +182,7 @@ def create_app(
             audio_seconds = generation.audio_seconds
             events = EventQueue()
             try:
-                handle = holder.engine.submit(generation, on_event=events.callback())
+                handle = holder.engine.submit(generation, on_event=events.callback(deltas=stream))
             except RequestRejected as rejected:
                 raise from_rejection(rejected, {"prompt": "messages", "audio": audio_param}) from None
             log.debug("submitted %s (stream: %s)", request_id, stream)
@@ -258,10 +258,14 @@ class EventQueue:
         self.loop = asyncio.get_running_loop()
         self.queue: asyncio.Queue = asyncio.Queue()
 
-    def callback(self):
+    def callback(self, deltas: bool = True):
+        """The engine's ``on_event``; without ``deltas`` only the Finished event is handed over
+        (a whole answer needs no per-token wake-ups of the event loop)."""
         loop, put = self.loop, self.queue.put_nowait
 
         def on_event(event) -> None:
+            if not deltas and not isinstance(event, Finished):
+                return
             try:
                 loop.call_soon_threadsafe(put, event)
             except RuntimeError:  # the loop is closed: nobody is listening any more

@@ -101,6 +101,30 @@ def test_streaming_yields_the_same_text_and_usage(client, offline):
     assert all(c.usage is None for c in plain)  # usage only when asked for
 
 
+def test_the_documented_client_snippets_run(server, tmp_path, capsys):
+    """The ``py`` blocks of docs/serving_server.md and the README that call the server, as written
+    but for the address, key, model name and clip."""
+    import re
+    from pathlib import Path
+
+    import soundfile as sf
+
+    root = Path(__file__).resolve().parents[2]
+    sf.write(tmp_path / "clip.wav", wave(1.5, seed=21), 16000)
+    blocks = [
+        code
+        for doc in (root / "docs" / "serving_server.md", root / "README.md")
+        for code in re.findall(r"```py\n(.*?)```", doc.read_text(), flags=re.S)
+        if "chat.completions" in code
+    ]
+    assert blocks
+    for code in blocks:
+        code = code.replace("http://127.0.0.1:8000/v1", server.url + "/v1").replace('api_key="KEY"', f'api_key="{KEY}"')
+        code = code.replace('model="af2"', f'model="{NAME}"').replace('"clip.wav"', repr(str(tmp_path / "clip.wav")))
+        exec(compile(code, "snippet", "exec"), {})
+        assert capsys.readouterr().out.strip()
+
+
 def test_models_and_health(server, client):
     assert [m.id for m in client.models.list().data] == [NAME]
     assert httpx.get(server.url + "/health").json() == {"status": "ok"}  # no key needed
