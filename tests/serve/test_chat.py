@@ -36,6 +36,7 @@ def server(model_dir):
         api_key=KEY,
         max_new_tokens=MAX_NEW,
         max_audio_seconds=30.0,
+        max_body_bytes=4 << 20,
     )
     with LiveServer(app) as live:
         yield live.wait_ready()
@@ -78,6 +79,25 @@ def test_the_prompt_is_the_last_user_turn_and_the_audio_its_one_part(client, off
     ]
     reply = client.chat.completions.create(model=NAME, messages=messages, max_tokens=4)
     assert reply.choices[0].message.content == offline("How many barks?", data, 4)[0]
+
+
+def test_stop_strings_and_seeded_sampling(client, offline):
+    data = encoded(wave(3.0, seed=12))
+    text = offline("Go on.", data, MAX_NEW)[0]
+    assert len(text) >= 6  # this clip's greedy answer, long enough to cut
+    stop = text[3:5]
+    reply = client.chat.completions.create(model=NAME, messages=audio_message("Go on.", data), stop=[stop, "\x00"])
+    assert reply.choices[0].message.content == text[: text.index(stop)] and reply.choices[0].finish_reason == "stop"
+    sampled = [
+        client.chat.completions.create(
+            model=NAME, messages=audio_message("Go on.", data), temperature=1.5, top_p=0.9, seed=seed
+        )
+        .choices[0]
+        .message.content
+        for seed in (7, 7, 8, 9, 10)
+    ]
+    assert sampled[0] == sampled[1]  # the same seed, the same answer
+    assert len(set(sampled)) > 1  # other seeds draw other answers
 
 
 def test_streaming_yields_the_same_text_and_usage(client, offline):
@@ -198,6 +218,8 @@ def test_bad_json_wrong_key_unknown_model_unknown_route(server, client):
         wrong.models.list()
     err = _error(lambda: client.chat.completions.create(model="gpt-4o", messages=audio_message("hi", GOOD)))
     assert err.status_code == 404 and err.response.json()["error"]["code"] == "model_not_found"
+    big = httpx.post(server.url + "/v1/chat/completions", content=b" " * (5 << 20), headers=headers)
+    assert big.status_code == 413 and big.json()["error"]["code"] == "request_too_large"
     missing = httpx.get(server.url + "/v1/nothing", headers=headers)
     assert missing.status_code == 404 and set(missing.json()["error"]) == {"message", "type", "param", "code"}
 
