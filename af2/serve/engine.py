@@ -447,10 +447,15 @@ class Engine:
             try:
                 self._warm_up()
             except Exception as err:  # noqa: BLE001 (reported by start; the engine never accepts)
-                log.exception("the engine's warm-up failed")
-                self._warmup_error = err
-                self._warm.set()
-                return
+                if self.config.compile is None:  # compiling was this engine's default: decode eagerly
+                    log.warning("compiling the decode step failed (%s: %s); decoding eagerly", type(err).__name__, err)
+                    self._step_fn, self.compiled = self._step.__call__, False
+                    self.cache.lengths = [0] * self.cache.slots
+                else:
+                    log.exception("the engine's warm-up failed")
+                    self._warmup_error = err
+                    self._warm.set()
+                    return
             with self._cond:
                 self._accepting = not self._draining
             self._warm.set()
