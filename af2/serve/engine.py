@@ -294,6 +294,33 @@ class Engine:
     def submit(self, request: GenerationRequest, on_event: Optional[Callable[[Event], None]] = None) -> RequestHandle:
         """Validate and queue ``request`` (thread-safe). Raises RequestRejected: 503 not started
         / shutting down, 400 a bad parameter, audio or prompt, 413 audio too long, 429 queue full."""
+        return self.submit_many([request], on_event)[0]
+
+    def submit_many(
+        self, requests: list[GenerationRequest], on_event: Optional[Callable[[Event], None]] = None
+    ) -> list[RequestHandle]:
+        """:meth:`submit` for several requests at once: all are validated first, then queued
+        together (the engine admits them in the same step, as far as slots allow), or none is
+        (the first refusal is raised)."""
+        seqs = [self._validate(r, on_event) for r in requests]
+        ids = [s.request.request_id for s in seqs]
+        with self._cond:
+            self._check_accepting()
+            for rid in ids:
+                if rid in self._live_ids or ids.count(rid) > 1:
+                    raise _reject(f"request id {rid!r} is already running", 400, "duplicate_id", "request_id")
+            free = sum(s is None for s in self._slots)
+            if len(self._waiting) + len(seqs) - free > self.config.max_queue:
+                raise _reject(
+                    f"the queue is full ({self.config.max_queue} requests waiting); retry later", 429, "queue_full"
+                )
+            self._live_ids.update(ids)
+            self._waiting.extend(seqs)
+            self._cond.notify_all()
+        return [s.handle for s in seqs]
+
+    def _validate(self, request: GenerationRequest, on_event) -> _Sequence:
+        """The checks of :meth:`submit` and the request's tensors (see there)."""
         submitted = time.monotonic()
         self._check_accepting()
         params = request.params
@@ -338,20 +365,7 @@ class Engine:
             detok=IncrementalDetokenizer(self.processor.tokenizer, params.stop),
             generator=request_generator(params, self.device),
         )
-        with self._cond:
-            self._check_accepting()
-            if request.request_id in self._live_ids:
-                message = f"request id {request.request_id!r} is already running"
-                raise _reject(message, 400, "duplicate_id", "request_id")
-            free = sum(s is None for s in self._slots)
-            if len(self._waiting) - free >= self.config.max_queue:
-                raise _reject(
-                    f"the queue is full ({self.config.max_queue} requests waiting); retry later", 429, "queue_full"
-                )
-            self._live_ids.add(request.request_id)
-            self._waiting.append(seq)
-            self._cond.notify_all()
-        return handle
+        return seq
 
     def _check_accepting(self) -> None:
         if self._draining:
