@@ -257,3 +257,20 @@ def test_the_compiled_step_gives_the_eager_tokens(engine, references):
     assert eng.compiled and eng.ready
     got = run_all([eng.submit(request("c0", 0)), eng.submit(request("c2", 2))])
     assert [ids for ids, _, _ in got] == [references[0], references[2]]
+
+
+def test_submit_many_queues_all_or_none(engine, references):
+    eng = engine(max_batch_size=2, max_queue=1)
+    e = reject_many(eng, [request("m0", 0), request("m1", 2), request("m2", 0), request("m3", 2)])  # 2 slots + 1
+    assert (e.status, e.code) == (429, "queue_full")
+    e = reject_many(eng, [request("d", 0), request("d", 2)])
+    assert (e.status, e.code, e.param) == (400, "duplicate_id", "request_id")
+    assert eng.stats()["waiting"] == 0  # nothing of a refused call was queued
+    got = run_all(eng.submit_many([request("m0", 0), request("m1", 2), request("m2", 0)]))
+    assert [ids for ids, _, _ in got] == [references[0], references[2], references[0]]
+
+
+def reject_many(eng, reqs) -> RequestRejected:
+    with pytest.raises(RequestRejected) as info:
+        eng.submit_many(reqs)
+    return info.value
