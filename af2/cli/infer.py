@@ -33,7 +33,7 @@ def configure(parser: argparse.ArgumentParser, *, legacy: bool = False) -> None:
     parser.add_argument(
         "--output", type=output_file, metavar="PREDS", help="predictions JSONL (appended; reruns skip done ids)"
     )
-    parser.add_argument("--batch-size", type=positive_int, default=8, help="prompts per generate call (default 8)")
+    parser.add_argument("--batch-size", type=positive_int, default=8, help="requests decoding at once (default 8)")
     parser.add_argument("--max-new-tokens", type=positive_int, default=64, help="answer length limit (default 64)")
     parser.add_argument(
         "--max-windows", type=positive_int, default=None, help="10-s windows per audio (default: the model's)"

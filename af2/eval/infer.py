@@ -1,4 +1,5 @@
-"""Batched inference with a saved AF2 model: answers for audio + prompts, resumable.
+"""Batched inference with a saved AF2 model: answers for audio + prompts, resumable, decoded by
+the continuous-batching engine (af2.serve.engine; docs/serving.md).
 
 ``python -m af2 infer --model DIR --audio a.wav [b.wav ...] --prompt "..."`` prints one answer per
 file; ``python -m af2 infer --model DIR --input manifest.jsonl --output preds.jsonl`` answers
@@ -15,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
@@ -84,6 +86,24 @@ class ItemError(Exception):
     """One request cannot be answered (its audio, its prompt); the others go on."""
 
 
+def cut_to_windows(wave: torch.Tensor, max_windows: int, name: str, feature_extractor) -> tuple[torch.Tensor, bool]:
+    """``wave`` (T,) at the model's rate cut to ``max_windows`` windows of the feature extractor
+    (a warning names the file), and whether it was cut."""
+    sr = feature_extractor.sampling_rate
+    limit = max_windows * int(sr * feature_extractor.window_seconds)
+    if wave.numel() <= limit:
+        return wave, False
+    log.warning(
+        "audio %s is %.1f s long; keeping the first %d window(s) (%.1f s) and dropping %.1f s",
+        name,
+        wave.numel() / sr,
+        max_windows,
+        limit / sr,
+        (wave.numel() - limit) / sr,
+    )
+    return wave[:limit], True
+
+
 class _Run:
     """One ``run``: answers are written (or kept) and errors recorded as they come."""
 
@@ -113,47 +133,86 @@ class _Run:
         except AudioError as e:
             raise ItemError(str(e)) from None
 
-    def answer(self, batch: list[Request], waves: list) -> None:
-        """Answer a batch; when it fails as a whole, each request alone, so one bad item costs
-        only itself."""
-        try:
-            preds, truncated = self._generate(batch, waves)
-        except Exception as err:  # noqa: BLE001 (isolate the item that fails: it is recorded)
-            if len(batch) == 1:
-                self.fail(batch[0], f"generation failed: {type(err).__name__}: {err}")
-                return
-            log.warning(
-                "a batch of %d failed (%s: %s); answering its items one by one", len(batch), type(err).__name__, err
+    def record(self, r: Request, prediction: str, cut: bool) -> None:
+        self.truncated += cut
+        if self.output:
+            _append(
+                self.output,
+                {
+                    "id": r.id,
+                    "prediction": prediction.strip(),
+                    "prompt": r.prompt,
+                    "audio": str(r.audio),
+                    "truncated": cut,
+                },
             )
-            for r, wave in zip(batch, waves):
-                self.answer([r], [wave])
-            return
-        for r, pred, cut in zip(batch, preds, truncated):
-            self.truncated += cut
-            if self.output:
-                _append(
-                    self.output,
-                    {
-                        "id": r.id,
-                        "prediction": pred.strip(),
-                        "prompt": r.prompt,
-                        "audio": str(r.audio),
-                        "truncated": cut,
-                    },
-                )
-            else:
-                self.answers[r.id] = pred.strip()
+        else:
+            self.answers[r.id] = prediction.strip()
 
-    def _generate(self, batch: list[Request], waves: list) -> tuple[list[str], list[bool]]:
-        win = self.model.window_audio(waves, max_windows=self.max_windows, names=[str(r.audio) for r in batch])
-        device = next(self.model.parameters()).device
-        preds = self.model.generate(
-            prompts=[r.prompt for r in batch],
-            audio_windows=win.windows.to(device),
-            audio_window_mask=win.mask.to(device),
-            max_new_tokens=self.max_new_tokens,
+
+def _processor(model, max_windows: Optional[int]):
+    """The model's processor as the older ``model.generate(audio, prompts)`` call used it: prompts
+    as given (no official lower-casing), the audio level as read, ``max_windows`` windows."""
+    proc = model.processor
+    proc.official_format = False
+    proc.feature_extractor.normalize = None
+    if max_windows is not None:
+        proc.feature_extractor.max_windows = int(max_windows)
+    return proc
+
+
+class _Answering:
+    """Requests in flight on the decoding engine, answered (written) in the order they were read.
+    A request that fails in the engine is tried once more (a failure can be another request's:
+    a decode step fails for every request in it); failing again, it is recorded as an error."""
+
+    def __init__(self, job: _Run, engine, limit: int):
+        self.job, self.engine, self.limit = job, engine, limit
+        self.inflight: deque = deque()
+        self.serial = 0
+
+    def _submit(self, r: Request, wave: torch.Tensor):
+        from af2.serve.protocol import GenerationRequest, RequestRejected, SamplingParams
+
+        self.serial += 1
+        req = GenerationRequest(
+            f"{self.serial}", r.prompt, wave.numpy(), params=SamplingParams(max_new_tokens=self.job.max_new_tokens)
         )
-        return preds, [bool(t) for t in win.truncated]
+        try:
+            return self.engine.submit(req)
+        except RequestRejected as e:
+            self.job.fail(r, e.message)
+            return None
+
+    def add(self, r: Request, wave: torch.Tensor, cut: bool) -> int:
+        """Submit one request; returns how many requests were finished (written) meanwhile."""
+        handle = self._submit(r, wave)
+        if handle is not None:
+            self.inflight.append((r, wave, cut, handle))
+        done = 0 if handle is not None else 1
+        while len(self.inflight) > self.limit:
+            self._collect()
+            done += 1
+        return done
+
+    def _collect(self) -> None:
+        r, wave, cut, handle = self.inflight.popleft()
+        fin = handle.result()
+        if fin.finish_reason == "error":
+            log.warning("%s failed in the engine (%s); trying it once more", r.id, fin.error)
+            again = self._submit(r, wave)
+            if again is None:
+                return
+            fin = again.result()
+            if fin.finish_reason == "error":
+                self.job.fail(r, f"generation failed: {fin.error}")
+                return
+        self.job.record(r, fin.text, cut)
+
+    def drain(self):
+        while self.inflight:
+            self._collect()
+            yield
 
 
 def run(
@@ -167,15 +226,19 @@ def run(
     max_prompt_tokens: Optional[int] = None,
     progress: bool = True,
 ) -> dict:
-    """Answer ``requests`` in batches. With ``output``, append each answer as a JSON line (and
-    skip ids already there); return counts and, without ``output``, the answers by id.
+    """Answer ``requests`` with the decoding engine (af2.serve.engine, ``batch_size`` requests
+    decoding at once, greedy: each answer is ``model.generate``'s for that request alone). With
+    ``output``, append each answer as a JSON line (and skip ids already there); return counts
+    and, without ``output``, the answers by id.
 
     Each request is answered or recorded as an error (``OUT.errors.jsonl``), never both, and
-    an error never stops the run nor loses the rest of its batch: unreadable audio, a prompt
-    longer than ``max_prompt_tokens`` (default: the model's context minus ``max_new_tokens``),
-    a batch that fails (its items are then answered one by one). Audio longer than
+    an error never stops the run nor loses another request: unreadable audio, a prompt longer
+    than ``max_prompt_tokens`` (default: the model's context minus ``max_new_tokens``), a
+    request that fails in the engine (tried once more, then recorded). Audio longer than
     ``max_windows`` is cut, with a warning naming the file and ``"truncated": true`` on its line.
     """
+    from af2.serve.engine import Engine, EngineConfig
+
     if batch_size < 1:
         raise InputError(f"--batch-size must be >= 1, got {batch_size}")
     if max_new_tokens < 1:
@@ -198,18 +261,44 @@ def run(
         max_prompt_tokens=max_prompt_tokens,
     )
     bar = tqdm(total=len(todo), desc="infer", unit="q", disable=not progress)
-    for i in range(0, len(todo), batch_size):
-        batch, waves = [], []
-        for r in todo[i : i + batch_size]:
+    if not todo:
+        bar.close()
+        return _summary(requests, todo, job)
+    processor = _processor(model, max_windows)
+    fe = processor.feature_extractor
+    lengths = [prompt_tokens(model, r.prompt) for r in todo]
+    fitting = [n for n in lengths if max_prompt_tokens is None or n <= max_prompt_tokens] or [1]
+    engine = Engine(
+        model,
+        processor,
+        EngineConfig(
+            max_batch_size=batch_size,
+            max_queue=batch_size,
+            max_new_tokens=max_new_tokens,
+            max_prompt_tokens=max(fitting),
+            max_seq_len=max(fitting) + max_new_tokens,
+        ),
+    ).start()
+    answering = _Answering(job, engine, limit=2 * batch_size)
+    try:
+        for r in todo:
             try:
-                waves.append(job.prepare(r))
-                batch.append(r)
+                wave = job.prepare(r)
             except ItemError as e:
                 job.fail(r, str(e))
-        if batch:
-            job.answer(batch, waves)
-        bar.update(len(todo[i : i + batch_size]))
-    bar.close()
+                bar.update(1)
+                continue
+            wave, cut = cut_to_windows(wave, fe.max_windows, str(r.audio), fe)
+            bar.update(answering.add(r, wave, cut))
+        for _ in answering.drain():
+            bar.update(1)
+    finally:
+        engine.shutdown()
+        bar.close()
+    return _summary(requests, todo, job)
+
+
+def _summary(requests: list, todo: list, job: _Run) -> dict:
     return {
         "answered": len(todo) - job.failed,
         "skipped_done": len(requests) - len(todo),

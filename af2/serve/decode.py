@@ -24,12 +24,14 @@ from af2.ops import gated_residual
 
 
 class DecodeStep:
-    """``step(tokens, positions, has_media, k, v, media_k, media_v, media_len) -> logits``;
-    the cache arguments are the engine's :class:`~af2.serve.kv_cache.StaticKVCache` tensors
-    cut to the first B slots (and S positions), written in place."""
+    """``step(tokens, positions, span) -> logits`` over the first B = len(tokens) slots of
+    ``cache`` (a :class:`~af2.serve.kv_cache.StaticKVCache`), attending its first ``span``
+    positions. The cache tensors are attributes, not arguments: compiled, they are static
+    addresses (a CUDA graph can write them in place)."""
 
-    def __init__(self, model):
+    def __init__(self, model, cache):
         self.model = model
+        self.cache = cache
         llm = model.llm
         self.layers = list(llm.model.layers)
         self.blocks = {int(i): (j, block) for j, (i, block) in enumerate(model.xattn.items())}
@@ -50,20 +52,12 @@ class DecodeStep:
         x = residual(x, attn, block.attn_gate)
         return residual(x, block.ff(x), block.ff_gate)
 
-    def __call__(
-        self,
-        tokens: torch.Tensor,
-        positions: torch.Tensor,
-        has_media: torch.Tensor,
-        k_cache: torch.Tensor,
-        v_cache: torch.Tensor,
-        media_k: torch.Tensor,
-        media_v: torch.Tensor,
-        media_len: torch.Tensor,
-    ) -> torch.Tensor:
-        llm = self.model.llm
+    def __call__(self, tokens: torch.Tensor, positions: torch.Tensor, span: int) -> torch.Tensor:
+        llm, c = self.model.llm, self.cache
         B = tokens.shape[0]
-        S = k_cache.shape[2]
+        S = span
+        k_cache, v_cache = c.k[:, :B, :S], c.v[:, :B, :S]
+        media_k, media_v, media_len, has_media = c.media_k[:, :B], c.media_v[:, :B], c.media_len[:B], c.has_media[:B]
         rows = torch.arange(B, device=tokens.device)
         h = llm.model.embed_tokens(tokens[:, None])  # (B, 1, D)
         cos, sin = llm.model.rotary_emb(h, positions[:, None])

@@ -207,12 +207,15 @@ class Engine:
             dtype=self.dtype,
             device=self.device,
         )
-        self.has_media = torch.zeros(config.max_batch_size, dtype=torch.bool, device=self.device)
-        self._step = DecodeStep(model)
+        self._step = DecodeStep(model, self.cache)
         use_compile = config.compile if config.compile is not None else self.device.type == "cuda"
         if use_compile:
+            # One graph per batch bucket (the compiled step always attends all max_seq_len positions).
+            torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 2 * len(self.buckets))
             mode = "reduce-overhead" if self.device.type == "cuda" else None
-            self._step_fn = torch.compile(self._step.__call__, dynamic=False, mode=mode)
+            for t in self.cache.tensors():
+                torch._dynamo.mark_static_address(t)
+            self._step_fn = torch.compile(self._step.__call__, dynamic=False, fullgraph=True, mode=mode)
         else:
             self._step_fn = self._step.__call__
         self.compiled = bool(use_compile)
@@ -226,21 +229,37 @@ class Engine:
         self._force_stop = False
         self._thread: Optional[threading.Thread] = None
         self._finished = 0
+        self._warm = threading.Event()
+        self._warmup_error: Optional[BaseException] = None
 
     # -- lifecycle -------------------------------------------------------------------------------
-    def start(self) -> "Engine":
-        """Start the scheduler thread (once); requests are accepted from now on."""
+    def start(self, wait: bool = True) -> "Engine":
+        """Start the scheduler thread (once). A compiled engine first compiles (and on CUDA
+        captures) its step for every batch bucket; requests are accepted once that is done
+        (:attr:`ready`). ``wait``: return only then (else poll ``ready``; submit says 503 before)."""
         with self._cond:
-            if self._thread is not None:
-                return self
-            self._thread = threading.Thread(target=self._loop, name="af2-engine", daemon=True)
-            self._accepting = True
-            self._thread.start()
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="af2-engine", daemon=True)
+                self._thread.start()
+        if wait:
+            self._warm.wait()
+            if self._warmup_error is not None:
+                raise RuntimeError(f"the engine's warm-up failed: {self._warmup_error}") from self._warmup_error
         return self
 
     @property
     def ready(self) -> bool:
         return self._accepting and self._thread is not None and self._thread.is_alive()
+
+    def _warm_up(self) -> None:
+        """Run (compile) the decode step once per batch bucket on free slots (nothing is kept)."""
+        if not self.compiled:
+            return
+        for B in self.buckets:
+            for _ in range(3 if self.device.type == "cuda" else 1):  # CUDA graphs record on a later call
+                zeros = torch.zeros(B, dtype=torch.long, device=self.device)
+                self._step_fn(torch.full_like(zeros, self.pad_id), zeros, self._span(1))
+        self.cache.lengths = [0] * self.cache.slots
 
     def shutdown(self, timeout: float = 30.0) -> None:
         """Stop accepting (submit -> 503 ``shutting_down``), let running and queued requests
@@ -275,6 +294,33 @@ class Engine:
     def submit(self, request: GenerationRequest, on_event: Optional[Callable[[Event], None]] = None) -> RequestHandle:
         """Validate and queue ``request`` (thread-safe). Raises RequestRejected: 503 not started
         / shutting down, 400 a bad parameter, audio or prompt, 413 audio too long, 429 queue full."""
+        return self.submit_many([request], on_event)[0]
+
+    def submit_many(
+        self, requests: list[GenerationRequest], on_event: Optional[Callable[[Event], None]] = None
+    ) -> list[RequestHandle]:
+        """:meth:`submit` for several requests at once: all are validated first, then queued
+        together (the engine admits them in the same step, as far as slots allow), or none is
+        (the first refusal is raised)."""
+        seqs = [self._validate(r, on_event) for r in requests]
+        ids = [s.request.request_id for s in seqs]
+        with self._cond:
+            self._check_accepting()
+            for rid in ids:
+                if rid in self._live_ids or ids.count(rid) > 1:
+                    raise _reject(f"request id {rid!r} is already running", 400, "duplicate_id", "request_id")
+            free = sum(s is None for s in self._slots)
+            if len(self._waiting) + len(seqs) - free > self.config.max_queue:
+                raise _reject(
+                    f"the queue is full ({self.config.max_queue} requests waiting); retry later", 429, "queue_full"
+                )
+            self._live_ids.update(ids)
+            self._waiting.extend(seqs)
+            self._cond.notify_all()
+        return [s.handle for s in seqs]
+
+    def _validate(self, request: GenerationRequest, on_event) -> _Sequence:
+        """The checks of :meth:`submit` and the request's tensors (see there)."""
         submitted = time.monotonic()
         self._check_accepting()
         params = request.params
@@ -319,25 +365,13 @@ class Engine:
             detok=IncrementalDetokenizer(self.processor.tokenizer, params.stop),
             generator=request_generator(params, self.device),
         )
-        with self._cond:
-            self._check_accepting()
-            if request.request_id in self._live_ids:
-                message = f"request id {request.request_id!r} is already running"
-                raise _reject(message, 400, "duplicate_id", "request_id")
-            if len(self._waiting) >= self.config.max_queue:
-                raise _reject(
-                    f"the queue is full ({self.config.max_queue} requests waiting); retry later", 429, "queue_full"
-                )
-            self._live_ids.add(request.request_id)
-            self._waiting.append(seq)
-            self._cond.notify_all()
-        return handle
+        return seq
 
     def _check_accepting(self) -> None:
         if self._draining:
             raise _reject("the server is shutting down", 503, "shutting_down")
         if not self.ready:
-            raise _reject("the engine is not started", 503, "not_ready")
+            raise _reject("the engine is not ready (not started, or still loading)", 503, "not_ready")
 
     def _encode(self, request: GenerationRequest) -> dict:
         """The processor's tensors for one request (audio checked here: 400 / 413)."""
@@ -391,12 +425,11 @@ class Engine:
             total_s=now - seq.submitted,
             error=error,
         )
-        if seq.slot >= 0:
-            self._slots[seq.slot] = None
-            self.has_media[seq.slot] = False
-            self.cache.clear_media(seq.slot)
-            seq.slot = -1
         with self._cond:
+            if seq.slot >= 0:
+                self._slots[seq.slot] = None
+                self.cache.clear_media(seq.slot)
+                seq.slot = -1
             self._live_ids.discard(seq.request.request_id)
             self._finished += 1
         seq.handle._deliver(event)
@@ -425,46 +458,69 @@ class Engine:
     # -- the loop --------------------------------------------------------------------------------
     def _loop(self) -> None:
         with torch.no_grad():
+            try:
+                self._warm_up()
+            except Exception as err:  # noqa: BLE001 (reported by start; the engine never accepts)
+                if self.config.compile is None:  # compiling was this engine's default: decode eagerly
+                    log.warning("compiling the decode step failed (%s: %s); decoding eagerly", type(err).__name__, err)
+                    self._step_fn, self.compiled = self._step.__call__, False
+                    self.cache.lengths = [0] * self.cache.slots
+                else:
+                    log.exception("the engine's warm-up failed")
+                    self._warmup_error = err
+                    self._warm.set()
+                    return
+            with self._cond:
+                self._accepting = not self._draining
+            self._warm.set()
             while True:
-                with self._cond:
-                    while not (self._waiting or any(self._slots) or self._draining or self._force_stop):
-                        self._cond.wait()
-                    if self._force_stop:
+                try:
+                    if not self._iteration():
+                        return
+                except Exception as err:  # noqa: BLE001 (a bug must not strand the requests)
+                    log.exception("the engine loop failed; failing its requests")
+                    with self._cond:
                         pending = [s for s in self._slots if s is not None] + self._waiting
                         self._waiting = []
-                    elif self._draining and not self._waiting and not any(self._slots):
-                        return
-                    else:
-                        pending = None
-                        free = [i for i, s in enumerate(self._slots) if s is None]
-                        admit, self._waiting = self._waiting[: len(free)], self._waiting[len(free) :]
-                        cancelled_waiting = [s for s in self._waiting if s.handle.cancelled]
-                        self._waiting = [s for s in self._waiting if not s.handle.cancelled]
-                if pending is not None:
                     for seq in pending:
-                        self._finish(seq, "cancelled")
-                    return
-                for seq in cancelled_waiting:
-                    self._finish(seq, "cancelled")
-                for seq in [s for s in self._slots if s is not None and s.handle.cancelled]:
-                    self._finish(seq, "cancelled")
-                admit = self._drop_cancelled(admit)
-                if admit:
-                    self._admit(admit, free)
-                if any(self._slots):
-                    self._decode()
+                        self._finish(seq, "error", f"{type(err).__name__}: {err}")
 
-    def _drop_cancelled(self, seqs: list[_Sequence]) -> list[_Sequence]:
-        keep = []
-        for seq in seqs:
-            if seq.handle.cancelled:
-                self._finish(seq, "cancelled")
+    def _iteration(self) -> bool:
+        """One scheduling round (see the module doc); False when the engine has stopped."""
+        with self._cond:
+            while not (self._waiting or any(self._slots) or self._draining or self._force_stop):
+                self._cond.wait()
+            if self._force_stop:
+                pending = [s for s in self._slots if s is not None] + self._waiting
+                self._waiting = []
+            elif self._draining and not self._waiting and not any(self._slots):
+                return False
             else:
-                keep.append(seq)
-        return keep
+                pending = None
+                free = [i for i, s in enumerate(self._slots) if s is None]
+                admit, self._waiting = self._waiting[: len(free)], self._waiting[len(free) :]
+                for seq, slot in zip(admit, free):  # reserved now: submit counts them as running
+                    seq.slot = slot
+                    self._slots[slot] = seq
+                cancelled_waiting = [s for s in self._waiting if s.handle.cancelled]
+                self._waiting = [s for s in self._waiting if not s.handle.cancelled]
+        if pending is not None:
+            for seq in pending:
+                self._finish(seq, "cancelled")
+            return False
+        for seq in cancelled_waiting:
+            self._finish(seq, "cancelled")
+        for seq in [s for s in self._slots if s is not None and s.handle.cancelled]:
+            self._finish(seq, "cancelled")  # admitted ones too: their reserved slot is freed
+        admit = [s for s in admit if s.slot >= 0]
+        if admit:
+            self._admit(admit)
+        if any(self._slots):
+            self._decode()
+        return True
 
-    def _admit(self, seqs: list[_Sequence], free: list[int]) -> None:
-        """Prefill ``seqs`` into free slots: their audio together, then each prompt."""
+    def _admit(self, seqs: list[_Sequence]) -> None:
+        """Prefill ``seqs`` into their (reserved) slots: their audio together, then each prompt."""
         now = time.monotonic()
         for seq in seqs:
             seq.started = now
@@ -475,9 +531,9 @@ class Engine:
             for seq in seqs:
                 self._finish(seq, "error", f"{type(err).__name__}: {err}")
             return
-        for seq, slot in zip(seqs, free):
+        for seq in seqs:
             try:
-                logits = self._prefill(seq, slot, media.get(id(seq)))
+                logits = self._prefill(seq, media.get(id(seq)))
             except Exception as err:  # noqa: BLE001
                 log.exception("the prefill of request %s failed", seq.request.request_id)
                 self._finish(seq, "error", f"{type(err).__name__}: {err}")
@@ -505,10 +561,10 @@ class Engine:
             out[id(seq)] = model.encode_media(dense_features=feats)
         return out
 
-    def _prefill(self, seq: _Sequence, slot: int, media) -> torch.Tensor:
-        """Run ``seq``'s prompt (the model's own forward), keep its keys/values and media in
-        ``slot``; returns the logits of its last position (1, V) float32."""
-        model = self.model
+    def _prefill(self, seq: _Sequence, media) -> torch.Tensor:
+        """Run ``seq``'s prompt (the model's own forward), keep its keys/values and media in its
+        slot; returns the logits of its last position (1, V) float32."""
+        model, slot = self.model, seq.slot
         ids = seq.inputs["input_ids"].to(self.device)
         cache = gen.new_cache(model.config)
         if media is not None:
@@ -517,19 +573,18 @@ class Engine:
         self.cache.write_prompt(slot, [(layer.keys, layer.values) for layer in cache.layers])
         if media is not None:
             self.cache.write_media(slot, [(state[name]["k"], state[name]["v"]) for name in model.xattn])
-            self.has_media[slot] = True
         else:
-            self.has_media[slot] = False
             self.cache.clear_media(slot)
-        seq.slot = slot
-        self._slots[slot] = seq
         return out.logits[:, -1].float()
 
     def _bucket(self, rows: int) -> int:
         return next(b for b in self.buckets if b >= rows)
 
     def _span(self, longest: int) -> int:
-        """Cache positions a step attends: a power of two >= ``longest`` (static shapes), at most max_seq_len."""
+        """Cache positions a step attends: all of them when compiled (one shape per bucket), else
+        a power of two >= ``longest``, at most max_seq_len."""
+        if self.compiled:
+            return self.max_seq_len
         return min(self.max_seq_len, max(64, 1 << max(longest - 1, 0).bit_length()))
 
     def _decode(self) -> None:
@@ -543,14 +598,7 @@ class Engine:
         c = self.cache
         try:
             logits = self._step_fn(
-                torch.tensor(tokens, device=self.device),
-                torch.tensor(positions, device=self.device),
-                self.has_media[:B],
-                c.k[:, :B, :span],
-                c.v[:, :B, :span],
-                c.media_k[:, :B],
-                c.media_v[:, :B],
-                c.media_len[:B],
+                torch.tensor(tokens, device=self.device), torch.tensor(positions, device=self.device), span
             )
         except Exception as err:  # noqa: BLE001 (the step's requests fail, the engine goes on)
             log.exception("a decode step of %d requests failed", len(live))

@@ -5,7 +5,8 @@ Self-attention keys/values of every decoder layer, per batch slot:
 
 Media keys/values of every gated cross-attention block, per slot, padded to the longest audio
 the engine takes: ``media_k``, ``media_v`` (blocks, slots, max_media, heads, dim_head);
-``media_len`` (slots,) int32 valid keys (0: a text-only request, whose rows skip the blocks).
+``media_len`` (slots,) int32 valid keys; ``has_media`` (slots,) bool (False: a text-only request,
+whose rows skip the blocks, as the model does without audio).
 A slot's media is written once, after its request's prefill, and read by every decode step.
 """
 
@@ -40,6 +41,7 @@ class StaticKVCache:
         self.media_k = torch.zeros(media_shape, dtype=dtype, device=device)
         self.media_v = torch.zeros(media_shape, dtype=dtype, device=device)
         self.media_len = torch.zeros(slots, dtype=torch.int32, device=device)
+        self.has_media = torch.zeros(slots, dtype=torch.bool, device=device)
         self.lengths = [0] * slots
 
     def nbytes(self) -> int:
@@ -66,6 +68,11 @@ class StaticKVCache:
             self.media_k[i, slot, :M].copy_(k[0])
             self.media_v[i, slot, :M].copy_(v[0])
         self.media_len[slot] = M
+        self.has_media[slot] = True
 
     def clear_media(self, slot: int) -> None:
         self.media_len[slot] = 0
+        self.has_media[slot] = False
+
+    def tensors(self) -> tuple[torch.Tensor, ...]:
+        return (self.k, self.v, self.media_k, self.media_v, self.media_len, self.has_media)

@@ -34,17 +34,20 @@ def clips(tmp_path):
 
 
 class Spy:
-    """Wraps ``model.generate``: records the prompts of each call; raises for ``poison``."""
+    """Wraps ``model.forward`` (each prompt's prefill in the decoding engine): records the
+    prompt text of each call with a prompt; raises for a prompt holding ``poison``."""
 
     def __init__(self, model, poison: str | None = None):
         self.model, self.poison, self.calls = model, poison, []
-        self.generate = model.generate
+        self.forward = model.forward
 
-    def __call__(self, *args, prompts=(), **kwargs):
-        self.calls.append(list(prompts))
-        if self.poison in prompts:
-            raise RuntimeError("CUDA out of memory (scripted)")
-        return self.generate(*args, prompts=prompts, **kwargs)
+    def __call__(self, *args, input_ids=None, **kwargs):
+        if input_ids is not None and input_ids.shape[1] > 1:
+            text = self.model.tokenizer.batch_decode(input_ids, skip_special_tokens=True)
+            self.calls.append(text)
+            if self.poison is not None and any(self.poison in t for t in text):
+                raise RuntimeError("CUDA out of memory (scripted)")
+        return self.forward(*args, input_ids=input_ids, **kwargs)
 
 
 def lines(path):
@@ -53,7 +56,7 @@ def lines(path):
 
 def test_a_prompt_longer_than_the_context_is_an_item_error(model, clips, monkeypatch):
     spy = Spy(model)
-    monkeypatch.setattr(model, "generate", spy)
+    monkeypatch.setattr(model, "forward", spy)
     huge = "why " * 25_000  # 100k characters
     reqs = [
         infer.Request("ok1", clips / "short.wav", "What is it?"),
@@ -66,7 +69,7 @@ def test_a_prompt_longer_than_the_context_is_an_item_error(model, clips, monkeyp
     assert sorted(p["id"] for p in lines(out)) == ["ok1", "ok2"]
     [err] = lines(clips / "preds.jsonl.errors.jsonl")
     assert err["id"] == "huge" and "tokens, more than the 2046 that fit" in err["error"]
-    assert all(huge not in call for call in spy.calls)  # never sent to the model
+    assert len(spy.calls) == 2 and all("why why" not in t for call in spy.calls for t in call)  # never run
 
 
 def test_max_prompt_tokens_is_configurable(model, clips):
@@ -79,7 +82,7 @@ def test_max_prompt_tokens_is_configurable(model, clips):
 
 def test_one_failing_item_never_loses_its_batch(model, clips, monkeypatch):
     spy = Spy(model, poison="bad")
-    monkeypatch.setattr(model, "generate", spy)
+    monkeypatch.setattr(model, "forward", spy)
     reqs = [infer.Request(str(i), clips / "short.wav", p) for i, p in enumerate(["one?", "bad", "three?"])]
     out = clips / "preds.jsonl"
     result = infer.run(model, reqs, output=out, batch_size=3, max_new_tokens=2, progress=False)

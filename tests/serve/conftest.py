@@ -1,5 +1,9 @@
-"""Fixtures of the serving tests: one tiny AF2 model (open gates, so the audio reaches the
-logits) and its processor per module, clips of several lengths, greedy references from generate."""
+"""Fixtures of the serving tests: one tiny AF2 model per module and its processor, clips of
+several lengths, greedy references from generate.
+
+The model's gates are open and its decoder and block weights scaled up, so that its greedy
+answers change with the audio, the prompt and every earlier token (the tiny preset's random
+initialisation repeats one token): a wrong cache position or media row changes the tokens."""
 
 from __future__ import annotations
 
@@ -20,8 +24,14 @@ def model():
     m = AudioFlamingo2(AF2Config.preset("tiny"), tokenizer=tiny_tokenizer()).eval()
     with torch.no_grad():
         for block in m.xattn.values():
-            block.attn_gate.fill_(0.5)
-            block.ff_gate.fill_(0.5)
+            block.attn_gate.fill_(1.0)
+            block.ff_gate.fill_(1.0)
+            for p in block.parameters():
+                if p.dim() == 2:
+                    p.mul_(4.0)
+        for p in m.llm.model.layers.parameters():
+            if p.dim() == 2:
+                p.mul_(8.0)
     return m
 
 
