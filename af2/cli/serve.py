@@ -180,8 +180,7 @@ def main(args: argparse.Namespace) -> int:
     server = uvicorn.Server(config)
     # uvicorn re-raises the signal that stopped it once it has shut down; with these handlers
     # in place that ends here, after the graceful shutdown, with status 0.
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: None)
+    previous = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGTERM, signal.SIGINT)}
     log.info(
         "listening on http://%s:%d (model %s on %s, API key %s); loading the model",
         host, port, name, device, "required" if api_key else "not required",
@@ -190,6 +189,8 @@ def main(args: argparse.Namespace) -> int:
         server.run(sockets=[sock])
     finally:
         sock.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     if load_failure:
         err = load_failure[0]
         raise InputError(f"--model {args.model}: the model failed to load: {type(err).__name__}: {err}")

@@ -190,7 +190,7 @@ def create_app(
             log_request(request_id, status=err.status, stream=stream, total_s=time.perf_counter() - start,
                         audio_seconds=audio_seconds, code=err.code)  # fmt: skip
             raise
-        reply = Reply(request_id, model_name, req, handle, events, start, holder)
+        reply = Reply(request_id, model_name, req, handle, events, start)
         if stream:
             return StreamingResponse(
                 reply.sse(request), media_type="text/event-stream",
@@ -294,9 +294,9 @@ async def _wait_disconnect(request: Request) -> None:
 class Reply:
     """The answer to one submitted request: whole (JSON) or streamed (SSE)."""
 
-    def __init__(self, request_id, model_name, req: ChatCompletionRequest, handle, events: EventQueue, start, holder):
+    def __init__(self, request_id, model_name, req: ChatCompletionRequest, handle, events: EventQueue, start):
         self.request_id, self.model_name, self.req, self.handle = request_id, model_name, req, handle
-        self.events, self.start, self.holder = events, start, holder
+        self.events, self.start = events, start
         self.created = int(time.time())
 
     def client_gone(self) -> None:

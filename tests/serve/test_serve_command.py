@@ -54,6 +54,25 @@ def test_bad_usage_is_status_2_and_loads_nothing(af2, tmp_path, model_dir):
         bad_input(af2("serve", "--model", model_dir, "--port", port), f"--port {port}", "cannot listen")
 
 
+def test_a_model_that_fails_to_load_stops_the_server_with_status_2(af2, tmp_path, model_dir):
+    import logging
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(model_dir, broken)
+    for weights in broken.glob("*.safetensors"):
+        weights.write_bytes(b"not safetensors")
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        result = af2("serve", "--model", broken, "--port", 0, "--device", "cpu", "--log-level", "ERROR")
+    finally:
+        root.handlers[:], root.level = handlers, level
+    assert result.code == 2, result
+    last = result.err.strip().splitlines()[-1]
+    assert last.startswith("af2 serve: error: --model") and "failed to load" in last, result.err
+
+
 class Process:
     """``af2 serve`` in a subprocess; its stderr lines are collected as they come."""
 
