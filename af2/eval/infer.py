@@ -23,10 +23,10 @@ import torch
 from tqdm import tqdm
 
 from af2.data.audio import AudioError, read_audio
-from af2.data.jsonl import cut_torn_tail, good_objects
 from af2.data.manifest import load_manifest
 from af2.data.prompts import with_choices
 from af2.errors import InputError
+from af2.jsonl import cut_torn_tail, good_objects
 
 log = logging.getLogger("af2.infer")
 

@@ -9,8 +9,8 @@ evenly; speech reasoning is asked only of records with a ``transcript``.
 
 from __future__ import annotations
 
-from af2.data.llm.base import Outcome, Record
 from af2.data.llm.questions import SKILLS, QuestionPipeline
+from af2.llm.pipeline import Outcome, Record
 
 SPEECH_SKILL = "contextual_speech_event_reasoning"
 HIDDEN_KEYS = ("audio", "id", "provenance")
