@@ -9,9 +9,9 @@ import threading
 import pytest
 import torch
 
-from af2.data.tokens import tiny_tokenizer
 from af2.model import AF2Config, AudioFlamingo2, AudioFlamingo2Processor
 from af2.model.llm import MEDIA_KWARG, MediaInputs
+from af2.text.tokens import tiny_tokenizer
 
 from .conftest import item
 
