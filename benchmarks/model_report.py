@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from af2.model import AF2Config, AudioFlamingo2
-from training.stages import random_lm_batch, random_token_ids
+from af2.model.random_batch import random_lm_batch, random_token_ids
 
 #: Per size: preset, the training batch (B samples, W windows, S tokens) and the inference batch
 #: (B, W windows, P prompt tokens, N new tokens).

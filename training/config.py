@@ -154,10 +154,12 @@ def _check_model(model: Mapping) -> None:
     """``model.preset`` is a known preset and ``model.overrides`` are AF2Config fields that build."""
     import dataclasses
 
-    from af2.model.config import _PRESETS, AF2Config
+    from af2.model.config import AF2Config
 
-    if model["preset"] not in _PRESETS:
-        raise ConfigError("model.preset", f"unknown preset {model['preset']!r} (known: {', '.join(sorted(_PRESETS))})")
+    try:
+        AF2Config.preset(model["preset"])
+    except ValueError as e:  # names the known presets
+        raise ConfigError("model.preset", str(e)) from None
     fields = {f.name for f in dataclasses.fields(AF2Config)}
     for key in model["overrides"]:
         if key not in fields:

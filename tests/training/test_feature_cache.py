@@ -7,9 +7,10 @@ import pytest
 import torch
 
 from af2.audio.windows import KEY_BYTES, window_keys
+from af2.model.random_batch import random_lm_batch
 from training.config import SCHEMA, ConfigError, merge, validate
 from training.feature_cache import DenseFeatureCache, encoder_is_frozen
-from training.stages import StageModule, build_model, freeze_for_stage, random_lm_batch, uses_feature_cache
+from training.stages import StageModule, build_model, freeze_for_stage, uses_feature_cache
 
 
 def _stage(stage: str, mb: float):
