@@ -18,7 +18,7 @@ from typing import Any, Mapping
 import yaml
 
 from af2 import errors
-from af2.stages import STAGES as STAGE_NAMES
+from af2.stages import STAGES
 
 #: Every key a stage config may set, with its default. ``None`` defaults accept ``None`` or any
 #: value of the type written in :data:`TYPES`.
@@ -86,7 +86,7 @@ TYPES = {
 }
 SOURCE_KEYS = {"manifest": str, "weight": (int, float), "long_audio": str}
 CHOICES = {
-    "stage": STAGE_NAMES,
+    "stage": STAGES,
     "optim.schedule": ("cosine", "linear", "constant"),
     "deepspeed.precision": ("auto", "fp32", "bf16"),
     "deepspeed.zero_stage": (0, 1, 2, 3),

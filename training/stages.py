@@ -22,13 +22,6 @@ from af2.model import AF2Config, AudioFlamingo2
 from training.clap import clap_loss
 from training.feature_cache import DenseFeatureCache
 
-REFERENCE = {
-    "clap": {"max_windows": 3, "lr": 1e-4},
-    "pretrain": {"max_windows": 3, "lr": 1e-4},
-    "sft": {"max_windows": 9, "lr": 2e-5},
-    "long": {"max_windows": 30, "lr": 2e-5},
-}
-
 
 class StageModule(nn.Module):
     """What the engine wraps: ``forward(batch) -> loss`` for the stage (LM loss, or AF-CLAP's

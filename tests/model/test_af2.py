@@ -10,6 +10,7 @@ import torch
 
 from af2.data.collator import AF2Collator
 from af2.model import AF2Config, AudioFlamingo2
+from af2.stages import STAGES
 from af2.text.sample import IGNORE_INDEX
 from af2.text.tokens import EOC_TOKEN
 
@@ -232,7 +233,7 @@ def test_trainable_parameter_sets(make_model):
     assert ids(model.trainable_parameters("long")) == at | xattn | embed
     assert ids(model.trainable_parameters("sft")) == at | xattn | embed | htsat
     assert ids(model.trainable_parameters("clap")) == clap_all
-    for stage in ("clap", "pretrain", "sft", "long"):
+    for stage in STAGES:
         ps = model.trainable_parameters(stage)
         assert len(ps) == len(ids(ps))  # each parameter once
     with pytest.raises(ValueError, match="unknown stage"):
