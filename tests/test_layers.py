@@ -21,6 +21,7 @@ FORBIDDEN = {
     "af2/llm": ("af2.data", "af2.model", "af2.eval", "af2.cli", "training"),
     "af2/model": ("af2.data", "af2.eval", "af2.llm", "af2.cli", "training"),
     "af2/data": ("af2.model", "af2.eval", "training"),
+    "af2/serve": ("af2.data", "af2.eval", "af2.llm", "af2.cli", "training"),
 }
 
 
