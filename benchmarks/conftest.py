@@ -35,5 +35,5 @@ def pytest_terminal_summary(terminalreporter):
                 parts.append(f"{impl} {t * 1e3:.3f} ms -> ratio {t / ours:.2f}x")
         target = _TARGETS.get(group)
         if target is not None:
-            parts.append(f"target {target:.1f}x vs eager")
+            parts.append(f"target {target:g}x")
         terminalreporter.write_line(f"{group}: " + "; ".join(parts))

@@ -15,7 +15,7 @@ import soundfile as sf
 
 from af2.data.loader import make_loader
 from af2.data.manifest import write_manifest
-from af2.data.tokens import tiny_tokenizer
+from af2.text.tokens import tiny_tokenizer
 
 FORMATS = [("wav", 16000, 1, "PCM_16"), ("flac", 44100, 2, "PCM_16"), ("mp3", 22050, 1, "MPEG_LAYER_III")]
 

@@ -29,11 +29,11 @@ import numpy as np
 import pytest
 import torch
 
-from af2.data.tokens import tiny_tokenizer
 from af2.model import AF2Config, AudioFlamingo2
 from af2.model.config import XattnConfig
 from af2.serve.engine import Engine, EngineConfig
 from af2.serve.protocol import GenerationRequest, SamplingParams
+from af2.text.tokens import tiny_tokenizer
 from benchmarks.common import bench_device, sync
 from benchmarks.conftest import record
 

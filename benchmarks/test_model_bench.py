@@ -16,12 +16,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from af2.data.tokens import tiny_tokenizer
 from af2.model import AF2Config, AudioFlamingo2
 from af2.model.config import AudioTransformerConfig, CLAPConfig, XattnConfig
+from af2.model.random_batch import random_lm_batch
+from af2.text.tokens import tiny_tokenizer
 from benchmarks.common import bench_device, sync
 from benchmarks.conftest import record
-from training.stages import random_lm_batch
 
 DEVICE = bench_device()
 

@@ -30,8 +30,8 @@ import torch
 pytest.importorskip("fastapi")
 openai = pytest.importorskip("openai")
 
-from af2.data.tokens import tiny_tokenizer  # noqa: E402
 from af2.model import AF2Config, AudioFlamingo2  # noqa: E402
+from af2.text.tokens import tiny_tokenizer  # noqa: E402
 from benchmarks.test_model_bench import _medium  # noqa: E402
 from tests.serve.support import audio_message, encoded, wave  # noqa: E402
 from tests.serve.test_serve_command import ROOT, Process  # noqa: E402

@@ -20,10 +20,11 @@ _ENGINES: dict = {}
 
 
 def _medium_overrides() -> dict:
-    from af2.model.config import AudioTransformerConfig, CLAPConfig, XattnConfig, _htsat, _tiny
+    from af2.model.config import AF2Config, AudioTransformerConfig, CLAPConfig, XattnConfig
 
-    tiny = _tiny()
-    audio = _htsat(
+    tiny = AF2Config.preset("tiny")
+    audio = dict(
+        AF2Config.preset("af2-3b").clap.audio,  # AF-CLAP's HTSAT, narrowed
         patch_embeds_hidden_size=128,
         depths=[2, 2],
         num_attention_heads=[4, 8],
@@ -78,7 +79,7 @@ def test_stage1_train_step(benchmark, size, impl):
     engine = _engine(size)
     model = engine.module.model
     model.use_fused_ops(impl == "af2")
-    from training.stages import random_lm_batch
+    from af2.model.random_batch import random_lm_batch
 
     shape = SIZES[size]
     batch = random_lm_batch(model, **shape, device=engine.device)

@@ -37,7 +37,8 @@ def _ok(code: str, prefix: str = "") -> str:
 def test_pure_python_parts_do_not_load_the_core():
     out = _ok("""
         import sys
-        import af2, af2.data, af2.data.manifest, af2.llm, af2.eval, af2.eval.judge, af2.reference
+        import af2, af2.text.sample, af2.audio.windows, af2.data, af2.data.manifest
+        import af2.llm.jobs, af2.eval, af2.eval.judge, af2.reference
         print('af2._C' in sys.modules, 'af2.ops' in sys.modules)
         import af2.ops
         print('af2._C' in sys.modules)
@@ -186,6 +187,7 @@ def test_build_info_names_the_torch_built_against():
         ("af2.model", ["transformers"], "model", "transformers, which is"),
         ("af2.model", ["soxr", "safetensors"], "model", "safetensors, soxr, which are"),
         ("af2.data", ["soundfile"], "audio", "soundfile"),
+        ("af2.audio", ["soxr"], "audio", "soxr"),
         ("af2.data.synth", ["numpy"], "audio", "numpy"),
         ("af2.eval", ["soxr"], "audio", "soxr"),
         ("af2.llm", ["openai"], "llm", "openai"),

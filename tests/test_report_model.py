@@ -49,6 +49,7 @@ def test_model_section_smoke_writes_rows(tmp_path):
     inf = rows[2]
     assert inf["shape"]["W"] == 3 and inf["audio_ms"] > 0 and inf["prefill_ms"] > 0
     assert 1 <= inf["shape"]["new_tokens"] <= 4 and "ms_per_token" in inf
+    assert inf["same_tokens"] is True and inf["baseline_ms"] > 0 and inf["ratio"] > 0  # generate vs the earlier loop
 
 
 def test_budget_and_into_continue_one_file(tmp_path):

@@ -142,13 +142,6 @@ def candidates(root: Path) -> list[Path]:
     return found
 
 
-def find_latest(root: Path) -> Optional[Path]:
-    """The checkpoint named by ``latest`` if complete, else the newest complete one, else None
-    (unverified: resume uses :func:`select`)."""
-    found = candidates(root)
-    return found[0] if found else None
-
-
 def verify(path: Path) -> None:
     """Check one checkpoint without loading its tensors: the trainer state is a JSON object with
     integer ``step``/``epoch``/``batch``; every ``.pt`` file's pickle loads weights-only (tensor

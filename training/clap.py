@@ -29,10 +29,10 @@ from typing import Sequence
 
 import torch
 
+from af2.audio.windows import split_windows_batch
 from af2.data.dataset import AudioItem
 from af2.data.negatives import make_negatives
 from af2.data.report import Skipped
-from af2.data.windows import split_windows_batch
 from af2.ops import contrastive_loss
 
 TEMPLATES = (

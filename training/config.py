@@ -18,7 +18,7 @@ from typing import Any, Mapping
 import yaml
 
 from af2 import errors
-from af2.stages import STAGES as STAGE_NAMES
+from af2.stages import STAGES
 
 #: Every key a stage config may set, with its default. ``None`` defaults accept ``None`` or any
 #: value of the type written in :data:`TYPES`.
@@ -86,7 +86,7 @@ TYPES = {
 }
 SOURCE_KEYS = {"manifest": str, "weight": (int, float), "long_audio": str}
 CHOICES = {
-    "stage": STAGE_NAMES,
+    "stage": STAGES,
     "optim.schedule": ("cosine", "linear", "constant"),
     "deepspeed.precision": ("auto", "fp32", "bf16"),
     "deepspeed.zero_stage": (0, 1, 2, 3),
@@ -154,10 +154,12 @@ def _check_model(model: Mapping) -> None:
     """``model.preset`` is a known preset and ``model.overrides`` are AF2Config fields that build."""
     import dataclasses
 
-    from af2.model.config import _PRESETS, AF2Config
+    from af2.model.config import AF2Config
 
-    if model["preset"] not in _PRESETS:
-        raise ConfigError("model.preset", f"unknown preset {model['preset']!r} (known: {', '.join(sorted(_PRESETS))})")
+    try:
+        AF2Config.preset(model["preset"])
+    except ValueError as e:  # names the known presets
+        raise ConfigError("model.preset", str(e)) from None
     fields = {f.name for f in dataclasses.fields(AF2Config)}
     for key in model["overrides"]:
         if key not in fields:

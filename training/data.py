@@ -29,11 +29,11 @@ from torch.utils.data import Sampler
 from af2.data.batching import DynamicBatchSampler
 from af2.data.collator import AF2Collator
 from af2.data.dataset import AudioQADataset
-from af2.data.jsonl import read_jsonl
 from af2.data.loader import AudioQALoader
 from af2.data.manifest import load_manifest
 from af2.data.report import LoadReport, Skipped
 from af2.errors import InputError
+from af2.jsonl import read_jsonl
 
 log = logging.getLogger("training.data")
 

@@ -6,7 +6,7 @@ window's dense features (64 tokens x D) are a pure function of the window's samp
 model the HTSAT (and its mel front end) is most of a training step, so every epoch after the
 first is several times faster when the features are kept.
 
-Entries are keyed by the window's content (:func:`af2.data.windows.window_key`: BLAKE2b of its
+Entries are keyed by the window's content (:func:`af2.audio.windows.window_key`: BLAKE2b of its
 samples, dtype and length), not by sample id: the same audio asked about in several manifest
 lines is encoded once, and a changed file can never be served stale features. On a GPU the
 training loader's collator computes the keys in its workers (``audio_window_keys``;
@@ -23,14 +23,14 @@ from typing import Optional
 
 import torch
 
-from af2.data.windows import KEY_BYTES, window_key
+from af2.audio.windows import KEY_BYTES, window_key
 
 
 class DenseFeatureCache:
     """``cache(clap, windows (B, W, L), mask (B, W), keys (B, W, 16) uint8 or None) -> dense
     features (B, W, n, D)``, the same as ``clap.dense_features(windows, mask)`` (zeros on padded
     windows), computing only windows not seen before. ``keys``: the windows' content keys
-    (:func:`af2.data.windows.window_keys`), hashed here when not given. The caller guarantees
+    (:func:`af2.audio.windows.window_keys`), hashed here when not given. The caller guarantees
     the encoder is frozen and in eval mode (:func:`encoder_is_frozen`); the cache checks it on
     every call."""
 

@@ -22,13 +22,6 @@ from af2.model import AF2Config, AudioFlamingo2
 from training.clap import clap_loss
 from training.feature_cache import DenseFeatureCache
 
-REFERENCE = {
-    "clap": {"max_windows": 3, "lr": 1e-4},
-    "pretrain": {"max_windows": 3, "lr": 1e-4},
-    "sft": {"max_windows": 9, "lr": 2e-5},
-    "long": {"max_windows": 30, "lr": 2e-5},
-}
-
 
 class StageModule(nn.Module):
     """What the engine wraps: ``forward(batch) -> loss`` for the stage (LM loss, or AF-CLAP's
@@ -148,42 +141,3 @@ def enable_gradient_checkpointing(model: AudioFlamingo2) -> None:
         model.llm.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
     else:
         model.llm.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
-
-
-def random_token_ids(model: AudioFlamingo2, B: int, S: int, generator: torch.Generator) -> torch.Tensor:
-    """(B, S) random ordinary token ids (no special token), `<audio>` first."""
-    t = model.config.token_ids
-    special = torch.tensor(sorted(set(t.values())))
-    plain = next(i for i in range(len(special) + 1) if i not in special.tolist())
-    ids = torch.randint(0, t["audio"], (B, S), generator=generator)
-    ids[torch.isin(ids, special)] = plain
-    ids[:, 0] = t["audio"]
-    return ids
-
-
-def random_lm_batch(
-    model: AudioFlamingo2,
-    *,
-    B: int = 2,
-    W: int = 1,
-    S: int = 24,
-    seed: int = 0,
-    generator: torch.Generator | None = None,
-    device=None,
-) -> dict:
-    """A random batch in the LLM stages' format (benchmarks and tests): input_ids (B, S) of
-    :func:`random_token_ids`, labels (B, S) on the second half, attention_mask, audio_windows
-    (B, W, 160000) of quiet noise, audio_window_mask (B, W). Drawn from ``generator`` (default: a
-    new one seeded with ``seed``)."""
-    g = generator if generator is not None else torch.Generator().manual_seed(seed)
-    ids = random_token_ids(model, B, S, g)
-    labels = torch.full_like(ids, -100)
-    labels[:, S // 2 :] = ids[:, S // 2 :]
-    batch = dict(
-        input_ids=ids,
-        attention_mask=torch.ones_like(ids, dtype=torch.bool),
-        labels=labels,
-        audio_windows=0.1 * torch.randn(B, W, 160000, generator=g),
-        audio_window_mask=torch.ones(B, W, dtype=torch.bool),
-    )
-    return batch if device is None else {k: v.to(device) for k, v in batch.items()}

@@ -86,7 +86,7 @@ def llm_client(args: argparse.Namespace, out: Path, *, default_temperature: floa
 
 
 def main(args: argparse.Namespace) -> int:
-    from af2.data.llm.jobs import Job, run_for_cli
+    from af2.llm.jobs import Job, run_for_cli
     from af2.llm.logsetup import configure_cli_logging
     from af2.llm.redact import redact
 

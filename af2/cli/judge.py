@@ -37,11 +37,11 @@ def configure(parser: argparse.ArgumentParser, *, legacy: bool = False) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from af2.data.llm.jobs import Job, run_for_cli
     from af2.eval.inputs import load_predictions
     from af2.eval.judge import Judge
     from af2.eval.judge_summary import read_jsonl, summarize
     from af2.eval.report import judge_table
+    from af2.llm.jobs import Job, run_for_cli
     from af2.llm.logsetup import configure_cli_logging
     from af2.llm.redact import redact
 

@@ -1,7 +1,7 @@
-"""af2.data: audio I/O, manifests, windowing, dynamic batching, collation, synthetic data.
+"""af2.data: manifests, dynamic batching, collation, synthetic data.
 
-Modules: :mod:`~af2.data.manifest` (JSONL manifests), :mod:`~af2.data.audio` (reading any
-format to 16 kHz mono), :mod:`~af2.data.windows` (10-s windows), :mod:`~af2.data.dataset`,
+Modules: :mod:`~af2.data.manifest` (JSONL manifests), :mod:`~af2.data.dataset` (samples read
+and windowed with :mod:`af2.audio`),
 :mod:`~af2.data.batching` (window-budget batches sharded over ranks),
 :mod:`~af2.data.collator`, :mod:`~af2.data.loader` (all of it wired together),
 :mod:`~af2.data.synth` (synthetic AudioSkills and long scenes),

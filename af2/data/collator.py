@@ -1,9 +1,10 @@
 """Batches of model inputs from :class:`~af2.data.dataset.AudioItem` records.
 
 For each sample the text is ``<audio>{prompt}<SEP>{answer}<|endofchunk|>{eos}``, tokenised
-piece by piece so the answer's span is exact. A sample with ``choices`` whose prompt does not
-list them gets them appended ("Choose one:" and one ``(A) option`` line each, as the synthetic
-set writes them: :func:`af2.data.prompts.with_choices`). Output of ``collator(items)``:
+piece by piece so the answer's span is exact (:class:`af2.text.sample.SampleEncoder`). A sample
+with ``choices`` whose prompt does not list them gets them appended ("Choose one:" and one
+``(A) option`` line each, as the synthetic set writes them: :func:`af2.text.prompts.with_choices`).
+Output of ``collator(items)``:
 
 =====================  ===============  ===============================================
 key                    shape / type     meaning
@@ -19,7 +20,7 @@ audio_window_mask      (B, W) bool      True on windows holding real audio
 num_windows            (B,) int64       real windows per sample
 truncated              (B,) bool        the sample's audio was longer than max_windows
 audio_window_keys      (B, W, 16) uint8 content keys of the windows (``window_keys=True``
-                                        only; :func:`af2.data.windows.window_keys`)
+                                        only; :func:`af2.audio.windows.window_keys`)
 ids, indices, skills,  lists (B)        per-sample manifest fields (``prompts`` as the
 prompts, answers                        model sees them, choices included)
 skipped                list             :class:`Skipped` records of this batch
@@ -36,24 +37,15 @@ from typing import Sequence
 
 import torch
 
+from af2.audio.windows import split_windows_batch, window_keys, window_length
 from af2.data.dataset import AudioItem
 from af2.data.manifest import Sample
-from af2.data.prompts import with_choices
 from af2.data.report import Skipped
-from af2.data.tokens import AUDIO_TOKEN, EOC_TOKEN
-from af2.data.windows import split_windows_batch, window_keys, window_length
-
-IGNORE_INDEX = -100
+from af2.text.prompts import with_choices
+from af2.text.sample import IGNORE_INDEX, SampleEncoder
 
 
-def _token_id(tokenizer, token: str | None, what: str) -> int:
-    tid = tokenizer.convert_tokens_to_ids(token) if token is not None else None
-    if tid is None or tid == tokenizer.unk_token_id:
-        raise ValueError(f"tokenizer has no {what} token {token!r}; call af2.data.tokens.add_special_tokens")
-    return int(tid)
-
-
-class AF2Collator:
+class AF2Collator(SampleEncoder):
     """Tokenise, mask labels to the answer, and window the audio of a list of items.
     ``window_keys``: also hash each window's content (``audio_window_keys``; training's feature
     cache looks its features up by them)."""
@@ -70,35 +62,18 @@ class AF2Collator:
         trim_windows: bool = True,
         window_keys: bool = False,
     ):
-        self.tokenizer = tokenizer
+        super().__init__(tokenizer, supervise_end_tokens=supervise_end_tokens)
         self.max_windows = max_windows
         self.sample_rate = sample_rate
         self.window_seconds = window_seconds
         self.max_length = max_length
-        self.supervise_end_tokens = supervise_end_tokens
         self.trim_windows = trim_windows
         self.window_keys = window_keys
-        self.audio_id = _token_id(tokenizer, AUDIO_TOKEN, "audio")
-        self.eoc_id = _token_id(tokenizer, EOC_TOKEN, "end-of-chunk")
-        self.sep_id = _token_id(tokenizer, tokenizer.sep_token, "sep")
-        self.eos_id = _token_id(tokenizer, tokenizer.eos_token, "eos")
-        self.pad_id = _token_id(tokenizer, tokenizer.pad_token, "pad")
-
-    def _text(self, text: str) -> list[int]:
-        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     @staticmethod
     def prompt(sample: Sample) -> str:
         """The prompt the model sees: the manifest's, with its ``choices`` listed."""
         return with_choices(sample.prompt, sample.choices)
-
-    def encode(self, prompt: str, answer: str) -> tuple[list[int], list[int]]:
-        """Token ids and labels of one sample (two lists of equal length)."""
-        p, a = self._text(prompt), self._text(answer)
-        ids = [self.audio_id, *p, self.sep_id, *a, self.eoc_id, self.eos_id]
-        end = [self.eoc_id, self.eos_id] if self.supervise_end_tokens else [IGNORE_INDEX, IGNORE_INDEX]
-        labels = [IGNORE_INDEX] * (len(p) + 2) + a + end
-        return ids, labels
 
     def __call__(self, items: Sequence[AudioItem | Skipped]) -> dict:
         skipped = [it for it in items if isinstance(it, Skipped)]

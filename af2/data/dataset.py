@@ -20,10 +20,10 @@ from typing import Sequence
 import torch
 from torch.utils.data import Dataset
 
-from af2.data.audio import AudioError, probe, read_audio
+from af2.audio.io import AudioError, probe, read_audio
+from af2.audio.windows import count_windows
 from af2.data.manifest import Sample, load_manifest
 from af2.data.report import Skipped
-from af2.data.windows import count_windows
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ the file to use), ``skill`` (one of :data:`af2.data.skills.SKILLS`), ``id`` and 
 are optional. Other keys are kept in :attr:`Sample.extra`. A relative ``audio`` path is
 resolved against the manifest's folder. :func:`load_manifest` checks every line and
 reports each bad one with its 1-based line number and the reason (bad JSON, a bad field,
-a duplicate id, bytes that are not UTF-8: lines are read by :mod:`af2.data.jsonl`); it never
+a duplicate id, bytes that are not UTF-8: lines are read by :mod:`af2.jsonl`); it never
 stops at the first error.
 """
 
@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from af2.data.jsonl import read_jsonl, read_lines  # noqa: F401 (read_lines: the manifest's raw lines)
 from af2.data.skills import SKILLS
+from af2.jsonl import read_jsonl, read_lines  # noqa: F401 (read_lines: the manifest's raw lines)
 
 KNOWN_KEYS = ("audio", "prompt", "answer", "start", "end", "skill", "id", "choices")
 

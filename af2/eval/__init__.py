@@ -3,8 +3,8 @@
 Modules: ``normalize`` (text normalisation), ``parsing`` (which option a multiple-choice
 prediction picks), ``inputs`` (prediction files and reference manifests), ``skills`` (groups
 per skill), ``metrics`` (per-sample scores and per-skill tallies), ``fallback`` (scores from
-judge replies that are not JSON), ``judge`` (the judge pipeline on ``af2.llm`` and the batch
-jobs of ``af2.data.llm``), ``judge_summary`` (a judge run read back and summarised) and
+judge replies that are not JSON), ``judge`` (the judge pipeline, run by the batch-job runner
+``af2.llm.jobs``), ``judge_summary`` (a judge run read back and summarised) and
 ``report`` (the tables). Command line: ``python -m af2.eval score|judge --help``.
 """
 

@@ -19,9 +19,10 @@ from typing import Callable, Iterable, Optional, Sequence
 
 import torch
 
-from af2.data.audio import read_audio
-from af2.data.collator import IGNORE_INDEX, AF2Collator
+from af2.audio.io import read_audio
+from af2.data.collator import AF2Collator
 from af2.data.manifest import Sample
+from af2.text.sample import IGNORE_INDEX
 
 
 @dataclass(frozen=True)

@@ -24,11 +24,11 @@ from typing import Iterable, Optional, Sequence
 import torch
 from tqdm import tqdm
 
-from af2.data.audio import AudioError, read_audio
-from af2.data.jsonl import cut_torn_tail, good_objects
+from af2.audio.io import AudioError, read_audio
 from af2.data.manifest import load_manifest
-from af2.data.prompts import with_choices
 from af2.errors import InputError
+from af2.jsonl import cut_torn_tail, good_objects
+from af2.text.prompts import with_choices
 
 log = logging.getLogger("af2.infer")
 
@@ -45,7 +45,7 @@ class Request:
 
 
 def prompt_with_choices(prompt: str, choices: Optional[Sequence[str]]) -> str:
-    """The prompt as training shows it: options appended by :func:`af2.data.prompts.with_choices`."""
+    """The prompt as training shows it: options appended by :func:`af2.text.prompts.with_choices`."""
     return with_choices(prompt, choices)
 
 

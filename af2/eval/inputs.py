@@ -1,7 +1,7 @@
 """Reading what is evaluated: prediction files and the reference manifest.
 
 Predictions are JSONL, one ``{"id": ..., "prediction": "..."}`` per line (other keys are
-ignored). Lines are read by the batch-job reader (``af2.data.llm.jobs.read_records``), so a
+ignored). Lines are read by the batch-job reader (``af2.llm.jobs.read_records``), so a
 broken line or a repeated id is reported, and the first line of an id is the one used.
 References are an af2 manifest, read strictly: a bad reference line stops the evaluation
 rather than silently leaving its sample out.
@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from af2.data.llm.jobs import read_records
 from af2.data.manifest import Sample, load_manifest
+from af2.llm.jobs import read_records
 
 
 @dataclass

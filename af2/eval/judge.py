@@ -1,6 +1,6 @@
 """``judge``: an LLM scores each prediction from 1 to 10 against its reference (LongAudioBench).
 
-``Judge`` is a ``Pipeline`` of the batch-job machinery (``af2.data.llm.jobs.Job``), so a judge
+``Judge`` is a ``Pipeline`` of the batch-job machinery (``af2.llm.jobs.Job``), so a judge
 run has that machinery's guarantees: one result per prediction id, written as soon as it is
 known; resumable after a kill; replies cached (``af2.llm.ResponseCache``) before anything is
 written, under a key made of the judge model, the template version and the rendered prompt
@@ -20,12 +20,10 @@ with its reasons and is counted apart: it never enters the mean. A line of the o
 
 from __future__ import annotations
 
-from af2.data.llm.base import Outcome, Pipeline, Record, RecordError
 from af2.data.manifest import Sample
 from af2.eval.fallback import HIGH, LOW, fallback_score
-from af2.llm import load_template
+from af2.llm.pipeline import Outcome, Pipeline, Record, RecordError
 
-TEMPLATE_PACKAGE = "af2.eval"
 SCHEMA = {
     "type": "object",
     "required": ["score"],
@@ -36,11 +34,11 @@ SCHEMA = {
 class Judge(Pipeline):
     name = "judge"
     help = "score each prediction from 1 to 10 against its reference with an LLM judge"
+    template_package = "af2.eval"
 
     def __init__(self, args, client, references: dict[str, Sample]):
-        # Not Pipeline.__init__: this template lives in af2.eval, not in af2.data.llm.
-        self.args, self.client, self.references = args, client, references
-        self.template = load_template(TEMPLATE_PACKAGE, self.name, args.template_version)
+        super().__init__(args, client)
+        self.references = references
 
     def process(self, record: Record) -> Outcome:
         sample = self.references.get(record.source_id)

@@ -17,9 +17,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Mapping
 
-from af2.data.jsonl import good_objects
 from af2.data.manifest import Sample
 from af2.eval.skills import skill_of, skill_order
+from af2.jsonl import good_objects
 
 
 @dataclass
@@ -57,7 +57,7 @@ class JudgeSummary:
 
 
 def read_jsonl(path: Path) -> list[dict]:
-    """The usable lines of a judged or rejects file (``af2.data.jsonl.good_objects``)."""
+    """The usable lines of a judged or rejects file (``af2.jsonl.good_objects``)."""
     return good_objects(path)
 
 

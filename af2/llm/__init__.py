@@ -10,7 +10,9 @@
 Modules: ``config`` (settings from flags and AF2_LLM_* variables), ``redact`` (the key never
 shows), ``ratelimit`` (requests and tokens per minute), ``retry`` (what to retry, backoff,
 Retry-After), ``cache`` (SQLite reply cache), ``jsonout`` (JSON extraction, repair, schema),
-``templates`` (versioned prompt files), ``usage`` (tokens and cost), ``client`` (all together).
+``templates`` (versioned prompt files), ``usage`` (tokens and cost), ``client`` (all together);
+``pipeline`` (records, outcomes, the ``Pipeline`` base) and ``jobs`` (the resumable JSONL job
+runner), which the data generators (``af2.data.llm``) and the judge (``af2.eval.judge``) run on.
 """
 
 from af2._deps import require

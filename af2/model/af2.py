@@ -31,8 +31,7 @@ from torch import nn
 from transformers import GenerationMixin, PreTrainedModel
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
-from af2.data.collator import IGNORE_INDEX
-from af2.data.windows import BatchedWindows
+from af2.audio.windows import BatchedWindows
 from af2.model import generation as gen
 from af2.model.afclap import AFCLAP
 from af2.model.audio_transformer import AudioTransformer
@@ -40,7 +39,9 @@ from af2.model.config import STAGES, AF2Config
 from af2.model.configuration_af2 import AudioFlamingo2Config
 from af2.model.generation import positions
 from af2.model.llm import MEDIA_KWARG, MediaInputs, attach_xattn, build_llm, build_xattn
-from af2.model.tokenizer import resolve_tokenizer, special_token_ids
+from af2.model.tokenizer import resolve_tokenizer
+from af2.text.sample import IGNORE_INDEX
+from af2.text.tokens import special_token_ids
 
 #: Collator keys ``forward`` takes (the collator's other keys are bookkeeping).
 BATCH_KEYS = ("input_ids", "attention_mask", "labels", "media_locations", "audio_windows", "audio_window_mask")
@@ -188,7 +189,7 @@ class AudioFlamingo2ForConditionalGeneration(AudioFlamingo2PreTrainedModel, Gene
     ) -> BatchedWindows:
         """1-D waveforms at 16 kHz, any lengths -> BatchedWindows (windows (B, W, L), mask (B, W),
         truncated (B,)) with at most ``max_windows`` (default: the stage's, else config.max_windows)
-        windows each; longer audio is cut with a logged warning (af2.data.windows). The level is
+        windows each; longer audio is cut with a logged warning (af2.audio.windows). The level is
         not changed (the processor's feature extractor normalises)."""
         from af2.model.processing_af2 import AudioFlamingo2FeatureExtractor
 
@@ -314,7 +315,7 @@ class AudioFlamingo2ForConditionalGeneration(AudioFlamingo2PreTrainedModel, Gene
 
     def encode_examples(self, prompts: Sequence[str], answers: Sequence[str]) -> dict:
         """Training text of (prompt, answer) pairs, as the collator makes it
-        (``<audio>{prompt}<SEP>{answer}<|endofchunk|>{eos}``, af2.data.collator.AF2Collator.encode):
+        (``<audio>{prompt}<SEP>{answer}<|endofchunk|>{eos}``, af2.text.sample.SampleEncoder.encode):
         ``input_ids`` (B, S) right-padded, ``attention_mask`` (B, S) bool, and ``labels`` (B, S)
         with -100 on the prompt and the padding, so the loss is on the answer (and end tokens)."""
         enc = self.processor(text=list(prompts), answers=list(answers), official_format=False)

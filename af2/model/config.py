@@ -87,7 +87,7 @@ class XattnConfig:
 class AF2Config:
     """The whole model. ``llm`` = Qwen2Config kwargs; ``llm_path`` / ``tokenizer_path``: local
     directories of a real Qwen2 checkpoint / tokenizer (loaded offline); ``tokenizer="tiny"``
-    builds the small offline BPE of :func:`af2.data.tokens.tiny_tokenizer`. ``token_ids`` holds
+    builds the small offline BPE of :func:`af2.text.tokens.tiny_tokenizer`. ``token_ids`` holds
     the ids of ``audio``, ``eoc``, ``sep``, ``pad``, ``eos`` (filled from the tokenizer).
     ``max_windows``: the default for inference; ``stage_max_windows``: per curriculum stage.
     ``fused``: af2's fused ops (True) or their eager twins (False). ``audio_normalization``

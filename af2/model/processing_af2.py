@@ -5,12 +5,12 @@ soundfile reads, or an array / tensor: (T,) mono or (channels, T)) -> mono (chan
 16 kHz (soxr) -> the official level normalisation (``normalize="official"``: peak to 1, then a
 round trip through int16, ``x -> trunc(clip(x, -1, 1) * 32767) / 32767``, as the released weights
 were trained; all-zero audio stays zero; ``normalize=None``: the level as read) -> 10-s windows,
-at most ``max_windows`` (af2.data.windows). Output: ``audio_windows`` (B, W, L), ``audio_window_mask``
+at most ``max_windows`` (af2.audio.windows). Output: ``audio_windows`` (B, W, L), ``audio_window_mask``
 (B, W) bool, ``truncated`` (B,) bool. The log-mel front end stays in the model (af2.model.mel).
 
 Text: the official format ``<audio>{prompt}<SEP>`` (a prompt for ``generate``, left-padded), or
 with ``answers`` the training format ``<audio>{prompt}<SEP>{answer}<|endofchunk|>{eos}`` with
-``labels`` on the answer (right-padded, as af2.data.collator). ``official_format=True`` lower-cases
+``labels`` on the answer (right-padded; af2.text.sample, as the data collator). ``official_format=True`` lower-cases
 the question, as the official inference does. The chat template renders the same strings from a
 conversation (:meth:`AudioFlamingo2Processor.apply_chat_template`).
 """
@@ -27,8 +27,9 @@ from transformers import BatchFeature
 from transformers.feature_extraction_utils import FeatureExtractionMixin
 from transformers.processing_utils import ProcessorMixin
 
-from af2.data.tokens import AUDIO_TOKEN, EOC_TOKEN, SEP_TOKEN
-from af2.data.windows import BatchedWindows, split_windows_batch
+from af2.audio.windows import BatchedWindows, split_windows_batch
+from af2.text.sample import IGNORE_INDEX, SampleEncoder
+from af2.text.tokens import AUDIO_TOKEN, EOC_TOKEN, SEP_TOKEN, token_id
 
 #: Stand-in for "the extractor's / processor's own default" in call keywords.
 _DEFAULT = "default"
@@ -101,7 +102,7 @@ class AudioFlamingo2FeatureExtractor(FeatureExtractionMixin):
     def load(self, audio: Any, sampling_rate: Optional[int] = None) -> torch.Tensor:
         """A path, an array or a tensor ((T,) or (channels, T)) -> (T',) float32 mono at the model's rate."""
         if isinstance(audio, (str, os.PathLike)):
-            from af2.data.audio import read_audio
+            from af2.audio.io import read_audio
 
             return read_audio(Path(audio), target_sr=self.sampling_rate)
         x = audio.detach().cpu().float().numpy() if isinstance(audio, torch.Tensor) else np.asarray(audio)
@@ -197,10 +198,7 @@ class AudioFlamingo2Processor(ProcessorMixin):
 
     # -- token ids ------------------------------------------------------------------------------
     def _id(self, token: str) -> int:
-        tid = self.tokenizer.convert_tokens_to_ids(token)
-        if tid is None or (tid == self.tokenizer.unk_token_id and token != self.tokenizer.unk_token):
-            raise ValueError(f"the tokenizer has no {token!r} token (af2.model.tokenizer.add_af2_tokens adds it)")
-        return int(tid)
+        return token_id(self.tokenizer, token)
 
     def _question(self, prompt: str, official_format: bool) -> str:
         return prompt.lower() if official_format else prompt
@@ -270,15 +268,13 @@ class AudioFlamingo2Processor(ProcessorMixin):
         return {"input_ids": ids, "attention_mask": mask}
 
     def _training_text(self, prompts: list[str], answers: list[str], official: bool) -> dict:
-        from af2.data.collator import IGNORE_INDEX, AF2Collator
-
         if len(prompts) != len(answers):
             raise ValueError(f"{len(prompts)} prompts for {len(answers)} answers")
-        collator = AF2Collator(self.tokenizer, max_windows=self.feature_extractor.max_windows)
-        rows = [collator.encode(self._question(p, official), a) for p, a in zip(prompts, answers)]
+        encoder = SampleEncoder(self.tokenizer)
+        rows = [encoder.encode(self._question(p, official), a) for p, a in zip(prompts, answers)]
         width = max(len(ids) for ids, _ in rows)
         out = {
-            "input_ids": torch.full((len(rows), width), collator.pad_id, dtype=torch.long),
+            "input_ids": torch.full((len(rows), width), encoder.pad_id, dtype=torch.long),
             "attention_mask": torch.zeros(len(rows), width, dtype=torch.bool),
             "labels": torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long),
         }

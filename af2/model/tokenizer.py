@@ -3,18 +3,15 @@
 AF2's public factory adds, to a Qwen2.5 tokenizer of 151,665 tokens, in this order:
 additional special tokens ``<audio>`` (151665), ``<|endofchunk|>`` (151666), ``<|PAD_TOKEN|>``
 (151667), then ``<SEP>`` as sep token (151668); the pad token stays Qwen's ``<|endoftext|>``
-(a tokenizer without one gets ``<PAD>``). :func:`add_af2_tokens` repeats that order exactly, so
-the embedding rows of a released AF2 checkpoint line up with the ids.
+(a tokenizer without one gets ``<PAD>``). :func:`af2.text.tokens.add_special_tokens` repeats that
+order exactly, so the embedding rows of a released AF2 checkpoint line up with the ids.
 """
 
 from __future__ import annotations
 
 from typing import Optional
 
-from af2.data.tokens import AUDIO_TOKEN, EOC_TOKEN, add_special_tokens, tiny_tokenizer
-
-# The release's token order lives with the data pipeline (af2.data.tokens); one function for both.
-add_af2_tokens = add_special_tokens
+from af2.text.tokens import add_special_tokens, tiny_tokenizer
 
 
 def load_tokenizer(path: str):
@@ -22,13 +19,13 @@ def load_tokenizer(path: str):
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
-    add_af2_tokens(tok)
+    add_special_tokens(tok)
     return tok
 
 
 def resolve_tokenizer(kind: Optional[str], path: Optional[str], llm_path: Optional[str]):
     """``path`` (or, failing it, ``llm_path``) -> :func:`load_tokenizer`; ``kind == "tiny"`` ->
-    :func:`af2.data.tokens.tiny_tokenizer`; otherwise None (the model then runs on ids only)."""
+    :func:`af2.text.tokens.tiny_tokenizer`; otherwise None (the model then runs on ids only)."""
     if path or (llm_path and kind != "tiny"):
         return load_tokenizer(path or llm_path)
     if kind == "tiny":
@@ -36,21 +33,3 @@ def resolve_tokenizer(kind: Optional[str], path: Optional[str], llm_path: Option
     if kind is not None:
         raise ValueError(f"tokenizer must be 'tiny' or None (use tokenizer_path for a directory), got {kind!r}")
     return None
-
-
-def special_token_ids(tokenizer) -> dict[str, int]:
-    """ids of ``audio``, ``eoc``, ``sep``, ``pad``, ``eos``; raises if the tokenizer lacks one."""
-    names = {
-        "audio": AUDIO_TOKEN,
-        "eoc": EOC_TOKEN,
-        "sep": tokenizer.sep_token,
-        "pad": tokenizer.pad_token,
-        "eos": tokenizer.eos_token,
-    }
-    out = {}
-    for key, token in names.items():
-        tid = None if token is None else tokenizer.convert_tokens_to_ids(token)
-        if tid is None or (tid == tokenizer.unk_token_id and token != tokenizer.unk_token):
-            raise ValueError(f"tokenizer has no {key} token ({token!r}); use af2.model.tokenizer.add_af2_tokens")
-        out[key] = int(tid)
-    return out

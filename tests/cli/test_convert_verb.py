@@ -12,8 +12,8 @@ from tests.model.test_convert import _write_official
 
 @pytest.fixture(scope="module")
 def release(tmp_path_factory):
-    from af2.data.tokens import tiny_tokenizer
     from af2.model import AF2Config, AudioFlamingo2
+    from af2.text.tokens import tiny_tokenizer
 
     torch.manual_seed(3)
     source = AudioFlamingo2(AF2Config.preset("tiny"), tokenizer=tiny_tokenizer()).eval()

@@ -18,8 +18,8 @@ SR = 16000
 def model_dir(tmp_path_factory):
     import torch
 
-    from af2.data.tokens import tiny_tokenizer
     from af2.model import AF2Config, AudioFlamingo2
+    from af2.text.tokens import tiny_tokenizer
 
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("model")

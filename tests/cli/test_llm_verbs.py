@@ -89,7 +89,7 @@ def test_gen_bad_input_writes_nothing(af2, serve, tmp_path, monkeypatch):
 def test_gen_unreachable_server_is_status_2(af2, serve, tmp_path, monkeypatch, caplog):
     """The jobs raise ServerUnreachable when the server is not there; the job runner reports it
     as one "stopped:" message (after which the run's summary is printed) and status 2."""
-    from af2.data.llm import jobs
+    from af2.llm import jobs
 
     def unreachable(self):
         raise ServerUnreachable("the LLM server at http://127.0.0.1:9/v1 refused 3 connections in a row")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from af2.data.tokens import tiny_tokenizer
+from af2.text.tokens import tiny_tokenizer
 
 
 @pytest.fixture(scope="session")

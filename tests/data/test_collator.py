@@ -8,14 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-from af2.data.collator import IGNORE_INDEX, AF2Collator
+from af2.audio.windows import window_keys
+from af2.data.collator import AF2Collator
 from af2.data.dataset import AudioItem
 from af2.data.manifest import Sample
-from af2.data.prompts import with_choices
 from af2.data.report import Skipped
 from af2.data.synth.scene import qa
-from af2.data.tokens import AUDIO_TOKEN, EOC_TOKEN, SEP_TOKEN
-from af2.data.windows import window_keys
+from af2.text.prompts import with_choices
+from af2.text.sample import IGNORE_INDEX
+from af2.text.tokens import AUDIO_TOKEN, EOC_TOKEN, SEP_TOKEN
 
 
 def _item(

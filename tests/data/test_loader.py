@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from af2.data.audio import read_audio
+from af2.audio.io import read_audio
 from af2.data.loader import make_loader
 from af2.data.manifest import write_manifest
 from tests.data.audio_files import tone, truncate, write

@@ -20,7 +20,7 @@ SR = 16000
 SCRIPT = r"""
 import json, sys
 import numpy as np, soundfile as sf
-from af2.data.audio import read_audio
+from af2.audio.io import read_audio
 
 def kb(field):
     for line in open("/proc/self/status"):

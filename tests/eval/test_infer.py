@@ -12,8 +12,8 @@ import pytest
 import soundfile as sf
 import torch
 
-from af2.data.tokens import tiny_tokenizer
 from af2.model import AF2Config, AudioFlamingo2
+from af2.text.tokens import tiny_tokenizer
 
 SR = 16000
 
@@ -82,7 +82,7 @@ def test_manifest_run_is_batched_resumable_and_reports_bad_files(saved_model, da
     assert [e["id"] for e in errors] == ["q3"]
     assert "bad manifest line" in run.stderr and "unreadable 1" in run.stderr
     # The answers are model.generate's (same prompt formatting, same windowing).
-    from af2.data.audio import read_audio
+    from af2.audio.io import read_audio
 
     want = model.generate(
         [read_audio(data / "b.flac")], ["Which is higher?\nChoose one:\n(A) first\n(B) second"], max_new_tokens=5

@@ -11,10 +11,10 @@ import pytest
 import soundfile as sf
 import torch
 
-from af2.data.tokens import tiny_tokenizer
 from af2.errors import InputError
 from af2.eval import infer
 from af2.model import AF2Config, AudioFlamingo2
+from af2.text.tokens import tiny_tokenizer
 
 SR = 16000
 

@@ -6,11 +6,11 @@ import dataclasses
 from argparse import Namespace
 from collections import Counter
 
-from af2.data.llm.base import Record
-from af2.data.llm.jobs import Job
 from af2.eval.inputs import load_predictions, load_references
 from af2.eval.judge import Judge
 from af2.eval.judge_summary import read_jsonl, summarize
+from af2.llm.jobs import Job
+from af2.llm.pipeline import Record
 from tests.eval.conftest import manifest_rows, write_jsonl
 from tests.eval.fake_judge import fair_judge, faulty, verdict
 from tests.llm.conftest import make_client

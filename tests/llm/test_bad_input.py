@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from af2.data.llm.base import Outcome, Pipeline
-from af2.data.llm.jobs import Job
 from af2.llm import load_template
+from af2.llm.jobs import Job
+from af2.llm.pipeline import Outcome, Pipeline
 from tests.eval.conftest import manifest_rows, write_jsonl
 from tests.llm.conftest import ROOT, make_client, read_jsonl, run_cli, run_module
 from tests.llm.fake_llm import well_behaved

@@ -4,8 +4,8 @@ import pytest
 
 from af2.data import lexicon
 from af2.data.llm import checks, textcheck
-from af2.data.llm.base import keep_valid
 from af2.data.skills import SKILLS
+from af2.llm.pipeline import keep_valid
 
 SRC = "A dog barks twice then a car passes"
 

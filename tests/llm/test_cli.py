@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from af2.data.llm.base import Record
 from af2.data.llm.negatives import Negatives
 from af2.data.manifest import load_manifest
 from af2.data.skills import SKILLS
+from af2.llm.pipeline import Record
 from tests.llm.conftest import KEY, make_client, read_jsonl, run_cli
 from tests.llm.fake_llm import scripted, well_behaved
 from tests.llm.server import completion, error

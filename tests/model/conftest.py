@@ -10,8 +10,8 @@ import torch
 from af2.data.collator import AF2Collator
 from af2.data.dataset import AudioItem
 from af2.data.manifest import Sample
-from af2.data.tokens import tiny_tokenizer
 from af2.model import AF2Config, AudioFlamingo2
+from af2.text.tokens import tiny_tokenizer
 
 SR = 16000
 

@@ -8,9 +8,11 @@ import logging
 import pytest
 import torch
 
-from af2.data.collator import IGNORE_INDEX, AF2Collator
-from af2.data.tokens import EOC_TOKEN
+from af2.data.collator import AF2Collator
 from af2.model import AF2Config, AudioFlamingo2
+from af2.stages import STAGES
+from af2.text.sample import IGNORE_INDEX
+from af2.text.tokens import EOC_TOKEN
 
 from .conftest import item
 
@@ -231,7 +233,7 @@ def test_trainable_parameter_sets(make_model):
     assert ids(model.trainable_parameters("long")) == at | xattn | embed
     assert ids(model.trainable_parameters("sft")) == at | xattn | embed | htsat
     assert ids(model.trainable_parameters("clap")) == clap_all
-    for stage in ("clap", "pretrain", "sft", "long"):
+    for stage in STAGES:
         ps = model.trainable_parameters(stage)
         assert len(ps) == len(ids(ps))  # each parameter once
     with pytest.raises(ValueError, match="unknown stage"):
@@ -322,13 +324,13 @@ def test_af2_token_order_matches_the_release():
     from tokenizers import Tokenizer, models
     from transformers import PreTrainedTokenizerFast
 
-    from af2.model.tokenizer import add_af2_tokens, special_token_ids
+    from af2.text.tokens import add_special_tokens, special_token_ids
 
     vocab = {f"t{i}": i for i in range(10)}
     tok = PreTrainedTokenizerFast(
         tokenizer_object=Tokenizer(models.WordLevel(vocab, unk_token="t0")), eos_token="t1", pad_token="t1"
     )  # Qwen2.5: pad = eos = <|endoftext|>
-    assert add_af2_tokens(tok) == 4
+    assert add_special_tokens(tok) == 4
     ids = special_token_ids(tok)
     assert (ids["audio"], ids["eoc"], tok.convert_tokens_to_ids("<|PAD_TOKEN|>"), ids["sep"]) == (10, 11, 12, 13)
     assert ids["pad"] == ids["eos"] == 1
@@ -388,7 +390,7 @@ def test_frozen_htsat_stays_in_eval_mode(make_model, batch):
 
 
 def test_tiny_tokenizer_prints_nothing(capfd):
-    from af2.data.tokens import tiny_tokenizer
+    from af2.text.tokens import tiny_tokenizer
 
     capfd.readouterr()
     tiny_tokenizer()  # the BPE trainer's progress output would land in trainer logs

@@ -9,9 +9,9 @@ import threading
 import pytest
 import torch
 
-from af2.data.tokens import tiny_tokenizer
 from af2.model import AF2Config, AudioFlamingo2, AudioFlamingo2Processor
-from af2.model.llm import MEDIA_KWARG, MediaInputs
+from af2.text.tokens import tiny_tokenizer
+from benchmarks.earlier_decoding import greedy_loop
 
 from .conftest import item
 
@@ -55,47 +55,6 @@ def test_equals_the_recorded_model_bitwise():
     torch.testing.assert_close(fused, eager, rtol=1e-4, atol=1e-5)
 
 
-def _earlier_greedy_loop(model, ids, mask, windows, window_mask, max_new_tokens):
-    """af2's hand-written decoding loop as it was (KV cache, media keys/values cached once), kept
-    here as the reference for GenerationMixin's greedy search."""
-    from af2.model.generation import positions
-
-    t = model.config.token_ids
-    media, media_mask = model.encode_media(windows, window_mask)
-    for block in model.xattn.values():
-        block.cache_media(media, media_mask)
-    stop = torch.tensor(sorted({t["eoc"], t["eos"]}))
-    pos = positions(mask)
-    mask = mask.long()
-    kw = lambda tok: {MEDIA_KWARG: MediaInputs(None, None, tok == t["audio"], cached=True)}  # noqa: E731
-    try:
-        out = model.llm(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, **kw(ids))
-        done = torch.zeros(ids.shape[0], dtype=torch.bool)
-        new = []
-        for _ in range(max_new_tokens):
-            logits = out.logits[:, -1].float().clone()
-            logits[:, t["audio"]] = float("-inf")
-            token = torch.where(done, torch.full_like(done, t["pad"], dtype=torch.long), logits.argmax(-1))
-            new.append(token)
-            done |= torch.isin(token, stop)
-            if bool(done.all()) or len(new) == max_new_tokens:
-                break
-            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
-            pos = pos[:, -1:] + 1
-            out = model.llm(
-                input_ids=token[:, None],
-                attention_mask=mask,
-                position_ids=pos,
-                use_cache=True,
-                cache=out.cache,
-                **kw(token[:, None]),
-            )
-    finally:
-        for block in model.xattn.values():
-            block.clear_cache()
-    return torch.stack(new, dim=1)
-
-
 @pytest.fixture
 def lively(make_model):
     """A tiny model whose greedy continuation is not one repeated token, and its processor."""
@@ -115,7 +74,7 @@ def test_greedy_equals_the_earlier_loop(lively, rows):
     inputs = processor(text=prompts, audio=waves, normalize=None)
     with torch.no_grad():
         out = model.generate(**inputs, max_new_tokens=8)
-        want = _earlier_greedy_loop(
+        want = greedy_loop(
             model,
             inputs["input_ids"],
             inputs["attention_mask"],

@@ -9,8 +9,8 @@ import soundfile as sf
 import soxr
 import torch
 
-from af2.data.collator import IGNORE_INDEX
 from af2.model import AudioFlamingo2Config, AudioFlamingo2FeatureExtractor, AudioFlamingo2Processor
+from af2.text.sample import IGNORE_INDEX
 
 
 def _official_by_hand(x: np.ndarray) -> np.ndarray:

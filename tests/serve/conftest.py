@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from af2.data.tokens import tiny_tokenizer
 from af2.model import AF2Config, AudioFlamingo2
+from af2.text.tokens import tiny_tokenizer
 from tests.serve.support import Offline
 
 SR = 16000

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from af2.stages import STAGES
 from training.config import ConfigError, load_config, parse_overrides
 from training.curriculum import plan
 from training.engine import ds_config, lr_lambda
@@ -99,7 +100,7 @@ def test_shipped_configs_parse():
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[2] / "training" / "configs"
-    for name in ("clap", "pretrain", "sft", "long"):
+    for name in STAGES:
         cfg = load_config(root / f"{name}.yaml", check=False)
         assert cfg["stage"] == name
     assert [

@@ -12,9 +12,9 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
+from af2.audio.windows import window_keys
 from af2.data.manifest import load_manifest, write_manifest
-from af2.data.tokens import tiny_tokenizer
-from af2.data.windows import window_keys
+from af2.text.tokens import tiny_tokenizer
 from tests.data.audio_files import tone, write
 from training.data import BatchStream, build_loader, write_mixture
 

@@ -6,10 +6,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from af2.data.windows import KEY_BYTES, window_keys
+from af2.audio.windows import KEY_BYTES, window_keys
+from af2.model.random_batch import random_lm_batch
 from training.config import SCHEMA, ConfigError, merge, validate
 from training.feature_cache import DenseFeatureCache, encoder_is_frozen
-from training.stages import StageModule, build_model, freeze_for_stage, random_lm_batch, uses_feature_cache
+from training.stages import StageModule, build_model, freeze_for_stage, uses_feature_cache
 
 
 def _stage(stage: str, mb: float):
@@ -50,7 +51,7 @@ def test_cache_matches_encoder_and_encodes_each_window_once():
 
 
 def test_cache_looks_up_by_the_keys_it_is_given():
-    """Keys from the loader (af2.data.windows.window_keys) give the same features without hashing
+    """Keys from the loader (af2.audio.windows.window_keys) give the same features without hashing
     here; the lookup goes by the keys alone (two windows given one key share features)."""
     module, _ = _stage("pretrain", 64)
     clap = module.model.clap

@@ -7,9 +7,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from af2.model.random_batch import random_lm_batch
 from training.config import SCHEMA, merge
 from training.norm_init import init_audio_norm_from_data
-from training.stages import build_model, freeze_for_stage, random_lm_batch
+from training.stages import build_model, freeze_for_stage
 
 
 def _model():

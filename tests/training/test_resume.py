@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import load_file
 
 from tests.training.conftest import ROOT, env, run
-from training.checkpoint import find_latest
+from training.checkpoint import candidates
 
 
 def _weights(out) -> dict:
@@ -46,7 +46,7 @@ def test_sigkill_then_resume_matches_uninterrupted_run(stage_config, tmp_path):
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == -signal.SIGKILL
-    found = find_latest(out / "checkpoints")
+    found = (candidates(out / "checkpoints") or [None])[0]
     assert found is not None and found.name != "final"
     killed_at = json.loads((found / "trainer_state.json").read_text())["step"]
     # a kill between the rename of step-6 and the update of `latest` resumes from step 3: fine
@@ -76,8 +76,8 @@ def test_half_written_checkpoint_is_ignored(tmp_path):
     (root / "step-00000004").mkdir()  # no trainer_state.json: incomplete
     (root / ".staging" / "step-00000006").mkdir(parents=True)
     (root / "latest").write_text("step-00000004")
-    assert find_latest(root) == good
-    assert find_latest(tmp_path / "none") is None
+    assert candidates(root) == [good]
+    assert candidates(tmp_path / "none") == []
 
 
 def test_nonfinite_steps_are_skipped_then_stop(stage_config, tmp_path):

@@ -8,8 +8,9 @@ from functools import wraps
 import pytest
 import torch
 
+from af2.model.random_batch import random_lm_batch
 from training.config import SCHEMA, merge
-from training.stages import StageModule, build_model, enable_gradient_checkpointing, freeze_for_stage, random_lm_batch
+from training.stages import StageModule, build_model, enable_gradient_checkpointing, freeze_for_stage
 
 
 def _stage(checkpointing: bool):

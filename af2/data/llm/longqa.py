@@ -10,8 +10,9 @@ refer to each (a content word of its caption); the manifest line records them in
 from __future__ import annotations
 
 from af2.data.llm import checks
-from af2.data.llm.base import Outcome, Record, RecordError
-from af2.data.llm.questions import SKILLS, QuestionPipeline
+from af2.data.llm.questions import QuestionPipeline
+from af2.data.skills import SKILLS
+from af2.llm.pipeline import Outcome, Record, RecordError
 
 
 def segments_of(data: dict) -> list[dict]:

@@ -13,16 +13,8 @@ which the AF-CLAP stage (``training/clap.py``) uses as its positives and hard ne
 from __future__ import annotations
 
 from af2.data.llm import checks, textcheck
-from af2.data.llm.base import (
-    Outcome,
-    Pipeline,
-    Record,
-    add_field_argument,
-    caption_of,
-    keep_valid,
-    manifest_fields,
-    seeded_rng,
-)
+from af2.data.llm.base import Generator, add_field_argument, caption_of, manifest_fields
+from af2.llm.pipeline import Outcome, Record, keep_valid, seeded_rng
 
 SCHEMA = {
     "type": "object",
@@ -52,7 +44,7 @@ def rule_generator():
     return make_negatives
 
 
-class Negatives(Pipeline):
+class Negatives(Generator):
     name = "negatives"
     help = "hard negative captions, LLM-written and rule-based, labelled by kind"
 

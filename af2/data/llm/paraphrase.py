@@ -12,7 +12,8 @@ AF-CLAP stage (``training/clap.py``) reads its positives from.
 from __future__ import annotations
 
 from af2.data.llm import checks
-from af2.data.llm.base import Outcome, Pipeline, Record, add_field_argument, caption_of, keep_valid, manifest_fields
+from af2.data.llm.base import Generator, add_field_argument, caption_of, manifest_fields
+from af2.llm.pipeline import Outcome, Record, keep_valid
 
 SCHEMA = {
     "type": "object",
@@ -21,7 +22,7 @@ SCHEMA = {
 }
 
 
-class Paraphrase(Pipeline):
+class Paraphrase(Generator):
     name = "paraphrase"
     help = "M paraphrases of each caption (AF-CLAP positives)"
 

@@ -9,10 +9,10 @@ evenly; speech reasoning is asked only of records with a ``transcript``.
 
 from __future__ import annotations
 
-from af2.data.llm.base import Outcome, Record
-from af2.data.llm.questions import SKILLS, QuestionPipeline
+from af2.data.llm.questions import QuestionPipeline
+from af2.data.skills import CONTEXTUAL_SPEECH_EVENT_REASONING, SKILLS
+from af2.llm.pipeline import Outcome, Record
 
-SPEECH_SKILL = "contextual_speech_event_reasoning"
 HIDDEN_KEYS = ("audio", "id", "provenance")
 
 
@@ -35,7 +35,9 @@ class QA(QuestionPipeline):
 
     def process(self, record: Record) -> Outcome:
         data = record.data
-        skills = [s for s in self.skills if s != SPEECH_SKILL or data.get("transcript")] or self.skills
+        skills = [
+            s for s in self.skills if s != CONTEXTUAL_SPEECH_EVENT_REASONING or data.get("transcript")
+        ] or self.skills
         metadata = {k: v for k, v in data.items() if k not in HIDDEN_KEYS}
         return self.ask_questions(
             record, self.plan(record, skills), lambda item: [], self.duration(data), {"metadata": metadata}

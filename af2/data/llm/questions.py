@@ -10,8 +10,9 @@ and for multiple choice ``choices`` (shuffled, reproducibly) and ``answer_index`
 from __future__ import annotations
 
 from af2.data.llm import checks, textcheck
-from af2.data.llm.base import Outcome, Pipeline, Record, RecordError, keep_valid, seeded_rng
+from af2.data.llm.base import Generator
 from af2.data.skills import SKILLS
+from af2.llm.pipeline import Outcome, Record, RecordError, keep_valid, seeded_rng
 
 ITEM = {
     "type": "object",
@@ -28,7 +29,7 @@ ITEM = {
 SCHEMA = {"type": "object", "required": ["questions"], "properties": {"questions": {"type": "array", "items": ITEM}}}
 
 
-class QuestionPipeline(Pipeline):
+class QuestionPipeline(Generator):
     count_flag = "--per-record"
 
     @classmethod

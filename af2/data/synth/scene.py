@@ -16,9 +16,9 @@ from typing import Callable, Sequence
 import numpy as np
 
 from af2.data import lexicon
-from af2.data.prompts import with_choices
 from af2.data.synth.catalog import plural
 from af2.data.synth.events import SR, background
+from af2.text.prompts import with_choices
 
 MC_PROBABILITY = 0.5
 #: Caption words for event labels that do not read as nouns on their own.
@@ -145,7 +145,7 @@ def qa(
     """A question, open-ended or (half the time, when ``options`` are given) multiple choice.
 
     Multiple choice lists ``answer`` among up to ``n_choices - 1`` other options, shuffled,
-    in the prompt (:func:`af2.data.prompts.with_choices`, as the collator does for any
+    in the prompt (:func:`af2.text.prompts.with_choices`, as the collator does for any
     manifest line with ``choices``); the answer stays the choice's text.
     """
     others = [o for o in dict.fromkeys(options or []) if o != answer]

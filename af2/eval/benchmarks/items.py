@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
-from af2.data.prompts import with_choices
 from af2.eval.infer import Request
+from af2.text.prompts import with_choices
 
 
 class BenchmarkInputError(ValueError):

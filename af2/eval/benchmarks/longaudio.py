@@ -22,13 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
-from af2.data.llm.jobs import Job, run_for_cli
 from af2.data.manifest import Sample
 from af2.eval.benchmarks.items import BenchmarkInputError, Item, Row, find_file, predicted
 from af2.eval.inputs import load_predictions
 from af2.eval.judge import Judge
 from af2.eval.judge_summary import read_jsonl, summarize
 from af2.llm import LLMClient, LLMConfig, ResponseCache
+from af2.llm.jobs import Job, run_for_cli
 from af2.llm.redact import install
 
 FILES = ("longaudiobench.jsonl", "test.jsonl")

@@ -14,8 +14,8 @@ from tests.eval.benchmarks.conftest import predictions
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    from af2.data.tokens import tiny_tokenizer
     from af2.model import AF2Config, AudioFlamingo2
+    from af2.text.tokens import tiny_tokenizer
 
     torch.manual_seed(0)
     model = AudioFlamingo2(AF2Config.preset("tiny"), tokenizer=tiny_tokenizer()).eval()

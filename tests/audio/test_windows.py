@@ -7,7 +7,7 @@ import logging
 import pytest
 import torch
 
-from af2.data.windows import (
+from af2.audio.windows import (
     KEY_BYTES,
     count_windows,
     split_windows,
@@ -33,7 +33,7 @@ def test_window_count_and_padding(seconds, expected):
 
 def test_truncation_is_flagged_and_logged(caplog):
     wave = torch.ones(int(35.5 * 16000))
-    with caplog.at_level(logging.WARNING, logger="af2.data.windows"):
+    with caplog.at_level(logging.WARNING, logger="af2.audio.windows"):
         w = split_windows(wave, max_windows=3, name="clip-7")
     assert w.truncated and w.num_windows == 3 and w.mask.all() and w.windows.all()
     assert "clip-7" in caplog.text and "dropping 5.5 s" in caplog.text

@@ -27,13 +27,13 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from af2.data.jsonl import cut_torn_tail, good_objects, read_jsonl
-from af2.data.llm.base import Outcome, Pipeline, Record, RecordError, record_id
 from af2.errors import InputError
+from af2.jsonl import cut_torn_tail, good_objects, read_jsonl
+from af2.llm.pipeline import Outcome, Pipeline, Record, RecordError, record_id
 from af2.llm.redact import redact, redact_url
 from af2.llm.retry import FatalError, LLMError
 
-log = logging.getLogger("af2.data.llm")
+log = logging.getLogger("af2.llm.jobs")
 
 
 @dataclass
@@ -49,7 +49,7 @@ class JobStats:
 
 def read_records(path: Path) -> tuple[list[Record], list[dict]]:
     """The input records, and a reject entry for each unreadable or duplicate line
-    (``af2.data.jsonl``: a bad line never stops the job; a missing input raises ``InputError``)."""
+    (``af2.jsonl``: a bad line never stops the job; a missing input raises ``InputError``)."""
     records, bad, first_line = [], [], {}
     for entry in read_jsonl(path, "input"):
         n = entry.line

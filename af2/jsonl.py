@@ -24,7 +24,7 @@ from typing import Any, Iterator
 
 from af2.errors import InputError
 
-log = logging.getLogger("af2.data")
+log = logging.getLogger("af2.jsonl")
 
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 

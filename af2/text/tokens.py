@@ -4,6 +4,7 @@ Sample format (AF2 public code): ``<audio>{prompt}<SEP>{answer}<|endofchunk|>{eo
 :func:`add_special_tokens` adds ``<audio>``, ``<|endofchunk|>``, ``<SEP>`` (as the
 tokenizer's ``sep_token``) and a pad token (``<PAD>`` when the tokenizer has none), as the
 public AF2 factory does, and returns how many were new (resize the LLM embeddings by it).
+:func:`special_token_ids` reads their ids back (an error names the one that is missing).
 """
 
 from __future__ import annotations
@@ -32,6 +33,28 @@ def add_special_tokens(tokenizer) -> int:
     if tokenizer.sep_token is None:
         added += tokenizer.add_special_tokens({"sep_token": SEP_TOKEN})
     return added
+
+
+def token_id(tokenizer, token: str | None, what: str | None = None) -> int:
+    """The id of ``token`` (``what`` names it in the error); a ``ValueError`` when the tokenizer
+    lacks it (None, or the unknown token's id for a token that is not the unknown token)."""
+    tid = None if token is None else tokenizer.convert_tokens_to_ids(token)
+    if tid is None or (tid == tokenizer.unk_token_id and token != tokenizer.unk_token):
+        name = f"{what} token" if what else "token"
+        raise ValueError(f"tokenizer has no {name} {token!r}; add AF2's tokens with af2.text.tokens.add_special_tokens")
+    return int(tid)
+
+
+def special_token_ids(tokenizer) -> dict[str, int]:
+    """ids of ``audio``, ``eoc``, ``sep``, ``pad``, ``eos``; raises if the tokenizer lacks one."""
+    names = {
+        "audio": AUDIO_TOKEN,
+        "eoc": EOC_TOKEN,
+        "sep": tokenizer.sep_token,
+        "pad": tokenizer.pad_token,
+        "eos": tokenizer.eos_token,
+    }
+    return {key: token_id(tokenizer, token, key) for key, token in names.items()}
 
 
 def tiny_tokenizer(corpus: Iterable[str] | None = None, *, vocab_size: int = 400):

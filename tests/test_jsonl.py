@@ -11,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from af2.data.jsonl import cut_torn_tail, good_objects, read_jsonl
 from af2.data.manifest import load_manifest
 from af2.errors import InputError
+from af2.jsonl import cut_torn_tail, good_objects, read_jsonl
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -187,8 +187,8 @@ def test_cut_torn_tail_and_good_objects(tmp_path, caplog):
     )
 )
 def test_job_and_prediction_readers_keep_good_lines_and_report_bad_ones(tmp_path, lines):
-    from af2.data.llm.jobs import read_records
     from af2.eval.inputs import load_predictions
+    from af2.llm.jobs import read_records
 
     path = tmp_path / "p.jsonl"
     path.write_bytes(b"\n".join(_encode(v) if kind == "good" else v for kind, v in lines) + b"\n")

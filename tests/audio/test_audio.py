@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from af2.data import audio as A
+from af2.audio import io as A
 from tests.data.audio_files import tone, truncate, write
 
 
