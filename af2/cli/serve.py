@@ -30,9 +30,15 @@ def configure(parser: argparse.ArgumentParser, *, legacy: bool = False) -> None:
     parser.add_argument(
         "--model", required=True, type=input_dir, metavar="DIR", help="directory written by save_pretrained"
     )
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument(
-        "--port", type=nonnegative_int, default=8000, help="port (default 8000; 0: a free one, logged at start)"
+        "--host", default="127.0.0.1", metavar="ADDRESS", help="address to listen on (default 127.0.0.1)"
+    )
+    parser.add_argument(
+        "--port",
+        type=nonnegative_int,
+        default=8000,
+        metavar="N",
+        help="port (default 8000; 0: a free one, logged at start)",
     )
     parser.add_argument(
         "--api-key",
@@ -45,26 +51,35 @@ def configure(parser: argparse.ArgumentParser, *, legacy: bool = False) -> None:
         "--served-model-name", default=None, metavar="NAME", help="the model name clients pass (default: --model)"
     )
     add_device(parser)
-    parser.add_argument("--max-batch-size", type=positive_int, default=8, help="requests decoded together (default 8)")
     parser.add_argument(
-        "--max-queue", type=positive_int, default=64, help="requests waiting for a slot; more get 429 (default 64)"
+        "--max-batch-size", type=positive_int, default=8, metavar="N", help="requests decoded together (default 8)"
+    )
+    parser.add_argument(
+        "--max-queue",
+        type=positive_int,
+        default=64,
+        metavar="N",
+        help="requests waiting for a slot; more get 429 (default 64)",
     )
     parser.add_argument(
         "--max-audio-seconds",
         type=positive_float,
         default=None,
+        metavar="S",
         help="longer audio gets 413 (default: the model's max_windows x 10 s)",
     )
     parser.add_argument(
         "--max-new-tokens",
         type=positive_int,
         default=512,
+        metavar="N",
         help="the most tokens an answer may have, and the length when a request gives no max_tokens (default 512)",
     )
     parser.add_argument(
         "--max-prompt-tokens",
         type=positive_int,
         default=None,
+        metavar="N",
         help="longer prompts get 400 (default: the model's context minus --max-new-tokens)",
     )
     parser.add_argument(
@@ -79,6 +94,7 @@ def configure(parser: argparse.ArgumentParser, *, legacy: bool = False) -> None:
         "--shutdown-timeout",
         type=positive_float,
         default=30.0,
+        metavar="S",
         help="on SIGTERM, seconds the requests in flight may take to finish (default 30)",
     )
     add_log_level(parser)
