@@ -54,6 +54,11 @@ def test_bad_usage_is_status_2_and_loads_nothing(af2, tmp_path, model_dir):
         bad_input(af2("serve", "--model", model_dir, "--port", port), f"--port {port}", "cannot listen")
 
 
+def test_without_the_serve_extra_it_names_the_extra(af2, model_dir, monkeypatch):
+    monkeypatch.setitem(sys.modules, "fastapi", None)
+    bad_input(af2("serve", "--model", model_dir), "needs fastapi", "pip install 'af2[serve]'")
+
+
 def test_a_model_that_fails_to_load_stops_the_server_with_status_2(af2, tmp_path, model_dir):
     import logging
     import shutil
