@@ -207,6 +207,12 @@ class Engine:
             dtype=self.dtype,
             device=self.device,
         )
+        log.info(
+            "decoding engine: %d slots x %d positions, caches %.1f MB",
+            config.max_batch_size,
+            self.max_seq_len,
+            self.cache.nbytes() / 1e6,
+        )
         self._step = DecodeStep(model, self.cache)
         use_compile = config.compile if config.compile is not None else self.device.type == "cuda"
         if use_compile:
