@@ -80,7 +80,7 @@ inline ContrastCall make_contrast_call(const at::Tensor& audio, const at::Tensor
   call.text_all = text_all.contiguous();
   call.scale = logit_scale;
   call.dtype = to_af2_dtype(audio.scalar_type());
-  call.acc = audio.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  call.acc = compute_dtype(audio.scalar_type());
   ContrastParams& p = call.params;
   p.B = B;
   p.G = G;

@@ -12,6 +12,12 @@ inline bool is_supported_float(c10::ScalarType t) {
   return t == c10::kFloat || t == c10::kHalf || t == c10::kBFloat16 || t == c10::kDouble;
 }
 
+// The compute type of csrc's kernels for inputs of type t (AccOf, common/dtype.h): float64 for
+// float64, float32 otherwise. Statistics and accumulators are allocated with it.
+inline c10::ScalarType compute_dtype(c10::ScalarType t) {
+  return t == c10::kDouble ? c10::kDouble : c10::kFloat;
+}
+
 inline DType to_af2_dtype(c10::ScalarType t) {
   switch (t) {
     case c10::kFloat:

@@ -25,11 +25,6 @@ inline BLHDOut blhd_out(at::Tensor& t) {
   return BLHDOut{t.mutable_data_ptr(), t.stride(0), t.stride(1), t.stride(2)};
 }
 
-// The log-sum-exp is kept in float32, or float64 for float64 inputs.
-inline at::ScalarType lse_dtype(at::ScalarType t) {
-  return t == at::kDouble ? at::kDouble : at::kFloat;
-}
-
 struct MediaAttnCall {
   MediaAttnParams params;
   at::Tensor q, k, v, key_start, key_end, key_padding;  // kept alive for the kernel
@@ -113,7 +108,8 @@ std::tuple<at::Tensor, at::Tensor> media_attn_forward_op(
   MediaAttnCall call = make_media_attn_call(q, k, v, key_start, key_end, key_padding_mask, scale);
   const auto& p = call.params;
   at::Tensor out = empty_output(q.sizes(), q.options());
-  at::Tensor lse = at::empty({p.B, p.H, p.Lq}, q.options().dtype(lse_dtype(q.scalar_type())));
+  // the log-sum-exp is kept in the compute type (float64 for float64 inputs, else float32)
+  at::Tensor lse = at::empty({p.B, p.H, p.Lq}, q.options().dtype(compute_dtype(q.scalar_type())));
   MediaAttnForward f{blhd_out(out), lse.mutable_data_ptr()};
   if (out.numel() > 0) Backend::forward(call, f);
   return {out, lse};
@@ -133,10 +129,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> media_attn_backward_op(
         op, name, " must match q (sizes ", q.sizes(), ", ", q.scalar_type(), "), got sizes ",
         t->sizes(), ", ", t->scalar_type(), " on ", t->device());
   }
-  TORCH_CHECK_VALUE(lse.scalar_type() == lse_dtype(q.scalar_type()) && lse.dim() == 3 &&
+  TORCH_CHECK_VALUE(lse.scalar_type() == compute_dtype(q.scalar_type()) && lse.dim() == 3 &&
                         lse.size(0) == p.B && lse.size(1) == p.H && lse.size(2) == p.Lq,
-                    op, "lse must be ", lse_dtype(q.scalar_type()), " (B, H, Lq) = (", p.B, ", ",
-                    p.H, ", ", p.Lq, "), got ", lse.scalar_type(), " ", lse.sizes());
+                    op, "lse must be ", compute_dtype(q.scalar_type()), " (B, H, Lq) = (", p.B,
+                    ", ", p.H, ", ", p.Lq, "), got ", lse.scalar_type(), " ", lse.sizes());
   TORCH_CHECK_VALUE(lse.device() == q.device(), op, "lse is on ", lse.device(), " but q is on ",
                     q.device());
   const at::Tensor go = unit_stride_d(grad_out), o = unit_stride_d(out), l = lse.contiguous();

@@ -4,6 +4,8 @@
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
+#include <utility>
 
 #include "common/cuda_types.cuh"
 
@@ -65,6 +67,23 @@ __device__ __forceinline__ void lane_store(T* row, const A (&v)[EPL], A mult, in
   for (int u = 0; u < EPL; ++u) {
     const int64_t d = lane + 32 * u;
     if (d < D) row[d] = dev_from_acc<T>(v[u] * mult);
+  }
+}
+
+// Host side: runs fn(T{}, A{}, std::integral_constant<int, EPL>{}) with the device storage and
+// compute types of HostT and the first EPL of the list that holds a row of D elements
+// (D <= 32 EPL), so that a kernel is instantiated for a few row widths only:
+//   by_dim<HostT, 4, 16, 32>(D, [&](auto t, auto a, auto epl) { return launch<...>(...); })
+// Returns cudaErrorInvalidValue when D is over 32 times the last EPL.
+template <typename HostT, int EPL, int... WiderEPL, typename Fn>
+cudaError_t by_dim(int64_t D, Fn&& fn) {
+  using T = typename DeviceType<HostT>::type;
+  using A = typename DeviceAcc<T>::type;
+  if (D <= int64_t{32} * EPL) return fn(T{}, A{}, std::integral_constant<int, EPL>{});
+  if constexpr (sizeof...(WiderEPL) > 0) {
+    return by_dim<HostT, WiderEPL...>(D, std::forward<Fn>(fn));
+  } else {
+    return cudaErrorInvalidValue;
   }
 }
 

@@ -4,11 +4,11 @@
 // Keys: audio_all (G, D) and text_all (G, M, D), the whole batch across processes; local row
 // i is global row i + offset (single process: G = B, offset 0, *_all = the local tensors).
 // With s the logit scale and S(x, y) = s <x, y>:
-//   a2t term (i, j) = -S(a_i, t_ij) + log( exp S(a_i, t_ij) + sum_{k != i+offset, m} exp S(a_i,
-//   T_km)
-//                                        + sum_n exp S(a_i, h_ijn) )
-//   t2a term (i, j) = -S(t_ij, a_i) + log sum_k exp S(t_ij, A_k)          (A = audio_all, T =
-//   text_all)
+//   a2t term (i, j) = -S(a_i, t_ij) + log( exp S(a_i, t_ij)
+//                                          + sum_{k != i+offset, m} exp S(a_i, T_km)
+//                                          + sum_n exp S(a_i, h_ijn) )
+//   t2a term (i, j) = -S(t_ij, a_i) + log sum_k exp S(t_ij, A_k)
+//   (A = audio_all, T = text_all)
 // terms (2, B, M): [0] = a2t, [1] = t2a. Statistics kept for the backward (all O(B)):
 //   row_lse (B)     log sum_{k != own, m} exp S(a_i, T_km)     (-inf when there is no other row)
 //   pair_lse (B, M) log of the a2t normaliser of (i, j)

@@ -9,23 +9,17 @@
 #include <cstdint>
 
 #include "common/cuda_types.cuh"
+#include "common/dtype_dispatch.h"
 #include "gated_residual/gated_residual.h"
 
 namespace af2 {
 namespace {
 
 __device__ __forceinline__ double read_gate(const void* gate, DType dt) {
-  switch (dt) {
-    case DType::kFloat32:
-      return *static_cast<const float*>(gate);
-    case DType::kFloat64:
-      return *static_cast<const double*>(gate);
-    case DType::kFloat16:
-      return __half2float(*static_cast<const __half*>(gate));
-    case DType::kBFloat16:
-      return __bfloat162float(*static_cast<const __nv_bfloat16*>(gate));
-  }
-  return 0.0;
+  return dispatch_dtype(dt, 0.0, [&](auto t) {
+    using T = typename DeviceType<decltype(t)>::type;
+    return static_cast<double>(dev_to_acc(*static_cast<const T*>(gate)));
+  });
 }
 
 template <typename T, int VEC>
@@ -135,38 +129,18 @@ cudaError_t backward(const void* grad, const void* y, const void* gate, DType gd
 int gated_residual_forward_cuda(DType dtype, const void* x, const void* y, const void* gate,
                                 DType gate_dtype, void* out, int64_t n, void* stream) {
   const auto s = static_cast<cudaStream_t>(stream);
-  switch (dtype) {
-    case DType::kFloat32:
-      return static_cast<int>(forward<float>(x, y, gate, gate_dtype, out, n, s));
-    case DType::kFloat16:
-      return static_cast<int>(forward<fp16_t>(x, y, gate, gate_dtype, out, n, s));
-    case DType::kBFloat16:
-      return static_cast<int>(forward<bf16_t>(x, y, gate, gate_dtype, out, n, s));
-    case DType::kFloat64:
-      return static_cast<int>(forward<double>(x, y, gate, gate_dtype, out, n, s));
-  }
-  return static_cast<int>(cudaErrorInvalidValue);
+  return static_cast<int>(dispatch_dtype(dtype, cudaErrorInvalidValue, [&](auto t) {
+    return forward<decltype(t)>(x, y, gate, gate_dtype, out, n, s);
+  }));
 }
 
 int gated_residual_backward_cuda(DType dtype, const void* grad, const void* y, const void* gate,
                                  DType gate_dtype, void* grad_y, double* grad_gate_acc, int64_t n,
                                  void* stream) {
   const auto s = static_cast<cudaStream_t>(stream);
-  switch (dtype) {
-    case DType::kFloat32:
-      return static_cast<int>(
-          backward<float>(grad, y, gate, gate_dtype, grad_y, grad_gate_acc, n, s));
-    case DType::kFloat16:
-      return static_cast<int>(
-          backward<fp16_t>(grad, y, gate, gate_dtype, grad_y, grad_gate_acc, n, s));
-    case DType::kBFloat16:
-      return static_cast<int>(
-          backward<bf16_t>(grad, y, gate, gate_dtype, grad_y, grad_gate_acc, n, s));
-    case DType::kFloat64:
-      return static_cast<int>(
-          backward<double>(grad, y, gate, gate_dtype, grad_y, grad_gate_acc, n, s));
-  }
-  return static_cast<int>(cudaErrorInvalidValue);
+  return static_cast<int>(dispatch_dtype(dtype, cudaErrorInvalidValue, [&](auto t) {
+    return backward<decltype(t)>(grad, y, gate, gate_dtype, grad_y, grad_gate_acc, n, s);
+  }));
 }
 
 }  // namespace af2

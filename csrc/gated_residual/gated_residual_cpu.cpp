@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "common/dtype_dispatch.h"
 #include "gated_residual/gated_residual.h"
 
 namespace af2 {
@@ -45,43 +46,19 @@ AF2_ISA_BEGIN  // compiled once per CPU variant (common/isa.h)
 
 void gated_residual_forward_cpu(DType dtype, const void* x, const void* y, double gate, void* out,
                                 int64_t n) {
-  switch (dtype) {
-    case DType::kFloat32:
-      forward(static_cast<const float*>(x), static_cast<const float*>(y), gate,
-              static_cast<float*>(out), n);
-      break;
-    case DType::kFloat16:
-      forward(static_cast<const fp16_t*>(x), static_cast<const fp16_t*>(y), gate,
-              static_cast<fp16_t*>(out), n);
-      break;
-    case DType::kBFloat16:
-      forward(static_cast<const bf16_t*>(x), static_cast<const bf16_t*>(y), gate,
-              static_cast<bf16_t*>(out), n);
-      break;
-    case DType::kFloat64:
-      forward(static_cast<const double*>(x), static_cast<const double*>(y), gate,
-              static_cast<double*>(out), n);
-      break;
-  }
+  dispatch_dtype(dtype, [&](auto t) {
+    using T = decltype(t);
+    forward(static_cast<const T*>(x), static_cast<const T*>(y), gate, static_cast<T*>(out), n);
+  });
 }
 
 double gated_residual_backward_cpu(DType dtype, const void* grad, const void* y, double gate,
                                    void* grad_y, int64_t n) {
-  switch (dtype) {
-    case DType::kFloat32:
-      return backward(static_cast<const float*>(grad), static_cast<const float*>(y), gate,
-                      static_cast<float*>(grad_y), n);
-    case DType::kFloat16:
-      return backward(static_cast<const fp16_t*>(grad), static_cast<const fp16_t*>(y), gate,
-                      static_cast<fp16_t*>(grad_y), n);
-    case DType::kBFloat16:
-      return backward(static_cast<const bf16_t*>(grad), static_cast<const bf16_t*>(y), gate,
-                      static_cast<bf16_t*>(grad_y), n);
-    case DType::kFloat64:
-      return backward(static_cast<const double*>(grad), static_cast<const double*>(y), gate,
-                      static_cast<double*>(grad_y), n);
-  }
-  return 0;
+  return dispatch_dtype(dtype, 0.0, [&](auto t) {
+    using T = decltype(t);
+    return backward(static_cast<const T*>(grad), static_cast<const T*>(y), gate,
+                    static_cast<T*>(grad_y), n);
+  });
 }
 
 AF2_ISA_END

@@ -7,12 +7,12 @@
 //       the head dim split across lanes (coalesced loads), a warp-shuffle dot product per key
 //       and the online softmax in registers.
 //       backward: bf16/fp16 with head dim 64 or 128 and 16-byte aligned operands run the
-//       tensor-core kernels of media_attn_tc_bwd.cuh (unless MediaAttnBackwardPath::kSimt is
-//       asked for, or the device lacks their shared memory). The generic backward (all dtypes): a
-//       query kernel (one warp per query) computes delta = rowsum(dO * O), recomputes p = exp(s -
-//       lse) key by key and accumulates dq; then a key kernel (one warp per key) walks the queries
-//       whose range holds that key and accumulates dk and dv. Only the keys inside each query's
-//       range are visited; no Lq x Lk buffer exists.
+//       tensor-core kernels of media_attn_tc_bwd.cuh and media_attn_tc_bwd_dq.cuh (unless
+//       MediaAttnBackwardPath::kSimt is asked for, or the device lacks their shared memory). The
+//       generic backward (all dtypes): a query kernel (one warp per query) computes delta =
+//       rowsum(dO * O), recomputes p = exp(s - lse) key by key and accumulates dq; then a key
+//       kernel (one warp per key) walks the queries whose range holds that key and accumulates dk
+//       and dv. Only the keys inside each query's range are visited; no Lq x Lk buffer exists.
 // Assumes: unit stride along D; ranges are clamped to [0, Lk] and start >= end means no key.
 #include <cuda_runtime.h>
 
@@ -21,10 +21,12 @@
 #include <type_traits>
 
 #include "common/cuda_types.cuh"
+#include "common/dtype_dispatch.h"
 #include "common/warp_rows.cuh"
 #include "media_attn/media_attn.h"
 #include "media_attn/media_attn_tc.cuh"
 #include "media_attn/media_attn_tc_bwd.cuh"
+#include "media_attn/media_attn_tc_bwd_dq.cuh"
 
 namespace af2 {
 namespace {
@@ -242,17 +244,7 @@ cudaError_t launch_generic_backward(const MediaAttnParams& p, const MediaAttnBac
   return cudaGetLastError();
 }
 
-// Dispatch on the head dim: EPL = 2, 4 or 8 elements per lane (D <= 64, 128, 256).
-template <typename HostT, typename Fn>
-cudaError_t by_head_dim(int64_t D, Fn&& fn) {
-  using T = typename DeviceType<HostT>::type;
-  using A = typename DeviceAcc<T>::type;
-  if (D <= 64) return fn(T{}, A{}, std::integral_constant<int, 2>{});
-  if (D <= 128) return fn(T{}, A{}, std::integral_constant<int, 4>{});
-  if (D <= 256) return fn(T{}, A{}, std::integral_constant<int, 8>{});
-  return cudaErrorInvalidValue;
-}
-
+// The generic kernels hold EPL = 2, 4 or 8 elements of the head dim per lane (D <= 64, 128, 256).
 template <typename HostT>
 cudaError_t forward(const MediaAttnParams& p, const MediaAttnForward& f, cudaStream_t stream) {
   using T = typename DeviceType<HostT>::type;
@@ -263,7 +255,7 @@ cudaError_t forward(const MediaAttnParams& p, const MediaAttnForward& f, cudaStr
     if (tc_ok && p.D == 64) return launch_tc<T, 64>(p, f, stream);
     if (tc_ok && p.D == 128) return launch_tc<T, 128>(p, f, stream);
   }
-  return by_head_dim<HostT>(p.D, [&](auto t, auto a, auto epl) {
+  return by_dim<HostT, 2, 4, 8>(p.D, [&](auto t, auto a, auto epl) {
     return launch_generic_forward<decltype(t), decltype(a), decltype(epl)::value>(p, f, stream);
   });
 }
@@ -357,7 +349,7 @@ cudaError_t backward(const MediaAttnParams& p, const MediaAttnBackward& g,
     if (tc_ok && p.D == 128 && tc_backward_fits<128>())
       return launch_tc_backward<T, 128>(p, g, workspace, hull_offset, stream);
   }
-  return by_head_dim<HostT>(p.D, [&](auto t, auto a, auto epl) {
+  return by_dim<HostT, 2, 4, 8>(p.D, [&](auto t, auto a, auto epl) {
     return launch_generic_backward<decltype(t), decltype(a), decltype(epl)::value>(p, g, workspace,
                                                                                    stream);
   });
@@ -368,17 +360,8 @@ cudaError_t backward(const MediaAttnParams& p, const MediaAttnBackward& g,
 int media_attn_forward_cuda(DType dtype, const MediaAttnParams& p, const MediaAttnForward& f,
                             void* stream) {
   const auto st = static_cast<cudaStream_t>(stream);
-  switch (dtype) {
-    case DType::kFloat32:
-      return static_cast<int>(forward<float>(p, f, st));
-    case DType::kFloat16:
-      return static_cast<int>(forward<fp16_t>(p, f, st));
-    case DType::kBFloat16:
-      return static_cast<int>(forward<bf16_t>(p, f, st));
-    case DType::kFloat64:
-      return static_cast<int>(forward<double>(p, f, st));
-  }
-  return static_cast<int>(cudaErrorInvalidValue);
+  return static_cast<int>(dispatch_dtype(dtype, cudaErrorInvalidValue,
+                                         [&](auto t) { return forward<decltype(t)>(p, f, st); }));
 }
 
 size_t media_attn_backward_cuda_workspace_bytes(DType dtype, const MediaAttnParams& p) {
@@ -389,17 +372,9 @@ int media_attn_backward_cuda(DType dtype, const MediaAttnParams& p, const MediaA
                              MediaAttnBackwardPath path, void* workspace, void* stream) {
   const auto st = static_cast<cudaStream_t>(stream);
   const size_t off = delta_bytes(dtype, p);
-  switch (dtype) {
-    case DType::kFloat32:
-      return static_cast<int>(backward<float>(p, g, path, workspace, off, st));
-    case DType::kFloat16:
-      return static_cast<int>(backward<fp16_t>(p, g, path, workspace, off, st));
-    case DType::kBFloat16:
-      return static_cast<int>(backward<bf16_t>(p, g, path, workspace, off, st));
-    case DType::kFloat64:
-      return static_cast<int>(backward<double>(p, g, path, workspace, off, st));
-  }
-  return static_cast<int>(cudaErrorInvalidValue);
+  return static_cast<int>(dispatch_dtype(dtype, cudaErrorInvalidValue, [&](auto t) {
+    return backward<decltype(t)>(p, g, path, workspace, off, st);
+  }));
 }
 
 }  // namespace af2

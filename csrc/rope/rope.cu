@@ -18,6 +18,7 @@
 #include <cstdint>
 
 #include "common/cuda_types.cuh"
+#include "common/dtype_dispatch.h"
 #include "rope/rope.h"
 
 namespace af2 {
@@ -192,17 +193,9 @@ int rope_windowed_cuda(DType dtype, const RopeParams& p, const RopeTensor* tenso
                        void* stream) {
   if (num_tensors < 1 || num_tensors > 2) return static_cast<int>(cudaErrorInvalidValue);
   const auto st = static_cast<cudaStream_t>(stream);
-  switch (dtype) {
-    case DType::kFloat32:
-      return static_cast<int>(launch<float>(p, tensors, num_tensors, st));
-    case DType::kFloat16:
-      return static_cast<int>(launch<fp16_t>(p, tensors, num_tensors, st));
-    case DType::kBFloat16:
-      return static_cast<int>(launch<bf16_t>(p, tensors, num_tensors, st));
-    case DType::kFloat64:
-      return static_cast<int>(launch<double>(p, tensors, num_tensors, st));
-  }
-  return static_cast<int>(cudaErrorInvalidValue);
+  return static_cast<int>(dispatch_dtype(dtype, cudaErrorInvalidValue, [&](auto t) {
+    return launch<decltype(t)>(p, tensors, num_tensors, st);
+  }));
 }
 
 }  // namespace af2

@@ -13,6 +13,7 @@
 #include <cmath>
 #include <vector>
 
+#include "common/dtype_dispatch.h"
 #include "common/sincos.h"
 #include "rope/rope.h"
 
@@ -107,20 +108,7 @@ int rope_windowed_cpu(DType dtype, const RopeParams& p, const RopeTensor* tensor
     hi = i == 0 ? o : std::max(hi, o);
   }
   if (const int rc = rope_position_code(p, n > 0, lo, hi); rc != 0) return rc;
-  switch (dtype) {
-    case DType::kFloat32:
-      run<float>(p, tensors, num_tensors);
-      break;
-    case DType::kFloat16:
-      run<fp16_t>(p, tensors, num_tensors);
-      break;
-    case DType::kBFloat16:
-      run<bf16_t>(p, tensors, num_tensors);
-      break;
-    case DType::kFloat64:
-      run<double>(p, tensors, num_tensors);
-      break;
-  }
+  dispatch_dtype(dtype, [&](auto t) { run<decltype(t)>(p, tensors, num_tensors); });
   return 0;
 }
 
