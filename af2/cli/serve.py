@@ -7,7 +7,7 @@ opens at once and the model loads behind it (/health answers 503 until it is rea
 ``--api-key`` (or the environment variable AF2_API_KEY) every /v1 request needs
 ``Authorization: Bearer KEY``. SIGTERM or Ctrl-C: new connections are refused, the requests
 in flight finish (up to --shutdown-timeout seconds), exit status 0. One JSON line per request
-on stderr (logger ``af2.serve.requests``). See docs/serving_server.md.
+on stderr (logger ``af2.serve.requests``). See docs/server.md.
 """
 
 from __future__ import annotations

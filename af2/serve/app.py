@@ -5,7 +5,7 @@ Routes: ``POST /v1/chat/completions`` (answers, streamed as server-sent events w
 the model loads, after a failed load and while shutting down). The engine is built by
 ``load_engine()`` in a background thread once the app starts, so the socket is up (and /health
 answers 503) while the model loads. Errors are OpenAI's JSON shape (af2.serve.errors); the
-statuses are listed in docs/serving_server.md. On shutdown (uvicorn's, after SIGTERM) the app
+statuses are listed in docs/server.md. On shutdown (uvicorn's, after SIGTERM) the app
 refuses new requests with 503 and the engine finishes what it runs, up to ``shutdown_timeout``.
 
 Each request's events come from the engine thread through ``loop.call_soon_threadsafe`` into an

@@ -4,7 +4,7 @@ The bytes are decoded with soundfile (libsndfile: WAV, FLAC, MP3, OGG Vorbis/Opu
 the format field must name one of :data:`FORMATS`, and the bytes themselves decide how they are
 read. The duration is read from the header first, so audio over the server's limit is refused
 (413) before it is decoded. The waveform keeps its rate and channels; the engine's processor
-makes it mono at the model's rate (docs/serving_server.md).
+makes it mono at the model's rate (docs/server.md).
 """
 
 from __future__ import annotations

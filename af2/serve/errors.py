@@ -1,7 +1,7 @@
 """The server's errors in OpenAI's JSON shape: ``{"error": {"message", "type", "param", "code"}}``.
 
 Every refusal is an :class:`APIError` raised anywhere below the route; the app turns it into
-this body with its HTTP status. The types follow the status (docs/serving_server.md has the table).
+this body with its HTTP status. The types follow the status (docs/server.md has the table).
 """
 
 from __future__ import annotations

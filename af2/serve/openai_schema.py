@@ -6,7 +6,7 @@ string or a list of parts ``{"type": "text", "text": ...}`` and ``{"type": "inpu
 last user message; the audio is the request's one ``input_audio`` part, in whichever user
 message it is (AF2 answers one question about one audio; earlier turns and system messages are
 not part of the prompt). Unknown fields, bad values, ``n`` other than 1 and the penalties or
-logprobs AF2 does not implement are refused with 400, naming the field (docs/serving_server.md).
+logprobs AF2 does not implement are refused with 400, naming the field (docs/server.md).
 """
 
 from __future__ import annotations

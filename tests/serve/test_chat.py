@@ -126,7 +126,7 @@ def test_streaming_yields_the_same_text_and_usage(client, offline):
 
 
 def test_the_documented_client_snippets_run(server, tmp_path, capsys):
-    """The ``py`` blocks of docs/serving_server.md and the README that call the server, as written
+    """The ``py`` blocks of docs/server.md and the README that call the server, as written
     but for the address, key, model name and clip."""
     import re
     from pathlib import Path
@@ -137,7 +137,7 @@ def test_the_documented_client_snippets_run(server, tmp_path, capsys):
     sf.write(tmp_path / "clip.wav", wave(1.5, seed=21), 16000)
     blocks = [
         code
-        for doc in (root / "docs" / "serving_server.md", root / "README.md")
+        for doc in (root / "docs" / "server.md", root / "README.md")
         for code in re.findall(r"```py\n(.*?)```", doc.read_text(), flags=re.S)
         if "chat.completions" in code
     ]

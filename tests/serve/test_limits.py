@@ -23,7 +23,7 @@ def server(model_dir):
     from af2.serve.app import create_app
     from af2.serve.engine import EngineConfig
 
-    config = EngineConfig(max_batch_size=1, max_queue=1, max_new_tokens=400, batch_buckets=(1,), compile=False)
+    config = EngineConfig(max_batch_size=1, max_queue=1, max_new_tokens=1800, batch_buckets=(1,), compile=False)
     with LiveServer(create_app(engine_loader(model_dir, "cpu", config), model_name=NAME, max_new_tokens=8)) as live:
         yield live.wait_ready()
 
@@ -39,7 +39,12 @@ def test_queue_full_is_429_and_a_disconnect_frees_the_slot(server, offline, capl
     caplog.set_level("INFO", logger="af2.serve.requests")
     client = openai.OpenAI(base_url=server.url + "/v1", api_key="none", max_retries=0, timeout=120)
     data = encoded(wave(2.0, seed=11))
-    long = {"model": NAME, "messages": audio_message("Tell me everything.", data), "max_tokens": 400, "stream": True}
+    long = {
+        "model": NAME,
+        "messages": audio_message("Tell me everything.", data),
+        "max_tokens": 1800,
+        "stream": True,
+    }  # outlasts the test under any load
     with httpx.stream("POST", server.url + "/v1/chat/completions", json=long, timeout=120) as streamed:
         lines = streamed.iter_lines()
         assert json.loads(next(line for line in lines if line)[6:])["choices"][0]["delta"]["role"] == "assistant"
