@@ -25,11 +25,12 @@ def test_lengths_are_log_uniform_over_the_range():
 
 @pytest.mark.parametrize("seconds", [30.0, 95.0, 300.0])
 def test_four_multiple_choice_questions_about_far_apart_landmarks(seconds, monkeypatch):
+    # no waveform is needed here: the placed events are recorded as the scene adds them
     monkeypatch.setattr(ls.Scene, "render", lambda self, **kw: np.zeros(int(kw["min_duration"] * 16000), np.float32))
+    add = ls.Scene.add
     for seed in range(6):
-        scene = ls.Scene  # placed events are read back from the clip's caption-free timeline below
         placed = []
-        monkeypatch.setattr(scene, "add", _recording(scene.add, placed))
+        monkeypatch.setattr(ls.Scene, "add", _recording(add, placed))
         clip = ls.make_long(np.random.default_rng([seed, 1]), None, seconds)
         assert len(clip.audio) == int(seconds * 16000) and clip.meta["long_audio"] and clip.meta["duration"] == seconds
         assert [q.qtype for q in clip.questions] == list(ls.QTYPES)
