@@ -12,12 +12,15 @@ Stage ``k`` writes ``<output_dir>/<k>-<stage>/`` and starts from stage ``k-1``'s
 weights (``<dir>/model``) with a fresh engine over its own trainable set. Every stage's
 config is validated before the first one starts. ``--resume`` skips finished stages and
 resumes the unfinished one from its newest good checkpoint (exit status 2, as training.train,
-when none can be used).
+when none can be used). :func:`plan` builds the stage configs and :func:`run` trains them; the
+main job (``training.demo``) runs its curriculum (``training/configs/demo/``) through both.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Callable, Optional
 
 import yaml
 
@@ -27,8 +30,14 @@ KEYS = {"output_dir", "overrides", "stages"}
 STAGE_KEYS = {"config", "overrides"}
 
 
-def plan(path: str | Path, extra: dict | None = None) -> list[dict]:
-    """The validated config of every stage, ``init_from`` chained."""
+def _under(base: Optional[Path], path: str) -> str:
+    return str(base / path) if base is not None and not Path(path).is_absolute() else path
+
+
+def plan(path: str | Path, extra: dict | None = None, *, base_dir: str | Path | None = None) -> list[dict]:
+    """The validated config of every stage, ``init_from`` chained. ``extra``: overrides of every
+    stage (after the curriculum's own). ``base_dir``: relative ``output_dir`` and data manifests
+    are taken from it instead of the working directory."""
     path = resolve_config_path(path)
     spec = yaml.safe_load(path.read_text()) or {}
     for key in spec:
@@ -36,7 +45,8 @@ def plan(path: str | Path, extra: dict | None = None) -> list[dict]:
             raise ConfigError(key, f"unknown curriculum key (known: {', '.join(sorted(KEYS))})")
     if not spec.get("stages"):
         raise ConfigError("stages", "the curriculum has no stages")
-    out = Path(spec.get("output_dir", "runs/curriculum"))
+    base = Path(base_dir) if base_dir is not None else None
+    out = Path(_under(base, spec.get("output_dir", "runs/curriculum")))
     common = merge(spec.get("overrides") or {}, extra or {})
     cfgs, previous = [], None
     for k, stage in enumerate(spec["stages"]):
@@ -45,6 +55,9 @@ def plan(path: str | Path, extra: dict | None = None) -> list[dict]:
             raise ConfigError(f"stages[{k}]", f"expected {{config, overrides}}, got {stage!r}")
         try:
             cfg = load_config(path.parent / stage["config"], merge(common, stage.get("overrides") or {}), check=False)
+            for src in cfg["data"]["sources"]:
+                if isinstance(src, dict) and isinstance(src.get("manifest"), str):
+                    src["manifest"] = _under(base, src["manifest"])
             name = f"{k}-{cfg['stage']}"
             cfg = merge(cfg, {"output": {"dir": str(out / name)}, "init_from": None})
             load_config(None, cfg)  # validate everything but the not-yet-written init_from
@@ -54,6 +67,28 @@ def plan(path: str | Path, extra: dict | None = None) -> list[dict]:
         previous = cfg["output"]["dir"]
         cfgs.append(cfg)
     return cfgs
+
+
+def run(
+    cfgs: list[dict], *, resume: bool = False, on_stage: Optional[Callable[[int, dict], None]] = None
+) -> list[dict]:
+    """Train the planned stages in order; returns their summaries. ``resume``: a stage whose final
+    checkpoint and summary are written is skipped (its summary read back), the unfinished one
+    resumes from its newest good checkpoint. ``on_stage(k, cfg)`` is called before stage ``k``
+    trains."""
+    from training.checkpoint import is_complete
+    from training.train import run_stage
+
+    summaries = []
+    for k, cfg in enumerate(cfgs):
+        out = Path(cfg["output"]["dir"])
+        if resume and is_complete(out / "checkpoints" / "final") and (out / "summary.json").is_file():
+            summaries.append(json.loads((out / "summary.json").read_text()))
+            continue
+        if on_stage is not None:
+            on_stage(k, cfg)
+        summaries.append(run_stage(cfg, resume=resume))
+    return summaries
 
 
 def main(argv: list[str] | None = None) -> int:

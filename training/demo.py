@@ -6,12 +6,11 @@ One command that shows a tiny AF2 learning, on the CPU (or a GPU when there is o
    for training (``--seed``), and a held-out set from another seed (``--seed + 1``);
 2. **untrained**: the initial model (the same seeded weights the first stage starts from) is
    evaluated on the held-out multiple-choice questions;
-3. **train**: AF-CLAP contrastive (``clap``) -> ``pretrain`` (30 s) -> ``sft`` (AF-CLAP audio
-   encoder trainable too) -> ``long`` (long scenes), each a DeepSpeed stage of
-   :func:`training.train.run_stage`, each starting from the previous stage's export; step counts
-   and learning rates suit the tiny preset (:data:`STAGE_SETTINGS`); BatchNorm frozen, the frozen
-   HTSAT's features cached and the audio transformation's input norm set from the data in
-   ``pretrain`` (``train.*`` options, README "Training");
+3. **train**: the curriculum ``training/configs/demo/curriculum.yaml`` (``quick.yaml`` for
+   ``--quick``), run by :func:`training.curriculum.run` as any curriculum: AF-CLAP contrastive
+   (``clap``) -> ``pretrain`` (30 s) -> ``sft`` (AF-CLAP audio encoder trainable too) -> ``long``
+   (long scenes of 30 s - 5 min), each a DeepSpeed stage starting from the previous stage's
+   export, the model the ``demo`` preset; its paths are taken from ``OUT``;
 4. **eval**: the trained model on the same questions, and again with each question's audio
    swapped for another held-out clip of the same question type (a control: what the model gets
    right without the right audio);
@@ -21,8 +20,9 @@ One command that shows a tiny AF2 learning, on the CPU (or a GPU when there is o
 
 Evaluation is rank classification (:mod:`af2.eval.choice_scoring`): each option scored by the
 model's log-likelihood of it as the answer; only multiple-choice questions are evaluated and
-chance is the mean of 1/len(choices). ``--quick`` is a seconds-long smoke run (tests): it
-checks the plumbing and the report, not learning.
+chance is the mean of 1/len(choices); long scenes are reported apart, overall and by length
+(:data:`LONG_BINS`). ``--quick`` is a seconds-long smoke run (tests): it checks the plumbing and
+the report, not learning.
 """
 
 from __future__ import annotations
@@ -31,17 +31,18 @@ import json
 import logging
 import math
 import os
+import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 
 from af2.data.skills import SKILLS as SKILL_ORDER
-from af2.stages import STAGES
 
-#: Sizes of the default run (about 13.5 min on 2 CPU cores) and of ``--quick``. ``weights``: the
-#: share of clips per skill (af2.data.synth.generate.skill_cycle): the skills the report must show
-#: learned (counting, temporal order, attributes) get more training clips and more held-out questions.
+#: Data sizes of the default run and of ``--quick`` (the stages' steps are in their configs).
+#: ``weights``: the share of clips per skill (af2.data.synth.generate.skill_cycle): the skills the
+#: report must show learned (counting, temporal order, attributes) get more training clips and
+#: more held-out questions. Long scenes: 4 multiple-choice questions each, log-uniform lengths.
 TRAIN_WEIGHTS = {
     "counting": 2,
     "temporal_reasoning": 4,
@@ -50,100 +51,32 @@ TRAIN_WEIGHTS = {
 }
 HELDOUT_WEIGHTS = {"counting": 3, "temporal_reasoning": 4, "attribute_identification": 4}
 SIZES = {
-    "full": {
-        "n_train": 6000,
-        "n_long": 24,
-        "n_test": 1500,
-        "n_long_test": 12,
-        "long_seconds": (30.0, 60.0),
-        "steps": {"clap": 24, "pretrain": 3000, "sft": 200, "long": 6},
-    },
-    "quick": {
-        "n_train": 28,
-        "n_long": 1,
-        "n_test": 21,
-        "n_long_test": 1,
-        "long_seconds": (30.0, 32.0),
-        "steps": {"clap": 2, "pretrain": 2, "sft": 2, "long": 1},
-    },
+    "full": {"n_train": 6000, "n_long": 80, "n_test": 1500, "n_long_test": 40, "long_seconds": (30.0, 300.0)},
+    "quick": {"n_train": 28, "n_long": 1, "n_test": 21, "n_long_test": 1, "long_seconds": (30.0, 32.0)},
 }
-
-
-#: Per-stage settings of the default run (sizes and learning rates suit the tiny preset).
-STAGE_SETTINGS = {
-    "clap": {
-        "data": {"max_windows": 2, "max_windows_per_batch": 32},
-        "clap": {"positives": 2, "negatives": 2, "batch_size": 8, "max_text_length": 128},
-        "optim": {"lr": 2e-4, "warmup_steps": 2, "schedule": "cosine"},
-    },
-    # the HTSAT is frozen in pretrain and long: its features are computed once per clip. The
-    # random tiny HTSAT's dense tokens share a large common component; the audio transformation's
-    # input LayerNorm starts out standardising them per feature (training.norm_init)
-    "pretrain": {
-        "data": {"max_windows": 3, "max_windows_per_batch": 32},
-        "train": {"feature_cache_mb": 512, "init_audio_norm_from_data": True},
-        "optim": {"lr": 3e-3, "warmup_steps": 10, "schedule": "cosine", "weight_decay": 0.01},
-    },
-    # AF2's fine-tune lr is a fifth of pre-train's; with the HTSAT trainable, a higher lr memorises clips
-    "sft": {
-        "data": {"max_windows": 3, "max_windows_per_batch": 32},
-        "optim": {"lr": 6e-4, "warmup_steps": 10, "schedule": "cosine", "weight_decay": 0.01},
-    },
-    # long scenes (30-60 s here, up to 6 windows) with a replay of the short data
-    "long": {
-        "data": {"max_windows": 6, "max_windows_per_batch": 24},
-        "train": {"feature_cache_mb": 512},
-        "optim": {"lr": 5e-4, "warmup_steps": 0, "schedule": "cosine", "weight_decay": 0.01},
-    },
-}
-LONG_REPLAY_WEIGHT = 0.1
-#: train.* keys of every stage: the HTSAT's mel BatchNorm keeps its initial statistics (fitted on
-#: these clips, zero-padded to 10 s, they are dominated by the -100 dB padding and the LM stages
-#: learn much less event identity)
-TRAIN_COMMON: dict = {"freeze_batchnorm": True}
+CURRICULA = {"full": "curriculum.yaml", "quick": "quick.yaml"}
+CONFIGS = Path(__file__).resolve().parent / "configs" / "demo"
+#: The report's long-scene rows by scene length: (label, shortest s, longest s).
+LONG_BINS = (("30-60 s", 0.0, 60.0), ("1-2 min", 60.0, 120.0), ("2-5 min", 120.0, float("inf")))
 
 
 def say(msg: str) -> None:
     print(f"[demo {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-def stage_configs(data: Path, runs: Path, *, steps: dict, seed: int, workers: int) -> list[dict]:
-    """The four validated stage configs, ``init_from`` chained (the previous stage's output)."""
-    from training.config import load_config
+def stage_configs(out: Path, *, mode: str, seed: int, workers: int, steps_scale: float = 1.0) -> list[dict]:
+    """The main job's validated stage configs (:data:`CURRICULA`, paths under ``out``), ``init_from``
+    chained; ``steps_scale`` multiplies every stage's steps (warmup at most a fifth of them)."""
+    from training.config import load_config, merge
+    from training.curriculum import plan
 
-    short = {"manifest": str(data / "manifest.jsonl"), "long_audio": "exclude"}
-    longs = {"manifest": str(data / "manifest.jsonl"), "long_audio": "only"}
-    common = {
-        "model": {"preset": "tiny", "seed": seed},
-        "train": {"seed": seed, "progress": True, **TRAIN_COMMON},
-        "deepspeed": {"zero_stage": 2, "precision": "auto"},
-    }
-    sources = {
-        "clap": [short],
-        "pretrain": [short],
-        "sft": [short],
-        "long": [longs, {**short, "weight": LONG_REPLAY_WEIGHT}],
-    }
-    per_stage = {
-        stage: {**STAGE_SETTINGS[stage], "data": {**STAGE_SETTINGS[stage]["data"], "sources": sources[stage]}}
-        for stage in STAGES
-    }
-    cfgs, previous = [], None
-    for k, stage in enumerate(STAGES):
-        over = {**common, **per_stage[stage], "stage": stage}
-        over["data"] = {**over["data"], "num_workers": workers, "seed": seed}
-        n_steps = max(1, int(steps[stage]))
-        over["optim"] = {
-            **over["optim"],
-            "min_lr_ratio": 0.1,
-            "warmup_steps": min(over["optim"]["warmup_steps"], n_steps // 5),
-        }
-        over["train"] = {**common["train"], **over.get("train", {}), "max_steps": n_steps, "checkpoint_every": 0}
-        over["output"] = {"dir": str(runs / f"{k}-{stage}")}
-        cfg = load_config(None, over)
-        cfg["init_from"] = previous
-        previous = cfg["output"]["dir"]
-        cfgs.append(cfg)
+    extra = {"model": {"seed": seed}, "train": {"seed": seed}, "data": {"seed": seed, "num_workers": workers}}
+    cfgs = plan(CONFIGS / CURRICULA[mode], extra, base_dir=out)
+    if steps_scale != 1.0:
+        for k, cfg in enumerate(cfgs):
+            n = max(1, round(cfg["train"]["max_steps"] * steps_scale))
+            scaled = {"train": {"max_steps": n}, "optim": {"warmup_steps": min(cfg["optim"]["warmup_steps"], n // 5)}}
+            cfgs[k] = {**load_config(None, merge(cfg, {**scaled, "init_from": None})), "init_from": cfg["init_from"]}
     return cfgs
 
 
@@ -163,7 +96,8 @@ def generate_data(out: Path, size: dict, seed: int, workers: int = 2) -> dict:
             m = json.loads((folder / "metadata.json").read_text())
             cycle = skill_cycle(weights)
             wanted = {k: cycle.count(k) for k in SKILLS}
-            if (m.get("n"), m.get("n_long"), m.get("seed"), m.get("skill_weights")) == (n, n_long, s, wanted):
+            same = (m.get("n"), m.get("n_long"), m.get("seed"), m.get("skill_weights"), m.get("long_seconds"))
+            if same == (n, n_long, s, wanted, list(size["long_seconds"])):
                 say(f"data/{name}: reusing {m['questions']} questions in {folder}")
                 meta[name] = m
                 continue
@@ -205,23 +139,34 @@ def control_map(samples: list, seed: int):
     return mapping.__getitem__
 
 
-def evaluate(model, samples: list, label: str, *, audio_map=None, max_windows: int = 6) -> dict:
-    """Rank-classification accuracy on ``samples``: by skill (short clips), by question type, long."""
+def length_bin(seconds: float) -> str:
+    """The :data:`LONG_BINS` label of a long scene of ``seconds``."""
+    return next(label for label, low, high in LONG_BINS if low <= seconds < high)
+
+
+def evaluate(model, samples: list, label: str, *, audio_map=None, max_windows: int = 30, features=None) -> dict:
+    """Rank-classification accuracy on ``samples``: by skill (short clips), by question type, and
+    on the long scenes overall (``long_audio``) and by scene length (``long_audio_by_length``).
+    ``features``: af2.eval.choice_scoring's cache of audio features, for passes with one model."""
     from tqdm import tqdm
 
     from af2.eval.choice_scoring import accuracy_by_skill, score_choices
 
     t0 = time.time()
     with tqdm(total=len(samples), desc=f"eval {label}", unit="q", dynamic_ncols=True) as bar:
-        results = score_choices(model, samples, max_windows=max_windows, audio_map=audio_map, progress=bar.update)
-    long_ids = {s.id for s in samples if s.extra.get("long_audio")}
-    short = [r for r in results if r.id not in long_ids]
+        results = score_choices(
+            model, samples, max_windows=max_windows, audio_map=audio_map, progress=bar.update, features=features
+        )
+    seconds = {s.id: float(s.extra.get("duration", 0.0)) for s in samples if s.extra.get("long_audio")}
+    short = [r for r in results if r.id not in seconds]
+    long = [r for r in results if r.id in seconds]
+    by_length = accuracy_by_skill(long, key=lambda r: length_bin(seconds[r.id]))
+    by_length.pop("all", None)
     return {
         "by_skill": accuracy_by_skill(short),
         "by_qtype": accuracy_by_skill(results, key=lambda r: r.qtype),
-        "long_audio": accuracy_by_skill([r for r in results if r.id in long_ids], key=lambda r: "long").get(
-            "all", {"n": 0}
-        ),
+        "long_audio": accuracy_by_skill(long, key=lambda r: "long").get("all", {"n": 0}),
+        "long_audio_by_length": {b: by_length[b] for b, _, _ in LONG_BINS if b in by_length},
         "time_s": round(time.time() - t0, 1),
         "predictions": [r.to_dict() for r in results],
     }
@@ -292,12 +237,20 @@ def skill_table(evals: dict) -> list[dict]:
             row[key] = round(ev["by_skill"].get(skill, {}).get("accuracy", float("nan")), 4)
         row["z_trained_vs_chance"] = round(z_score(t["accuracy"], t["chance"], t["n"]), 2)
         rows.append(row)
-    long_t = evals["trained"]["long_audio"]
-    if long_t.get("n"):
-        row = {"skill": "long_audio (long scenes)", "n": long_t["n"], "chance": round(long_t["chance"], 4)}
+    long_rows = [("long_audio (long scenes)", lambda ev: ev["long_audio"])]
+    long_rows += [
+        (f"long_audio {b}", lambda ev, b=b: ev["long_audio_by_length"].get(b, {}))
+        for b, _, _ in LONG_BINS
+        if b in evals["trained"]["long_audio_by_length"]
+    ]
+    for name, pick in long_rows:
+        t = pick(evals["trained"])
+        if not t.get("n"):
+            continue
+        row = {"skill": name, "n": t["n"], "chance": round(t["chance"], 4)}
         for key, ev in evals.items():
-            row[key] = round(ev["long_audio"].get("accuracy", float("nan")), 4)
-        row["z_trained_vs_chance"] = round(z_score(long_t["accuracy"], long_t["chance"], long_t["n"]), 2)
+            row[key] = round(pick(ev).get("accuracy", float("nan")), 4)
+        row["z_trained_vs_chance"] = round(z_score(t["accuracy"], t["chance"], t["n"]), 2)
         rows.append(row)
     return rows
 
@@ -322,6 +275,15 @@ def write_markdown(report: dict, path: Path) -> None:
             f"| {r['skill']} | {r['n']} | {r['chance']:.3f} | {r['untrained']:.3f} | {r['trained']:.3f} "
             f"| {r['trained_shuffled_audio']:.3f} | {r['z_trained_vs_chance']:+.1f} |"
         )
+    long_qtypes = [q for q in report["accuracy"]["trained"]["by_qtype"] if q.startswith("long.")]
+    if long_qtypes:
+        lines += ["", "Long scenes by question type:", "", "| question type | n | chance | untrained | trained | z |"]
+        lines.append("|---|---:|---:|---:|---:|---:|")
+        for q in sorted(long_qtypes):
+            t, u = report["accuracy"]["trained"]["by_qtype"][q], report["accuracy"]["untrained"]["by_qtype"].get(q, {})
+            z = z_score(t["accuracy"], t["chance"], t["n"])
+            untrained = u.get("accuracy", float("nan"))
+            lines.append(f"| {q} | {t['n']} | {t['chance']:.3f} | {untrained:.3f} | {t['accuracy']:.3f} | {z:+.1f} |")
     lines += ["", "| stage | steps | first loss | final loss | time (s) |", "|---|---:|---:|---:|---:|"]
     for stage, s in report["stages"].items():
         lines.append(f"| {stage} | {s['steps']} | {s['first_loss']:.3f} | {s['final_loss']:.3f} | {s['time_s']:.0f} |")
@@ -344,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(args) -> int:
     """The demo with the parsed flags of ``af2 demo`` (output, quick, seed, steps_scale, workers,
-    command_line)."""
+    resume, command_line)."""
     from af2._deps import require
 
     require("training.demo", "train", ["matplotlib"])  # its plots come last: fail before training
@@ -354,19 +316,18 @@ def run(args) -> int:
     import torch
 
     from af2.model import AudioFlamingo2
+    from training.curriculum import run as run_curriculum
     from training.stages import build_model
-    from training.train import run_stage
 
     t_all = time.time()
     mode = "quick" if args.quick else "full"
     size = SIZES[mode]
-    steps = {k: max(1, round(v * args.steps_scale)) for k, v in size["steps"].items()}
     out = Path(args.output)
-    runs, report_dir = out / "runs", out / "report"
+    report_dir = out / "report"
     report_dir.mkdir(parents=True, exist_ok=True)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     timings: dict[str, float] = {}
-    say(f"{mode} run -> {out} (device {device}, {torch.get_num_threads()} threads, steps {steps})")
+    say(f"{mode} run -> {out} (device {device}, {torch.get_num_threads()} threads)")
 
     say("phase 1/5: synthetic AudioSkills data")
     t0 = time.time()
@@ -375,39 +336,44 @@ def run(args) -> int:
     samples = heldout_samples(out / "data" / "heldout" / "manifest.jsonl")
     say(f"held-out: {len(samples)} multiple-choice questions")
 
-    cfgs = stage_configs(out / "data" / "train", runs, steps=steps, seed=args.seed, workers=args.workers)
+    cfgs = stage_configs(out, mode=mode, seed=args.seed, workers=args.workers, steps_scale=args.steps_scale)
+    max_windows = max(cfg["data"]["max_windows"] for cfg in cfgs)
 
     say("phase 2/5: evaluating the untrained model")
     t0 = time.time()
-    evals = {"untrained": evaluate(build_model(cfgs[0]).to(device), samples, "untrained")}
+    evals = {"untrained": evaluate(build_model(cfgs[0]).to(device), samples, "untrained", max_windows=max_windows)}
     timings["eval_untrained_s"] = time.time() - t0
 
-    say("phase 3/5: training clap -> pretrain -> sft -> long (DeepSpeed)")
+    say(f"phase 3/5: training {' -> '.join(cfg['stage'] for cfg in cfgs)} (DeepSpeed)")
     t0 = time.time()
-    summaries = {}
-    for k, cfg in enumerate(cfgs):
-        stage_dir = Path(cfg["output"]["dir"])
-        if stage_dir.exists():  # a fresh stage: stale metrics/checkpoints of an earlier run would mix in
-            import shutil
+    resume = bool(getattr(args, "resume", False))
+    if not resume:  # fresh stages: stale metrics/checkpoints of an earlier run would mix in
+        for cfg in cfgs:
+            shutil.rmtree(cfg["output"]["dir"], ignore_errors=True)
 
-            shutil.rmtree(stage_dir)
+    def announce(k: int, cfg: dict) -> None:
         say(
-            f"stage {k + 1}/4 {cfg['stage']}: {cfg['train']['max_steps']} steps, lr {cfg['optim']['lr']:g}, "
+            f"stage {k + 1}/{len(cfgs)} {cfg['stage']}: {cfg['train']['max_steps']} steps, lr {cfg['optim']['lr']:g}, "
             f"max_windows {cfg['data']['max_windows']}"
         )
-        summaries[cfg["stage"]] = run_stage(cfg)
-        say(
-            f"stage {cfg['stage']} done in {summaries[cfg['stage']]['time_s']:.0f} s, "
-            f"final loss {summaries[cfg['stage']]['final_loss']:.4f}"
-        )
+
+    summaries = {s["stage"]: s for s in run_curriculum(cfgs, resume=resume, on_stage=announce)}
+    for stage, s in summaries.items():
+        say(f"stage {stage}: {s['time_s']:.0f} s, final loss {s['final_loss']:.4f}")
     timings["train_s"] = time.time() - t0
 
     say("phase 4/5: evaluating the trained model (+ shuffled-audio control)")
     t0 = time.time()
     model = AudioFlamingo2.from_pretrained(Path(cfgs[-1]["output"]["dir"]) / "model").to(device)
-    evals["trained"] = evaluate(model, samples, "trained")
+    features: dict = {}  # the trained model's audio features, shared by both passes
+    evals["trained"] = evaluate(model, samples, "trained", max_windows=max_windows, features=features)
     evals["trained_shuffled_audio"] = evaluate(
-        model, samples, "shuffled audio", audio_map=control_map(samples, args.seed)
+        model,
+        samples,
+        "shuffled audio",
+        audio_map=control_map(samples, args.seed),
+        max_windows=max_windows,
+        features=features,
     )
     timings["eval_trained_s"] = time.time() - t0
 

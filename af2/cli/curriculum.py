@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-from pathlib import Path
 
 from af2.cli import train
+from af2.errors import InputError
 
 HELP = "run the training stages of a curriculum in order"
 
@@ -23,17 +23,16 @@ def configure(parser: argparse.ArgumentParser, *, legacy: bool = False) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from training.checkpoint import is_complete
-    from training.curriculum import plan
+    from training.curriculum import plan, run
+    from training.safe_load import CheckpointError
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         stages = plan(args.config, train.overrides(args))
     except train.config_errors() as err:
         raise train.config_error(args.config, err) from None
-    for cfg in stages:
-        out = Path(cfg["output"]["dir"])
-        if args.resume and is_complete(out / "checkpoints" / "final") and (out / "summary.json").is_file():
-            continue
-        train.run_stage(cfg, resume=args.resume)
+    try:
+        run(stages, resume=args.resume)
+    except CheckpointError as err:  # as af2 train: exit status 2, nothing to retry until a person looks
+        raise InputError(str(err)) from None
     return 0

@@ -28,6 +28,11 @@ def configure(parser: argparse.ArgumentParser, *, legacy: bool = False) -> None:
     add_seed(parser, help="training data and model seed (held-out data: seed + 1)")
     parser.add_argument("--steps-scale", type=positive_float, default=1.0, help="multiply every stage's step count")
     parser.add_argument("--workers", type=nonnegative_int, default=1, help="data-loader workers per stage")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the stages an earlier run in the output folder finished and resume the unfinished one",
+    )
 
 
 def main(args: argparse.Namespace) -> int:

@@ -58,8 +58,13 @@ def score_choices(
     batch_size: int = 16,
     audio_map: Optional[Callable[[int], int]] = None,
     progress: Optional[Callable[[int], None]] = None,
+    features: Optional[dict] = None,
 ) -> list[ChoiceResult]:
-    """Rank-classify the multiple-choice ``samples`` (those without choices are skipped)."""
+    """Rank-classify the multiple-choice ``samples`` (those without choices are skipped). The
+    audio of each distinct file (and span) in a batch is encoded once, however many questions it
+    has. ``features``: a dict the caller keeps across calls with the same model (the dense
+    features of every audio encoded, by file and span, on the CPU), so a second pass over the
+    same audio (e.g. with ``audio_map``) skips AF-CLAP."""
     model.eval()
     device = next(model.parameters()).device
     collator = AF2Collator(model.tokenizer, max_windows=max_windows)
@@ -67,18 +72,35 @@ def score_choices(
     results: list[ChoiceResult] = []
     for start in range(0, len(samples), batch_size):
         chunk = samples[start : start + batch_size]
-        waves = []
-        for k, s in enumerate(chunk):
-            src = samples[audio_map(start + k)] if audio_map is not None else s
-            waves.append(torch.as_tensor(read_audio(src.audio, start=src.start, end=src.end)))
-        win = model.window_audio(waves, max_windows=max_windows)
-        windows, wmask = win.windows.to(device), win.mask.to(device)
-        dense = model.clap.dense_features(windows, wmask)  # (B, W, n, D), once per question
+        sources = [samples[audio_map(start + k)] if audio_map is not None else s for k, s in enumerate(chunk)]
+        keys = [(src.audio, src.start, src.end, max_windows) for src in sources]
+        distinct = list(dict.fromkeys(keys))
+        todo = [key for key in distinct if features is None or key not in features]
+        encoded = {}
+        if todo:
+            waves = [torch.as_tensor(read_audio(a, start=t0, end=t1)) for a, t0, t1, _ in todo]
+            win = model.window_audio(waves, max_windows=max_windows)
+            windows, wmask = win.windows.to(device), win.mask.to(device)
+            dense = model.clap.dense_features(windows, wmask)  # (B', W, n, D), once per distinct audio
+            for j, key in enumerate(todo):
+                n_win = int(wmask[j].sum())
+                encoded[key] = (dense[j, :n_win], wmask[j, :n_win])
+                if features is not None:
+                    features[key] = (dense[j, :n_win].cpu(), wmask[j, :n_win].cpu())
+        per_key = {key: encoded.get(key) or features[key] for key in distinct}
+        width_w = max(per_key[key][0].shape[0] for key in distinct)
+        ref = per_key[distinct[0]][0]
+        dense = ref.new_zeros((len(distinct), width_w, *ref.shape[1:]), device=device)
+        wmask = torch.zeros((len(distinct), width_w), dtype=torch.bool, device=device)
+        for j, key in enumerate(distinct):
+            d, m = per_key[key]
+            dense[j, : d.shape[0]], wmask[j, : m.shape[0]] = d.to(device), m.to(device)
+        slot = [distinct.index(key) for key in keys]
         rows, owner = [], []
         for q, s in enumerate(chunk):
             for c in s.choices:
                 rows.append(collator.encode(collator.prompt(s), c))
-                owner.append(q)
+                owner.append(slot[q])
         width = max(len(ids) for ids, _ in rows)
         ids = torch.full((len(rows), width), collator.pad_id, dtype=torch.long)
         labels = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)

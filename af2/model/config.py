@@ -7,7 +7,10 @@ Presets (:meth:`AF2Config.preset`):
             256, FFN 2048, RoPE 128 of 256, base 4096), Qwen2.5-3B with AF2's vocabulary of
             151,669 tokens, a gated cross-attention block before every decoder layer.
 ``tiny``    the same wiring at toy sizes (still 64 tokens per 10-s window, still AF2's mel front
-            end) for tests and the default run: a forward pass on the CPU in well under a second.
+            end), the tests' fixture: a forward pass on the CPU in well under a second. Its
+            sizes are fixed, not tuned; tests may depend on them.
+``demo``    the main job's model (``python -m training.demo``): tiny's sizes, tuned there
+            (docs/experiments.md says what each choice changed). Tuning happens in this preset.
 
 Sub-models are described by plain dicts of transformers config kwargs (``clap.audio`` ->
 ``ClapAudioConfig``, ``clap.text`` -> ``T5Config``, ``llm`` -> ``Qwen2Config``), so any
@@ -167,7 +170,7 @@ class AF2Config:
     # -- presets ----------------------------------------------------------------------------
     @classmethod
     def preset(cls, preset: str, /, **overrides: Any) -> "AF2Config":
-        """``"af2-3b"`` or ``"tiny"``; keyword overrides replace top-level fields (``name`` too)."""
+        """``"af2-3b"``, ``"tiny"`` or ``"demo"``; keyword overrides replace top-level fields (``name`` too)."""
         if preset not in _PRESETS:
             raise ValueError(f"unknown preset {preset!r}; expected one of {sorted(_PRESETS)}")
         cfg = _PRESETS[preset]()
@@ -289,12 +292,6 @@ def _tiny() -> AF2Config:
     return AF2Config(
         name="tiny",
         clap=CLAPConfig(audio=audio, text=text, joint_dim=16),
-        # RoPE base scaled to the toy rotary dims: with 4 frequencies, base 4096 leaves the
-        # 64-384 token positions of 1-6 windows almost unresolved (temporal-order questions
-        # do not train); base 100 spans them (wavelengths 6 to 200 tokens). 4 heads of 8 dims,
-        # all of them rotary: which sound is first / last is learned sooner and far less
-        # seed-dependently than with 2 heads of 16 (half rotary) - probe, 600 steps of first/last
-        # questions, 3 seeds: 0.57-0.62 vs 0.24-0.56 (chance 0.26).
         audio_transformer=AudioTransformerConfig(layers=3, heads=4, ffn_dim=64, rotary_dim=8, rope_base=100.0),
         xattn=XattnConfig(heads=2, dim_head=16),
         llm=llm,
@@ -302,4 +299,17 @@ def _tiny() -> AF2Config:
     )
 
 
-_PRESETS = {"af2-3b": _af2_3b, "tiny": _tiny}
+def _demo() -> AF2Config:
+    # The main job's model (training/demo.py). The RoPE base is scaled to the toy rotary dims:
+    # with 4 frequencies, base 4096 leaves the token positions of a few windows almost unresolved
+    # (temporal-order questions do not train); base 100 spans them (wavelengths 6 to 200 tokens).
+    # 4 heads of 8 dims, all of them rotary: which sound is first / last is learned sooner and far
+    # less seed-dependently than with 2 heads of 16, half rotary (docs/experiments.md).
+    return dataclasses.replace(
+        _tiny(),
+        name="demo",
+        audio_transformer=AudioTransformerConfig(layers=3, heads=4, ffn_dim=64, rotary_dim=8, rope_base=100.0),
+    )
+
+
+_PRESETS = {"af2-3b": _af2_3b, "tiny": _tiny, "demo": _demo}

@@ -11,7 +11,7 @@ The flat fields hold the log-mel front end (``sampling_rate`` ... ``window_secon
 cross-attention blocks (``xattn_*``), AF2's special token ids, the window limits, the fused-op
 switch and the front-end defaults of the processor (``audio_normalization``, ``official_format``).
 
-Named configs: :meth:`AudioFlamingo2Config.preset` (``"af2-3b"``, ``"tiny"``). Unknown keys and
+Named configs: :meth:`AudioFlamingo2Config.preset` (``"af2-3b"``, ``"tiny"``, ``"demo"``). Unknown keys and
 values of the wrong type raise (``ValueError`` / ``StrictDataclassFieldValidationError``).
 The model's modules are built from the equivalent :class:`~af2.model.config.AF2Config`
 (:meth:`AudioFlamingo2Config.to_af2_config`), so both describe the same sizes.
@@ -253,7 +253,7 @@ class AudioFlamingo2Config(PreTrainedConfig):
 
     @classmethod
     def preset(cls, name: str, /, **overrides: Any) -> "AudioFlamingo2Config":
-        """A named config (``"af2-3b"``, ``"tiny"``); keyword overrides replace fields of this class."""
+        """A named config (``"af2-3b"``, ``"tiny"``, ``"demo"``); keyword overrides replace fields of this class."""
         base = cls.from_af2_config(AF2Config.preset(name)).to_dict()
         base.pop("model_type", None)
         base.pop("transformers_version", None)

@@ -54,15 +54,12 @@ def test_cli_writes_a_loadable_set(tmp_path):
         check=True,
     )
     meta = json.loads((out / "metadata.json").read_text())
-    # 14 clips (2 per skill; the 2 temporal clips ask 3 questions each) + 3 on the long scene
-    assert '"questions": 21' in run.stdout and meta["questions"] == 21
+    # 14 clips (2 per skill; the 2 temporal clips ask 3 questions each) + 4 on the long scene
+    assert '"questions": 22' in run.stdout and meta["questions"] == 22
     samples = load_manifest(out / "manifest.jsonl", strict=True).samples
-    assert len(samples) == 21 and all(s.audio.exists() for s in samples)
-    assert all(
-        v == 2
-        for k, v in meta["questions_per_skill"].items()
-        if k not in ("counting", "temporal_reasoning", "information_extraction")
-    )
+    assert len(samples) == 22 and all(s.audio.exists() for s in samples)
+    long_skills = ("counting", "temporal_reasoning", "information_extraction", "general_reasoning")
+    assert all(v == 2 for k, v in meta["questions_per_skill"].items() if k not in long_skills)
     assert sf.info(out / "long" / "0000.wav").duration == pytest.approx(30.0)
 
 

@@ -23,6 +23,7 @@ from tests.data import analysis as A
 
 N_SHORT = 112  # 16 per skill
 N_LONG = 2
+LONG_LANDMARKS = ("doorbell", "siren", "alarm", "phone ring")
 
 
 @pytest.fixture(scope="module")
@@ -131,16 +132,20 @@ def _expected(qtype: str, prompt: str, x: np.ndarray) -> str | None:
         assert labels == ["harmonic", "alarm", "harmonic"], labels
         before, after = (A.dominant_freq(A.cut(x, segs[i])) for i in (0, 2))
         return "higher" if after > before else "lower"
-    if qtype == "long.count":
-        return str(_labels(x, segs).count("doorbell"))
-    if qtype == "long.order":
+    if qtype.startswith("long."):
         labels = _labels(x, segs)
-        return "the siren" if labels.index("siren") < labels.index("phone ring") else "the phone ring"
-    if qtype == "long.duration":
-        labels = _labels(x, segs)
-        assert labels.count("alarm") == 1
-        start, end = segs[labels.index("alarm")]
-        return f"{int(round(end - start))} seconds"
+        landmarks = [(seg, lab) for seg, lab in zip(segs, labels) if lab in LONG_LANDMARKS]
+        if qtype == "long.summary":
+            names = sorted({lab for _, lab in landmarks})
+            return ", ".join(f"the {n}" for n in names[:-1]) + f" and the {names[-1]}"
+        if qtype == "long.count":
+            return str(labels.count(re.search(r"How many times is the (.+?) heard", q).group(1)))
+        if qtype == "long.order":
+            a, b = re.search(r"Which is heard first, the (.+?) or the (.+?)\?", q).groups()
+            return "the " + min((a, b), key=labels.index)
+        if qtype == "long.near":
+            at = float(re.search(r"about (\d+) seconds", q).group(1))
+            return "the " + min(landmarks, key=lambda sl: abs(sl[0][0] - at))[1]
     raise AssertionError(f"no check for question type {qtype}")
 
 
@@ -190,9 +195,10 @@ def test_set_covers_all_skills_and_question_types(synth_set):
         "general.difference",
         "general.most",
         "general.compare_around",
+        "long.summary",
         "long.count",
         "long.order",
-        "long.duration",
+        "long.near",
     ):
         assert needed in qtypes, needed
     assert any(s.choices for s in samples) and any(not s.choices for s in samples)

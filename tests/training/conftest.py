@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="session")
 def synth(tmp_path_factory) -> Path:
-    """12 short clips + 1 long scene (3 questions), generated once per session."""
+    """12 short clips + 1 long scene (4 questions), generated once per session."""
     from af2.data.synth.generate import generate
 
     out = tmp_path_factory.mktemp("synth")

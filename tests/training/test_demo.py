@@ -51,7 +51,11 @@ def test_report_json(demo):
         for row in by_skill.values():
             assert 0.0 <= row["accuracy"] <= 1.0 and 0.0 < row["chance"] < 1.0
     table = report["accuracy_table"]
-    assert table[-1]["skill"].startswith("long_audio") or table[-1]["skill"] == "all"
+    # the quick run's long scenes last 30-32 s: the long row and its one length bin
+    assert [r["skill"] for r in table[-2:]] == ["long_audio (long scenes)", "long_audio 30-60 s"]
+    by_length = report["accuracy"]["trained"]["long_audio_by_length"]
+    assert list(by_length) == ["30-60 s"]
+    assert by_length["30-60 s"]["n"] == report["accuracy"]["trained"]["long_audio"]["n"]
     for row in table:
         assert {"skill", "n", "chance", "untrained", "trained", "trained_shuffled_audio"} <= set(row)
     assert report["timings"]["total_s"] > 0
@@ -64,6 +68,7 @@ def test_plots_and_markdown(demo):
         assert (rep / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
     md = (rep / "report.md").read_text()
     assert "| skill |" in md and "| counting |" in md and "| all |" in md
+    assert "| long_audio 30-60 s |" in md and "| long.summary |" in md
     preds = json.loads((rep / "predictions.json").read_text())
     assert set(preds) == {"untrained", "trained", "trained_shuffled_audio"}
 

@@ -2,9 +2,10 @@
 
 Short clip ``i`` covers skill ``cycle[i % len(cycle)]`` (the 7 skills in turn, or each
 repeated by its ``skill_weights`` entry) and is drawn from a generator seeded by
-``(seed, 0, i)``; long scene ``j`` by ``(seed, 1, j)``: the same arguments give the same
-files, byte for byte, whatever the number of ``workers``. Manifest records carry the usual
-fields plus ``qtype`` (the question template), ``speech_engine`` on speech questions and ``long_audio`` on long scenes.
+``(seed, 0, i)``; long scene ``j`` (its length log-uniform in ``long_seconds``) by
+``(seed, 1, j)``: the same arguments give the same files, byte for byte, whatever the number
+of ``workers``. Manifest records carry the usual fields plus ``qtype`` (the question
+template), ``speech_engine`` on speech questions and ``long_audio`` on long scenes.
 """
 
 from __future__ import annotations
@@ -75,6 +76,14 @@ def skill_cycle(skill_weights: dict[str, int] | None = None) -> list[str]:
     return cycle
 
 
+def long_scene_seconds(rng: np.random.Generator, low: float, high: float) -> float:
+    """A long scene's length, drawn log-uniformly from [low, high] s (to 0.1 s): over 30 s - 5 min,
+    as many scenes of 30-60 s as of 1-2 min, and a little more of 2-5 min."""
+    if not 0 < low <= high:
+        raise ValueError(f"long_seconds must be 0 < low <= high, got ({low}, {high})")
+    return round(float(np.exp(rng.uniform(np.log(low), np.log(high)))), 1)
+
+
 _WORKER: dict = {}
 
 
@@ -89,7 +98,7 @@ def _render(job: tuple) -> tuple[str, np.ndarray, list[dict]]:
         rel, base_id = f"clips/{i:06d}.wav", f"synth-{i:06d}"
     else:
         rng = np.random.default_rng([seed, 1, i])
-        clip = make_long(rng, ctx, round(float(rng.uniform(*long_seconds)), 1))
+        clip = make_long(rng, ctx, long_scene_seconds(rng, *long_seconds))
         rel, base_id = f"long/{i:04d}.wav", f"long-{i:04d}"
     return rel, clip.audio, _records(clip, rel, base_id)
 
@@ -107,8 +116,9 @@ def generate(
     workers: int = 1,
 ) -> dict:
     """Generate ``n`` short clips (one question each, temporal-order clips
-    :data:`af2.data.synth.temporal.QUESTIONS_PER_CLIP`) and ``n_long`` long scenes (three
-    questions each; default ``n // 50``) under ``out``; returns the metadata written.
+    :data:`af2.data.synth.temporal.QUESTIONS_PER_CLIP`) and ``n_long`` long scenes (four
+    multiple-choice questions each, :mod:`af2.data.synth.long_scenes`; default ``n // 50``)
+    under ``out``; returns the metadata written.
 
     ``skill_weights``: {skill: integer weight} for the share of short clips per skill
     (default 1 each; see :func:`skill_cycle`). ``workers`` > 1 renders clips in that many

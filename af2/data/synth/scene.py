@@ -141,15 +141,18 @@ def qa(
     rng: np.random.Generator,
     options: Sequence[str] | None = None,
     n_choices: int = 4,
+    *,
+    mc_probability: float = MC_PROBABILITY,
 ) -> QA:
-    """A question, open-ended or (half the time, when ``options`` are given) multiple choice.
+    """A question, open-ended or (with ``mc_probability``, half the time by default, when
+    ``options`` are given) multiple choice.
 
     Multiple choice lists ``answer`` among up to ``n_choices - 1`` other options, shuffled,
     in the prompt (:func:`af2.text.prompts.with_choices`, as the collator does for any
     manifest line with ``choices``); the answer stays the choice's text.
     """
     others = [o for o in dict.fromkeys(options or []) if o != answer]
-    if not others or rng.random() >= MC_PROBABILITY:
+    if not others or rng.random() >= mc_probability:
         return QA(skill, qtype, question, answer)
     picked = [others[k] for k in rng.permutation(len(others))[: n_choices - 1]]
     choices = [answer, *picked]
