@@ -22,6 +22,7 @@ FORBIDDEN = {
     "af2/model": ("af2.data", "af2.eval", "af2.llm", "af2.cli", "training"),
     "af2/data": ("af2.model", "af2.eval", "training"),
     "af2/serve": ("af2.data", "af2.eval", "af2.llm", "af2.cli", "training"),
+    "af2": ("training",),  # the trainer's verbs reach the command line through an entry point
 }
 
 

@@ -92,7 +92,7 @@ def run(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """The old name of ``af2 curriculum`` (af2/cli/curriculum.py parses the flags and runs the plan)."""
+    """The old name of ``af2 curriculum`` (training/cli/curriculum.py parses the flags and runs the plan)."""
     from af2.cli import legacy_main
 
     return legacy_main("curriculum", "python -m training.curriculum", argv)

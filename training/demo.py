@@ -298,7 +298,7 @@ def write_markdown(report: dict, path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """The old name of ``af2 demo`` (af2/cli/demo.py parses the flags, ``--out`` is ``--output``)."""
+    """The old name of ``af2 demo`` (training/cli/demo.py parses the flags, ``--out`` is ``--output``)."""
     from af2.cli import legacy_main
 
     return legacy_main("demo", "python -m training.demo", argv)

@@ -342,7 +342,7 @@ def run_stage(cfg: dict, *, resume: bool = False) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """The old name of ``af2 train`` (af2/cli/train.py parses the flags)."""
+    """The old name of ``af2 train`` (training/cli/train.py parses the flags)."""
     from af2.cli import legacy_main
 
     return legacy_main("train", "python -m training.train", argv)

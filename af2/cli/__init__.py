@@ -1,6 +1,8 @@
 """The ``af2`` command line: ``af2 VERB [flags]`` (also ``python -m af2 VERB``).
 
-One module per verb (``af2/cli/<verb>.py``), each with ``HELP`` (one line), ``configure(parser,
+One module per verb (``af2/cli/<verb>.py``; the trainer's verbs ``train``, ``curriculum`` and
+``demo`` are ``training/cli/<verb>.py``, found through the ``af2.cli`` entry-point group so
+that af2 never imports the trainer), each with ``HELP`` (one line), ``configure(parser,
 legacy=False)`` (its flags) and ``main(args) -> int`` (the work; heavy imports inside, so that
 ``af2 --help`` and the pure-Python verbs never load torch or the compiled core); or, for a verb
 that keeps its own parser (``eval``), ``run_argv(argv) -> int``. Shared flag
@@ -35,6 +37,9 @@ VERBS = {
     "convert-official": "the public AF2 release -> a from_pretrained directory (model, processor, front end)",
 }
 
+#: The verbs another package provides through the ``af2.cli`` entry-point group (pyproject.toml).
+PLUGIN_VERBS = ("train", "curriculum", "demo")
+
 DESCRIPTION = """af2: Audio Flamingo 2 with a fused C++/CUDA core.
 
 Shared flags, where a verb has them: --input / --output (files or folders), --config FILE,
@@ -44,9 +49,28 @@ output path in a missing folder, an unknown flag) gets one line naming the argum
 status 2, with nothing written."""
 
 
+def verb_module(verb: str):
+    """The module of a verb: an ``af2.cli`` entry point of an installed package (the trainer's
+    verbs), else ``af2.cli.<verb>``. A trainer verb of a checkout that was never installed (no
+    entry points) is an ImportError that says so."""
+    from importlib.metadata import entry_points
+
+    for point in entry_points(group="af2.cli"):
+        if point.name == verb:
+            return importlib.import_module(point.value)
+    if verb in PLUGIN_VERBS:
+        err = ImportError(
+            f"af2 {verb} comes with the trainer (training/), registered when af2 is installed: "
+            "pip install --no-build-isolation -e '.[train]'"
+        )
+        err.extra = "train"
+        raise err
+    return importlib.import_module(f"af2.cli.{verb.replace('-', '_')}")
+
+
 def verb_parser(verb: str, prog: str | None = None, *, legacy: bool = False) -> tuple[Parser, object]:
     """The parser of one verb and its module."""
-    module = importlib.import_module(f"af2.cli.{verb.replace('-', '_')}")
+    module = verb_module(verb)
     parser = Parser(prog=prog or f"af2 {verb}", description=module.__doc__)
     module.configure(parser, legacy=legacy)
     return parser, module
@@ -83,7 +107,7 @@ def dispatch(
 
 def _run_verb(verb: str, prog: str, argv: list[str], *, legacy: bool) -> int:
     try:
-        module = importlib.import_module(f"af2.cli.{verb.replace('-', '_')}")
+        module = verb_module(verb)
         if hasattr(module, "run_argv"):  # a verb with its own parser
             return module.run_argv(argv)
         parser, module = verb_parser(verb, prog, legacy=legacy)

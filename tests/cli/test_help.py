@@ -156,3 +156,17 @@ def test_input_errors_of_a_command_are_one_line_other_errors_keep_their_tracebac
     with pytest.raises(KeyError):
         run(parser, [], lambda args: {}["bug"])
     assert run(parser, [], lambda args: 1) == 1
+
+
+def test_the_trainer_verbs_come_through_entry_points(af2, monkeypatch):
+    """af2 never imports the trainer: its verbs are the ``af2.cli`` entry points of the install;
+    a checkout with none registered says how to get them (status 2)."""
+    from importlib import metadata
+
+    import af2.cli as cli
+
+    names = {p.name: p.value for p in metadata.entry_points(group="af2.cli")}
+    assert names == {verb: f"training.cli.{verb}" for verb in cli.PLUGIN_VERBS}
+    monkeypatch.setattr(metadata, "entry_points", lambda group=None: [])
+    result = af2("train", "--config", "x.yaml")
+    assert result.code == 2 and "comes with the trainer" in result.err and "pip install" in result.err

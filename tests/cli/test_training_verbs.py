@@ -23,7 +23,7 @@ def test_train_runs_a_stage_with_set_and_seed(stage_config, tmp_path):  # noqa: 
 
 
 def test_seed_sets_every_seed_and_set_is_yaml():
-    from af2.cli.train import overrides
+    from training.cli.train import overrides
     from training.config import load_config
 
     extra = overrides(Namespace(overrides=["train.max_steps=7", "optim.betas=[0.8, 0.9]"], seed=3))

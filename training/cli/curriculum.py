@@ -12,8 +12,8 @@ from __future__ import annotations
 import argparse
 import logging
 
-from af2.cli import train
 from af2.errors import InputError
+from training.cli import train
 
 HELP = "run the training stages of a curriculum in order"
 
