@@ -81,6 +81,8 @@ def test_stage_option_initialises_and_reports(stage_config, tmp_path):
     summary = json.loads((tmp_path / "ninit" / "summary.json").read_text())
     assert summary["audio_norm_init"]["tokens"] >= 64 and summary["audio_norm_init"]["gain_max"] > 1
     cache = summary["feature_cache"]
-    assert cache["hits"] > 0 and cache["misses"] == cache["windows"] > 0  # the second epoch hit the cache
+    # every window stored once; a miss is a lookup, so a clip twice in one first-epoch batch misses twice
+    assert cache["windows"] > 0 and cache["misses"] >= cache["windows"]
+    assert cache["hits"] > 0  # the second epoch hit the cache
     weights = load_file(str(tmp_path / "ninit" / "model" / "model.safetensors"))
     assert not torch.allclose(weights["audio_transformer.norm.weight"], torch.ones(1))
