@@ -13,6 +13,7 @@ import torch
 
 from af2.model import AF2Config, AudioFlamingo2
 from af2.text.tokens import tiny_tokenizer
+from tests.cli.conftest import af2  # noqa: F401  (the fixture: af2.cli.main in this process)
 from tests.serve.support import Offline
 
 SR = 16000

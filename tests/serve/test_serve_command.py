@@ -20,25 +20,11 @@ import httpx
 import openai
 import pytest
 
-from tests.cli.conftest import Result, bad_input
+from tests.cli.conftest import bad_input
 from tests.serve.support import audio_message, encoded, wave
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "sk-never-logged-5b8e1d"
-
-
-@pytest.fixture
-def af2(capsys):
-    """``af2("serve", ...)`` -> Result(exit status, stdout, stderr), in this process."""
-    from af2.cli import main
-
-    def call(*argv) -> Result:
-        capsys.readouterr()
-        code = main([str(a) for a in argv])
-        captured = capsys.readouterr()
-        return Result(code, captured.out, captured.err)
-
-    return call
 
 
 def test_bad_usage_is_status_2_and_loads_nothing(af2, tmp_path, model_dir):
